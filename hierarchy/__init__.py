@@ -1,0 +1,1 @@
+"""The government tree: ids and levels, routing, permissions, enrollment and keys."""

@@ -1,0 +1,1 @@
+"""The running node: storage, sync, HTTP API, pages, reminders, CLI."""

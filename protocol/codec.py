@@ -1,0 +1,170 @@
+"""Strict, bounded msgpack: the only way bytes become values in Duban.
+
+Decoding refuses anything an honest node would never send: oversize input,
+over-long strings, bytes, arrays or maps, nesting deeper than the cap, map keys
+that are not strings, duplicate keys, extension types (msgpack timestamps
+included), floats, invalid UTF-8 and trailing bytes. Every refusal is a
+:class:`ProtocolError` with a stable reason; no other exception escapes.
+
+Encoding is deterministic for our own values: map keys are emitted sorted, so
+the same value always gives the same bytes (handy for vectors), although no
+verifier relies on it: signatures are always checked over received bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from protocol import errors
+from protocol.errors import ProtocolError
+
+Value = None | bool | int | str | bytes | list["Value"] | dict[str, "Value"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Caps applied while decoding. Defaults fit one signed event or batch."""
+
+    max_size: int = 4 * 1024 * 1024
+    max_str: int = 64 * 1024
+    max_bin: int = 1024 * 1024
+    max_array: int = 10_000
+    max_map: int = 256
+    max_depth: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("max_size", "max_str", "max_bin", "max_array", "max_map", "max_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+
+DEFAULT_LIMITS = Limits()
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _NonStringKey(Exception):
+    pass
+
+
+class _Extension(Exception):
+    pass
+
+
+def _pairs_hook(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if type(key) is not str:
+            raise _NonStringKey
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    raise _Extension(code)
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
+    """Decode exactly one msgpack value from ``data`` under ``limits``."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(errors.MALFORMED, "input is not bytes")
+    if len(data) > limits.max_size:
+        raise ProtocolError(errors.TOO_LARGE, f"{len(data)} bytes > {limits.max_size}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,  # keys are checked by the hook with a clearer reason
+            object_pairs_hook=_pairs_hook,
+            ext_hook=_ext_hook,
+            max_str_len=limits.max_str,
+            max_bin_len=limits.max_bin,
+            max_array_len=limits.max_array,
+            max_map_len=limits.max_map,
+            max_ext_len=0,
+        )
+    except _DuplicateKey as exc:
+        raise ProtocolError(errors.DUPLICATE_KEY, repr(exc.args[0])[:80]) from None
+    except _NonStringKey:
+        raise ProtocolError(errors.NON_STRING_KEY) from None
+    except _Extension:
+        raise ProtocolError(errors.EXTENSION_TYPE) from None
+    except msgpack.ExtraData:
+        raise ProtocolError(errors.TRAILING_BYTES) from None
+    except UnicodeDecodeError:
+        raise ProtocolError(errors.INVALID_UTF8) from None
+    except ValueError as exc:
+        raise ProtocolError(_limit_reason(str(exc)), str(exc)[:120]) from None
+    except Exception as exc:  # noqa: BLE001 - the promise is: nothing else escapes
+        raise ProtocolError(errors.MALFORMED, type(exc).__name__) from None
+    _check_tree(value, limits)
+    return value  # type: ignore[no-any-return]
+
+
+def _limit_reason(message: str) -> str:
+    for marker, reason in (
+        ("str_len", errors.STRING_TOO_LONG),
+        ("bin_len", errors.BYTES_TOO_LONG),
+        ("array_len", errors.ARRAY_TOO_LONG),
+        ("map_len", errors.MAP_TOO_LONG),
+        ("ext_len", errors.EXTENSION_TYPE),
+    ):
+        if marker in message:
+            return reason
+    return errors.MALFORMED
+
+
+def _check_tree(value: Any, limits: Limits) -> None:
+    """Iteratively check depth and leaf types (no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is list or kind is dict:
+            if depth > limits.max_depth:
+                raise ProtocolError(errors.TOO_DEEP, f"deeper than {limits.max_depth}")
+            children = node if kind is list else node.values()
+            stack.extend((child, depth + 1) for child in children)
+        elif kind is float:
+            raise ProtocolError(errors.FLOAT_NOT_ALLOWED)
+        elif kind not in (str, bytes, int, bool, type(None)):
+            # msgpack.Timestamp (ext -1) is decoded without the ext hook.
+            raise ProtocolError(errors.EXTENSION_TYPE, kind.__name__)
+
+
+def encode(value: Value) -> bytes:
+    """Encode a value of the allowed types; map keys are emitted sorted."""
+    return msgpack.packb(_canonical(value, 0), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _canonical(value: Any, depth: int) -> Any:
+    if depth > DEFAULT_LIMITS.max_depth:
+        raise ProtocolError(errors.TOO_DEEP, "value too deep to encode")
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key in sorted(value):
+            if type(key) is not str:
+                raise ProtocolError(errors.NON_STRING_KEY, repr(key)[:40])
+            out[key] = _canonical(value[key], depth + 1)
+        return out
+    if kind is list or kind is tuple:
+        return [_canonical(v, depth + 1) for v in value]
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ProtocolError(errors.BAD_FIELD, "integer out of range")
+        return value
+    if kind in (str, bytes, bool, type(None)):
+        return value
+    raise ProtocolError(errors.UNSUPPORTED_TYPE, kind.__name__)

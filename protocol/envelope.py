@@ -1,0 +1,279 @@
+"""Signed envelopes: the exact bytes every event travels and is stored as.
+
+Wire form (a strict msgpack map)::
+
+    {"v": 1, "t": type, "b": body bytes, "k": signer key id (16 bytes),
+     "s": Ed25519 signature (64 bytes), ["m": {"i": index, "n": size, "p": [hash, ...]}]}
+
+The signature covers a pre-authentication encoding (PAE) of the type and the
+body bytes, so no two (type, body) pairs share a signed message::
+
+    PAE(pieces) = LE64(len(pieces)) || for each piece: LE64(len(piece)) || piece
+    single:  message = PAE([b"duban/event/v1", type, body])
+
+A node may sign many of its own events at once: each event's leaf hash is
+``SHA-256(0x00 || PAE(event))``, the leaves form an RFC 9162 Merkle tree, one
+signature covers ``PAE([b"duban/batch/v1", root, LE64(size)])`` and each
+envelope carries its inclusion path ("m"). Each envelope still verifies alone,
+so it can be forwarded to another subtree without its batch.
+
+The body is verified before it is decoded, and verification never re-encodes:
+it works on the bytes received. The event id is SHA-256 over the whole
+envelope bytes: the same event has the same id everywhere, forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from protocol import codec, errors
+from protocol.errors import ProtocolError
+from protocol.keys import KEY_ID_LEN, SIGNATURE_LEN, SigningKey, VerifyKey
+
+VERSION = 1
+EVENT_DOMAIN = b"duban/event/v1"
+BATCH_DOMAIN = b"duban/batch/v1"
+MAX_TYPE_LEN = 64
+MAX_BATCH = 1 << 16
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_.-]*\Z")
+
+ENVELOPE_LIMITS = codec.Limits(
+    max_size=1024 * 1024 + 4096,
+    max_str=MAX_TYPE_LEN,
+    max_bin=1024 * 1024,
+    max_array=32,
+    max_map=8,
+    max_depth=3,
+)
+
+
+def pae(pieces: Sequence[bytes]) -> bytes:
+    """Pre-authentication encoding: length-prefixed, so concatenation is unambiguous."""
+    out = [len(pieces).to_bytes(8, "little")]
+    for piece in pieces:
+        out.append(len(piece).to_bytes(8, "little"))
+        out.append(piece)
+    return b"".join(out)
+
+
+def event_message(type_: str, body: bytes) -> bytes:
+    return pae([EVENT_DOMAIN, type_.encode("ascii"), body])
+
+
+def leaf_hash(type_: str, body: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + event_message(type_, body)).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def batch_message(root: bytes, size: int) -> bytes:
+    return pae([BATCH_DOMAIN, root, size.to_bytes(8, "little")])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MerkleProof:
+    """Where one event sits in a signed batch: index, batch size and audit path."""
+
+    index: int
+    size: int
+    path: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not (type(self.size) is int and 2 <= self.size <= MAX_BATCH):
+            raise ProtocolError(errors.BAD_MERKLE_PROOF, "batch size out of range")
+        if not (type(self.index) is int and 0 <= self.index < self.size):
+            raise ProtocolError(errors.BAD_MERKLE_PROOF, "index out of range")
+        if len(self.path) > 17 or any(type(h) is not bytes or len(h) != 32 for h in self.path):
+            raise ProtocolError(errors.BAD_MERKLE_PROOF, "bad audit path")
+
+    def root(self, leaf: bytes) -> bytes:
+        """The root this path proves for ``leaf`` (RFC 9162, section 2.1.3.2)."""
+        fn, sn, r = self.index, self.size - 1, leaf
+        for p in self.path:
+            if sn == 0:
+                raise ProtocolError(errors.BAD_MERKLE_PROOF, "path too long")
+            if fn & 1 or fn == sn:
+                r = _node_hash(p, r)
+                if not fn & 1:
+                    while fn and not fn & 1:
+                        fn >>= 1
+                        sn >>= 1
+            else:
+                r = _node_hash(r, p)
+            fn >>= 1
+            sn >>= 1
+        if sn != 0:
+            raise ProtocolError(errors.BAD_MERKLE_PROOF, "path too short")
+        return r
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """One signed event. ``raw`` is the exact wire bytes; build with sign/parse."""
+
+    type: str
+    body: bytes
+    key_id: bytes
+    signature: bytes
+    proof: MerkleProof | None
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        _check_type(self.type)
+        if type(self.body) is not bytes:
+            raise ProtocolError(errors.BAD_ENVELOPE, "body must be bytes")
+        if type(self.key_id) is not bytes or len(self.key_id) != KEY_ID_LEN:
+            raise ProtocolError(errors.BAD_ENVELOPE, "key id must be 16 bytes")
+        if type(self.signature) is not bytes or len(self.signature) != SIGNATURE_LEN:
+            raise ProtocolError(errors.BAD_ENVELOPE, "signature must be 64 bytes")
+
+    @property
+    def event_id(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    def signed_message(self) -> bytes:
+        """The bytes the signature covers (the batch root message when batched)."""
+        if self.proof is None:
+            return event_message(self.type, self.body)
+        root = self.proof.root(leaf_hash(self.type, self.body))
+        return batch_message(root, self.proof.size)
+
+    def verify(self, key: VerifyKey) -> None:
+        if key.key_id != self.key_id:
+            raise ProtocolError(errors.UNKNOWN_KEY, "key id does not match the envelope")
+        key.verify(self.signature, self.signed_message())
+
+
+def _check_type(type_: object) -> None:
+    if type(type_) is not str or not 0 < len(type_) <= MAX_TYPE_LEN or not _TYPE_RE.match(type_):
+        raise ProtocolError(errors.BAD_TYPE, repr(type_)[:80])
+
+
+def _wire(
+    type_: str, body: bytes, key_id: bytes, signature: bytes, proof: MerkleProof | None
+) -> bytes:
+    value: dict[str, codec.Value] = {
+        "v": VERSION,
+        "t": type_,
+        "b": body,
+        "k": key_id,
+        "s": signature,
+    }
+    if proof is not None:
+        value["m"] = {"i": proof.index, "n": proof.size, "p": list(proof.path)}
+    return codec.encode(value)
+
+
+def sign(key: SigningKey, type_: str, body: bytes) -> Envelope:
+    """Sign one event on its own."""
+    _check_type(type_)
+    signature = key.sign(event_message(type_, body))
+    raw = _wire(type_, body, key.key_id, signature, None)
+    return Envelope(
+        type=type_, body=body, key_id=key.key_id, signature=signature, proof=None, raw=raw
+    )
+
+
+def merkle_root_and_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
+    """RFC 9162 tree hash of ``leaves`` and every leaf's audit path."""
+    n = len(leaves)
+    if n == 0:
+        raise ValueError("no leaves")
+    if n == 1:
+        return leaves[0], [()]
+    k = 1 << ((n - 1).bit_length() - 1)
+    left_root, left_paths = merkle_root_and_paths(leaves[:k])
+    right_root, right_paths = merkle_root_and_paths(leaves[k:])
+    paths = [p + (right_root,) for p in left_paths] + [p + (left_root,) for p in right_paths]
+    return _node_hash(left_root, right_root), paths
+
+
+def sign_batch(key: SigningKey, events: Sequence[tuple[str, bytes]]) -> list[Envelope]:
+    """Sign many events with one signature; each envelope verifies on its own."""
+    if len(events) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} events per signed batch")
+    if len(events) <= 1:
+        return [sign(key, t, b) for t, b in events]
+    for type_, _ in events:
+        _check_type(type_)
+    leaves = [leaf_hash(t, b) for t, b in events]
+    root, paths = merkle_root_and_paths(leaves)
+    size = len(events)
+    signature = key.sign(batch_message(root, size))
+    out = []
+    for index, ((type_, body), path) in enumerate(zip(events, paths, strict=True)):
+        proof = MerkleProof(index=index, size=size, path=path)
+        raw = _wire(type_, body, key.key_id, signature, proof)
+        out.append(
+            Envelope(
+                type=type_, body=body, key_id=key.key_id, signature=signature, proof=proof, raw=raw
+            )
+        )
+    return out
+
+
+def parse(raw: bytes) -> Envelope:
+    """Parse envelope bytes strictly. Does not verify (see :func:`verify_all`)."""
+    value = codec.decode(raw, ENVELOPE_LIMITS)
+    if type(value) is not dict:
+        raise ProtocolError(errors.BAD_ENVELOPE, "not a map")
+    if value.get("v") != VERSION or type(value.get("v")) is not int:
+        raise ProtocolError(errors.UNKNOWN_VERSION, repr(value.get("v"))[:20])
+    extra = set(value) - {"v", "t", "b", "k", "s", "m"}
+    if extra:
+        raise ProtocolError(errors.BAD_ENVELOPE, f"unknown fields {sorted(extra)}")
+    for name in ("t", "b", "k", "s"):
+        if name not in value:
+            raise ProtocolError(errors.BAD_ENVELOPE, f"missing {name!r}")
+    proof = None
+    if "m" in value:
+        m = value["m"]
+        if type(m) is not dict or set(m) != {"i", "n", "p"} or type(m["p"]) is not list:
+            raise ProtocolError(errors.BAD_MERKLE_PROOF, "bad proof map")
+        path = m["p"]
+        proof = MerkleProof(index=m["i"], size=m["n"], path=tuple(path))  # type: ignore[arg-type]
+    type_, body, key_id, sig = value["t"], value["b"], value["k"], value["s"]
+    if type(type_) is not str:
+        raise ProtocolError(errors.BAD_TYPE, "type must be a string")
+    return Envelope(
+        type=type_,
+        body=body,  # type: ignore[arg-type]
+        key_id=key_id,  # type: ignore[arg-type]
+        signature=sig,  # type: ignore[arg-type]
+        proof=proof,
+        raw=bytes(raw),
+    )
+
+
+KeyLookup = Callable[[bytes], VerifyKey]
+
+
+def verify_all(
+    envelopes: Iterable[Envelope], lookup: KeyLookup
+) -> list[ProtocolError | None]:
+    """Verify many envelopes, checking each batch signature once.
+
+    ``lookup(key_id)`` returns the key or raises :class:`ProtocolError`
+    (``unknown_key``, ``key_revoked``...). The answer lists, per envelope, None
+    when it verified or the error that refused it; one bad envelope never
+    affects the others.
+    """
+    good: set[tuple[bytes, bytes]] = set()
+    out: list[ProtocolError | None] = []
+    for env in envelopes:
+        try:
+            message = env.signed_message()
+            memo = (env.key_id + env.signature, message)
+            if memo not in good:
+                key = lookup(env.key_id)
+                env.verify(key)
+                good.add(memo)
+            out.append(None)
+        except ProtocolError as exc:
+            out.append(exc)
+    return out

@@ -1,0 +1,69 @@
+"""The one error root of the protocol package.
+
+Every refusal carries a stable, machine-readable ``reason`` code (snake_case
+ASCII) that the HTTP layer maps to a status and that logs and pages show, plus
+an optional human ``detail``. Codes are part of the protocol: never rename one.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Any malformed, unverifiable or unauthorised protocol input."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# Codec
+TOO_LARGE = "too_large"
+MALFORMED = "malformed"
+TRAILING_BYTES = "trailing_bytes"
+TOO_DEEP = "too_deep"
+STRING_TOO_LONG = "string_too_long"
+BYTES_TOO_LONG = "bytes_too_long"
+ARRAY_TOO_LONG = "array_too_long"
+MAP_TOO_LONG = "map_too_long"
+NON_STRING_KEY = "non_string_key"
+DUPLICATE_KEY = "duplicate_key"
+EXTENSION_TYPE = "extension_type"
+FLOAT_NOT_ALLOWED = "float_not_allowed"
+INVALID_UTF8 = "invalid_utf8"
+UNSUPPORTED_TYPE = "unsupported_type"
+
+# Envelope and signatures
+BAD_ENVELOPE = "bad_envelope"
+UNKNOWN_VERSION = "unknown_version"
+BAD_SIGNATURE = "bad_signature"
+UNKNOWN_KEY = "unknown_key"
+BAD_MERKLE_PROOF = "bad_merkle_proof"
+BAD_TYPE = "bad_type"
+
+# Messages (bodies)
+MISSING_FIELD = "missing_field"
+UNKNOWN_FIELD = "unknown_field"
+BAD_FIELD = "bad_field"
+UNKNOWN_KIND = "unknown_kind"
+SIGNER_MISMATCH = "signer_mismatch"
+
+# Certificates and trust
+BAD_CERTIFICATE = "bad_certificate"
+CHAIN_BROKEN = "chain_broken"
+UNTRUSTED_ROOT = "untrusted_root"
+CERT_EXPIRED = "cert_expired"
+CERT_NOT_YET_VALID = "cert_not_yet_valid"
+KEY_REVOKED = "key_revoked"
+VERSION_REGRESSION = "version_regression"
+
+# Ownership and the item state
+NOT_ASSIGNER = "not_assigner"
+NOT_ASSIGNEE = "not_assignee"
+UNKNOWN_ITEM = "unknown_item"
+INVALID_TRANSITION = "invalid_transition"
+ITEM_CLOSED = "item_closed"
+ITEM_WITHDRAWN = "item_withdrawn"
+
+# Calendar
+CALENDAR_UNCOVERED = "calendar_uncovered"
