@@ -106,7 +106,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
         raise ProtocolError(errors.INVALID_UTF8) from None
     except ValueError as exc:
         raise ProtocolError(_limit_reason(str(exc)), str(exc)[:120]) from None
-    except Exception as exc:  # noqa: BLE001 - the promise is: nothing else escapes
+    except Exception as exc:
         raise ProtocolError(errors.MALFORMED, type(exc).__name__) from None
     _check_tree(value, limits)
     return value  # type: ignore[no-any-return]

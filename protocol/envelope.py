@@ -189,7 +189,7 @@ def merkle_root_and_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[by
     k = 1 << ((n - 1).bit_length() - 1)
     left_root, left_paths = merkle_root_and_paths(leaves[:k])
     right_root, right_paths = merkle_root_and_paths(leaves[k:])
-    paths = [p + (right_root,) for p in left_paths] + [p + (left_root,) for p in right_paths]
+    paths = [(*p, right_root) for p in left_paths] + [(*p, left_root) for p in right_paths]
     return _node_hash(left_root, right_root), paths
 
 
