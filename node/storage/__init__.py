@@ -1,0 +1,1 @@
+"""Storage: one schema, SQLite (embedded default) or PostgreSQL chosen by URL."""

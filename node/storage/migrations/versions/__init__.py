@@ -1,0 +1,1 @@
+"""Schema revisions, one file each, named ``NNNN_slug.py`` with revision id ``NNNN``."""

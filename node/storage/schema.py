@@ -1,0 +1,123 @@
+"""The node's tables (SQLAlchemy Core). Every change here needs an Alembic revision.
+
+- ``events``: every accepted event as its exact envelope bytes, in local arrival
+  order (``pos``). Item events also carry their header columns for routing and
+  folding; trust records (certificates, revocations) have no origin sequence.
+- ``routes``: the durable outboxes. One row per (link, event) that must travel
+  over that link: ``"parent"`` for upward, a child node id for downward. A
+  link's outbox is its routes after the receiver's cursor, in ``pos`` order.
+- ``links``: per link, the cursors (what the other side has durably applied of
+  ours, and what we have applied of theirs), last contact and the last error.
+- ``refused``: events refused on receipt, kept with their reason for audit.
+- ``items``: items materialised from the fold, with the columns ledgers filter on.
+- ``meta``: small key/value facts about this node (identity, own sequence...).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite needs INTEGER (not BIGINT) for an autoincrementing rowid alias.
+Pos = BigInteger().with_variant(Integer(), "sqlite")
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("pos", Pos, primary_key=True, autoincrement=True),
+    Column("event_id", LargeBinary(32), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("origin", String(64)),
+    Column("origin_seq", BigInteger),
+    Column("lamport", BigInteger),
+    Column("item_id", String(96)),
+    Column("to_node", String(64)),
+    Column("source", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    UniqueConstraint("origin", "origin_seq", name="uq_events_origin_seq"),
+)
+Index("ix_events_item", events.c.item_id, events.c.pos)
+
+routes = Table(
+    "routes",
+    metadata,
+    Column("link", String(64), nullable=False),
+    Column("pos", BigInteger, nullable=False),
+    PrimaryKeyConstraint("link", "pos", name="pk_routes"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("link", String(64), primary_key=True),
+    # Highest pos of ours the other side has durably applied (outbox cursor).
+    Column("acked_pos", BigInteger, nullable=False, default=0),
+    # Highest pos of theirs we have durably applied (inbox cursor).
+    Column("applied_pos", BigInteger, nullable=False, default=0),
+    Column("last_contact", BigInteger),
+    Column("last_error", Text),
+    Column("last_error_at", BigInteger),
+    Column("failures", Integer, nullable=False, default=0),
+    # The other side's stream epoch; a new epoch (a restored node) resets applied_pos.
+    Column("peer_epoch", LargeBinary(16)),
+)
+
+refused = Table(
+    "refused",
+    metadata,
+    Column("id", Pos, primary_key=True, autoincrement=True),
+    Column("event_id", LargeBinary(32)),
+    Column("type", String(64)),
+    Column("source", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("received_at", BigInteger, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", String(96), primary_key=True),
+    Column("assigner", String(64), nullable=False),
+    Column("assignee", String(64), nullable=False),
+    Column("assignee_unit", String(64)),
+    Column("lead_unit", String(64)),
+    Column("parent_item", String(96)),
+    Column("board", String(32), nullable=False),
+    Column("class", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("deploy_due", BigInteger),
+    Column("feedback_due", BigInteger),
+    Column("resolve_due", BigInteger),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("assigned_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("state", LargeBinary, nullable=False),
+)
+Index("ix_items_assignee", items.c.assignee, items.c.status)
+Index("ix_items_resolve_due", items.c.resolve_due)

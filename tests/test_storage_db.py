@@ -1,0 +1,314 @@
+"""The storage engine layer on real SQLite files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from node.storage import schema
+from node.storage.db import (
+    Database,
+    StorageError,
+    head_revision,
+    migrate,
+    normalise_url,
+    open_database,
+)
+
+NOW = 1_700_000_000_000
+
+ROWS: dict[str, dict[str, Any]] = {
+    "meta": {"key": "node_id", "value": b"county-1"},
+    "events": {
+        "event_id": b"\x01" * 32,
+        "type": "item.assign",
+        "origin": "city-1",
+        "origin_seq": 7,
+        "lamport": 12,
+        "item_id": "city-1/7",
+        "to_node": "county-1",
+        "source": "parent",
+        "received_at": NOW,
+        "raw": b"\x00envelope",
+    },
+    "routes": {"link": "parent", "pos": 1},
+    "links": {"link": "parent", "last_contact": NOW, "last_error": None},
+    "refused": {
+        "event_id": b"\x02" * 32,
+        "type": "item.assign",
+        "source": "child-9",
+        "reason": "bad_signature",
+        "received_at": NOW,
+        "raw": b"\xffbad",
+    },
+    "items": {
+        "item_id": "city-1/7",
+        "assigner": "city-1",
+        "assignee": "county-1",
+        "board": "13710",
+        "class": "normal",
+        "status": "assigned",
+        "title": "修复道路",
+        "resolve_due": NOW + 86_400_000,
+        "assigned_at": NOW,
+        "updated_at": NOW,
+        "state": b"\x80state",
+    },
+}
+
+
+async def _open(url: str) -> Database:
+    return await open_database(url, create=True)
+
+
+async def _count(db: Database, table: str) -> int:
+    async with db.read() as conn:
+        table_ = schema.metadata.tables[table]
+        return int(await conn.scalar(select(func.count()).select_from(table_)) or 0)
+
+
+async def test_create_migrates_and_every_table_round_trips(db_url: str) -> None:
+    db = await _open(db_url)
+    async with db:
+        assert (await db.schema_state()).revisions == (head_revision(),)
+        async with db.write() as conn:
+            for name, row in ROWS.items():
+                await conn.execute(insert(schema.metadata.tables[name]).values(**row))
+    # Reopened without create: committed rows are there, Python-side defaults applied.
+    async with await open_database(db_url) as db, db.read() as conn:
+        for name, row in ROWS.items():
+            table = schema.metadata.tables[name]
+            stored = (await conn.execute(select(table))).mappings().one()
+            assert {k: stored[k] for k in row} == row, name
+        link = (await conn.execute(select(schema.links))).mappings().one()
+        assert (link["acked_pos"], link["applied_pos"], link["failures"]) == (0, 0, 0)
+        item = (await conn.execute(select(schema.items))).mappings().one()
+        assert item["done"] is False and item["progress"] == 0
+        assert (await conn.execute(select(schema.events.c.pos))).scalar_one() == 1
+
+
+async def test_head_matches_schema_py(db_url: str) -> None:
+    """The migrations create exactly the tables, columns and indexes of schema.py."""
+    async with await _open(db_url) as db, db.read() as conn:
+
+        def diff(sync_conn: Connection) -> list[Any]:
+            context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+            return list(compare_metadata(context, schema.metadata))
+
+        assert await conn.run_sync(diff) == []
+
+
+async def test_autoincrement_positions(db_url: str) -> None:
+    async with await _open(db_url) as db:
+        async with db.write() as conn:
+            for i in range(3):
+                row = dict(ROWS["events"], event_id=bytes([i]) * 32, origin_seq=i)
+                await conn.execute(insert(schema.events).values(**row))
+        async with db.read() as conn:
+            positions = (await conn.execute(select(schema.events.c.pos))).scalars().all()
+        assert sorted(positions) == [1, 2, 3]
+
+
+async def test_failed_write_rolls_back_fully(db_url: str) -> None:
+    async with await _open(db_url) as db:
+        with pytest.raises(RuntimeError, match="boom"):
+            async with db.write() as conn:
+                for name, row in ROWS.items():
+                    await conn.execute(insert(schema.metadata.tables[name]).values(**row))
+                raise RuntimeError("boom")
+        for name in ROWS:
+            assert await _count(db, name) == 0, name
+        # A constraint violation mid-batch undoes the rows before it as well.
+        with pytest.raises(DBAPIError):
+            async with db.write() as conn:
+                await conn.execute(insert(schema.meta).values(key="a", value=b"1"))
+                await conn.execute(insert(schema.meta).values(key="a", value=b"2"))
+        assert await _count(db, "meta") == 0
+        # And the writer is usable afterwards.
+        async with db.write() as conn:
+            await conn.execute(insert(schema.meta).values(key="a", value=b"1"))
+        assert await _count(db, "meta") == 1
+
+
+async def test_reads_are_read_only(db_url: str) -> None:
+    async with await _open(db_url) as db:
+        with pytest.raises(DBAPIError):
+            async with db.read() as conn:
+                await conn.execute(insert(schema.meta).values(key="a", value=b"1"))
+        assert await _count(db, "meta") == 0
+
+
+async def test_refuses_database_without_schema(db_url: str, tmp_path: Path) -> None:
+    if db_url.startswith("sqlite"):
+        with pytest.raises(StorageError) as missing:
+            await open_database(db_url)
+        assert missing.value.reason == "schema_outdated"
+        assert "duban migrate --data" in missing.value.detail
+        assert not (tmp_path / "node.db").exists(), "must not create a database behind our back"
+        (tmp_path / "node.db").touch()  # an empty file is an empty SQLite database
+    with pytest.raises(StorageError) as empty:
+        await open_database(db_url)
+    assert empty.value.reason == "schema_outdated"
+    assert "duban migrate --data" in empty.value.detail
+
+    assert await migrate(db_url) == head_revision()
+    assert await migrate(db_url) == head_revision()  # idempotent
+    async with await open_database(db_url) as db:
+        assert (await db.schema_state()).revisions == (head_revision(),)
+
+
+async def test_refuses_unknown_revision(db_url: str) -> None:
+    async with await _open(db_url) as db, db.write() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StorageError) as refused:
+        await open_database(db_url)
+    assert refused.value.reason == "schema_unknown"
+    assert "9999" in refused.value.detail
+    assert "duban migrate --data" in refused.value.detail
+    with pytest.raises(StorageError) as not_migrated:
+        await migrate(db_url)
+    assert not_migrated.value.reason == "schema_unknown"
+
+
+async def test_refuses_foreign_tables_without_revision(db_url: str) -> None:
+    async with await _open(db_url) as db, db.write() as conn:
+        await conn.execute(text("DROP TABLE alembic_version"))
+    for attempt in (open_database(db_url), open_database(db_url, create=True), migrate(db_url)):
+        with pytest.raises(StorageError) as refused:
+            await attempt
+        assert refused.value.reason == "schema_unknown"
+
+
+async def test_concurrent_writers_serialise(db_url: str) -> None:
+    async with await _open(db_url) as db:
+        async with db.write() as conn:
+            await conn.execute(insert(schema.links).values(link="counter"))
+
+        async def bump(times: int) -> None:
+            for _ in range(times):
+                async with db.write() as conn:
+                    # Read-modify-write with a yield in between: lost updates
+                    # unless writers really run one at a time.
+                    value = await conn.scalar(
+                        select(schema.links.c.failures).where(schema.links.c.link == "counter")
+                    )
+                    await asyncio.sleep(0)
+                    await conn.execute(
+                        update(schema.links)
+                        .where(schema.links.c.link == "counter")
+                        .values(failures=int(value or 0) + 1)
+                    )
+
+        await asyncio.gather(bump(200), bump(200))
+        async with db.read() as conn:
+            total = await conn.scalar(
+                select(schema.links.c.failures).where(schema.links.c.link == "counter")
+            )
+        assert total == 400
+
+
+async def test_reads_proceed_while_a_write_is_open(db_url: str) -> None:
+    async with await _open(db_url) as db:
+        async with db.write() as conn:
+            await conn.execute(insert(schema.meta).values(key="a", value=b"1"))
+            # The write transaction is open and holds the write lock: a reader
+            # neither waits for it nor sees its uncommitted row.
+            assert await asyncio.wait_for(_count(db, "meta"), timeout=5) == 0
+        assert await _count(db, "meta") == 1
+
+
+async def test_read_is_a_snapshot(db_url: str) -> None:
+    async with await _open(db_url) as db, db.read() as reader:
+        assert await reader.scalar(select(func.count()).select_from(schema.meta)) == 0
+        async with db.write() as conn:
+            await conn.execute(insert(schema.meta).values(key="a", value=b"1"))
+        assert await reader.scalar(select(func.count()).select_from(schema.meta)) == 0
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    async with await _open(f"sqlite+aiosqlite:///{tmp_path / 'node.db'}") as db:
+        for session in (db.write, db.read):
+            async with session() as conn:
+                assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+                assert await conn.scalar(text("PRAGMA synchronous")) == 2  # FULL
+                assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+                assert int(await conn.scalar(text("PRAGMA busy_timeout")) or 0) >= 1000
+        async with db.read() as conn:
+            assert await conn.scalar(text("PRAGMA query_only")) == 1
+
+
+async def test_sqlite_writer_begins_immediate(tmp_path: Path) -> None:
+    """A write transaction holds SQLite's write lock from its BEGIN, before any write."""
+    path = tmp_path / "node.db"
+    async with await _open(f"sqlite+aiosqlite:///{path}") as db, db.write() as conn:
+        await conn.scalar(text("SELECT 1"))
+        import sqlite3
+
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
+
+
+async def test_try_lock_elects_one_holder(db_url: str) -> None:
+    async with await _open(db_url) as first, await open_database(db_url) as second:
+        assert await first.try_lock("sync-sender")
+        assert await first.try_lock("sync-sender")  # already held: still ours
+        assert not await second.try_lock("sync-sender")
+        assert await second.try_lock("other")
+        await first.unlock("sync-sender")
+        assert await second.try_lock("sync-sender")
+        assert not await first.try_lock("sync-sender")
+        with pytest.raises(StorageError) as bad:
+            await first.try_lock("Bad Name")
+        assert bad.value.reason == "bad_lock_name"
+    # Closing released everything.
+    async with await open_database(db_url) as third:
+        assert await third.try_lock("sync-sender")
+
+
+async def test_missing_driver_is_actionable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    with pytest.raises(StorageError) as missing:
+        await open_database("postgresql+asyncpg://duban@127.0.0.1:1/none")
+    assert missing.value.reason == "driver_missing"
+    assert "pip install 'duban[postgres]'" in missing.value.detail
+
+
+async def test_unreachable_postgresql_is_a_storage_error() -> None:
+    with pytest.raises(StorageError) as unreachable:
+        await open_database("postgresql+asyncpg://duban@127.0.0.1:1/none")
+    assert unreachable.value.reason == "unavailable"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////data/node.db", "sqlite+aiosqlite:////data/node.db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_plain_urls_get_the_asyncio_driver(url: str, expected: str) -> None:
+    assert normalise_url(url).render_as_string() == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql+aiomysql://u@h/db", "sqlite+pysqlite:////x.db", "sqlite+aiosqlite://", "not a url"],
+)
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(StorageError) as refused:
+        normalise_url(url)
+    assert refused.value.reason == "bad_url"
