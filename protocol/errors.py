@@ -67,3 +67,17 @@ ITEM_WITHDRAWN = "item_withdrawn"
 
 # Calendar
 CALENDAR_UNCOVERED = "calendar_uncovered"
+
+# Item events and the fold (appended with protocol/events.py and protocol/fold.py)
+WRONG_RECIPIENT = "wrong_recipient"
+WRONG_ITEM = "wrong_item"
+DUPLICATE_SEQUENCE = "duplicate_sequence"
+
+# Certificates and trust (continued)
+BAD_REVOCATION = "bad_revocation"
+UNKNOWN_SIGNER = "unknown_signer"
+SIGNER_NOT_PARENT = "signer_not_parent"
+UNKNOWN_NODE = "unknown_node"
+KEY_REUSED = "key_reused"
+KEY_NOT_ACTIVE = "key_not_active"
+KEY_RETIRED = "key_retired"

@@ -1,0 +1,511 @@
+"""The item state: a deterministic fold of an item's signed events.
+
+Every node holding the same set of events computes the same :class:`ItemState`
+whatever order they arrived in: :func:`fold` sorts them by
+``(lamport, origin, seq, event_id)`` and applies them one by one. An event
+that does not fit at its place (signed by the wrong party, addressed to the
+wrong node, after the item was closed or withdrawn, out of turn, a reused
+origin sequence...) changes nothing and is listed in ``state.refused`` with its
+reason code, so the refusal is part of the deterministic result and is kept for
+audit. :func:`can_apply` is the same check, for a node that refuses an action
+(HTTP 409) before signing it.
+
+Status transitions (docs/rules.md has the table)::
+
+    assigned --deployed--> deployed --feedback--> reporting
+    deployed/reporting/planned/returned --plan approved--> planned
+    deployed/reporting/planned/returned --resolved--> resolved
+    resolved --reviewed accept--> accepted --closed--> closed
+    resolved --reviewed return--> returned
+    any open status --withdrawn--> withdrawn        (not once accepted)
+
+Deadline bookkeeping: ``deploy`` is done by ``item.deployed``; ``first_feedback``
+by the first ``item.feedback`` or ``item.resolved``; ``resolve`` by
+``item.resolved`` and undone again when the resolution is returned. Done times
+are the author's ``at``. ``met`` compares the done time with the current due,
+so an assigner who extends a deadline (``item.updated``, or by approving a
+plan, whose last milestone becomes the resolve deadline) changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Final
+
+from protocol import errors, rules
+from protocol.errors import ProtocolError
+from protocol.events import (
+    Assigned,
+    Closed,
+    Deployed,
+    Event,
+    Feedback,
+    Milestone,
+    PlanDecided,
+    PlanSubmitted,
+    Resolved,
+    Reviewed,
+    Updated,
+    Withdrawn,
+)
+from protocol.ownership import Refusal, check_signer
+
+
+class Status(StrEnum):
+    ASSIGNED = "assigned"
+    DEPLOYED = "deployed"
+    REPORTING = "reporting"
+    PLANNED = "planned"
+    RESOLVED = "resolved"
+    RETURNED = "returned"
+    ACCEPTED = "accepted"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+_HANDLING: Final = frozenset({Status.DEPLOYED, Status.REPORTING, Status.PLANNED, Status.RETURNED})
+_OPEN: Final = _HANDLING | {Status.ASSIGNED, Status.RESOLVED}
+DONE: Final = frozenset({Status.ACCEPTED, Status.CLOSED, Status.WITHDRAWN})
+
+
+class PlanStatus(StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deadline:
+    """One 13710 deadline: when it is due and when its step was done."""
+
+    due: int
+    done_at: int | None = None
+
+    @property
+    def met(self) -> bool | None:
+        """None while pending, else whether the step was done by the due time."""
+        return None if self.done_at is None else self.done_at <= self.due
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """A plan submitted by the assignee and what the assigner decided."""
+
+    event_id: str
+    milestones: tuple[Milestone, ...]
+    note: str
+    submitted_at: int
+    status: PlanStatus = PlanStatus.SUBMITTED
+    decided_at: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """One feedback report, as received."""
+
+    event_id: str
+    at: int
+    text: str
+    progress: int
+    attachments: tuple[bytes, ...]
+    milestone: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemState:
+    """Everything known about an item after folding its events."""
+
+    item: str
+    title: str
+    description: str
+    board: str
+    source: str
+    item_class: str
+    calendar: str
+    assigner: str
+    assignee: str
+    assignee_unit: str | None
+    lead_unit: str | None
+    co_units: tuple[str, ...]
+    parent_item: str | None
+    assigned_at: int
+    status: Status
+    deploy: Deadline
+    first_feedback: Deadline
+    resolve: Deadline
+    plan: Plan | None = None
+    approved_plan: Plan | None = None
+    milestones_reached: tuple[int, ...] = ()
+    feedback: tuple[Report, ...] = ()
+    progress: int = 0
+    resolution: str | None = None
+    resolution_attachments: tuple[bytes, ...] = ()
+    review_outcome: str | None = None
+    review_reason: str | None = None
+    reviewed_at: int | None = None
+    returns: int = 0
+    closed_at: int | None = None
+    withdrawn_at: int | None = None
+    end_note: str | None = None
+    last_event_at: int = 0
+    applied: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
+    sequences: frozenset[tuple[str, int]] = frozenset()
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    @property
+    def plan_pending(self) -> bool:
+        return self.plan is not None and self.plan.status is PlanStatus.SUBMITTED
+
+    def pending_milestones(self) -> tuple[tuple[int, Milestone], ...]:
+        """The approved plan's milestones not yet reported reached, with their index.
+
+        The last milestone is the resolve deadline itself and is tracked as such.
+        """
+        if self.approved_plan is None:
+            return ()
+        steps = self.approved_plan.milestones[:-1]
+        return tuple((i, m) for i, m in enumerate(steps) if i not in self.milestones_reached)
+
+    def colour(self, at: int, policy: rules.ReminderPolicy = rules.DEFAULT_POLICY) -> rules.Colour:
+        """The 绿黄红 colour at instant ``at`` (unix ms); see :func:`protocol.rules.colour`."""
+        return rules.colour(self, at, policy)
+
+    def reminders(
+        self, policy: rules.ReminderPolicy = rules.DEFAULT_POLICY
+    ) -> tuple[rules.Reminder, ...]:
+        return rules.reminders(self, policy)
+
+    def to_dict(self) -> dict[str, object]:
+        """A plain JSON-able dict (bytes as hex), for vectors, APIs and exports."""
+
+        def deadline(d: Deadline) -> dict[str, object]:
+            return {"due": d.due, "done_at": d.done_at, "met": d.met}
+
+        def plan(p: Plan | None) -> dict[str, object] | None:
+            if p is None:
+                return None
+            return {
+                "event_id": p.event_id,
+                "milestones": [{"title": m.title, "due": m.due} for m in p.milestones],
+                "note": p.note,
+                "submitted_at": p.submitted_at,
+                "status": p.status.value,
+                "decided_at": p.decided_at,
+                "reason": p.reason,
+            }
+
+        return {
+            "item": self.item,
+            "title": self.title,
+            "description": self.description,
+            "board": self.board,
+            "source": self.source,
+            "class": self.item_class,
+            "calendar": self.calendar,
+            "assigner": self.assigner,
+            "assignee": self.assignee,
+            "assignee_unit": self.assignee_unit,
+            "lead_unit": self.lead_unit,
+            "co_units": list(self.co_units),
+            "parent_item": self.parent_item,
+            "assigned_at": self.assigned_at,
+            "status": self.status.value,
+            "deadlines": {
+                "deploy": deadline(self.deploy),
+                "first_feedback": deadline(self.first_feedback),
+                "resolve": deadline(self.resolve),
+            },
+            "plan": plan(self.plan),
+            "approved_plan": plan(self.approved_plan),
+            "milestones_reached": list(self.milestones_reached),
+            "feedback": [
+                {
+                    "event_id": r.event_id,
+                    "at": r.at,
+                    "text": r.text,
+                    "progress": r.progress,
+                    "attachments": [a.hex() for a in r.attachments],
+                    "milestone": r.milestone,
+                }
+                for r in self.feedback
+            ],
+            "progress": self.progress,
+            "resolution": self.resolution,
+            "resolution_attachments": [a.hex() for a in self.resolution_attachments],
+            "review_outcome": self.review_outcome,
+            "review_reason": self.review_reason,
+            "reviewed_at": self.reviewed_at,
+            "returns": self.returns,
+            "closed_at": self.closed_at,
+            "withdrawn_at": self.withdrawn_at,
+            "end_note": self.end_note,
+            "last_event_at": self.last_event_at,
+            "applied": list(self.applied),
+            "refused": [list(r) for r in self.refused],
+        }
+
+
+# -- checking ------------------------------------------------------------------------------
+
+
+def _invalid(state: ItemState, event: Event, why: str) -> Refusal:
+    return Refusal(
+        reason=errors.INVALID_TRANSITION,
+        detail=f"{event.TYPE} while {state.status.value}: {why}",
+    )
+
+
+def _transition(state: ItemState, event: Event) -> Refusal | None:
+    status = state.status
+    match event:
+        case Assigned():
+            return _invalid(state, event, "the item is already assigned")
+        case Updated() | Withdrawn():
+            if status not in _OPEN:
+                return _invalid(state, event, "an accepted item can only be closed")
+        case Deployed():
+            if status is not Status.ASSIGNED:
+                return _invalid(state, event, "already deployed")
+        case Feedback():
+            if status not in _HANDLING:
+                return _invalid(state, event, "feedback is for a deployed, open item")
+            if event.milestone is not None and (
+                state.approved_plan is None
+                or event.milestone >= len(state.approved_plan.milestones)
+            ):
+                return _invalid(state, event, "no such milestone in the approved plan")
+        case PlanSubmitted():
+            if status not in _HANDLING:
+                return _invalid(state, event, "a plan is for a deployed, open item")
+            if state.plan_pending:
+                return _invalid(state, event, "a plan already awaits a decision")
+        case PlanDecided():
+            if not state.plan_pending:
+                return _invalid(state, event, "no plan awaits a decision")
+            if status not in _HANDLING and status is not Status.RESOLVED:
+                return _invalid(state, event, "the item is not being handled")
+        case Resolved():
+            if status not in _HANDLING:
+                return _invalid(state, event, "only a deployed, open item is resolved")
+        case Reviewed():
+            if status is not Status.RESOLVED:
+                return _invalid(state, event, "nothing awaits review")
+        case Closed():
+            if status is not Status.ACCEPTED:
+                return _invalid(state, event, "only an accepted item is closed")
+    return None
+
+
+def can_apply(state: ItemState | None, event: Event) -> Refusal | None:
+    """None if ``event`` applies to ``state`` (None: the item is not assigned yet),
+    else the refusal the fold would record. The node calls this before signing."""
+    if state is None:
+        if not isinstance(event, Assigned):
+            return Refusal(reason=errors.UNKNOWN_ITEM, detail=f"{event.item} is not assigned")
+        return check_signer(event, event.assigner, event.assignee)
+    if event.item != state.item:
+        return Refusal(reason=errors.WRONG_ITEM, detail=f"{event.item} is not {state.item}")
+    if (event.origin, event.seq) in state.sequences:
+        return Refusal(
+            reason=errors.DUPLICATE_SEQUENCE,
+            detail=f"{event.origin} already used sequence {event.seq} on this item",
+        )
+    refusal = check_signer(event, state.assigner, state.assignee)
+    if refusal is not None:
+        return refusal
+    if state.status is Status.CLOSED:
+        return Refusal(reason=errors.ITEM_CLOSED, detail=state.item)
+    if state.status is Status.WITHDRAWN:
+        return Refusal(reason=errors.ITEM_WITHDRAWN, detail=state.item)
+    return _transition(state, event)
+
+
+# -- applying ------------------------------------------------------------------------------
+
+
+def _new(event_id: str, ev: Assigned) -> ItemState:
+    return ItemState(
+        item=ev.item,
+        title=ev.title,
+        description=ev.description,
+        board=ev.board,
+        source=ev.source,
+        item_class=ev.item_class,
+        calendar=ev.calendar,
+        assigner=ev.assigner,
+        assignee=ev.assignee,
+        assignee_unit=ev.assignee_unit,
+        lead_unit=ev.lead_unit,
+        co_units=ev.co_units,
+        parent_item=ev.parent_item,
+        assigned_at=ev.at,
+        status=Status.ASSIGNED,
+        deploy=Deadline(due=ev.deadlines.deploy),
+        first_feedback=Deadline(due=ev.deadlines.feedback),
+        resolve=Deadline(due=ev.deadlines.resolve),
+        last_event_at=ev.at,
+        applied=(event_id,),
+        sequences=frozenset({(ev.origin, ev.seq)}),
+    )
+
+
+def _first(deadline: Deadline, at: int) -> Deadline:
+    return deadline if deadline.done_at is not None else replace(deadline, done_at=at)
+
+
+def _change(s: ItemState, event_id: str, ev: Event) -> ItemState:
+    """The state after ``ev``, which :func:`can_apply` has accepted."""
+    match ev:
+        case Updated():
+            if ev.deadlines is not None:
+                s = replace(
+                    s,
+                    deploy=replace(s.deploy, due=ev.deadlines.deploy),
+                    first_feedback=replace(s.first_feedback, due=ev.deadlines.feedback),
+                    resolve=replace(s.resolve, due=ev.deadlines.resolve),
+                )
+            return replace(
+                s,
+                title=s.title if ev.title is None else ev.title,
+                description=s.description if ev.description is None else ev.description,
+                lead_unit=s.lead_unit if ev.lead_unit is None else ev.lead_unit,
+                co_units=s.co_units if ev.co_units is None else ev.co_units,
+                assignee_unit=s.assignee_unit if ev.assignee_unit is None else ev.assignee_unit,
+            )
+        case Withdrawn():
+            return replace(s, status=Status.WITHDRAWN, withdrawn_at=ev.at, end_note=ev.reason)
+        case Deployed():
+            return replace(s, status=Status.DEPLOYED, deploy=replace(s.deploy, done_at=ev.at))
+        case Feedback():
+            reached = s.milestones_reached
+            if ev.milestone is not None:
+                reached = tuple(sorted({*reached, ev.milestone}))
+            return replace(
+                s,
+                status=Status.REPORTING if s.status is Status.DEPLOYED else s.status,
+                first_feedback=_first(s.first_feedback, ev.at),
+                feedback=(*s.feedback, _report(event_id, ev)),
+                progress=ev.progress,
+                milestones_reached=reached,
+            )
+        case PlanSubmitted():
+            plan = Plan(
+                event_id=event_id, milestones=ev.milestones, note=ev.note, submitted_at=ev.at
+            )
+            return replace(s, plan=plan)
+        case PlanDecided():
+            if s.plan is None:  # pragma: no cover - can_apply refuses it
+                raise AssertionError("no plan to decide")
+            decided = replace(
+                s.plan,
+                status=PlanStatus.APPROVED if ev.approved else PlanStatus.REJECTED,
+                decided_at=ev.at,
+                reason=ev.reason,
+            )
+            if not ev.approved:
+                return replace(s, plan=decided)
+            return replace(
+                s,
+                plan=decided,
+                approved_plan=decided,
+                milestones_reached=(),
+                resolve=replace(s.resolve, due=decided.milestones[-1].due),
+                status=Status.PLANNED if s.status in _HANDLING else s.status,
+            )
+        case Resolved():
+            return replace(
+                s,
+                status=Status.RESOLVED,
+                first_feedback=_first(s.first_feedback, ev.at),
+                resolve=replace(s.resolve, done_at=ev.at),
+                resolution=ev.text,
+                resolution_attachments=ev.attachments,
+            )
+        case Reviewed():
+            s = replace(s, review_outcome=ev.outcome, review_reason=ev.reason, reviewed_at=ev.at)
+            if ev.outcome == "accept":
+                return replace(s, status=Status.ACCEPTED)
+            return replace(
+                s,
+                status=Status.RETURNED,
+                returns=s.returns + 1,
+                resolve=replace(s.resolve, done_at=None),
+            )
+        case Closed():
+            return replace(s, status=Status.CLOSED, closed_at=ev.at, end_note=ev.note)
+    raise AssertionError(f"unhandled {ev.TYPE}")  # pragma: no cover - Assigned never gets here
+
+
+def _report(event_id: str, ev: Feedback) -> Report:
+    return Report(
+        event_id=event_id,
+        at=ev.at,
+        text=ev.text,
+        progress=ev.progress,
+        attachments=ev.attachments,
+        milestone=ev.milestone,
+    )
+
+
+def apply(state: ItemState | None, event_id: str, event: Event) -> ItemState:
+    """``state`` after ``event``: applied, or listed in ``refused`` when it does not fit.
+
+    Only equal to :func:`fold` when events come in fold order (a node's own new
+    event always does: its Lamport clock is the highest). Raises ``unknown_item``
+    when there is no state yet and ``event`` is not the assignment.
+    """
+    refusal = can_apply(state, event)
+    if state is None:
+        if refusal is not None:
+            raise refusal.error()
+        if not isinstance(event, Assigned):  # pragma: no cover - can_apply refuses it
+            raise AssertionError("only an assignment starts an item")
+        return _new(event_id, event)
+    if refusal is not None:
+        return replace(state, refused=(*state.refused, (event_id, refusal.reason)))
+    bumped = replace(
+        state,
+        applied=(*state.applied, event_id),
+        sequences=state.sequences | {(event.origin, event.seq)},
+        last_event_at=event.at,
+    )
+    return _change(bumped, event_id, event)
+
+
+def sort_key(event_id: str, event: Event) -> tuple[int, str, int, str]:
+    """The fold order: (Lamport clock, origin, origin sequence, event id)."""
+    return (event.lamport, event.origin, event.seq, event_id)
+
+
+def fold(events: Iterable[tuple[str, Event]]) -> ItemState:
+    """The state of one item from its (event id, event) pairs, in any order.
+
+    Events sorted before the assignment are refused ``unknown_item``; if no
+    assignment applies at all there is no item and ``unknown_item`` is raised.
+    The same event id given twice counts once.
+    """
+    unique: dict[str, Event] = {}
+    for event_id, event in events:
+        if unique.setdefault(event_id, event) != event:
+            raise ValueError(f"two different events share the id {event_id}")
+    state: ItemState | None = None
+    early: list[tuple[str, str]] = []
+    for event_id, event in sorted(unique.items(), key=lambda pair: sort_key(*pair)):
+        if state is None:
+            refusal = can_apply(None, event)
+            if refusal is not None:
+                early.append((event_id, refusal.reason))
+                continue
+            state = replace(apply(None, event_id, event), refused=tuple(early))
+        else:
+            state = apply(state, event_id, event)
+    if state is None:
+        raise ProtocolError(errors.UNKNOWN_ITEM, "no assignment among the events")
+    return state

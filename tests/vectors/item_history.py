@@ -1,0 +1,198 @@
+"""Known-answer vector: one item's whole signed history and its folded state.
+
+The province "14" assigns a major item to the township "140105001" just before
+the 2026 National Day holiday (working-day calendar); the township deploys,
+reports, submits a plan that the province approves, reports a milestone,
+resolves, is returned once, resolves again, is accepted and the province closes
+the item. A last event, the township trying to close the item itself, shows a
+refusal. Keys come from fixed seeds and Ed25519 is deterministic, so every byte
+is reproducible: another implementation must produce the same envelopes, event
+ids and state.
+
+Run ``python tests/vectors/item_history.py`` to regenerate item_history.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+
+from protocol import codec, envelope
+from protocol.events import (
+    Assigned,
+    Closed,
+    Deployed,
+    Event,
+    Feedback,
+    Milestone,
+    PlanDecided,
+    PlanSubmitted,
+    Resolved,
+    Reviewed,
+    encode_event,
+)
+from protocol.fold import fold
+from protocol.keys import SigningKey
+from protocol.rules import CHINA_TZ, compute_deadlines
+
+PROVINCE = "14"
+TOWNSHIP = "140105001"
+JSON_PATH = Path(__file__).with_suffix(".json")
+
+
+def seed(node: str) -> bytes:
+    return hashlib.sha256(f"duban/vector/node/{node}".encode()).digest()
+
+
+def china_ms(year: int, month: int, day: int, hour: int, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=CHINA_TZ).timestamp()) * 1000
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def events() -> list[Event]:
+    """The history, in the order the parties wrote it."""
+    item = f"{PROVINCE}-000123"
+    assigned_at = china_ms(2026, 9, 29, 10)
+    deadlines = compute_deadlines(assigned_at=assigned_at, item_class="major", calendar="working")
+    down = {"item": item, "origin": PROVINCE, "to": TOWNSHIP}
+    up = {"item": item, "origin": TOWNSHIP, "to": PROVINCE}
+    photo = hashlib.sha256(b"photo: survey of the drains").digest()
+    report = hashlib.sha256(b"report: acceptance test").digest()
+    return [
+        Assigned(
+            **down,
+            seq=123,
+            lamport=1,
+            at=assigned_at,
+            title="推进老旧小区雨污分流改造",
+            description="完成辖区内老旧小区雨污分流改造,消除汛期内涝隐患。",
+            board="engineering",
+            source="executive",
+            item_class="major",
+            assigner=PROVINCE,
+            assignee=TOWNSHIP,
+            lead_unit="office",
+            co_units=("construction", "finance"),
+            calendar="working",
+            deadlines=deadlines.deadlines,
+        ),
+        Deployed(
+            **up, seq=41, lamport=2, at=china_ms(2026, 9, 29, 16, 30), note="已召开专题会部署"
+        ),
+        Feedback(
+            **up,
+            seq=42,
+            lamport=3,
+            at=china_ms(2026, 10, 8, 11),
+            text="完成现场摸排",
+            progress=10,
+            attachments=(photo,),
+        ),
+        PlanSubmitted(
+            **up,
+            seq=43,
+            lamport=4,
+            at=china_ms(2026, 10, 20, 9),
+            milestones=(
+                Milestone(title="完成管网勘测", due=china_ms(2026, 11, 10, 18)),
+                Milestone(title="完成主体施工", due=china_ms(2026, 12, 10, 18)),
+                Milestone(title="完成验收", due=china_ms(2026, 12, 25, 18)),
+            ),
+            note="工程量大,一个月内无法完成",
+        ),
+        PlanDecided(
+            **down, seq=131, lamport=5, at=china_ms(2026, 10, 21, 10), approved=True, reason=""
+        ),
+        Feedback(
+            **up,
+            seq=44,
+            lamport=6,
+            at=china_ms(2026, 11, 9, 17),
+            text="管网勘测完成",
+            progress=40,
+            attachments=(),
+            milestone=0,
+        ),
+        Resolved(
+            **up,
+            seq=45,
+            lamport=7,
+            at=china_ms(2026, 12, 20, 15),
+            text="改造完成",
+            attachments=(report,),
+        ),
+        Reviewed(
+            **down,
+            seq=140,
+            lamport=8,
+            at=china_ms(2026, 12, 21, 10),
+            outcome="return",
+            reason="缺少验收报告签字页",
+        ),
+        Resolved(
+            **up,
+            seq=46,
+            lamport=9,
+            at=china_ms(2026, 12, 24, 16),
+            text="改造完成,补充验收签字页",
+            attachments=(report,),
+        ),
+        Reviewed(
+            **down, seq=141, lamport=10, at=china_ms(2026, 12, 25, 10), outcome="accept", reason=""
+        ),
+        Closed(**down, seq=142, lamport=11, at=china_ms(2026, 12, 25, 10, 5), note="销号"),
+        Closed(**up, seq=47, lamport=12, at=china_ms(2026, 12, 25, 11), note="越权销号"),
+    ]
+
+
+def build() -> dict[str, object]:
+    """The vector as a JSON-able dict (bytes as hex)."""
+    keys = {node: SigningKey.from_seed(seed(node)) for node in (PROVINCE, TOWNSHIP)}
+    signed = []
+    pairs = []
+    for event in events():
+        type_, body = encode_event(event)
+        env = envelope.sign(keys[event.origin], type_, body)
+        pairs.append((env.event_id, event))
+        signed.append(
+            {
+                "type": env.type,
+                "signer": event.origin,
+                "event_id": env.event_id,
+                "envelope": env.raw.hex(),
+                "body": _jsonable(codec.decode(body)),
+            }
+        )
+    return {
+        "about": "one item's signed history, 14 -> 140105001; see item_history.py",
+        "nodes": {
+            node: {
+                "seed": seed(node).hex(),
+                "public_key": key.public_key.hex(),
+                "key_id": key.key_id.hex(),
+            }
+            for node, key in keys.items()
+        },
+        "events": signed,
+        "state": fold(pairs).to_dict(),
+    }
+
+
+def main() -> None:
+    text = json.dumps(build(), ensure_ascii=False, indent=2, sort_keys=True)
+    JSON_PATH.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
