@@ -1,0 +1,90 @@
+"""The node's aiohttp application, built in one place from its configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from node import enroll_http
+from node.clock import Clock, SystemClock
+from node.config import Config
+from node.context import NodeContext, open_node
+from node.store import PARENT
+from node.sync import server as sync_server
+from node.sync.auth import ReplayGuard
+from node.sync.client import SyncClient
+
+logger = logging.getLogger(__name__)
+
+CLIENT = web.AppKey("sync_client", SyncClient)
+
+
+async def status_payload(ctx: NodeContext) -> dict[str, object]:
+    now = ctx.clock.now_ms()
+    links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
+    statuses = await ctx.store.link_statuses(links)
+    cert = ctx.certificate
+    return {
+        "node": {"id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent},
+        "now": now,
+        "counts": await ctx.store.counts(),
+        "own_seq": await ctx.store.own_seq(),
+        "links": [s.to_dict(now) for s in statuses],
+    }
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(await status_payload(request.app[sync_server.CTX]))
+
+
+def create_app(config: Config, clock: Clock | None = None) -> web.Application:
+    """Everything a node serves; long-lived work starts and stops with the app."""
+    clock = clock or SystemClock()
+    max_body = int(config["sync.batch_bytes"]) * 2 + 1024 * 1024
+    app = web.Application(client_max_size=max_body)
+    window = int(config["sync.clock_skew_seconds"]) * 1000
+    app[sync_server.GUARD] = ReplayGuard(window)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        ctx = await open_node(config, clock)
+        app[sync_server.CTX] = ctx
+        task = None
+        session = None
+        if ctx.parent is not None:
+            if not ctx.parent_url:
+                logger.warning("node.parent_url is not set: this node cannot sync")
+            else:
+                session = aiohttp.ClientSession()
+                client = SyncClient(ctx, session)
+                app[CLIENT] = client
+                task = asyncio.create_task(client.run(), name=f"sync {ctx.me}")
+        logger.info("node %s (%s) ready", ctx.me, ctx.certificate.name)
+        try:
+            yield
+        finally:
+            ctx.stopping.set()
+            await ctx.store.notify()
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            if session is not None:
+                await session.close()
+            await ctx.close()
+
+    async def release_long_polls(app: web.Application) -> None:
+        # Runs before the server waits for in-flight requests: wake the long-polls.
+        ctx = app.get(sync_server.CTX)
+        if ctx is not None:
+            ctx.stopping.set()
+            await ctx.store.notify()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(release_long_polls)
+    sync_server.add_routes(app)
+    enroll_http.add_routes(app)
+    app.router.add_get("/api/v1/status", status)
+    return app

@@ -1,0 +1,249 @@
+"""The ``duban`` command line: create, enroll, run and inspect nodes.
+
+Every command takes ``--data DIR`` (the node's data directory: ``duban.toml``,
+``node.key``, ``node.db``). Errors are one clear line on stderr and exit 2;
+nothing prints a stack trace for a mistake a user can make.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from hierarchy.errors import HierarchyError
+from node import config as cfg
+from node import keyfile
+from node.app import create_app, status_payload
+from node.clock import SystemClock
+from node.context import NodeError, open_node
+from node.setup import SetupError, init_root, join_parent
+from node.storage.db import StorageError, migrate
+from protocol.errors import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+
+class CliError(Exception):
+    pass
+
+
+def _data(args: argparse.Namespace) -> Path:
+    return Path(args.data).expanduser().resolve()
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    data = _data(args)
+    config = await init_root(
+        data,
+        node=args.id,
+        name=args.name,
+        level=args.level,
+        clock=SystemClock(),
+        extra=_extra(args),
+    )
+    print(f"created root node {args.id} {args.name} ({args.level}) in {data}")
+    print(f"root fingerprint (children pin this): {config['node.root_fingerprint']}")
+    return 0
+
+
+def _extra(args: argparse.Namespace) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if args.listen:
+        extra["server.listen"] = args.listen
+    if args.database_url:
+        extra["database.url"] = args.database_url
+    return extra
+
+
+async def cmd_invite(args: argparse.Namespace) -> int:
+    from node.enroll_http import issue_code
+
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        code = await issue_code(ctx, child=args.child, name=args.name, level=args.level)
+        url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
+    finally:
+        await ctx.close()
+    print(code)
+    print(
+        f"# one-time code for {args.child} {args.name} ({args.level}), valid "
+        f"{config['enroll.code_ttl_hours']} h. On the child's machine run:\n"
+        f"#   duban join --data DIR --parent {url} --code {code} "
+        f"--root {ctx.trust.root_fingerprint}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def cmd_join(args: argparse.Namespace) -> int:
+    data = _data(args)
+    config = await join_parent(
+        data,
+        parent_url=args.parent,
+        code=args.code,
+        root=args.root,
+        clock=SystemClock(),
+        extra=_extra(args),
+    )
+    print(
+        f"joined {config['node.parent_url']} as {config['node.id']} {config['node.name']} "
+        f"({config['node.level']}) in {data}"
+    )
+    return 0
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    listen = args.listen or str(config["server.listen"])
+    host, _, port = listen.rpartition(":")
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "127.0.0.1", int(port))
+    await site.start()
+    print(f"node {config['node.id']} serving on http://{listen}  (Ctrl-C stops)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping…", flush=True)
+    await runner.cleanup()
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        payload = await status_payload(ctx)
+    finally:
+        await ctx.close()
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        return 0
+    node = payload["node"]
+    assert isinstance(node, dict)
+    print(f"{node['id']} {node['name']} ({node['level']})  parent: {node['parent'] or '-'}")
+    print(f"counts: {payload['counts']}  own seq: {payload['own_seq']}")
+    print(f"{'link':<14}{'pending':>9}{'oldest':>9}  {'last contact':<14} last error")
+    for link in payload["links"]:  # type: ignore[attr-defined]
+        age = link["oldest_pending_age_s"]
+        contact = link["last_contact"]
+        seen = "-" if contact is None else f"{(payload['now'] - contact) // 1000}s ago"  # type: ignore[operator]
+        print(
+            f"{link['link']:<14}{link['pending_out']:>9}{'-' if age is None else f'{age}s':>9}"
+            f"  {seen:<14} {link['last_error'] or ''}"
+        )
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    revision = await migrate(config.database_url)
+    print(f"database at revision {revision}")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from node.demo import run_demo
+
+    return await run_demo(args)
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="duban", description="Duban (督办) federated supervision")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create a root (province) node")
+    p.add_argument("--data", required=True)
+    p.add_argument("--id", required=True, help="node id, e.g. the division code 14")
+    p.add_argument("--name", required=True)
+    p.add_argument("--level", default="province")
+    p.add_argument("--listen", help="HOST:PORT to serve on (saved in duban.toml)")
+    p.add_argument("--database-url", help="PostgreSQL URL instead of SQLite")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("invite", help="print a one-time enrollment code for a child")
+    p.add_argument("--data", required=True)
+    p.add_argument("--child", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--level", required=True)
+    p.set_defaults(func=cmd_invite)
+
+    p = sub.add_parser("join", help="enroll this new node under its parent")
+    p.add_argument("--data", required=True)
+    p.add_argument("--parent", required=True, help="the parent's URL")
+    p.add_argument("--code", required=True)
+    p.add_argument("--root", help="root fingerprint to pin (recommended)")
+    p.add_argument("--listen")
+    p.add_argument("--database-url")
+    p.set_defaults(func=cmd_join)
+
+    p = sub.add_parser("run", help="serve the node until Ctrl-C or SIGTERM")
+    p.add_argument("--data", required=True)
+    p.add_argument("--listen", help="HOST:PORT (default: server.listen)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="links, lag and counts")
+    p.add_argument("--data", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("migrate", help="upgrade the database schema")
+    p.add_argument("--data", required=True)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("demo", help="run a four-level demo tree on this machine")
+    p.add_argument("--data", help="keep the demo here (default: a temporary directory)")
+    p.add_argument("--base-port", type=int, default=8400)
+    p.add_argument("--no-wait", action="store_true", help="exit after the walk-through")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except (
+        CliError,
+        SetupError,
+        cfg.ConfigError,
+        keyfile.KeyFileError,
+        NodeError,
+        StorageError,
+        HierarchyError,
+        ProtocolError,
+        aiohttp.ClientError,
+        OSError,
+    ) as exc:
+        print(f"duban: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Everything one running node is made of, built once by :func:`open_node`.
+
+Dependencies are passed in (configuration, clock); nothing here is global, so
+many nodes run side by side in one process (the tests and the demo do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node import keyfile
+from node.clock import Clock
+from node.config import Config
+from node.storage.db import Database, open_database
+from node.store import Store, random_epoch
+from node.sync.ingest import Ingestor
+from protocol.certs import Certificate, TrustStore
+from protocol.keys import SigningKey
+
+logger = logging.getLogger(__name__)
+
+
+class NodeError(Exception):
+    """A node that cannot start or act; the message says what to do."""
+
+
+@dataclass(slots=True)
+class NodeContext:
+    config: Config
+    clock: Clock
+    key: SigningKey
+    db: Database
+    trust: TrustStore
+    store: Store
+    ingestor: Ingestor
+    executor: ThreadPoolExecutor
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def me(self) -> str:
+        return str(self.config["node.id"])
+
+    @property
+    def certificate(self) -> Certificate:
+        return self.trust.current(self.me)
+
+    @property
+    def parent(self) -> str | None:
+        return self.certificate.parent
+
+    @property
+    def parent_url(self) -> str:
+        return str(self.config["node.parent_url"]).rstrip("/")
+
+    @property
+    def batch_events(self) -> int:
+        return int(self.config["sync.batch_events"])
+
+    @property
+    def batch_bytes(self) -> int:
+        return int(self.config["sync.batch_bytes"])
+
+    async def epoch(self) -> bytes:
+        value = await self.store.meta("epoch")
+        if value is None:
+            value = random_epoch()
+            async with self.db.write() as conn:
+                await self.store.set_meta(conn, "epoch", value)
+        return value
+
+    async def close(self) -> None:
+        self.stopping.set()
+        await self.store.notify()
+        await self.db.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def open_node(config: Config, clock: Clock, *, create: bool = False) -> NodeContext:
+    """Open a node's key, database and trust store from its configuration."""
+    me = str(config["node.id"])
+    if not me:
+        raise NodeError(f"{config.data_dir}: node.id is not set; run `duban init` or `duban join`")
+    key = keyfile.load(config.key_path)
+    db = await open_database(config.database_url, create=create)
+    try:
+        records = await _trust_records(db)
+        fingerprint = str(config["node.root_fingerprint"])
+        trust = TrustStore.from_records(fingerprint, records)
+        threads = int(config["sync.verify_threads"])
+        executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="verify")
+        has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
+        store = Store(db, trust, me=me, key=key, clock=clock, has_parent=has_parent)
+        ingestor = Ingestor(store, executor=executor, threads=threads)
+    except BaseException:
+        await db.close()
+        raise
+    return NodeContext(
+        config=config,
+        clock=clock,
+        key=key,
+        db=db,
+        trust=trust,
+        store=store,
+        ingestor=ingestor,
+        executor=executor,
+    )
+
+
+async def _trust_records(db: Database) -> list[bytes]:
+    from sqlalchemy import select
+
+    from node.storage import schema as t
+    from node.store import TRUST_TYPES
+
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(t.events.c.raw).where(t.events.c.type.in_(TRUST_TYPES)).order_by(t.events.c.pos)
+        )
+        return [r[0] for r in rows]
+
+
+def data_dir_of(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()

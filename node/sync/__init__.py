@@ -1,0 +1,1 @@
+"""Sync: durable outboxes per link, the child-driven loop, and the sync endpoints."""

@@ -1,0 +1,236 @@
+"""The child's side of sync: it opens every connection to its parent.
+
+While online the child pushes its outbox up and holds a long-poll open for
+events coming down, so a new assignment arrives in well under a second. When
+the parent cannot be reached it retries with full jitter, doubling up to a cap;
+a successful hello resets the delay and flushes at once.
+
+On every (re)connection the hello compares cursors: if the parent has applied
+more of our stream than we ever wrote, this database was restored from an old
+backup, and we first recover our own newer events (and our subtree's) from the
+parent, then start a new stream epoch so our children re-pull, before anything
+new is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import aiohttp
+
+from node.context import NodeContext
+from node.store import PARENT
+from node.sync.auth import make_header
+from node.sync.routing import RECOVERY
+from protocol import codec
+from protocol.errors import ProtocolError
+
+logger = logging.getLogger(__name__)
+
+REPLY_LIMITS = codec.Limits(
+    max_size=64 * 1024 * 1024,
+    max_str=2048,
+    max_bin=1024 * 1024 + 4096,
+    max_array=100_000,
+    max_map=8,
+    max_depth=4,
+)
+
+
+class SyncFailure(Exception):
+    pass
+
+
+class SyncClient:
+    """Keeps one child's link to its parent flowing until stopped."""
+
+    def __init__(self, ctx: NodeContext, session: aiohttp.ClientSession) -> None:
+        self.ctx = ctx
+        self.session = session
+        self.parent = ctx.parent
+        self.base = ctx.parent_url
+        self.connected = asyncio.Event()
+        self.rng = random.Random()
+
+    # ------------------------------------------------------------- transport
+
+    async def _call(
+        self, method: str, target: str, body: bytes = b"", *, timeout: float | None = None
+    ) -> Any:
+        ctx = self.ctx
+        assert self.parent is not None
+        header = make_header(
+            ctx.key,
+            node=ctx.me,
+            parent=self.parent,
+            method=method,
+            target=target,
+            body=body,
+            now_ms=ctx.clock.now_ms(),
+        )
+        limit = timeout or float(ctx.config["sync.request_timeout_seconds"])
+        try:
+            async with self.session.request(
+                method,
+                self.base + target,
+                data=body or None,
+                headers={"Duban-Auth": header, "Content-Type": "application/msgpack"},
+                timeout=aiohttp.ClientTimeout(total=limit),
+            ) as resp:
+                payload = await resp.read()
+                if resp.status != 200:
+                    raise SyncFailure(f"{method} {target}: HTTP {resp.status} {payload[:300]!r}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SyncFailure(f"{method} {target}: {type(exc).__name__} {exc}") from None
+        try:
+            return codec.decode(payload, REPLY_LIMITS)
+        except ProtocolError as exc:
+            raise SyncFailure(f"{method} {target}: bad reply ({exc.reason})") from None
+
+    # ----------------------------------------------------------------- steps
+
+    async def hello(self) -> None:
+        ctx = self.ctx
+        store = ctx.store
+        reply = await self._call("GET", "/sync/v1/hello")
+        link = await store.link_row(PARENT)
+        epoch = reply["epoch"]
+        if link.get("peer_epoch") not in (None, epoch):
+            logger.warning(
+                "parent %s started a new stream: pulling again from the start", self.parent
+            )
+            await store.update_link(PARENT, applied_pos=0, peer_epoch=epoch)
+        elif link.get("peer_epoch") is None:
+            await store.update_link(PARENT, peer_epoch=epoch)
+        own_seq = await store.own_seq()
+        mine_max = await store.max_route_pos(PARENT)
+        if reply["max_seq"] > own_seq or reply["applied_pos"] > mine_max:
+            await self.recover(reply)
+        elif reply["applied_pos"] < link["acked_pos"]:
+            logger.warning(
+                "parent %s holds less of our stream than it acknowledged; pushing again from %s",
+                self.parent,
+                reply["applied_pos"],
+            )
+            await store.update_link(PARENT, acked_pos=reply["applied_pos"])
+        await store.update_link(PARENT, last_contact=ctx.clock.now_ms())
+
+    async def recover(self, reply: dict[str, Any]) -> None:
+        """Our database is older than what the parent holds: take our events back."""
+        ctx = self.ctx
+        logger.warning(
+            "restored from an old backup? parent holds our seq %s (we have %s): recovering",
+            reply["max_seq"],
+            await ctx.store.own_seq(),
+        )
+        after = 0
+        total = 0
+        while True:
+            page = await self._call("GET", f"/sync/v1/recover?after={after}")
+            if page["events"]:
+                result = await ctx.ingestor.receive(RECOVERY, page["events"])
+                total += result.accepted
+            if not page["more"]:
+                break
+            after = page["through"]
+        await ctx.store.finish_recovery()
+        logger.warning("recovered %d events from %s; new stream epoch started", total, self.parent)
+
+    async def push_once(self) -> int:
+        """Send one batch of our outbox; returns how many events went."""
+        ctx = self.ctx
+        link = await ctx.store.link_row(PARENT)
+        raws, through, _more = await ctx.store.outbox(
+            PARENT, int(link["acked_pos"]), limit=ctx.batch_events, max_bytes=ctx.batch_bytes
+        )
+        if not raws:
+            return 0
+        body = codec.encode({"through": through, "events": list(raws)})
+        reply = await self._call("POST", "/sync/v1/up", body)
+        for index, reason, detail in reply["refused"]:
+            logger.warning("parent refused our event %s: %s %s", index, reason, detail)
+        await ctx.store.update_link(
+            PARENT, acked_pos=int(reply["applied_pos"]), last_contact=ctx.clock.now_ms()
+        )
+        return len(raws)
+
+    async def pull_once(self, wait: int) -> int:
+        ctx = self.ctx
+        link = await ctx.store.link_row(PARENT)
+        after = int(link["applied_pos"])
+        page = await self._call(
+            "GET",
+            f"/sync/v1/down?after={after}&wait={wait}&limit={ctx.batch_events}",
+            timeout=wait + float(ctx.config["sync.request_timeout_seconds"]),
+        )
+        if page["events"]:
+            await ctx.ingestor.receive(PARENT, page["events"], applied_pos=int(page["through"]))
+        return len(page["events"])
+
+    # ----------------------------------------------------------------- loops
+
+    async def _push_loop(self) -> None:
+        store = self.ctx.store
+        while True:
+            generation = store.generation
+            if await self.push_once():
+                continue
+            async with store.changed:
+                await store.changed.wait_for(
+                    lambda g=generation: store.generation != g or self.ctx.stopping.is_set()
+                )
+            if self.ctx.stopping.is_set():
+                return
+
+    async def _pull_loop(self) -> None:
+        wait = int(self.ctx.config["sync.long_poll_seconds"])
+        while not self.ctx.stopping.is_set():
+            await self.pull_once(wait)
+
+    async def run(self) -> None:
+        """Sync until stopped; never raises for a network failure."""
+        failures = 0
+        initial = float(self.ctx.config["sync.retry_initial_seconds"])
+        cap = float(self.ctx.config["sync.retry_max_seconds"])
+        while not self.ctx.stopping.is_set():
+            try:
+                await self.hello()
+                failures = 0
+                await self.ctx.store.update_link(PARENT, failures=0, last_error=None)
+                self.connected.set()
+                await _first_failure(self._push_loop(), self._pull_loop())
+            except (SyncFailure, ProtocolError, KeyError, TypeError) as exc:
+                self.connected.clear()
+                failures += 1
+                message = str(exc)[:500]
+                logger.info("sync with %s failed (%d): %s", self.parent, failures, message)
+                try:
+                    await self.ctx.store.update_link(
+                        PARENT,
+                        last_error=message,
+                        last_error_at=self.ctx.clock.now_ms(),
+                        failures=failures,
+                    )
+                except Exception:  # the database may be closing with the node
+                    logger.debug("could not record the sync error", exc_info=True)
+                delay = self.rng.uniform(0, min(cap, initial * 2 ** min(failures - 1, 30)))
+                try:
+                    await asyncio.wait_for(self.ctx.stopping.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+
+
+async def _first_failure(*coros: Any) -> None:
+    """Run the loops together; the first to fail (or finish) cancels the rest."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,219 @@
+"""Receiving a batch: parse, verify, authorise, then store in one transaction.
+
+The CPU work (parsing, signature checks on a small thread pool — Ed25519 in
+``cryptography`` releases the GIL) happens before the write lock is taken; the
+write transaction only re-checks what another writer could have changed
+(duplicates, forked sequences) and stores. Each refused event is refused alone,
+kept with its reason, and never blocks the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store
+from node.sync.routing import RECOVERY
+from protocol import envelope, errors
+from protocol.errors import ProtocolError
+from protocol.events import Assigned, decode_event
+from protocol.ownership import check_signer
+
+logger = logging.getLogger(__name__)
+
+NOT_IN_SUBTREE = "not_in_subtree"
+NOT_FROM_ANCESTOR = "not_from_ancestor"
+NOT_FOR_ME = "not_for_me"
+NOT_ANCESTOR = "not_ancestor"
+SEQ_CONFLICT = "seq_conflict"
+
+Refused = tuple[bytes, str | None, bytes | None, str, str]
+
+
+@dataclass(slots=True)
+class _Candidate:
+    index: int
+    env: envelope.Envelope
+    accepted: Accepted
+
+
+class Ingestor:
+    """Turns received envelope bytes into stored events for one node."""
+
+    def __init__(self, store: Store, *, executor: Executor | None, threads: int = 2) -> None:
+        self.store = store
+        self.executor = executor
+        self.threads = max(1, threads)
+
+    async def receive(
+        self, source: str, raws: Sequence[bytes], *, applied_pos: int | None = None
+    ) -> BatchResult:
+        store = self.store
+        now = store.clock.now_ms()
+        result = BatchResult()
+        refused: list[Refused] = []
+        refused_index: list[int] = []
+
+        def refuse(
+            i: int, raw: bytes, env: envelope.Envelope | None, reason: str, detail: str
+        ) -> None:
+            refused.append(
+                (
+                    raw,
+                    env.type if env else None,
+                    bytes.fromhex(env.event_id) if env else None,
+                    reason,
+                    detail,
+                )
+            )
+            refused_index.append(i)
+
+        parsed: list[tuple[int, envelope.Envelope]] = []
+        seen: set[str] = set()
+        for i, raw in enumerate(raws):
+            try:
+                env = envelope.parse(raw)
+            except ProtocolError as exc:
+                refuse(i, raw, None, exc.reason, exc.detail)
+                continue
+            if env.event_id in seen:
+                result.duplicates += 1
+                continue
+            seen.add(env.event_id)
+            parsed.append((i, env))
+
+        async with store.db.read() as conn:
+            known = await store.known_ids(conn, (bytes.fromhex(e.event_id) for _, e in parsed))
+        fresh = [(i, e) for i, e in parsed if bytes.fromhex(e.event_id) not in known]
+        result.duplicates += len(parsed) - len(fresh)
+
+        candidates: list[_Candidate] = []
+        for i, env in fresh:
+            if env.type in TRUST_TYPES:
+                try:
+                    store.trust.add(env.raw, now)
+                except ProtocolError as exc:
+                    refuse(i, env.raw, env, exc.reason, exc.detail)
+                    continue
+                accepted = Accepted(env=env, event=None, origin=None, origin_seq=None)
+                candidates.append(_Candidate(i, env, accepted))
+                continue
+            try:
+                event = decode_event(env.type, env.body)
+                self._check_scope(source, event.origin, event.to)
+                store.trust.check_event_signer(env.key_id, event.origin, event.seq, now)
+            except ProtocolError as exc:
+                refuse(i, env.raw, env, exc.reason, exc.detail)
+                continue
+            accepted = Accepted(env=env, event=event, origin=event.origin, origin_seq=event.seq)
+            candidates.append(_Candidate(i, env, accepted))
+
+        verdicts = await self._verify([c.env for c in candidates if c.accepted.event is not None])
+        checked: list[_Candidate] = []
+        it = iter(verdicts)
+        for c in candidates:
+            if c.accepted.event is not None:
+                bad = next(it)
+                if bad is not None:
+                    refuse(c.index, c.env.raw, c.env, bad.reason, bad.detail)
+                    continue
+            checked.append(c)
+
+        async with store.db.write() as conn:
+            known = await store.known_ids(conn, (bytes.fromhex(c.env.event_id) for c in checked))
+            checked = [c for c in checked if bytes.fromhex(c.env.event_id) not in known]
+            result.duplicates += len(known)
+            owners = await store.seq_owners(
+                conn,
+                (
+                    (c.accepted.origin, c.accepted.origin_seq)
+                    for c in checked
+                    if c.accepted.origin is not None and c.accepted.origin_seq is not None
+                ),
+            )
+            parties = await store.item_parties(
+                conn, (c.accepted.event.item for c in checked if c.accepted.event is not None)
+            )
+            final: list[Accepted] = []
+            for c in checked:
+                ev = c.accepted.event
+                if ev is not None:
+                    owner = owners.get((ev.origin, ev.seq))
+                    if owner is not None and owner != bytes.fromhex(c.env.event_id):
+                        refuse(
+                            c.index,
+                            c.env.raw,
+                            c.env,
+                            SEQ_CONFLICT,
+                            f"{ev.origin} seq {ev.seq} already names another event",
+                        )
+                        continue
+                    reason = self._check_owner(ev, parties)
+                    if reason is not None:
+                        refuse(c.index, c.env.raw, c.env, *reason)
+                        continue
+                    owners[(ev.origin, ev.seq)] = bytes.fromhex(c.env.event_id)
+                    if isinstance(ev, Assigned):
+                        parties[ev.item] = (ev.assigner, ev.assignee)
+                final.append(c.accepted)
+            await store.record_batch(
+                conn, source=source, accepted=final, refused=refused, applied_pos=applied_pos
+            )
+        result.accepted = len(final)
+        result.refused = [(i, r[3], r[4]) for i, r in zip(refused_index, refused, strict=True)]
+        result.applied_pos = applied_pos or 0
+        for i, reason, detail in result.refused:
+            logger.warning("refused event %d from %s: %s %s", i, source, reason, detail)
+        if final:
+            await store.notify()
+        return result
+
+    def _check_scope(self, source: str, origin: str, to: str) -> None:
+        view = self.store.view
+        me = self.store.me
+        if source == PARENT:
+            if not view.is_ancestor(origin, me):
+                raise ProtocolError(NOT_FROM_ANCESTOR, f"{origin} is not an ancestor of {me}")
+            if not view.in_subtree(to, me):
+                raise ProtocolError(NOT_FOR_ME, f"addressed to {to}, outside {me}'s subtree")
+        elif source == SELF:
+            if origin != me:
+                raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not this node")
+        elif source == RECOVERY:
+            if not view.in_subtree(origin, me):
+                raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not in {me}'s subtree")
+        elif not view.in_subtree(origin, source):
+            raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not in {source}'s subtree")
+
+    def _check_owner(
+        self, ev: object, parties: dict[str, tuple[str, str]]
+    ) -> tuple[str, str] | None:
+        view = self.store.view
+        if isinstance(ev, Assigned):
+            if not view.in_subtree(ev.assignee, ev.origin):
+                return NOT_ANCESTOR, f"{ev.origin} may not assign to {ev.assignee}"
+            return None
+        item = getattr(ev, "item", "")
+        known = parties.get(item)
+        if known is None:
+            return errors.UNKNOWN_ITEM, f"no assignment of {item} is known here"
+        refusal = check_signer(ev, *known)  # type: ignore[arg-type]
+        return None if refusal is None else (refusal.reason, refusal.detail)
+
+    async def _verify(self, envs: Sequence[envelope.Envelope]) -> list[ProtocolError | None]:
+        if not envs:
+            return []
+        lookup = self.store.trust.key_for
+        if self.executor is None or len(envs) < 64 or self.threads == 1:
+            return envelope.verify_all(envs, lookup)
+        # Keep Merkle batches together so each batch signature is checked once.
+        size = -(-len(envs) // self.threads)
+        chunks = [envs[i : i + size] for i in range(0, len(envs), size)]
+        loop = asyncio.get_running_loop()
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(self.executor, envelope.verify_all, ch, lookup) for ch in chunks)
+        )
+        return [v for part in parts for v in part]

@@ -1,0 +1,227 @@
+"""The parent's side of sync: endpoints a child calls (the child opens every connection).
+
+All requests carry a signed ``Duban-Auth`` header (see :mod:`node.sync.auth`);
+only this node's own children get in. Bodies are strict msgpack; refusals are
+JSON ``{"error": reason, "detail": ...}`` with a 4xx status, logged, and change
+nothing.
+
+- ``GET  /sync/v1/hello`` — cursors and epochs, so the child knows where to
+  resume and whether it was restored from an old backup.
+- ``POST /sync/v1/up`` — a batch of the child's subtree events; stored in one
+  transaction together with the child's cursor; idempotent.
+- ``GET  /sync/v1/down?after=POS&wait=S`` — events routed to the child after
+  its durable cursor; long-polls up to ``wait`` seconds when there are none.
+- ``GET  /sync/v1/recover?after=POS`` — everything this node received from the
+  child, for a child restored from a backup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from node.context import NodeContext
+from node.sync.auth import AuthError, ReplayGuard, verify_request
+from protocol import codec, errors
+from protocol.errors import ProtocolError
+from protocol.keys import VerifyKey
+
+logger = logging.getLogger(__name__)
+
+BODY_LIMITS = codec.Limits(
+    max_size=64 * 1024 * 1024,
+    max_str=64,
+    max_bin=1024 * 1024 + 4096,
+    max_array=100_000,
+    max_map=8,
+    max_depth=3,
+)
+CTX = web.AppKey("node", NodeContext)
+GUARD = web.AppKey("replay_guard", ReplayGuard)
+
+_STATUS_OF = {
+    "auth_required": 401,
+    "bad_auth": 401,
+    "stale_request": 401,
+    "replayed": 401,
+    errors.BAD_SIGNATURE: 401,
+    errors.UNKNOWN_KEY: 401,
+    errors.KEY_REVOKED: 403,
+    errors.KEY_RETIRED: 403,
+    errors.CERT_EXPIRED: 403,
+    "not_my_child": 403,
+    "wrong_parent": 403,
+}
+
+
+def refuse(status: int, reason: str, detail: str = "") -> web.Response:
+    return web.json_response({"error": reason, "detail": detail}, status=status)
+
+
+def msgpack_response(value: codec.Value) -> web.Response:
+    return web.Response(body=codec.encode(value), content_type="application/msgpack")
+
+
+async def _authenticate(request: web.Request, body: bytes) -> str:
+    ctx = request.app[CTX]
+    now = ctx.clock.now_ms()
+
+    def key_for(node: str, key_id: bytes) -> VerifyKey:
+        cert = ctx.trust.check_key(key_id, now)
+        if cert.node != node:
+            raise ProtocolError(errors.SIGNER_MISMATCH, f"key of {cert.node}, claimed {node}")
+        if cert.parent != ctx.me:
+            raise ProtocolError("not_my_child", f"{node} is not a child of {ctx.me}")
+        return ctx.trust.key_for(key_id)
+
+    return verify_request(
+        request.headers.get("Duban-Auth"),
+        me=ctx.me,
+        method=request.method,
+        target=request.path_qs,
+        body=body,
+        key_for=key_for,
+        guard=request.app[GUARD],
+        now_ms=now,
+    )
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f'{{"error":"bad_param","detail":"{name} must be an integer"}}',
+            content_type="application/json",
+        ) from None
+    return min(max(value, lo), hi)
+
+
+async def _guarded(request: web.Request, body: bytes) -> str | web.Response:
+    try:
+        return await _authenticate(request, body)
+    except AuthError as exc:
+        logger.warning(
+            "sync request refused from %s: %s %s", request.remote, exc.reason, exc.detail
+        )
+        return refuse(_STATUS_OF.get(exc.reason, 403), exc.reason, exc.detail)
+
+
+async def hello(request: web.Request) -> web.Response:
+    child = await _guarded(request, b"")
+    if isinstance(child, web.Response):
+        return child
+    ctx = request.app[CTX]
+    link = await ctx.store.link_row(child)
+    await ctx.store.update_link(child, last_contact=ctx.clock.now_ms())
+    return msgpack_response(
+        {
+            "node": ctx.me,
+            "epoch": await ctx.epoch(),
+            "applied_pos": int(link["applied_pos"]),
+            "max_seq": await ctx.store.max_seq_of(child),
+        }
+    )
+
+
+async def up(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    body = await request.read()
+    child = await _guarded(request, body)
+    if isinstance(child, web.Response):
+        return child
+    try:
+        value = codec.decode(body, BODY_LIMITS)
+        if not isinstance(value, dict) or set(value) != {"through", "events"}:
+            raise ProtocolError(errors.MALFORMED, "expected {through, events}")
+        through, raws = value["through"], value["events"]
+        if type(through) is not int or through < 0 or not isinstance(raws, list):
+            raise ProtocolError(errors.MALFORMED, "through must be an int, events a list")
+        if not all(isinstance(r, bytes) for r in raws):
+            raise ProtocolError(errors.MALFORMED, "events must be bytes")
+    except ProtocolError as exc:
+        logger.warning("bad sync batch from %s: %s", child, exc)
+        return refuse(400, exc.reason, exc.detail)
+    result = await ctx.ingestor.receive(child, raws, applied_pos=through)  # type: ignore[arg-type]
+    return msgpack_response(
+        {
+            "applied_pos": through,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "refused": [[i, reason, detail] for i, reason, detail in result.refused],
+        }
+    )
+
+
+async def down(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    child = await _guarded(request, b"")
+    if isinstance(child, web.Response):
+        return child
+    after = _int_param(request, "after", 0, 0, 2**62)
+    wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
+    limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
+    await ctx.store.update_link(child, acked_pos=after, last_contact=ctx.clock.now_ms())
+    raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
+    return msgpack_response(
+        {"epoch": await ctx.epoch(), "events": list(raws), "through": through, "more": more}
+    )
+
+
+async def _wait_for_outbox(
+    ctx: NodeContext, child: str, after: int, limit: int, wait: int
+) -> tuple[list[bytes], int, bool]:
+    store = ctx.store
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        generation = store.generation
+        raws, through, more = await store.outbox(
+            child, after, limit=limit, max_bytes=ctx.batch_bytes
+        )
+        remaining = deadline - loop.time()
+        if raws or remaining <= 0 or ctx.stopping.is_set():
+            return raws, through, more
+        async with store.changed:
+            try:
+                await asyncio.wait_for(
+                    store.changed.wait_for(
+                        lambda g=generation: store.generation != g or ctx.stopping.is_set()
+                    ),
+                    timeout=remaining,
+                )
+            except TimeoutError:
+                pass
+
+
+async def recover(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    child = await _guarded(request, b"")
+    if isinstance(child, web.Response):
+        return child
+    after = _int_param(request, "after", 0, 0, 2**62)
+    raws, through = await ctx.store.events_from_source(child, after, ctx.batch_events)
+    return msgpack_response({"events": list(raws), "through": through, "more": bool(raws)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/sync/v1/hello", hello)
+    app.router.add_post("/sync/v1/up", up)
+    app.router.add_get("/sync/v1/down", down)
+    app.router.add_get("/sync/v1/recover", recover)
+
+
+def json_status(value: dict[str, Any]) -> web.Response:
+    return web.json_response(value, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

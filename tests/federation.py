@@ -1,0 +1,45 @@
+"""Real federations for tests: node.localtree's nodes, with fast sync settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from node.clock import Clock
+from node.localtree import LocalTree, RunningNode, Shape, four_levels
+from node.localtree import build as build_tree
+
+FOUR_LEVELS: Shape = four_levels()
+Federation = LocalTree
+
+FAST_SYNC = {
+    "sync.long_poll_seconds": 5,
+    "sync.retry_initial_seconds": 0.05,
+    "sync.retry_max_seconds": 0.5,
+}
+
+
+async def build(
+    root: Path, clock: Clock, shape: Shape = FOUR_LEVELS, extra: dict[str, Any] | None = None
+) -> LocalTree:
+    """Create and start every node of ``shape`` with fast retry settings."""
+    return await build_tree(root, clock, shape, extra={**FAST_SYNC, **(extra or {})})
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "condition"
+) -> None:
+    """Wait until ``check()`` is true (sync is asynchronous), failing after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        if await check():
+            return
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+__all__ = ["FAST_SYNC", "FOUR_LEVELS", "Federation", "RunningNode", "build", "eventually"]
