@@ -95,13 +95,16 @@ async def build(
     *,
     extra: dict[str, Any] | None = None,
     ports: dict[str, int] | None = None,
+    extra_for: dict[str, dict[str, Any]] | None = None,
 ) -> LocalTree:
-    """Create and start every node of ``shape`` under ``root``; ``ports`` 0 = any free."""
+    """Create and start every node of ``shape`` under ``root``; ``ports`` 0 = any free.
+
+    ``extra`` settings apply to every node, ``extra_for[node]`` to one node only."""
     tree = LocalTree(root, clock)
     for node_id, parent, name, level in shape:
         data = root / node_id
         port = (ports or {}).get(node_id, 0)
-        settings = {**(extra or {})}
+        settings = {**(extra or {}), **(extra_for or {}).get(node_id, {})}
         if port:
             settings["server.listen"] = f"127.0.0.1:{port}"
         if parent is None:

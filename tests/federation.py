@@ -22,10 +22,16 @@ FAST_SYNC = {
 
 
 async def build(
-    root: Path, clock: Clock, shape: Shape = FOUR_LEVELS, extra: dict[str, Any] | None = None
+    root: Path,
+    clock: Clock,
+    shape: Shape = FOUR_LEVELS,
+    extra: dict[str, Any] | None = None,
+    extra_for: dict[str, dict[str, Any]] | None = None,
 ) -> LocalTree:
     """Create and start every node of ``shape`` with fast retry settings."""
-    return await build_tree(root, clock, shape, extra={**FAST_SYNC, **(extra or {})})
+    return await build_tree(
+        root, clock, shape, extra={**FAST_SYNC, **(extra or {})}, extra_for=extra_for
+    )
 
 
 async def eventually(
