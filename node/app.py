@@ -10,6 +10,11 @@ import aiohttp
 from aiohttp import web
 
 from node import enroll_http
+from node.api import auth as api_auth
+from node.api import items as api_items
+from node.api import openapi as api_openapi
+from node.api.errors import error_middleware
+from node.api.workflow import Workflow
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.context import NodeContext, open_node
@@ -45,13 +50,14 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     """Everything a node serves; long-lived work starts and stops with the app."""
     clock = clock or SystemClock()
     max_body = int(config["sync.batch_bytes"]) * 2 + 1024 * 1024
-    app = web.Application(client_max_size=max_body)
+    app = web.Application(client_max_size=max_body, middlewares=[error_middleware])
     window = int(config["sync.clock_skew_seconds"]) * 1000
     app[sync_server.GUARD] = ReplayGuard(window)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx = await open_node(config, clock)
         app[sync_server.CTX] = ctx
+        app[api_items.WORKFLOW] = Workflow(ctx)
         task = None
         session = None
         if ctx.parent is not None:
@@ -87,4 +93,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     sync_server.add_routes(app)
     enroll_http.add_routes(app)
     app.router.add_get("/api/v1/status", status)
+    api_auth.add_routes(app)
+    api_items.add_routes(app)
+    api_openapi.add_routes(app)
     return app

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -22,10 +23,11 @@ from aiohttp import web
 from hierarchy.errors import HierarchyError
 from node import config as cfg
 from node import keyfile
+from node.accounts import AccountError
 from node.app import create_app, status_payload
 from node.clock import SystemClock
 from node.context import NodeError, open_node
-from node.setup import SetupError, init_root, join_parent
+from node.setup import SetupError, first_admin, init_root, join_parent
 from node.storage.db import StorageError, migrate
 from protocol.errors import ProtocolError
 
@@ -53,8 +55,10 @@ async def cmd_init(args: argparse.Namespace) -> int:
         clock=SystemClock(),
         extra=_extra(args),
     )
+    admin, password = await first_admin(config, SystemClock())
     print(f"created root node {args.id} {args.name} ({args.level}) in {data}")
     print(f"root fingerprint (children pin this): {config['node.root_fingerprint']}")
+    print(f"first administrator: {admin}  password: {password}  (shown once)")
     return 0
 
 
@@ -102,6 +106,8 @@ async def cmd_join(args: argparse.Namespace) -> int:
         f"joined {config['node.parent_url']} as {config['node.id']} {config['node.name']} "
         f"({config['node.level']}) in {data}"
     )
+    admin, password = await first_admin(config, SystemClock())
+    print(f"first administrator: {admin}  password: {password}  (shown once)")
     return 0
 
 
@@ -158,6 +164,64 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_user_add(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    password = args.password
+    generated = False
+    if password is None and not args.no_password:
+        password = secrets.token_urlsafe(12)
+        generated = True
+    ctx = await open_node(config, SystemClock())
+    try:
+        user = await ctx.accounts.add_user(
+            args.name, role=args.role, unit=args.unit, password=password,
+            display_name=args.display_name or "", now=ctx.clock.now_ms(),
+        )
+    finally:
+        await ctx.close()
+    print(f"added {user.name} ({user.role}{', ' + user.unit if user.unit else ''}) "
+          f"at node {config['node.id']}")
+    if generated:
+        print(f"password: {password}")
+    return 0
+
+
+async def cmd_user_list(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        users = await ctx.accounts.users()
+    finally:
+        await ctx.close()
+    for user in users:
+        print(f"{user.name:<20} {user.role:<11} {user.unit or '-':<16} "
+              f"{'disabled' if user.disabled else ''}")
+    return 0
+
+
+async def cmd_token(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        token = await ctx.accounts.token_for(args.user, ctx.clock.now_ms())
+    finally:
+        await ctx.close()
+    print(token)
+    return 0
+
+
+async def cmd_unit_add(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        await ctx.accounts.add_unit(args.code, args.name, office=args.office,
+                                    now=ctx.clock.now_ms())
+    finally:
+        await ctx.close()
+    print(f"added unit {args.code} {args.name}")
+    return 0
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     from node.demo import run_demo
 
@@ -211,6 +275,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_migrate)
 
+    p = sub.add_parser("user", help="people of this node")
+    users = p.add_subparsers(dest="user_command", required=True)
+    q = users.add_parser("add", help="add a person with a role")
+    q.add_argument("--data", required=True)
+    q.add_argument("--name", required=True)
+    q.add_argument("--role", required=True,
+                   help="leader, supervisor, unit_head, operator or viewer")
+    q.add_argument("--unit", help="the unit a unit_head or operator acts for")
+    q.add_argument("--display-name")
+    q.add_argument("--password", help="default: a generated one, printed once")
+    q.add_argument("--no-password", action="store_true", help="token-only account")
+    q.set_defaults(func=cmd_user_add)
+    q = users.add_parser("list", help="list the people of this node")
+    q.add_argument("--data", required=True)
+    q.set_defaults(func=cmd_user_list)
+
+    p = sub.add_parser("unit", help="units (office and departments) of this node")
+    units = p.add_subparsers(dest="unit_command", required=True)
+    q = units.add_parser("add", help="add a unit")
+    q.add_argument("--data", required=True)
+    q.add_argument("--code", required=True, help="e.g. office, finance, env_bureau")
+    q.add_argument("--name", required=True)
+    q.add_argument("--office", action="store_true", help="this is the general office")
+    q.set_defaults(func=cmd_unit_add)
+
+    p = sub.add_parser("token", help="print a new bearer token for a person")
+    p.add_argument("--data", required=True)
+    p.add_argument("--user", required=True)
+    p.set_defaults(func=cmd_token)
+
     p = sub.add_parser("demo", help="run a four-level demo tree on this machine")
     p.add_argument("--data", help="keep the demo here (default: a temporary directory)")
     p.add_argument("--base-port", type=int, default=8400)
@@ -231,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (
         CliError,
+        AccountError,
         SetupError,
         cfg.ConfigError,
         keyfile.KeyFileError,

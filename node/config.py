@@ -49,6 +49,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.verify_threads", 2, "Threads verifying signatures of a received batch."),
     Setting("enroll.code_ttl_hours", 72, "How long an enrollment code stays valid."),
     Setting("enroll.cert_days", 3650, "Validity of certificates this node issues."),
+    Setting(
+        "workflow.calendar",
+        "natural",
+        "Default day counting for new items: natural or working (official Chinese calendar).",
+    ),
+    Setting(
+        "workflow.extra_boards",
+        "",
+        "Boards beyond the 1+5 (comma-separated codes [a-z0-9_]), the '1+X'.",
+    ),
+    Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
+    Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
+    Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -125,8 +138,10 @@ def _toml_value(value: Any) -> str:
 def render(values: dict[str, Any]) -> str:
     """The whole configuration file: every setting, with its help as a comment."""
     lines = ["# Duban node configuration. Every setting, its default and what it does."]
+    sections = list(dict.fromkeys(s.name.split(".", 1)[0] for s in SETTINGS))
+    ordered = [s for head in sections for s in SETTINGS if s.name.startswith(head + ".")]
     section = None
-    for setting in SETTINGS:
+    for setting in ordered:
         head, key = setting.name.split(".", 1)
         if head != section:
             lines += ["", f"[{head}]"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node import keyfile
+from node.accounts import Accounts
 from node.clock import Clock
 from node.config import Config
 from node.storage.db import Database, open_database
@@ -38,6 +39,7 @@ class NodeContext:
     store: Store
     ingestor: Ingestor
     executor: ThreadPoolExecutor
+    accounts: Accounts
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -107,6 +109,7 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         store=store,
         ingestor=ingestor,
         executor=executor,
+        accounts=Accounts(db),
     )
 
 

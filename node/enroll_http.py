@@ -26,6 +26,7 @@ from node.context import NodeContext
 from node.store import SELF, Accepted, Store
 from node.sync import server as sync_server
 from protocol import envelope
+from protocol.certs import parse_certificate
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ async def join(request: web.Request) -> web.Response:
                 SELF,
                 now,
             )
+            child = parse_certificate(response.certificate).certificate.node
+            await ctx.store.route_trust_records(conn, child)
     except HierarchyError as exc:
         logger.warning("join refused from %s: %s %s", request.remote, exc.reason, exc.detail)
         return _refuse(exc)

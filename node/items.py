@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.storage import schema as t
-from protocol import envelope
+from protocol import envelope, rules
 from protocol.errors import ProtocolError
 from protocol.events import Event, decode_event
 from protocol.fold import ItemState, fold
@@ -26,15 +26,37 @@ _IN_CHUNK = 500
 
 
 async def item_events(
-    conn: AsyncConnection, item_ids: Iterable[str]
+    conn: AsyncConnection,
+    item_ids: Iterable[str],
+    known: Mapping[int, tuple[str, Event]] | None = None,
 ) -> dict[str, list[tuple[str, Event]]]:
-    """Every stored event of each item, decoded (they were verified on receipt)."""
+    """Every stored event of each item, decoded (they were verified on receipt).
+
+    ``known`` maps the ``pos`` of events the caller has just stored to their
+    (event id, event): those are taken as given instead of being read back and
+    decoded again. Positions come from the (item, pos) index alone; only the
+    envelopes of the other events are read.
+    """
     wanted = list(set(item_ids))
+    known = known or {}
     out: dict[str, list[tuple[str, Event]]] = {i: [] for i in wanted}
+    stored: list[int] = []
     for i in range(0, len(wanted), _IN_CHUNK):
         rows = await conn.execute(
-            select(t.events.c.item_id, t.events.c.raw).where(
+            select(t.events.c.item_id, t.events.c.pos).where(
                 t.events.c.item_id.in_(wanted[i : i + _IN_CHUNK])
+            )
+        )
+        for item_id, pos in rows:
+            pair = known.get(pos)
+            if pair is None:
+                stored.append(pos)
+            else:
+                out[item_id].append(pair)
+    for i in range(0, len(stored), _IN_CHUNK):
+        rows = await conn.execute(
+            select(t.events.c.item_id, t.events.c.raw).where(
+                t.events.c.pos.in_(stored[i : i + _IN_CHUNK])
             )
         )
         for item_id, raw in rows:
@@ -43,7 +65,23 @@ async def item_events(
     return out
 
 
-def row_of(state: ItemState, now: int) -> dict[str, Any]:
+PathOf = Callable[[str], str]
+"""Node id -> its path from the root, "14/1401/140101/" (a subtree is a prefix)."""
+
+
+def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
+    yellow_from, red_from = rules.colour_thresholds(state)
+    search = " ".join(
+        part
+        for part in (
+            state.title,
+            state.description,
+            state.lead_unit or "",
+            state.assignee_unit or "",
+            *state.co_units,
+        )
+        if part
+    )
     return {
         "item_id": state.item,
         "assigner": state.assigner,
@@ -63,19 +101,31 @@ def row_of(state: ItemState, now: int) -> dict[str, Any]:
         "updated_at": max(state.last_event_at, state.assigned_at),
         "done": state.done,
         "state": json.dumps(state.to_dict(), ensure_ascii=False, sort_keys=True).encode(),
+        "assignee_path": path_of(state.assignee),
+        "yellow_from": yellow_from,
+        "red_from": red_from,
+        "search_text": search.lower(),
     }
 
 
-async def materialise(conn: AsyncConnection, item_ids: Iterable[str], now: int) -> None:
-    """Refold the given items from their stored events and rewrite their rows."""
-    grouped = await item_events(conn, item_ids)
+async def materialise(
+    conn: AsyncConnection,
+    item_ids: Iterable[str],
+    path_of: PathOf,
+    known: Mapping[int, tuple[str, Event]] | None = None,
+) -> None:
+    """Refold the given items from their stored events and rewrite their rows.
+
+    ``known``: events just stored, by ``pos``, already decoded (see :func:`item_events`).
+    """
+    grouped = await item_events(conn, item_ids, known)
     rows = []
     for pairs in grouped.values():
         try:
             state = fold(pairs)
         except ProtocolError:
             continue  # no assignment stored yet: nothing to show
-        rows.append(row_of(state, now))
+        rows.append(row_of(state, path_of))
     if not rows:
         return
     ids = [r["item_id"] for r in rows]

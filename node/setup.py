@@ -6,6 +6,7 @@ The CLI, the demo and the tests all create nodes through these two functions.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,27 @@ async def join_parent(
     config = cfg.write(data, values)
     await _create_db_with_records(config, clock, trust.export())
     return config
+
+
+async def first_admin(
+    config: cfg.Config, clock: Clock, *, name: str = "admin", password: str | None = None
+) -> tuple[str, str]:
+    """The node's general office unit and its first administrator (supervisor role).
+
+    Returns (name, password); the password is generated unless given, shown once."""
+    password = password or secrets.token_urlsafe(12)
+    ctx = await open_node(config, clock)
+    try:
+        now = clock.now_ms()
+        if "office" not in await ctx.accounts.units():
+            await ctx.accounts.add_unit("office", "办公室", office=True, now=now)
+        await ctx.accounts.add_user(
+            name, role="supervisor", unit="office", password=password,
+            display_name="督查室管理员", now=now,
+        )
+    finally:
+        await ctx.close()
+    return name, password
 
 
 async def _create_db_with_records(config: cfg.Config, clock: Clock, records: list[bytes]) -> None:

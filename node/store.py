@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ _IN_CHUNK = 500
 
 Draft = Callable[[int, int, int], Event]
 """Builds one of our own events from (seq, lamport, at) assigned by the store."""
+
+Precheck = Callable[[AsyncConnection, list[Event]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -160,10 +162,31 @@ class Store:
             await self.insert_accepted(conn, accepted, source, now)
         await self._notify()
 
+    async def route_trust_records(self, conn: AsyncConnection, link: str) -> None:
+        """Queue every trust record held here for ``link`` (a child just enrolled), so it
+        learns the whole tree, not only its own chain: records accepted before it
+        existed were routed to the children of that time only."""
+        routed = select(t.routes.c.pos).where(t.routes.c.link == link)
+        rows = await conn.execute(
+            select(t.events.c.pos).where(
+                t.events.c.type.in_(TRUST_TYPES), t.events.c.pos.not_in(routed)
+            )
+        )
+        missing = [{"link": link, "pos": r[0]} for r in rows]
+        if missing:
+            await conn.execute(t.routes.insert(), missing)
+
     # ------------------------------------------------------------- own writes
 
-    async def append_own(self, drafts: Sequence[Draft]) -> list[tuple[Event, envelope.Envelope]]:
-        """Sign and store events of our own, one signature over the whole batch."""
+    async def append_own(
+        self, drafts: Sequence[Draft], *, precheck: Precheck | None = None
+    ) -> list[tuple[Event, envelope.Envelope]]:
+        """Sign and store events of our own, one signature over the whole batch.
+
+        ``precheck(conn, events)`` runs inside the write transaction before
+        anything is signed; whatever it raises rolls everything back, so a check
+        of the item's state cannot race another writer.
+        """
         if not drafts:
             return []
         now = self.clock.now_ms()
@@ -171,6 +194,8 @@ class Store:
             seq = _bytes_int(await self.get_meta(conn, "own_seq"))
             lamport = _bytes_int(await self.get_meta(conn, "lamport"))
             events = [d(seq + i + 1, lamport + i + 1, now) for i, d in enumerate(drafts)]
+            if precheck is not None:
+                await precheck(conn, events)
             envs = envelope.sign_batch(self.key, [encode_event(e) for e in events])
             accepted = [
                 Accepted(env=env, event=ev, origin=ev.origin, origin_seq=ev.seq)
@@ -301,6 +326,7 @@ class Store:
             )
             pos_by_id.update((r[0], r[1]) for r in got)
         route_rows = []
+        decoded: dict[int, tuple[str, Event]] = {}
         for a, row in zip(accepted, rows, strict=True):
             links = routes_for(
                 self.view,
@@ -311,11 +337,54 @@ class Store:
             )
             pos = pos_by_id[row["event_id"]]
             route_rows.extend({"link": link, "pos": pos} for link in links)
+            if a.event is not None:
+                decoded[pos] = (row["event_id"].hex(), a.event)
         if route_rows:
             await conn.execute(t.routes.insert(), route_rows)
-        item_ids = {a.event.item for a in accepted if a.event is not None}
-        if item_ids:
-            await materialise(conn, item_ids, now)
+        if decoded:
+            await materialise(
+                conn, {ev.item for _, ev in decoded.values()}, self.path_of, decoded
+            )
+        await self._note_seen(conn, accepted, now)
+
+    def path_of(self, node: str) -> str:
+        """The node's path from the root, "14/1401/140101/", for subtree prefix queries."""
+        return "".join(f"{n}/" for n in reversed(self.view.path_up(node)))
+
+    async def _note_seen(
+        self, conn: AsyncConnection, accepted: Sequence[Accepted], now: int
+    ) -> None:
+        """Per origin node: the newest event we hold, and when it reached us."""
+        newest: dict[str, tuple[int, int]] = {}
+        for a in accepted:
+            if a.event is None:
+                continue
+            seq, at = newest.get(a.event.origin, (0, 0))
+            newest[a.event.origin] = (max(seq, a.event.seq), max(at, a.event.at))
+        for origin, (seq, at) in newest.items():
+            row = (
+                await conn.execute(
+                    select(t.node_seen.c.max_seq, t.node_seen.c.last_event_at).where(
+                        t.node_seen.c.node == origin
+                    )
+                )
+            ).first()
+            if row is None:
+                await conn.execute(
+                    t.node_seen.insert().values(
+                        node=origin, max_seq=seq, last_event_at=at, last_received_at=now
+                    )
+                )
+            else:
+                await conn.execute(
+                    update(t.node_seen)
+                    .where(t.node_seen.c.node == origin)
+                    .values(
+                        max_seq=max(seq, row.max_seq),
+                        last_event_at=max(at, row.last_event_at),
+                        last_received_at=now,
+                    )
+                )
 
     async def _notify(self) -> None:
         async with self.changed:

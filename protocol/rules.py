@@ -323,3 +323,31 @@ def colour(state: ItemState, at: int, policy: ReminderPolicy = DEFAULT_POLICY) -
     if any(at >= due - window for _, _, due, window in windows):
         return Colour.YELLOW
     return Colour.GREEN
+
+
+def colour_thresholds(
+    state: ItemState, policy: ReminderPolicy = DEFAULT_POLICY
+) -> tuple[int | None, int | None]:
+    """(yellow_from, red_from): the instants the item turns yellow and red if nothing
+    more happens; None when it never will (done, or no such deadline).
+
+    Colour is monotone in time for a fixed state, so a ledger can store these two
+    numbers and filter by colour in SQL: see :func:`colour_at`.
+    """
+    windows = _windows(state, policy)
+    if not windows:
+        return None, None
+    reds = [due + 1 for name, _, due, _ in windows if name != "milestone"]
+    yellow = min(due - window for _, _, due, window in windows)
+    return yellow, (min(reds) if reds else None)
+
+
+def colour_at(done: bool, yellow_from: int | None, red_from: int | None, at: int) -> Colour:
+    """The colour from stored thresholds; equals :func:`colour` for the same state."""
+    if done:
+        return Colour.GREY
+    if red_from is not None and at >= red_from:
+        return Colour.RED
+    if yellow_from is not None and at >= yellow_from:
+        return Colour.YELLOW
+    return Colour.GREEN

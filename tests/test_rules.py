@@ -324,3 +324,37 @@ def test_colour_with_plan_milestones() -> None:
         ("resolve", None, "overdue"),
     ]
     assert [r.deadline for r in reached.reminders()] == ["resolve", "resolve"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    item_class=st.sampled_from(["general", "major"]),
+    deployed=st.booleans(),
+    reported=st.booleans(),
+    with_plan=st.booleans(),
+    reached=st.booleans(),
+    status=st.sampled_from(list(Status)),
+    offset=st.integers(-2 * DAY, 60 * DAY),
+)
+def test_stored_thresholds_give_the_same_colour(
+    item_class: str, deployed: bool, reported: bool, with_plan: bool, reached: bool,
+    status: Status, offset: int,
+) -> None:
+    """The ledger filters colour in SQL from (yellow_from, red_from); it must agree."""
+    milestones = (
+        Milestone(title="a", due=START + 10 * DAY),
+        Milestone(title="b", due=START + 40 * DAY),
+    )
+    plan = Plan(event_id="p", milestones=milestones, note="", submitted_at=START,
+                status=PlanStatus.APPROVED, decided_at=START)
+    s = state(item_class, status=status)
+    if deployed:
+        s = replace(s, deploy=Deadline(due=s.deploy.due, done_at=START + HOUR))
+    if reported:
+        s = replace(s, first_feedback=Deadline(due=s.first_feedback.due, done_at=START + DAY))
+    if with_plan:
+        s = replace(s, plan=plan, approved_plan=plan, resolve=Deadline(due=START + 40 * DAY),
+                    milestones_reached=(0,) if reached else ())
+    yellow_from, red_from = rules.colour_thresholds(s)
+    for at in (START + offset, START + offset + 1):
+        assert rules.colour_at(s.done, yellow_from, red_from, at) is s.colour(at)

@@ -11,6 +11,12 @@
 - ``refused``: events refused on receipt, kept with their reason for audit.
 - ``items``: items materialised from the fold, with the columns ledgers filter on.
 - ``meta``: small key/value facts about this node (identity, own sequence...).
+- ``node_seen``: per origin node, the newest of its events we hold and when it
+  arrived: how fresh our mirror of that node is.
+- ``users``, ``credentials``: people of this node, their roles, hashed
+  passwords and hashed bearer tokens / session ids.
+- ``units``: the node's general office and departments.
+- ``attachments``: content-addressed files referenced by feedback.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ metadata = MetaData()
 
 # SQLite needs INTEGER (not BIGINT) for an autoincrementing rowid alias.
 Pos = BigInteger().with_variant(Integer(), "sqlite")
+# Tree paths compare bytewise (prefix ranges) on both databases.
+Path = String(512).with_variant(String(512, collation="C"), "postgresql")
 
 meta = Table(
     "meta",
@@ -82,6 +90,8 @@ links = Table(
     Column("failures", Integer, nullable=False, default=0),
     # The other side's stream epoch; a new epoch (a restored node) resets applied_pos.
     Column("peer_epoch", LargeBinary(16)),
+    # Events the child said were still waiting in its outbox after its last push.
+    Column("peer_pending", BigInteger),
 )
 
 refused = Table(
@@ -118,6 +128,69 @@ items = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("done", Boolean, nullable=False, default=False),
     Column("state", LargeBinary, nullable=False),
+    # The assignee's path from the root, "14/1401/140101/": a subtree is a prefix range.
+    Column("assignee_path", Path, nullable=False, default=""),
+    # When the item turns yellow / red if nothing more happens (None: never).
+    Column("yellow_from", BigInteger),
+    Column("red_from", BigInteger),
+    Column("search_text", Text, nullable=False, default=""),
 )
 Index("ix_items_assignee", items.c.assignee, items.c.status)
 Index("ix_items_resolve_due", items.c.resolve_due)
+Index("ix_items_path_due", items.c.assignee_path, items.c.resolve_due)
+Index("ix_items_red", items.c.red_from)
+Index("ix_items_parent", items.c.parent_item)
+
+node_seen = Table(
+    "node_seen",
+    metadata,
+    Column("node", String(64), primary_key=True),
+    Column("max_seq", BigInteger, nullable=False),
+    Column("last_event_at", BigInteger, nullable=False),
+    Column("last_received_at", BigInteger, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Pos, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("display_name", Text, nullable=False, default=""),
+    Column("role", String(16), nullable=False),
+    Column("unit", String(64)),
+    Column("password_hash", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("last_used_at", BigInteger),
+)
+Index("ix_credentials_user", credentials.c.user_id)
+
+units = Table(
+    "units",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("office", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(128), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)

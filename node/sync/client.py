@@ -166,6 +166,10 @@ class SyncClient:
             f"/sync/v1/down?after={after}&wait={wait}&limit={ctx.batch_events}",
             timeout=wait + float(ctx.config["sync.request_timeout_seconds"]),
         )
+        if link.get("peer_epoch") is not None and page["epoch"] != link["peer_epoch"]:
+            # The parent recovered from a backup while we were connected: its positions
+            # were renumbered. Reconnect, so hello pulls again from the start.
+            raise SyncFailure(f"parent {self.parent} started a new stream epoch")
         if page["events"]:
             await ctx.ingestor.receive(PARENT, page["events"], applied_pos=int(page["through"]))
         return len(page["events"])

@@ -38,6 +38,7 @@ class _Candidate:
     index: int
     env: envelope.Envelope
     accepted: Accepted
+    event_id: bytes  # computed once: hashing the envelope is not free
 
 
 class Ingestor:
@@ -71,27 +72,28 @@ class Ingestor:
             )
             refused_index.append(i)
 
-        parsed: list[tuple[int, envelope.Envelope]] = []
-        seen: set[str] = set()
+        parsed: list[tuple[int, envelope.Envelope, bytes]] = []
+        seen: set[bytes] = set()
         for i, raw in enumerate(raws):
             try:
                 env = envelope.parse(raw)
             except ProtocolError as exc:
                 refuse(i, raw, None, exc.reason, exc.detail)
                 continue
-            if env.event_id in seen:
+            event_id = bytes.fromhex(env.event_id)
+            if event_id in seen:
                 result.duplicates += 1
                 continue
-            seen.add(env.event_id)
-            parsed.append((i, env))
+            seen.add(event_id)
+            parsed.append((i, env, event_id))
 
         async with store.db.read() as conn:
-            known = await store.known_ids(conn, (bytes.fromhex(e.event_id) for _, e in parsed))
-        fresh = [(i, e) for i, e in parsed if bytes.fromhex(e.event_id) not in known]
+            known = await store.known_ids(conn, (eid for _, _, eid in parsed))
+        fresh = [p for p in parsed if p[2] not in known]
         result.duplicates += len(parsed) - len(fresh)
 
         candidates: list[_Candidate] = []
-        for i, env in fresh:
+        for i, env, event_id in fresh:
             if env.type in TRUST_TYPES:
                 try:
                     store.trust.add(env.raw, now)
@@ -99,7 +101,7 @@ class Ingestor:
                     refuse(i, env.raw, env, exc.reason, exc.detail)
                     continue
                 accepted = Accepted(env=env, event=None, origin=None, origin_seq=None)
-                candidates.append(_Candidate(i, env, accepted))
+                candidates.append(_Candidate(i, env, accepted, event_id))
                 continue
             try:
                 event = decode_event(env.type, env.body)
@@ -109,7 +111,7 @@ class Ingestor:
                 refuse(i, env.raw, env, exc.reason, exc.detail)
                 continue
             accepted = Accepted(env=env, event=event, origin=event.origin, origin_seq=event.seq)
-            candidates.append(_Candidate(i, env, accepted))
+            candidates.append(_Candidate(i, env, accepted, event_id))
 
         verdicts = await self._verify([c.env for c in candidates if c.accepted.event is not None])
         checked: list[_Candidate] = []
@@ -123,8 +125,8 @@ class Ingestor:
             checked.append(c)
 
         async with store.db.write() as conn:
-            known = await store.known_ids(conn, (bytes.fromhex(c.env.event_id) for c in checked))
-            checked = [c for c in checked if bytes.fromhex(c.env.event_id) not in known]
+            known = await store.known_ids(conn, (c.event_id for c in checked))
+            checked = [c for c in checked if c.event_id not in known]
             result.duplicates += len(known)
             owners = await store.seq_owners(
                 conn,
@@ -142,7 +144,7 @@ class Ingestor:
                 ev = c.accepted.event
                 if ev is not None:
                     owner = owners.get((ev.origin, ev.seq))
-                    if owner is not None and owner != bytes.fromhex(c.env.event_id):
+                    if owner is not None and owner != c.event_id:
                         refuse(
                             c.index,
                             c.env.raw,
@@ -155,7 +157,7 @@ class Ingestor:
                     if reason is not None:
                         refuse(c.index, c.env.raw, c.env, *reason)
                         continue
-                    owners[(ev.origin, ev.seq)] = bytes.fromhex(c.env.event_id)
+                    owners[(ev.origin, ev.seq)] = c.event_id
                     if isinstance(ev, Assigned):
                         parties[ev.item] = (ev.assigner, ev.assignee)
                 final.append(c.accepted)

@@ -96,6 +96,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     try:
         value = int(raw)
     except ValueError:
+        logger.warning("sync request refused from %s: bad_param %s=%r", request.remote, name, raw)
         raise web.HTTPBadRequest(
             text=f'{{"error":"bad_param","detail":"{name} must be an integer"}}',
             content_type="application/json",
@@ -132,7 +133,13 @@ async def hello(request: web.Request) -> web.Response:
 
 async def up(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        logger.warning("sync batch refused from %s: too_large", request.remote)
+        return refuse(
+            413, errors.TOO_LARGE, f"a sync request body is at most {request.client_max_size} B"
+        )
     child = await _guarded(request, body)
     if isinstance(child, web.Response):
         return child

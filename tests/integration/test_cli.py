@@ -72,8 +72,9 @@ def test_init_invite_join_run_status_and_clean_stop(
 ) -> None:
     province, city = tmp_path / "province", tmp_path / "city"
     out = duban("init", "--data", str(province), "--id", "14", "--name", "山西省").stdout
-    assert "root fingerprint" in out
-    fingerprint = out.strip().split()[-1]
+    [line] = [x for x in out.splitlines() if x.startswith("root fingerprint")]
+    fingerprint = line.split()[-1]
+    assert "first administrator: admin" in out
 
     again = duban("init", "--data", str(province), "--id", "14", "--name", "x", check=False)
     assert again.returncode == 2 and "already holds a node" in again.stderr

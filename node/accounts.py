@@ -1,0 +1,234 @@
+"""People of a node: accounts, roles, units, passwords, tokens and sessions.
+
+Passwords are hashed with Argon2id (``argon2-cffi``). Bearer tokens and session
+ids are 256-bit random strings; only their SHA-256 is stored, so a copy of the
+database gives no way in. Hashing runs on a worker thread: Argon2 is slow on
+purpose and must not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, select, update
+
+from hierarchy.roles import Role
+from node.storage import schema as t
+from node.storage.db import Database
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}\Z")
+UNIT_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+TOKEN_PREFIX = "dbn_"
+SESSION_MS = 12 * 3600 * 1000
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+
+
+class AccountError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    display_name: str
+    role: Role
+    unit: str | None
+    disabled: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "role": str(self.role),
+            "unit": self.unit,
+        }
+
+
+def _user(row: object) -> User:
+    m = row._mapping  # type: ignore[attr-defined]
+    return User(
+        id=int(m["id"]),
+        name=m["name"],
+        display_name=m["display_name"],
+        role=Role(m["role"]),
+        unit=m["unit"],
+        disabled=bool(m["disabled"]),
+    )
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "replace")).digest()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def check_password(stored: str | None, password: str) -> bool:
+    if not stored:
+        return False
+
+    def verify() -> bool:
+        try:
+            return _hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+class Accounts:
+    """Named transactions over users, credentials and units."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -------------------------------------------------------------- units
+
+    async def add_unit(self, code: str, name: str, *, office: bool, now: int) -> None:
+        if not UNIT_RE.match(code):
+            raise AccountError("bad_unit", "unit codes are lowercase letters, digits and _")
+        if not name.strip():
+            raise AccountError("bad_unit", "a unit needs a name")
+        async with self.db.write() as conn:
+            if await conn.scalar(select(t.units.c.code).where(t.units.c.code == code)):
+                raise AccountError("unit_exists", code)
+            await conn.execute(
+                t.units.insert().values(code=code, name=name.strip(), office=office, created_at=now)
+            )
+
+    async def units(self) -> dict[str, str]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(t.units.c.code, t.units.c.name).order_by(t.units.c.code)
+            )
+            return {r[0]: r[1] for r in rows}
+
+    # -------------------------------------------------------------- users
+
+    async def add_user(
+        self,
+        name: str,
+        *,
+        role: str,
+        unit: str | None,
+        password: str | None,
+        display_name: str = "",
+        now: int,
+    ) -> User:
+        if not NAME_RE.match(name):
+            raise AccountError("bad_name", "1-64 letters, digits or _.@-")
+        try:
+            parsed = Role(role)
+        except ValueError:
+            raise AccountError(
+                "unknown_role", f"{role!r}: one of {', '.join(r.value for r in Role)}"
+            ) from None
+        if parsed in (Role.UNIT_HEAD, Role.OPERATOR) and not unit:
+            raise AccountError("unit_required", f"a {parsed} acts for one unit: give --unit")
+        if password is not None and len(password) < MIN_PASSWORD:
+            raise AccountError("weak_password", f"at least {MIN_PASSWORD} characters")
+        hashed = await hash_password(password) if password is not None else None
+        async with self.db.write() as conn:
+            if unit is not None and not await conn.scalar(
+                select(t.units.c.code).where(t.units.c.code == unit)
+            ):
+                raise AccountError("unknown_unit", f"{unit!r}: add it with `duban unit add`")
+            if await conn.scalar(select(t.users.c.id).where(t.users.c.name == name)):
+                raise AccountError("user_exists", name)
+            await conn.execute(
+                t.users.insert().values(
+                    name=name,
+                    display_name=display_name or name,
+                    role=str(parsed),
+                    unit=unit,
+                    password_hash=hashed,
+                    created_at=now,
+                    disabled=False,
+                )
+            )
+            row = (await conn.execute(select(t.users).where(t.users.c.name == name))).first()
+        return _user(row)
+
+    async def set_password(self, name: str, password: str) -> None:
+        if len(password) < MIN_PASSWORD:
+            raise AccountError("weak_password", f"at least {MIN_PASSWORD} characters")
+        hashed = await hash_password(password)
+        async with self.db.write() as conn:
+            done = await conn.execute(
+                update(t.users).where(t.users.c.name == name).values(password_hash=hashed)
+            )
+            if done.rowcount == 0:
+                raise AccountError("unknown_user", name)
+
+    async def user_by_name(self, name: str) -> tuple[User, str | None] | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(t.users).where(t.users.c.name == name))).first()
+        if row is None:
+            return None
+        return _user(row), row.password_hash
+
+    async def users(self) -> list[User]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(t.users).order_by(t.users.c.name))
+            return [_user(r) for r in rows]
+
+    # --------------------------------------------------------- credentials
+
+    async def issue(self, user: User, *, kind: str, now: int, ttl_ms: int | None) -> str:
+        """A new bearer token (kind "token") or session id (kind "session")."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        async with self.db.write() as conn:
+            await conn.execute(
+                t.credentials.insert().values(
+                    token_hash=token_hash(secret),
+                    user_id=user.id,
+                    kind=kind,
+                    created_at=now,
+                    expires_at=None if ttl_ms is None else now + ttl_ms,
+                    last_used_at=None,
+                )
+            )
+        return secret
+
+    async def token_for(self, name: str, now: int) -> str:
+        found = await self.user_by_name(name)
+        if found is None:
+            raise AccountError("unknown_user", name)
+        return await self.issue(found[0], kind="token", now=now, ttl_ms=None)
+
+    async def resolve(self, secret: str, now: int) -> tuple[User | None, str]:
+        """(user, "") for a valid credential, else (None, reason)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(t.credentials, t.users)
+                    .join(t.users, t.users.c.id == t.credentials.c.user_id)
+                    .where(t.credentials.c.token_hash == token_hash(secret))
+                )
+            ).first()
+        if row is None:
+            return None, "bad_credentials"
+        if row.expires_at is not None and row.expires_at <= now:
+            return None, "session_expired"
+        if row.disabled:
+            return None, "account_disabled"
+        return _user(row), ""
+
+    async def revoke(self, secret: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                delete(t.credentials).where(t.credentials.c.token_hash == token_hash(secret))
+            )
