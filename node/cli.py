@@ -27,6 +27,7 @@ from node.accounts import AccountError
 from node.app import create_app, status_payload
 from node.clock import SystemClock
 from node.context import NodeError, open_node
+from node.demo import DemoError
 from node.setup import SetupError, first_admin, init_root, join_parent
 from node.storage.db import StorageError, migrate
 from protocol.errors import ProtocolError
@@ -176,6 +177,7 @@ async def cmd_user_add(args: argparse.Namespace) -> int:
         user = await ctx.accounts.add_user(
             args.name, role=args.role, unit=args.unit, password=password,
             display_name=args.display_name or "", now=ctx.clock.now_ms(),
+            phone=args.phone, email=args.email,
         )
     finally:
         await ctx.close()
@@ -183,6 +185,17 @@ async def cmd_user_add(args: argparse.Namespace) -> int:
           f"at node {config['node.id']}")
     if generated:
         print(f"password: {password}")
+    return 0
+
+
+async def cmd_user_set(args: argparse.Namespace) -> int:
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        user = await ctx.accounts.set_contact(args.name, phone=args.phone, email=args.email)
+    finally:
+        await ctx.close()
+    print(f"{user.name}: phone {user.phone or '-'}, email {user.email or '-'}")
     return 0
 
 
@@ -195,6 +208,7 @@ async def cmd_user_list(args: argparse.Namespace) -> int:
         await ctx.close()
     for user in users:
         print(f"{user.name:<20} {user.role:<11} {user.unit or '-':<16} "
+              f"{user.phone or '-':<16} {user.email or '-':<28} "
               f"{'disabled' if user.disabled else ''}")
     return 0
 
@@ -286,7 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--display-name")
     q.add_argument("--password", help="default: a generated one, printed once")
     q.add_argument("--no-password", action="store_true", help="token-only account")
+    q.add_argument("--phone", help="mobile number for SMS reminders")
+    q.add_argument("--email", help="address for email reminders")
     q.set_defaults(func=cmd_user_add)
+    q = users.add_parser("set", help="set a person's phone and email ('' clears)")
+    q.add_argument("--data", required=True)
+    q.add_argument("--name", required=True)
+    q.add_argument("--phone")
+    q.add_argument("--email")
+    q.set_defaults(func=cmd_user_set)
     q = users.add_parser("list", help="list the people of this node")
     q.add_argument("--data", required=True)
     q.set_defaults(func=cmd_user_list)
@@ -326,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         CliError,
         AccountError,
+        DemoError,
         SetupError,
         cfg.ConfigError,
         keyfile.KeyFileError,

@@ -41,6 +41,8 @@ class NodeContext:
     executor: ThreadPoolExecutor
     accounts: Accounts
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Children holding a long-poll open right now: they are connected, we are current.
+    listening: dict[str, int] = field(default_factory=dict)
 
     @property
     def me(self) -> str:

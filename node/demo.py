@@ -43,11 +43,16 @@ from protocol.events import (
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
+DEMO_PASSWORD = "duban-demo"
 DEMO_SETTINGS = {
     "sync.long_poll_seconds": 20,
     "sync.retry_initial_seconds": 0.2,
     "sync.retry_max_seconds": 5.0,
 }
+
+
+class DemoError(Exception):
+    """The demo cannot run; the message says what to change."""
 
 
 def say(text: str) -> None:
@@ -58,7 +63,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
     end = time.monotonic() + 30
     while not await check():
         if time.monotonic() > end:
-            raise RuntimeError(f"demo: timed out waiting for {what}")
+            raise DemoError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -74,6 +79,18 @@ async def _status_at(node: RunningNode, item: str) -> str | None:
         return None
     plan = json.loads(row.state).get("plan") or {}
     return row.status + ("+plan" if plan.get("status") == "submitted" else "")
+
+
+async def _people(tree: LocalTree) -> None:
+    """At every node: the office, an administrator (督查室) and a leader."""
+    for node in tree.nodes.values():
+        accounts = node.ctx.accounts
+        now = node.ctx.clock.now_ms()
+        await accounts.add_unit("office", "办公室", office=True, now=now)
+        await accounts.add_user("admin", role="supervisor", unit="office",
+                                password=DEMO_PASSWORD, display_name="督查室", now=now)
+        await accounts.add_user("leader", role="leader", unit=None, password=DEMO_PASSWORD,
+                                display_name="分管领导", now=now)
 
 
 async def _status_counts(node: RunningNode) -> list[tuple[str, int]]:
@@ -157,13 +174,16 @@ async def seed(tree: LocalTree, clock: OffsetClock) -> list[tuple[str, str]]:
                           source="executive", item_class="major")
     s.later(5)
     await s.do(town, item, "14", Deployed, "deployed", note="主要领导牵头")
+    s.later(30)
+    await s.do(town, item, "14", Feedback, "reporting", text="已与投资方完成首轮洽谈",
+               progress=15, attachments=())
     now = clock.now_ms()
     milestones = (
         Milestone(title="完成项目签约", due=now + 10 * DAY_MS),
         Milestone(title="完成土地供应", due=now + 40 * DAY_MS),
         Milestone(title="项目开工", due=now + 70 * DAY_MS),
     )
-    await s.do(town, item, "14", PlanSubmitted, "deployed+plan", milestones=milestones,
+    await s.do(town, item, "14", PlanSubmitted, "reporting+plan", milestones=milestones,
                note="一个月内难以完成，报送解决方案和时间节点")
     s.later(6)
     await s.do("14", item, town, PlanDecided, "planned", approved=True, reason="")
@@ -215,8 +235,15 @@ async def run_demo(args: argparse.Namespace) -> int:
         shown: list[tuple[str, str]] = []
     else:
         say(f"creating a four-level demo tree in {base} …")
-        tree = await build(base, clock, shape, extra=DEMO_SETTINGS, ports=ports)
+        try:
+            tree = await build(base, clock, shape, extra=DEMO_SETTINGS, ports=ports)
+        except OSError as exc:
+            raise DemoError(
+                f"{exc.strerror or exc}: the demo uses ports {args.base_port}-"
+                f"{args.base_port + len(shape) - 1}; pick others with --base-port"
+            ) from None
         say(f"  {len(shape)} nodes enrolled and running ({time.monotonic() - started:.1f}s)")
+        await _people(tree)
         say("playing sample items through the federation …")
         shown = await seed(tree, clock)
     try:
@@ -257,8 +284,12 @@ def _print_summary(
         say("the province's mirror by status: " + ", ".join(
             f"{status} {count}" for status, count in counts))
     say("")
-    say("every node serves its link status as JSON at /api/v1/status; e.g.")
-    say(f"  curl -s {tree['14'].url}/api/v1/status")
+    say(f"sign in at any node as admin (督查室) or leader (分管领导), password {DEMO_PASSWORD}")
+    say(f"  e.g. {tree['14'].url}/  — or with the API:")
+    say(f"  curl -s -c jar -H 'Content-Type: application/json' "
+        f"-d '{{\"name\":\"admin\",\"password\":\"{DEMO_PASSWORD}\"}}' "
+        f"{tree['14'].url}/api/v1/login")
+    say(f"  curl -s -b jar '{tree['14'].url}/api/v1/items?colour=red'")
 
 
 def main() -> None:  # pragma: no cover - `duban demo` is the entry point

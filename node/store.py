@@ -439,6 +439,14 @@ class Store:
             last = pos
         return raws, last, len(rows) > limit
 
+    async def pending_count(self, link: str, after: int) -> int:
+        """Events routed to ``link`` after ``after`` (still to send)."""
+        async with self.db.read() as conn:
+            value = await conn.scalar(
+                select(func.count()).where(t.routes.c.link == link, t.routes.c.pos > after)
+            )
+        return int(value or 0)
+
     async def max_route_pos(self, link: str) -> int:
         async with self.db.read() as conn:
             value = await conn.scalar(

@@ -262,6 +262,20 @@ def build_select(query: Query, scope_path: str, now: int) -> tuple[Select[Any], 
     return rows, count
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    rows: Select[Any]
+    count: Select[Any]
+
+    def needs_count(self, n_rows: int) -> bool:
+        return True
+
+
+def statements(query: Query, scope_path: str, now: int) -> Plan:
+    rows, count = build_select(query, scope_path, now)
+    return Plan(rows, count)
+
+
 async def freshness(ctx: NodeContext, nodes: set[str]) -> dict[str, dict[str, Any]]:
     """For each node: when its newest event reached us, over which link, that link's lag."""
     now = ctx.clock.now_ms()
@@ -282,8 +296,12 @@ async def freshness(ctx: NodeContext, nodes: set[str]) -> dict[str, dict[str, An
         via = view.child_toward(node) or (PARENT if ctx.parent else None)
         link = links.get(via) if via else None
         row = seen.get(node)
+        connected = via is not None and via in ctx.listening
         out[node] = {
-            "as_of": iso(link.last_contact) if link is not None else None,
+            "as_of": iso(now) if connected else (
+                iso(link.last_contact) if link is not None else None
+            ),
+            "connected": connected,
             "last_event_at": iso(row.last_event_at) if row is not None else None,
             "received_at": iso(row.last_received_at) if row is not None else None,
             "via": via,

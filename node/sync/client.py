@@ -148,7 +148,8 @@ class SyncClient:
         )
         if not raws:
             return 0
-        body = codec.encode({"through": through, "events": list(raws)})
+        pending = await ctx.store.pending_count(PARENT, through)
+        body = codec.encode({"through": through, "events": list(raws), "pending": pending})
         reply = await self._call("POST", "/sync/v1/up", body)
         for index, reason, detail in reply["refused"]:
             logger.warning("parent refused our event %s: %s %s", index, reason, detail)

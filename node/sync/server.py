@@ -145,8 +145,13 @@ async def up(request: web.Request) -> web.Response:
         return child
     try:
         value = codec.decode(body, BODY_LIMITS)
-        if not isinstance(value, dict) or set(value) != {"through", "events"}:
-            raise ProtocolError(errors.MALFORMED, "expected {through, events}")
+        if not isinstance(value, dict) or not (
+            {"through", "events"} <= set(value) <= {"through", "events", "pending"}
+        ):
+            raise ProtocolError(errors.MALFORMED, "expected {through, events[, pending]}")
+        pending = value.get("pending", None)
+        if pending is not None and (type(pending) is not int or pending < 0):
+            raise ProtocolError(errors.MALFORMED, "pending must be a count")
         through, raws = value["through"], value["events"]
         if type(through) is not int or through < 0 or not isinstance(raws, list):
             raise ProtocolError(errors.MALFORMED, "through must be an int, events a list")
@@ -156,6 +161,8 @@ async def up(request: web.Request) -> web.Response:
         logger.warning("bad sync batch from %s: %s", child, exc)
         return refuse(400, exc.reason, exc.detail)
     result = await ctx.ingestor.receive(child, raws, applied_pos=through)  # type: ignore[arg-type]
+    if pending is not None:
+        await ctx.store.update_link(child, peer_pending=pending)
     return msgpack_response(
         {
             "applied_pos": through,
@@ -175,7 +182,13 @@ async def down(request: web.Request) -> web.Response:
     wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
     limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
     await ctx.store.update_link(child, acked_pos=after, last_contact=ctx.clock.now_ms())
-    raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
+    ctx.listening[child] = ctx.listening.get(child, 0) + 1
+    try:
+        raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
+    finally:
+        ctx.listening[child] -= 1
+        if not ctx.listening[child]:
+            del ctx.listening[child]
     return msgpack_response(
         {"epoch": await ctx.epoch(), "events": list(raws), "through": through, "more": more}
     )
