@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.clock import Clock
@@ -485,15 +485,26 @@ class Store:
                 )
         return out
 
-    async def events_from_source(
-        self, source: str, after: int, limit: int
+    async def events_of_subtree(
+        self, top: str, after: int, limit: int
     ) -> tuple[list[bytes], int]:
-        """Events we received over one link (to give a restored child its own back)."""
+        """Events authored in ``top``'s subtree and every trust record, in our order
+        (to give a restored child back its own and its descendants' events, however
+        they reached us, with the certificates that verify them)."""
+        nodes = [n for n in self.trust.nodes() if self.view.in_subtree(n, top)]
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(t.events.c.pos, t.events.c.raw)
-                    .where(t.events.c.source == source, t.events.c.pos > after)
+                    .where(
+                        t.events.c.pos > after,
+                        or_(
+                            and_(t.events.c.origin.in_(nodes),
+                                 t.events.c.origin_seq.is_not(None)),
+                            # Certificates too: keys enrolled after the backup was taken.
+                            t.events.c.type.in_(TRUST_TYPES),
+                        ),
+                    )
                     .order_by(t.events.c.pos)
                     .limit(limit)
                 )

@@ -129,12 +129,15 @@ def verify_request(
     me: str,
     method: str,
     target: str,
-    body: bytes,
+    body: bytes | None,
     key_for: KeyForNode,
     guard: ReplayGuard,
     now_ms: int,
-) -> str:
-    """Check a sync request; return the authenticated sender's node id."""
+) -> AuthClaim:
+    """Check a sync request; return its verified claim (``claim.node`` is the sender).
+
+    With ``body=None`` the body hash is left to the caller (:func:`check_body`), so
+    a large body is read only after the sender has been authenticated."""
     if not header:
         raise AuthError("auth_required", f"missing {HEADER} header")
     env, claim = read_header(header)
@@ -142,12 +145,17 @@ def verify_request(
         raise AuthError("wrong_parent", f"request is for {claim.parent!r}, this is {me!r}")
     if claim.method != method.upper() or claim.target != target:
         raise AuthError("bad_auth", "signed request does not match this request")
-    if claim.body_sha256 != hashlib.sha256(body).digest():
-        raise AuthError("bad_auth", "body does not match its signed hash")
+    if body is not None:
+        check_body(claim, body)
     try:
         key = key_for(claim.node, env.key_id)
         env.verify(key)
     except ProtocolError as exc:
         raise AuthError(exc.reason, exc.detail) from None
     guard.check(claim.nonce, claim.at, now_ms)
-    return claim.node
+    return claim
+
+
+def check_body(claim: AuthClaim, body: bytes) -> None:
+    if claim.body_sha256 != hashlib.sha256(body).digest():
+        raise AuthError("bad_auth", "body does not match its signed hash")

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from node.context import NodeContext
-from node.sync.auth import AuthError, ReplayGuard, verify_request
+from node.sync.auth import AuthClaim, AuthError, ReplayGuard, check_body, verify_request
 from protocol import codec, errors
 from protocol.errors import ProtocolError
 from protocol.keys import VerifyKey
@@ -65,7 +65,7 @@ def msgpack_response(value: codec.Value) -> web.Response:
     return web.Response(body=codec.encode(value), content_type="application/msgpack")
 
 
-async def _authenticate(request: web.Request, body: bytes) -> str:
+async def _authenticate(request: web.Request, body: bytes | None) -> AuthClaim:
     ctx = request.app[CTX]
     now = ctx.clock.now_ms()
 
@@ -106,7 +106,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
 
 async def _guarded(request: web.Request, body: bytes) -> str | web.Response:
     try:
-        return await _authenticate(request, body)
+        return (await _authenticate(request, body)).node
     except AuthError as exc:
         logger.warning(
             "sync request refused from %s: %s %s", request.remote, exc.reason, exc.detail
@@ -133,6 +133,13 @@ async def hello(request: web.Request) -> web.Response:
 
 async def up(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
+    # Authenticate the header before reading a large body; the body hash after.
+    try:
+        claim = await _authenticate(request, None)
+    except AuthError as exc:
+        logger.warning("sync request refused from %s: %s %s", request.remote, exc.reason,
+                       exc.detail)
+        return refuse(_STATUS_OF.get(exc.reason, 403), exc.reason, exc.detail)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -140,9 +147,12 @@ async def up(request: web.Request) -> web.Response:
         return refuse(
             413, errors.TOO_LARGE, f"a sync request body is at most {request.client_max_size} B"
         )
-    child = await _guarded(request, body)
-    if isinstance(child, web.Response):
-        return child
+    try:
+        check_body(claim, body)
+    except AuthError as exc:
+        logger.warning("sync batch refused from %s: %s %s", claim.node, exc.reason, exc.detail)
+        return refuse(401, exc.reason, exc.detail)
+    child = claim.node
     try:
         value = codec.decode(body, BODY_LIMITS)
         if not isinstance(value, dict) or not (
@@ -226,7 +236,7 @@ async def recover(request: web.Request) -> web.Response:
     if isinstance(child, web.Response):
         return child
     after = _int_param(request, "after", 0, 0, 2**62)
-    raws, through = await ctx.store.events_from_source(child, after, ctx.batch_events)
+    raws, through = await ctx.store.events_of_subtree(child, after, ctx.batch_events)
     return msgpack_response({"events": list(raws), "through": through, "more": bool(raws)})
 
 
