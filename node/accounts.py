@@ -24,6 +24,8 @@ from node.storage.db import Database
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}\Z")
 UNIT_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+PHONE_RE = re.compile(r"\+?[0-9]{5,20}\Z")
+EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\Z")
 TOKEN_PREFIX = "dbn_"
 SESSION_MS = 12 * 3600 * 1000
 MIN_PASSWORD = 8
@@ -46,6 +48,8 @@ class User:
     role: Role
     unit: str | None
     disabled: bool
+    phone: str | None = None
+    email: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -65,7 +69,22 @@ def _user(row: object) -> User:
         role=Role(m["role"]),
         unit=m["unit"],
         disabled=bool(m["disabled"]),
+        phone=m["phone"],
+        email=m["email"],
     )
+
+
+def check_contact(phone: str | None, email: str | None) -> tuple[str | None, str | None]:
+    """Normalised (phone, email) for reminders; "" clears one, None leaves it unset."""
+    if phone:
+        phone = re.sub(r"[\s-]", "", phone)
+        if not PHONE_RE.match(phone):
+            raise AccountError("bad_phone", "5-20 digits, optionally after +")
+    if email:
+        email = email.strip()
+        if not EMAIL_RE.match(email):
+            raise AccountError("bad_email", "an address like name@example.gov.cn")
+    return phone, email
 
 
 def token_hash(token: str) -> bytes:
@@ -127,6 +146,8 @@ class Accounts:
         password: str | None,
         display_name: str = "",
         now: int,
+        phone: str | None = None,
+        email: str | None = None,
     ) -> User:
         if not NAME_RE.match(name):
             raise AccountError("bad_name", "1-64 letters, digits or _.@-")
@@ -140,6 +161,7 @@ class Accounts:
             raise AccountError("unit_required", f"a {parsed} acts for one unit: give --unit")
         if password is not None and len(password) < MIN_PASSWORD:
             raise AccountError("weak_password", f"at least {MIN_PASSWORD} characters")
+        phone, email = check_contact(phone, email)
         hashed = await hash_password(password) if password is not None else None
         async with self.db.write() as conn:
             if unit is not None and not await conn.scalar(
@@ -157,6 +179,8 @@ class Accounts:
                     password_hash=hashed,
                     created_at=now,
                     disabled=False,
+                    phone=phone or None,
+                    email=email or None,
                 )
             )
             row = (await conn.execute(select(t.users).where(t.users.c.name == name))).first()
@@ -172,6 +196,24 @@ class Accounts:
             )
             if done.rowcount == 0:
                 raise AccountError("unknown_user", name)
+
+    async def set_contact(
+        self, name: str, *, phone: str | None = None, email: str | None = None
+    ) -> User:
+        """Set (or with "" clear) a person's phone and email; None leaves one as it is."""
+        phone, email = check_contact(phone, email)
+        values = {
+            key: value or None
+            for key, value in (("phone", phone), ("email", email))
+            if value is not None
+        }
+        async with self.db.write() as conn:
+            if values:
+                await conn.execute(update(t.users).where(t.users.c.name == name).values(**values))
+            row = (await conn.execute(select(t.users).where(t.users.c.name == name))).first()
+        if row is None:
+            raise AccountError("unknown_user", name)
+        return _user(row)
 
     async def user_by_name(self, name: str) -> tuple[User, str | None] | None:
         async with self.db.read() as conn:

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from node import enroll_http
+from node import web as web_pages
 from node.api import auth as api_auth
 from node.api import items as api_items
 from node.api import openapi as api_openapi
@@ -18,6 +19,8 @@ from node.api.workflow import Workflow
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.context import NodeContext, open_node
+from node.reminders import http as reminders_http
+from node.reports import api as reports_api
 from node.store import PARENT
 from node.sync import server as sync_server
 from node.sync.auth import ReplayGuard
@@ -96,4 +99,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     api_auth.add_routes(app)
     api_items.add_routes(app)
     api_openapi.add_routes(app)
+    web_pages.add_routes(app)
+    reports_api.add_routes(app)
+    reminders_http.add_routes(app)
     return app

@@ -242,6 +242,62 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await run_demo(args)
 
 
+async def cmd_report(args: argparse.Namespace) -> int:
+    """The weekly summary or the quarterly bulletin, as Markdown text or JSON."""
+    from node.api.errors import ApiError
+    from node.reports import assemble, render
+
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        if args.report_command == "weekly":
+            report = await assemble.weekly_report(ctx, scope=args.scope, week=args.week)
+            text = render.weekly_text
+        else:
+            report = await assemble.quarterly_report(ctx, scope=args.scope, quarter=args.quarter)
+            text = render.quarterly_text
+    except ApiError as exc:
+        raise CliError(exc.detail or exc.reason) from None
+    finally:
+        await ctx.close()
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print(text(report), end="")
+    return 0
+
+
+async def cmd_export_ledger(args: argparse.Namespace) -> int:
+    """The ledger (台账) as an Excel file, with the ledger API's filters."""
+    from node.api.errors import ApiError
+    from node.reports import assemble
+
+    params = {
+        name: str(getattr(args, f"filter_{name}"))
+        for name in LEDGER_FILTERS
+        if getattr(args, f"filter_{name}") is not None
+    }
+    config = cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        data, _, count = await assemble.ledger_xlsx(ctx, params)
+    except ApiError as exc:
+        raise CliError(exc.detail or exc.reason) from None
+    finally:
+        await ctx.close()
+    out = Path(args.out).expanduser()
+    out.write_bytes(data)
+    print(f"wrote {count} items to {out}")
+    return 0
+
+
+LEDGER_FILTERS = (
+    "scope", "depth", "status", "colour", "board", "unit", "overdue", "due_from", "due_to",
+    "q", "assigner", "assignee", "parent_item", "sort", "limit", "offset",
+)
+"""The filters of ``GET /api/v1/items``, as ``--due-from`` etc. (docs/reports.md)."""
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -332,6 +388,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-port", type=int, default=8400)
     p.add_argument("--no-wait", action="store_true", help="exit after the walk-through")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="weekly summary or quarterly bulletin (docs/reports.md)")
+    reports = p.add_subparsers(dest="report_command", required=True)
+    for name, period, example in (("weekly", "week", "2026-W47"),
+                                  ("quarterly", "quarter", "2026Q4")):
+        q = reports.add_parser(name, help=f"the {name} report")
+        q.add_argument("--data", required=True)
+        q.add_argument("--scope", help="a node in this node's subtree (default: this node)")
+        q.add_argument(f"--{period}", help=f"e.g. {example} (default: the current {period})")
+        q.add_argument("--format", choices=("text", "json"), default="text")
+        q.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="export data as files")
+    exports = p.add_subparsers(dest="export_command", required=True)
+    q = exports.add_parser("ledger", help="the ledger (台账) as an Excel file")
+    q.add_argument("--data", required=True)
+    q.add_argument("--out", required=True, help="the .xlsx file to write")
+    for name in LEDGER_FILTERS:
+        q.add_argument(f"--{name.replace('_', '-')}", dest=f"filter_{name}",
+                       metavar=name.upper(), help=f"as {name} in GET /api/v1/items")
+    q.set_defaults(func=cmd_export_ledger)
     return parser
 
 

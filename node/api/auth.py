@@ -97,20 +97,21 @@ def context(request: web.Request) -> NodeContext:
     return request.app[CTX]
 
 
-async def login(request: web.Request) -> web.Response:
+async def authenticate(request: web.Request, name: str, password: str) -> tuple[User, str]:
+    """Check a name and password under the login limiter; (user, new session id).
+
+    Raises 429 ``too_many_attempts`` (``retry_after`` seconds on the error) or
+    401 ``bad_credentials``. The JSON login and the sign-in page both use this.
+    """
     ctx = context(request)
-    body: Body = await read_json(request, max_bytes=4096)
-    name = body.text("name", max_len=64)
-    password = body.text("password", max_len=1024, strip=False)
     now = ctx.clock.now_ms()
     key = (request.remote or "?", name)
     limiter = request.app[LIMITER]
     wait = limiter.retry_after(key, now)
     if wait:
         error = ApiError(429, "too_many_attempts", f"too many failed sign-ins; wait {wait}s")
-        response = error.response()
-        response.headers["Retry-After"] = str(wait)
-        return response
+        error.retry_after = wait
+        raise error
     found = await ctx.accounts.user_by_name(name)
     ok = found is not None and not found[0].disabled and await check_password(found[1], password)
     if not ok or found is None:
@@ -120,20 +121,38 @@ async def login(request: web.Request) -> web.Response:
     limiter.succeeded(key)
     user = found[0]
     session = await ctx.accounts.issue(user, kind="session", now=now, ttl_ms=SESSION_MS)
-    response = web.json_response({"user": user.to_dict(), "node": ctx.me})
+    return user, session
+
+
+def set_session_cookie(response: web.StreamResponse, session: str) -> None:
     response.set_cookie(
         COOKIE, session, httponly=True, samesite="Lax", max_age=SESSION_MS // 1000, path="/"
     )
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    """Revoke the session of the cookie (if any) and clear the cookie."""
+    secret = request.cookies.get(COOKIE)
+    if secret:
+        await context(request).accounts.revoke(secret)
+    response.del_cookie(COOKIE, path="/")
+
+
+async def login(request: web.Request) -> web.Response:
+    ctx = context(request)
+    body: Body = await read_json(request, max_bytes=4096)
+    name = body.text("name", max_len=64)
+    password = body.text("password", max_len=1024, strip=False)
+    body.finish()
+    user, session = await authenticate(request, name, password)
+    response = web.json_response({"user": user.to_dict(), "node": ctx.me})
+    set_session_cookie(response, session)
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
-    ctx = context(request)
-    secret = request.cookies.get(COOKIE)
-    if secret:
-        await ctx.accounts.revoke(secret)
     response = web.json_response({"ok": True})
-    response.del_cookie(COOKIE, path="/")
+    await end_session(request, response)
     return response
 
 

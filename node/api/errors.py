@@ -23,13 +23,17 @@ class ApiError(Exception):
         self.reason = reason
         self.detail = detail
         self.field = field
+        self.retry_after: int | None = None
 
     def response(self) -> web.Response:
-        return web.json_response(
+        response = web.json_response(
             {"error": self.reason, "detail": self.detail, "field": self.field},
             status=self.status,
             dumps=_dumps,
         )
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return response
 
 
 def bad(field: str, detail: str, reason: str = "bad_field") -> ApiError:
@@ -39,7 +43,12 @@ def bad(field: str, detail: str, reason: str = "bad_field") -> ApiError:
 def _dumps(value: object) -> str:
     import json
 
-    return json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the request, echoed as a field name
+        return json.dumps(value)
+    return text
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -12,7 +12,8 @@ import logging
 import re
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select
 
 from hierarchy.roles import Action
@@ -33,6 +34,7 @@ from protocol.events import (
     Closed,
     Deployed,
     Feedback,
+    ItemEvent,
     Milestone,
     PlanDecided,
     PlanSubmitted,
@@ -265,38 +267,66 @@ async def _report_body(request: web.Request, ctx: NodeContext) -> tuple[Body, tu
     """JSON, or multipart with text fields and files stored by hash."""
     if request.content_type.startswith("multipart/"):
         fields: dict[str, Any] = {}
-        digests: list[bytes] = []
+        files: list[tuple[bytes, str, str]] = []
         limit = int(ctx.config["api.max_attachment_bytes"])
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name is None:
-                continue
-            if part.filename:  # type: ignore[union-attr]
-                data = await part.read(decode=False)  # type: ignore[union-attr]
-                if len(data) > limit:
-                    raise ApiError(
-                        413, "too_large", f"{part.filename}: at most {limit} bytes", "attachments"
+        try:
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    continue
+                if part.filename:
+                    data = await _read_part(part, limit, "attachments")
+                    content_type = part.headers.get("Content-Type", "application/octet-stream")
+                    files.append((data, content_type, part.filename))
+                else:
+                    raw = await _read_part(part, _max_body(ctx), part.name)
+                    text = _part_text(raw, part.name)
+                    numeric = part.name in ("progress", "milestone")
+                    fields[part.name] = (
+                        int(text) if numeric and text.isascii() and text.isdigit() else text
                     )
-                digests.append(
-                    await store_attachment(
-                        ctx,
-                        data,
-                        part.headers.get("Content-Type", "application/octet-stream"),
-                        part.filename or "file",
-                    )
-                )  # type: ignore[union-attr]
-            else:
-                text = await part.text()  # type: ignore[union-attr]
-                fields[part.name] = (
-                    int(text) if part.name == "progress" and text.isdigit() else text
-                )
+        except (ValueError, RuntimeError, TypeError, HttpProcessingError) as exc:
+            raise ApiError(
+                400, "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
+            ) from None
+        digests = [await store_attachment(ctx, *file) for file in files]
         return Body(fields), tuple(digests)
     body = await read_json(request, max_bytes=_max_body(ctx))
     return body, await _attachments(ctx, body.strings("attachments", max_len=64), "attachments")
 
 
+async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
+    """A part's bytes, refusing it as soon as it passes ``limit``."""
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > limit:
+            name = part.filename or field
+            raise ApiError(413, "too_large", f"{name}: at most {limit} bytes", field)
+    return bytes(data)
+
+
+def _part_text(raw: bytes, field: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, "invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field
+        ) from None
+
+
+_MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,63}/[a-z0-9!#$&^_.+-]{1,63}\Z")
+
+
 async def store_attachment(ctx: NodeContext, data: bytes, content_type: str, name: str) -> bytes:
+    """Store a file by its SHA-256. The media type and name come from request headers,
+    which may hold anything: an odd type is stored as application/octet-stream and
+    bytes that are not UTF-8 (surrogates here) as U+FFFD."""
     digest = hashlib.sha256(data).digest()
+    content_type = content_type.strip().lower()
+    if not _MEDIA_TYPE.match(content_type):
+        content_type = "application/octet-stream"
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace") or "file"
     async with ctx.db.write() as conn:
         if not await conn.scalar(
             select(t.attachments.c.digest).where(t.attachments.c.digest == digest)
@@ -326,7 +356,34 @@ async def _act(request: web.Request) -> web.Response:
         body, files = await _report_body(request, ctx)
     else:
         body, files = await read_json(request, max_bytes=_max_body(ctx)), ()
-    kind: type
+    step, kind, fields = await action_fields(action, body, files, wf, item, ctx)
+    body.finish()
+    event = await wf.act(user, item, step, kind, **fields)
+    state = await wf.state(item)
+    return web.json_response(
+        {
+            "id": item,
+            "event": event.TYPE,
+            "seq": event.seq,
+            "status": str(state.status),
+            "progress": state.progress,
+        }
+    )
+
+
+async def action_fields(
+    action: str,
+    body: Body,
+    files: tuple[bytes, ...],
+    wf: Workflow,
+    item: str,
+    ctx: NodeContext,
+) -> tuple[Action, type[ItemEvent], dict[str, Any]]:
+    """The permission step, event kind and fields of one item action, read from ``body``.
+
+    Shared by the JSON API and the pages' forms; the caller calls ``body.finish()``.
+    """
+    kind: type[ItemEvent]
     fields: dict[str, Any]
     match action:
         case "deploy":
@@ -345,12 +402,8 @@ async def _act(request: web.Request) -> web.Response:
             body.seen.add("milestone")
         case "plan":
             step, kind = Action.PLAN, PlanSubmitted
-            milestones = tuple(
-                Milestone(title=m.text("title", max_len=MAX_TITLE), due=m.moment("due") or 0)
-                for m in body.objects("milestones", max_items=24)
-            )
             fields = {
-                "milestones": milestones,
+                "milestones": _milestones(body),
                 "note": body.text(
                     "note", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
                 ),
@@ -364,7 +417,6 @@ async def _act(request: web.Request) -> web.Response:
                     max_len=MAX_TEXT,
                     required=action == "reject",
                     allow_empty=action == "approve",
-                    default="",
                 ),
             }
         case "resolve":
@@ -380,7 +432,6 @@ async def _act(request: web.Request) -> web.Response:
                     max_len=MAX_TEXT,
                     required=outcome == "return",
                     allow_empty=outcome == "accept",
-                    default="",
                 ),
             }
         case "close":
@@ -394,18 +445,21 @@ async def _act(request: web.Request) -> web.Response:
             fields = await _update_fields(body, wf, item, ctx)
         case _:
             raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
-    body.finish()
-    event = await wf.act(user, item, step, kind, **fields)
-    state = await wf.state(item)
-    return web.json_response(
-        {
-            "id": item,
-            "event": event.TYPE,
-            "seq": event.seq,
-            "status": str(state.status),
-            "progress": state.progress,
-        }
-    )
+    return step, kind, fields
+
+
+def _milestones(body: Body) -> tuple[Milestone, ...]:
+    """The plan's milestones; each one's fields checked here, with its index."""
+    out = []
+    for i, m in enumerate(body.objects("milestones", max_items=24)):
+        title, due = m.text("title", max_len=MAX_TITLE), m.moment("due") or 0
+        m.finish()
+        try:
+            out.append(Milestone(title=title, due=due))
+        except ProtocolError as exc:
+            name = "due" if "due" in exc.detail.split(":", 1)[0] else "title"
+            raise bad(f"milestones[{i}].{name}", exc.detail.split(": ", 1)[-1]) from None
+    return tuple(out)
 
 
 async def _update_fields(body: Body, wf: Workflow, item: str, ctx: NodeContext) -> dict[str, Any]:
@@ -432,6 +486,7 @@ async def _update_fields(body: Body, wf: Workflow, item: str, ctx: NodeContext) 
         )
     for name in ("title", "description", "lead_unit", "co_units", "deadline"):
         body.seen.add(name)
+    body.finish()
     if not fields:
         raise ApiError(
             400,
@@ -445,7 +500,7 @@ async def _update_fields(body: Body, wf: Workflow, item: str, ctx: NodeContext) 
 async def _decompose(request: web.Request, user: Any, item: str) -> web.Response:
     ctx = _ctx(request)
     body = await read_json(request, max_bytes=_max_body(ctx))
-    parts = []
+    parts: list[dict[str, Any]] = []
     for part in body.objects("parts", max_items=50):
         entry: dict[str, Any] = {
             "assignee": part.text("assignee", max_len=64),
@@ -458,6 +513,8 @@ async def _decompose(request: web.Request, user: Any, item: str) -> web.Response
         }
         deadline = part.moment("deadline", required=False)
         if deadline is not None:
+            if part.has("class"):
+                raise bad(f"parts[{len(parts)}].class", "give either class or deadline, not both")
             entry["class"], entry["deadline"] = "explicit", deadline
             part.seen.add("class")
         else:
@@ -525,8 +582,12 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         )
     return web.Response(
         body=row.data,
-        content_type=row.content_type,
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}"},
+        headers={
+            # Set as a header: content_type= refuses any type that contains "charset".
+            "Content-Type": row.content_type,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

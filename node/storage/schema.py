@@ -17,6 +17,9 @@
   passwords and hashed bearer tokens / session ids.
 - ``units``: the node's general office and departments.
 - ``attachments``: content-addressed files referenced by feedback.
+- ``reminders``, ``reminder_messages``: the durable reminder schedule (one row
+  per reminder that fell due, keyed by item, deadline, milestone, kind and due
+  time) and its per-recipient, per-channel deliveries (docs/reminders.md).
 """
 
 from __future__ import annotations
@@ -161,6 +164,9 @@ users = Table(
     Column("password_hash", Text),
     Column("created_at", BigInteger, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # Contact details for reminders (SMS, email); None when not given.
+    Column("phone", String(32)),
+    Column("email", String(254)),
 )
 
 credentials = Table(
@@ -193,4 +199,52 @@ attachments = Table(
     Column("filename", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
+)
+
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", Pos, primary_key=True, autoincrement=True),
+    Column("item_id", String(96), nullable=False),
+    Column("deadline", String(16), nullable=False),
+    # The plan milestone's index; -1 for deploy/feedback/resolve (NULLs never collide).
+    Column("milestone", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("due", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("seen_at", BigInteger, nullable=False),
+    Column("late", Boolean, nullable=False, default=False),
+    # queued (messages made), superseded, no_recipient
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    UniqueConstraint("item_id", "deadline", "milestone", "kind", "due", name="uq_reminders_key"),
+)
+
+reminder_messages = Table(
+    "reminder_messages",
+    metadata,
+    Column("id", Pos, primary_key=True, autoincrement=True),
+    # Idempotency key handed to gateways, mail servers and webhooks.
+    Column("message_key", String(64), nullable=False, unique=True),
+    Column("reminder_id", BigInteger, nullable=False),
+    Column("item_id", String(96), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("person", String(64), nullable=False, default=""),
+    Column("recipient", Text, nullable=False),
+    Column("subject", Text, nullable=False, default=""),
+    Column("text", Text, nullable=False),
+    Column("body", Text),
+    # pending, sent, failed (gave up), cancelled (item or step done before delivery)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_attempt_at", BigInteger),
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+    Column("late", Boolean, nullable=False, default=False),
+)
+Index("ix_reminder_messages_item", reminder_messages.c.item_id, reminder_messages.c.id)
+Index(
+    "ix_reminder_messages_due", reminder_messages.c.status, reminder_messages.c.next_attempt_at
 )

@@ -106,7 +106,10 @@ async def test_pending_and_errors_per_link_over_http_and_cli(tmp_path: Path) -> 
         )
 
         async def piled_up() -> bool:
-            return link(await http_status(city), COUNTY)["pending_out"] == 7
+            # Seven wait for the county; the city's own five went up to the province.
+            status = await http_status(city)
+            return link(status, COUNTY)["pending_out"] == 7 and \
+                link(status, PARENT)["pending_out"] == 0
 
         await eventually(piled_up, what="7 events waiting at the city for the county")
         status = await http_status(city)
