@@ -125,22 +125,37 @@ def _limit_reason(message: str) -> str:
     return errors.MALFORMED
 
 
+_SCALARS = frozenset({str, bytes, int, bool, type(None)})
+
+
 def _check_tree(value: Any, limits: Limits) -> None:
-    """Iteratively check depth and leaf types (no recursion on hostile input)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        kind = type(node)
-        if kind is list or kind is dict:
-            if depth > limits.max_depth:
-                raise ProtocolError(errors.TOO_DEEP, f"deeper than {limits.max_depth}")
-            children = node if kind is list else node.values()
-            stack.extend((child, depth + 1) for child in children)
-        elif kind is float:
-            raise ProtocolError(errors.FLOAT_NOT_ALLOWED)
-        elif kind not in (str, bytes, int, bool, type(None)):
-            # msgpack.Timestamp (ext -1) is decoded without the ext hook.
-            raise ProtocolError(errors.EXTENSION_TYPE, kind.__name__)
+    """Check depth and leaf types. Recursion is bounded: it stops at ``max_depth``."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        _check_container(value, 1, limits.max_depth)
+    elif kind not in _SCALARS:
+        _bad_leaf(kind)
+
+
+def _check_container(node: Any, depth: int, max_depth: int) -> None:
+    if depth > max_depth:
+        raise ProtocolError(errors.TOO_DEEP, f"deeper than {max_depth}")
+    children = node.values() if type(node) is dict else node
+    for child in children:
+        kind = type(child)
+        if kind in _SCALARS:
+            continue
+        if kind is dict or kind is list:
+            _check_container(child, depth + 1, max_depth)
+        else:
+            _bad_leaf(kind)
+
+
+def _bad_leaf(kind: type) -> None:
+    if kind is float:
+        raise ProtocolError(errors.FLOAT_NOT_ALLOWED)
+    # msgpack.Timestamp (ext -1) is decoded without the ext hook.
+    raise ProtocolError(errors.EXTENSION_TYPE, kind.__name__)
 
 
 def encode(value: Value) -> bytes:

@@ -212,6 +212,27 @@ def _wire_name(f: Field[Any]) -> str:
     return str(f.metadata["wire"] or f.name)
 
 
+_Spec = tuple[tuple[str, str, str, bool, Callable[[str, object], None]], ...]
+_SPECS: dict[type, _Spec] = {}
+
+
+def _spec(cls: type) -> _Spec:
+    """Per class, once: (attribute, wire name, kind, optional, check) of every field.
+
+    ``dataclasses.fields`` and the metadata look-ups cost more than the checks
+    themselves when done per event; the classes never change after import.
+    """
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = tuple(
+            (f.name, _wire_name(f), f.metadata["kind"], bool(f.metadata["optional"]),
+             _CHECKS[f.metadata["kind"]])
+            for f in fields(cls)
+        )
+        _SPECS[cls] = spec
+    return spec
+
+
 # -- nested values -------------------------------------------------------------------------
 
 
@@ -263,11 +284,11 @@ class ItemEvent:
     to: str = field(metadata=_k("node"))
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.metadata["optional"]:
+        for name, wire, _kind, optional, check in _spec(type(self)):
+            value = getattr(self, name)
+            if value is None and optional:
                 continue
-            _CHECKS[f.metadata["kind"]](_wire_name(f), value)
+            check(wire, value)
         self._check()
 
     def _check(self) -> None:
@@ -484,10 +505,10 @@ def _to_wire(kind: str, value: Any) -> codec.Value:
 def encode_event(event: Event) -> tuple[str, bytes]:
     """The envelope type and body bytes of ``event`` (keys sorted, optional fields omitted)."""
     body: dict[str, codec.Value] = {}
-    for f in fields(event):
-        value = getattr(event, f.name)
+    for name, wire, kind, _optional, _check in _spec(type(event)):
+        value = getattr(event, name)
         if value is not None:
-            body[_wire_name(f)] = _to_wire(f.metadata["kind"], value)
+            body[wire] = _to_wire(kind, value)
     return event.TYPE, codec.encode(body)
 
 
@@ -520,6 +541,13 @@ def _from_wire(kind: str, name: str, value: object) -> object:
     return value
 
 
+_ABSENT: Final = object()
+_NESTED: Final = frozenset({"units", "digests", "milestones", "deadlines"})
+_WIRE_NAMES: Final[dict[type, frozenset[str]]] = {
+    cls: frozenset(wire for _n, wire, *_rest in _spec(cls)) for cls in EVENT_TYPES.values()
+}
+
+
 def decode_event(type_: str, body: bytes) -> Event:
     """Decode and validate an event body of envelope type ``type_``.
 
@@ -531,21 +559,22 @@ def decode_event(type_: str, body: bytes) -> Event:
         raise ProtocolError(errors.UNKNOWN_KIND, repr(type_)[:80])
     value = codec.decode(body, EVENT_LIMITS)
     try:
-        by_wire = {_wire_name(f): f for f in fields(cls)}
+        spec = _spec(cls)
         if type(value) is not dict:
             raise _bad("body", "must be a map")
-        unknown = sorted(set(value) - set(by_wire))
-        if unknown:
+        if len(value) > len(spec) or not value.keys() <= _WIRE_NAMES[cls]:
+            unknown = sorted(set(value) - _WIRE_NAMES[cls])
             raise ProtocolError(errors.UNKNOWN_FIELD, unknown[0][:80])
         kwargs: dict[str, object] = {}
-        for wire, f in by_wire.items():
-            if wire not in value:
-                if f.metadata["optional"]:
+        for name, wire, kind, optional, _check in spec:
+            raw = value.get(wire, _ABSENT)
+            if raw is _ABSENT:
+                if optional:
                     continue
                 raise ProtocolError(errors.MISSING_FIELD, wire)
-            if value[wire] is None:
+            if raw is None:
                 raise _bad(wire, "nil is not allowed; omit an absent field")
-            kwargs[f.name] = _from_wire(f.metadata["kind"], wire, value[wire])
+            kwargs[name] = raw if kind not in _NESTED else _from_wire(kind, wire, raw)
         return cls(**kwargs)  # type: ignore[arg-type]
     except ProtocolError:
         raise
