@@ -18,7 +18,7 @@ from node.api.errors import error_middleware
 from node.api.workflow import Workflow
 from node.clock import Clock, SystemClock
 from node.config import Config
-from node.context import NodeContext, open_node
+from node.context import NodeContext, open_node, stop_task
 from node.reminders import http as reminders_http
 from node.reports import api as reports_api
 from node.store import PARENT
@@ -77,9 +77,8 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         finally:
             ctx.stopping.set()
             await ctx.store.notify()
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            # A pull may sit in a long-poll: give the loops a moment, then cancel.
+            await stop_task(task, grace=2.0)
             if session is not None:
                 await session.close()
             await ctx.close()

@@ -28,6 +28,7 @@ from node.api.auth import current_user
 from node.api.errors import ApiError, bad
 from node.api.items import WORKFLOW
 from node.api.validate import iso, read_json
+from node.context import stop_task
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import NO_MILESTONE, Settings
 from node.reminders.scheduler import CHANNELS, Reminders
@@ -216,9 +217,8 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
             logger.info("reminders on: channels %s", ", ".join(service.notifiers) or "none")
         yield
     finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        ctx.stopping.set()
+        await stop_task(task)
         await session.close()
 
 
