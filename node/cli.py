@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from node import keyfile
 from node.accounts import AccountError
 from node.app import create_app, status_payload
 from node.clock import SystemClock
-from node.context import NodeError, open_node
+from node.context import NodeContext, NodeError, open_node
 from node.demo import DemoError
 from node.setup import SetupError, first_admin, init_root, join_parent
 from node.storage.db import StorageError, migrate
@@ -41,6 +43,19 @@ class CliError(Exception):
 
 def _data(args: argparse.Namespace) -> Path:
     return Path(args.data).expanduser().resolve()
+
+
+@contextlib.asynccontextmanager
+async def opened(
+    args: argparse.Namespace, config: cfg.Config | None = None
+) -> AsyncIterator[tuple[cfg.Config, NodeContext]]:
+    """The node in ``--data`` opened for one command, closed afterwards."""
+    config = config or cfg.load(_data(args))
+    ctx = await open_node(config, SystemClock())
+    try:
+        yield config, ctx
+    finally:
+        await ctx.close()
 
 
 # ---------------------------------------------------------------- commands
@@ -75,13 +90,9 @@ def _extra(args: argparse.Namespace) -> dict[str, Any]:
 async def cmd_invite(args: argparse.Namespace) -> int:
     from node.enroll_http import issue_code
 
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args) as (config, ctx):
         code = await issue_code(ctx, child=args.child, name=args.name, level=args.level)
         url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
-    finally:
-        await ctx.close()
     print(code)
     print(
         f"# one-time code for {args.child} {args.name} ({args.level}), valid "
@@ -133,12 +144,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args) as (_config, ctx):
         payload = await status_payload(ctx)
-    finally:
-        await ctx.close()
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, indent=1))
         return 0
@@ -172,15 +179,12 @@ async def cmd_user_add(args: argparse.Namespace) -> int:
     if password is None and not args.no_password:
         password = secrets.token_urlsafe(12)
         generated = True
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args, config) as (config, ctx):
         user = await ctx.accounts.add_user(
             args.name, role=args.role, unit=args.unit, password=password,
             display_name=args.display_name or "", now=ctx.clock.now_ms(),
             phone=args.phone, email=args.email,
         )
-    finally:
-        await ctx.close()
     print(f"added {user.name} ({user.role}{', ' + user.unit if user.unit else ''}) "
           f"at node {config['node.id']}")
     if generated:
@@ -189,23 +193,15 @@ async def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 async def cmd_user_set(args: argparse.Namespace) -> int:
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args) as (_config, ctx):
         user = await ctx.accounts.set_contact(args.name, phone=args.phone, email=args.email)
-    finally:
-        await ctx.close()
     print(f"{user.name}: phone {user.phone or '-'}, email {user.email or '-'}")
     return 0
 
 
 async def cmd_user_list(args: argparse.Namespace) -> int:
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args) as (_config, ctx):
         users = await ctx.accounts.users()
-    finally:
-        await ctx.close()
     for user in users:
         print(f"{user.name:<20} {user.role:<11} {user.unit or '-':<16} "
               f"{user.phone or '-':<16} {user.email or '-':<28} "
@@ -214,24 +210,16 @@ async def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_token(args: argparse.Namespace) -> int:
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args) as (_config, ctx):
         token = await ctx.accounts.token_for(args.user, ctx.clock.now_ms())
-    finally:
-        await ctx.close()
     print(token)
     return 0
 
 
 async def cmd_unit_add(args: argparse.Namespace) -> int:
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
-    try:
+    async with opened(args) as (_config, ctx):
         await ctx.accounts.add_unit(args.code, args.name, office=args.office,
                                     now=ctx.clock.now_ms())
-    finally:
-        await ctx.close()
     print(f"added unit {args.code} {args.name}")
     return 0
 
@@ -247,19 +235,18 @@ async def cmd_report(args: argparse.Namespace) -> int:
     from node.api.errors import ApiError
     from node.reports import assemble, render
 
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
     try:
-        if args.report_command == "weekly":
-            report = await assemble.weekly_report(ctx, scope=args.scope, week=args.week)
-            text = render.weekly_text
-        else:
-            report = await assemble.quarterly_report(ctx, scope=args.scope, quarter=args.quarter)
-            text = render.quarterly_text
+        async with opened(args) as (_config, ctx):
+            if args.report_command == "weekly":
+                report = await assemble.weekly_report(ctx, scope=args.scope, week=args.week)
+                text = render.weekly_text
+            else:
+                report = await assemble.quarterly_report(
+                    ctx, scope=args.scope, quarter=args.quarter
+                )
+                text = render.quarterly_text
     except ApiError as exc:
         raise CliError(exc.detail or exc.reason) from None
-    finally:
-        await ctx.close()
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
@@ -277,14 +264,11 @@ async def cmd_export_ledger(args: argparse.Namespace) -> int:
         for name in LEDGER_FILTERS
         if getattr(args, f"filter_{name}") is not None
     }
-    config = cfg.load(_data(args))
-    ctx = await open_node(config, SystemClock())
     try:
-        data, _, count = await assemble.ledger_xlsx(ctx, params)
+        async with opened(args) as (_config, ctx):
+            data, _, count = await assemble.ledger_xlsx(ctx, params)
     except ApiError as exc:
         raise CliError(exc.detail or exc.reason) from None
-    finally:
-        await ctx.close()
     out = Path(args.out).expanduser()
     out.write_bytes(data)
     print(f"wrote {count} items to {out}")
