@@ -534,7 +534,11 @@ def build_document(config: Config) -> Schema:
                     "properties": {
                         "items": {"type": "array",
                                   "items": {"$ref": "#/components/schemas/ItemSummary"}},
-                        "total": {"type": "integer", "minimum": 0},
+                        "total": {"type": "integer", "minimum": 0,
+                                  "description": "matching items; a lower bound when "
+                                  "total_exact is false (large subtrees are counted up "
+                                  "to 1,000 or just past the current page)"},
+                        "total_exact": {"type": "boolean"},
                         "limit": {"type": "integer"},
                         "offset": {"type": "integer"},
                         "now": {"type": "string", "format": "date-time"},

@@ -138,10 +138,22 @@ items = Table(
     Column("red_from", BigInteger),
     Column("search_text", Text, nullable=False, default=""),
 )
-Index("ix_items_assignee", items.c.assignee, items.c.status)
-Index("ix_items_resolve_due", items.c.resolve_due)
-Index("ix_items_path_due", items.c.assignee_path, items.c.resolve_due)
-Index("ix_items_red", items.c.red_from)
+# The ledger's access paths (node/api/ledger.py; docs/performance.md, "Ledger"). The
+# ledger's cheap filter columns ride along in the wide indexes, so filters are checked
+# in the index and a table row is read only for an item on the page.
+_c = items.c
+_filters = (_c.yellow_from, _c.red_from, _c.status, _c.board, _c.lead_unit, _c.assignee_unit)
+# A subtree: its path range.
+Index("ix_items_path", _c.assignee_path, _c.resolve_due, _c.item_id, _c.done, *_filters)
+# Every item in deadline order; open (or done) items alone in deadline order.
+Index("ix_items_due", _c.resolve_due, _c.item_id, _c.assignee_path, _c.done, *_filters)
+Index("ix_items_open", _c.done, _c.resolve_due, _c.item_id, _c.assignee_path, *_filters)
+# The other sort orders.
+Index("ix_items_updated", _c.updated_at, _c.item_id, _c.assignee_path, _c.status, _c.done)
+Index("ix_items_assigned", _c.assigned_at, _c.item_id, _c.assignee_path, _c.status, _c.done)
+Index("ix_items_progress", _c.progress, _c.item_id, _c.assignee_path, _c.status, _c.done)
+# One node's own items (depth=node, the reminder scheduler), in deadline order.
+Index("ix_items_assignee", _c.assignee, _c.resolve_due, _c.item_id, _c.done, _c.status)
 Index("ix_items_parent", items.c.parent_item)
 
 node_seen = Table(

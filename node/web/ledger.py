@@ -101,9 +101,10 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
         status=error.status if error else 200,
         error=error,
         rows=rows,
-        total=total,
+        # A large subtree is counted only up to a cap: then the total is a lower bound.
+        total=total if answer.get("total_exact", True) else f"{total}+",
         page_no=current,
-        pages=pages,
+        pages=pages if answer.get("total_exact", True) else f"{pages}+",
         prev_url=prev_url,
         next_url=next_url,
         export_url=EXPORT_PATH + ("?" + urlencode(export) if export else ""),

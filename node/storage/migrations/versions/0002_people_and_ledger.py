@@ -26,6 +26,27 @@ def _path() -> sa.types.TypeEngine[str]:
     return sa.String(512).with_variant(sa.String(512, collation="C"), "postgresql")
 
 
+_FILTERS = ["yellow_from", "red_from", "status", "board", "lead_unit", "assignee_unit"]
+LEDGER_INDEXES = {
+    "ix_items_path": ["assignee_path", "resolve_due", "item_id", "done", *_FILTERS],
+    "ix_items_due": ["resolve_due", "item_id", "assignee_path", "done", *_FILTERS],
+    "ix_items_open": ["done", "resolve_due", "item_id", "assignee_path", *_FILTERS],
+    "ix_items_updated": ["updated_at", "item_id", "assignee_path", "status", "done"],
+    "ix_items_assigned": ["assigned_at", "item_id", "assignee_path", "status", "done"],
+    "ix_items_progress": ["progress", "item_id", "assignee_path", "status", "done"],
+    "ix_items_assignee": ["assignee", "resolve_due", "item_id", "done", "status"],
+}
+"""The ledger's access paths (see node/storage/schema.py); they replace 0001's
+``ix_items_assignee`` (assignee, status) and ``ix_items_resolve_due``."""
+
+
+def _ledger_indexes() -> None:
+    op.drop_index("ix_items_resolve_due", table_name="items")
+    op.drop_index("ix_items_assignee", table_name="items")
+    for name, columns in LEDGER_INDEXES.items():
+        op.create_index(name, "items", columns)
+
+
 def upgrade() -> None:
     with op.batch_alter_table("links") as batch:
         batch.add_column(sa.Column("peer_pending", sa.BigInteger))
@@ -34,8 +55,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("yellow_from", sa.BigInteger))
         batch.add_column(sa.Column("red_from", sa.BigInteger))
         batch.add_column(sa.Column("search_text", sa.Text, nullable=False, server_default=""))
-    op.create_index("ix_items_path_due", "items", ["assignee_path", "resolve_due"])
-    op.create_index("ix_items_red", "items", ["red_from"])
+    _ledger_indexes()
     op.create_index("ix_items_parent", "items", ["parent_item"])
     op.create_table(
         "node_seen",
@@ -91,8 +111,10 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("node_seen")
     op.drop_index("ix_items_parent", table_name="items")
-    op.drop_index("ix_items_red", table_name="items")
-    op.drop_index("ix_items_path_due", table_name="items")
+    for name in LEDGER_INDEXES:
+        op.drop_index(name, table_name="items")
+    op.create_index("ix_items_assignee", "items", ["assignee", "status"])
+    op.create_index("ix_items_resolve_due", "items", ["resolve_due"])
     with op.batch_alter_table("items") as batch:
         batch.drop_column("search_text")
         batch.drop_column("red_from")
