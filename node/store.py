@@ -142,15 +142,6 @@ class Store:
 
     # ------------------------------------------------------------ trust load
 
-    async def trust_records(self) -> list[bytes]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(t.events.c.raw)
-                .where(t.events.c.type.in_(TRUST_TYPES))
-                .order_by(t.events.c.pos)
-            )
-            return [r[0] for r in rows]
-
     async def store_trust_records(self, raws: Sequence[bytes], source: str) -> None:
         """Keep trust records accepted outside a sync batch (init, join, invite)."""
         now = self.clock.now_ms()

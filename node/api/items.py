@@ -60,16 +60,12 @@ def _wf(request: web.Request) -> Workflow:
     return request.app[WORKFLOW]
 
 
-def _boards(ctx: NodeContext) -> tuple[str, ...]:
-    return ledger.known_boards(str(ctx.config["workflow.extra_boards"]))
-
-
-def _sources(ctx: NodeContext) -> tuple[str, ...]:
+def sources_of(ctx: NodeContext) -> tuple[str, ...]:
     extra = str(ctx.config["workflow.extra_sources"])
     return tuple(dict.fromkeys((*SOURCES, *(s.strip() for s in extra.split(",") if s.strip()))))
 
 
-def _item_id(request: web.Request) -> str:
+def item_id_of(request: web.Request) -> str:
     item = request.match_info["item"]
     if not _ITEM_ID.match(item):
         raise ApiError(404, "unknown_item", f"{item[:80]!r} is not an item id")
@@ -83,15 +79,17 @@ def _max_body(ctx: NodeContext) -> int:
 # ------------------------------------------------------------------ create
 
 
-def _assignment_fields(body: Body, ctx: NodeContext) -> dict[str, Any]:
+def assignment_fields(body: Body, ctx: NodeContext) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "title": body.text("title", max_len=MAX_TITLE),
         "description": body.text(
             "description", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
         ),
         "assignee": body.text("assignee", max_len=64),
-        "board": body.choice("board", _boards(ctx), default="daily", reason="unknown_board"),
-        "source": body.choice("source", _sources(ctx), default="office", reason="unknown_source"),
+        "board": body.choice(
+            "board", ledger.boards_of(ctx), default="daily", reason="unknown_board"
+        ),
+        "source": body.choice("source", sources_of(ctx), default="office", reason="unknown_source"),
         "calendar": body.choice(
             "calendar", ("natural", "working"), default=str(ctx.config["workflow.calendar"])
         ),
@@ -115,7 +113,7 @@ async def create_item(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = _ctx(request)
     body = await read_json(request, max_bytes=_max_body(ctx))
-    fields = _assignment_fields(body, ctx)
+    fields = assignment_fields(body, ctx)
     body.finish()
     event, estimated = await _wf(request).assign(user, fields)
     return web.json_response(
@@ -152,7 +150,7 @@ async def list_items(request: web.Request) -> web.Response:
     await current_user(request)
     ctx = _ctx(request)
     tree = _wf(request).tree
-    answer = await ledger.list_items(ctx, request.query, _boards(ctx), tree.__contains__)
+    answer = await ledger.list_items(ctx, request.query, ledger.boards_of(ctx), tree.__contains__)
     return web.json_response(answer)
 
 
@@ -160,10 +158,10 @@ async def get_item(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = _ctx(request)
     wf = _wf(request)
-    item = _item_id(request)
+    item = item_id_of(request)
     state = await wf.readable(user, item)
     now = ctx.clock.now_ms()
-    history = await _history(ctx, item)
+    history = await verified_history(ctx, item)
     subs = await wf.sub_items(item)
     done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
     body = {
@@ -185,7 +183,7 @@ async def get_item(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _history(ctx: NodeContext, item: str) -> list[dict[str, Any]]:
+async def verified_history(ctx: NodeContext, item: str) -> list[dict[str, Any]]:
     """Every stored event of the item, each signature checked again from its bytes."""
     async with ctx.db.read() as conn:
         rows = (
@@ -348,7 +346,7 @@ async def _act(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = _ctx(request)
     wf = _wf(request)
-    item = _item_id(request)
+    item = item_id_of(request)
     action = request.match_info["action"]
     if action == "decompose":
         return await _decompose(request, user, item)

@@ -550,3 +550,8 @@ async def list_items(
 def known_boards(extra: str) -> tuple[str, ...]:
     more = tuple(b.strip() for b in extra.split(",") if b.strip())
     return tuple(dict.fromkeys((*BOARDS, *more)))
+
+
+def boards_of(ctx: NodeContext) -> tuple[str, ...]:
+    """This node's boards: the 1+5 and the configured extra ones ("1+X")."""
+    return known_boards(str(ctx.config["workflow.extra_boards"]))

@@ -102,12 +102,8 @@ def resolve_scope(ctx: NodeContext, scope: str | None) -> tuple[str, str]:
     return scope, ctx.store.path_of(scope)
 
 
-def _boards(ctx: NodeContext) -> tuple[str, ...]:
-    return ledger.known_boards(str(ctx.config["workflow.extra_boards"]))
-
-
 def _scope_where(ctx: NodeContext, scope: str | None) -> tuple[str, list[ColumnElement[bool]]]:
-    query = ledger.parse_query({"scope": scope or ctx.me}, ctx.me, _boards(ctx))
+    query = ledger.parse_query({"scope": scope or ctx.me}, ctx.me, ledger.boards_of(ctx))
     scope, path = resolve_scope(ctx, query.scope)
     return scope, ledger.where_clauses(query, path, ctx.clock.now_ms())
 
@@ -152,7 +148,7 @@ async def colour_counts(ctx: NodeContext, params: Mapping[str, str]) -> dict[str
     for name in _NOT_COLOUR_FILTERS:
         if name in params:
             raise bad(name, "is not a filter of colour counts", "unknown_field")
-    query = ledger.parse_query(params, ctx.me, _boards(ctx))
+    query = ledger.parse_query(params, ctx.me, ledger.boards_of(ctx))
     scope, path = resolve_scope(ctx, query.scope)
     now = ctx.clock.now_ms()
     c = t.items.c
@@ -519,7 +515,7 @@ async def ledger_xlsx(ctx: NodeContext, params: Mapping[str, str]) -> tuple[byte
     Every filter and the sort of ``GET /api/v1/items`` apply; without ``limit``
     or ``offset`` every matching item is exported (at most MAX_EXPORT_ROWS).
     """
-    query = ledger.parse_query(params, ctx.me, _boards(ctx))
+    query = ledger.parse_query(params, ctx.me, ledger.boards_of(ctx))
     scope, path = resolve_scope(ctx, query.scope)
     now = ctx.clock.now_ms()
     where = ledger.where_clauses(query, path, now)

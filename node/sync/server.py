@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -245,13 +244,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sync/v1/up", up)
     app.router.add_get("/sync/v1/down", down)
     app.router.add_get("/sync/v1/recover", recover)
-
-
-def json_status(value: dict[str, Any]) -> web.Response:
-    return web.json_response(value, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)

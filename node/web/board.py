@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from node.accounts import User
+from node.api import ledger
 from node.api.errors import ApiError
-from node.api.items import _boards
 from node.reports import assemble
 from node.reports.periods import PeriodError, Quarter, Week
 from node.web import charts, figures
@@ -82,7 +82,7 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
         (label(n), (r.completion, r.on_time_rate))
         for n, r in sorted(fig.by_node.items(), key=lambda p: (p[0] == top, p[0]))
     ]
-    board_order = {b: i for i, b in enumerate(_boards(ctx))}
+    board_order = {b: i for i, b in enumerate(ledger.boards_of(ctx))}
     board_rows = [
         (t.board(b), (r.completion, r.on_time_rate))
         for b, r in sorted(fig.by_board.items(), key=lambda p: board_order.get(p[0], 99))

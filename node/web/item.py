@@ -27,13 +27,12 @@ from node.accounts import User
 from node.api import ledger
 from node.api.errors import ApiError
 from node.api.items import (
-    _assignment_fields,
-    _boards,
-    _history,
-    _item_id,
-    _sources,
     action_fields,
+    assignment_fields,
+    item_id_of,
+    sources_of,
     store_attachment,
+    verified_history,
 )
 from node.api.validate import Body
 from node.api.workflow import actor_of, scope_of
@@ -177,7 +176,7 @@ async def _item_page(
     tree = wf.tree
     state = await wf.readable(user, item)
     now = ctx.clock.now_ms()
-    history = await _history(ctx, item)
+    history = await verified_history(ctx, item)
     digests: set[str] = set()
     for entry in history:
         entry["at_ms"] = _ms(entry["at"])
@@ -229,7 +228,7 @@ async def _item_page(
 
 @page
 async def item_page(request: web.Request, user: User) -> web.StreamResponse:
-    return await _item_page(request, user, _item_id(request))
+    return await _item_page(request, user, item_id_of(request))
 
 
 async def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[bytes, ...]:
@@ -278,7 +277,7 @@ def action_body(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
 async def item_action(request: web.Request, user: User) -> web.StreamResponse:
     ctx = ctx_of(request)
     wf = workflow(request)
-    item = _item_id(request)
+    item = item_id_of(request)
     action = request.match_info["action"]
     if action not in POSTED:
         raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
@@ -328,8 +327,8 @@ async def _new_page(
         may_assign=role_allows(user.role, Action.ASSIGN),
         units=await ctx.accounts.units(),
         below=below,
-        boards=_boards(ctx),
-        sources=_sources(ctx),
+        boards=ledger.boards_of(ctx),
+        sources=sources_of(ctx),
         classes=CLASSES,
         calendars=("natural", "working"),
         default_calendar=str(ctx.config["workflow.calendar"]),
@@ -381,7 +380,7 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
         form = await form_of(request)
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
         body = Body(assign_body(form))
-        fields = _assignment_fields(body, ctx)
+        fields = assignment_fields(body, ctx)
         body.finish()
         event, _ = await workflow(request).assign(user, fields)
     except ApiError as exc:

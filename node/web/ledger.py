@@ -10,7 +10,6 @@ from aiohttp import web
 from node.accounts import User
 from node.api import ledger
 from node.api.errors import ApiError
-from node.api.items import _boards
 from node.api.validate import parse_moment
 from node.web.render import ctx_of, node_name, page, render, workflow
 from protocol.fold import Status
@@ -61,7 +60,7 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
     wf = workflow(request)
     tree = wf.tree
     params = filters_of(request)
-    boards = _boards(ctx)
+    boards = ledger.boards_of(ctx)
     error: ApiError | None = None
     try:
         answer = await ledger.list_items(ctx, params, boards, tree.__contains__)
