@@ -126,6 +126,12 @@ async def materialise(
         except ProtocolError:
             continue  # no assignment stored yet: nothing to show
         rows.append(row_of(state, path_of))
+    await write_rows(conn, rows)
+
+
+async def write_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Replace the item rows with these (each a :func:`row_of`): the one place item rows
+    are written, so anything kept alongside them (aggregates) is kept here."""
     if not rows:
         return
     ids = [r["item_id"] for r in rows]
