@@ -204,8 +204,9 @@ def _int(raw: bytes | None) -> int:
     return value
 
 
-async def queue_events(data: Path, n: int, *, signing: str, sign_batch: int, seed: int) -> None:
-    """Write ``n`` events for the township into the (stopped) province's database."""
+async def queue_events(data: Path, n: int, *, signing: str, sign_batch: int, seed: int) -> int:
+    """Write ``n`` events for the township into the (stopped) province's database;
+    returns how many items they assign."""
     rng = random.Random(seed)
     ctx = await open_node(cfg.load(data), SystemClock())
     try:
@@ -221,6 +222,7 @@ async def queue_events(data: Path, n: int, *, signing: str, sign_batch: int, see
             left -= len(chunk)
     finally:
         await ctx.close()
+    return len(assigned)
 
 
 # ----------------------------------------------------------------- timing
@@ -246,7 +248,28 @@ def wait_applied(db: Path, n: int, timeout: float) -> float:
         conn.close()
 
 
-def check_township(db: Path, n: int) -> str:
+def unfolded(conn: sqlite3.Connection) -> int:
+    """Received events whose items are not folded into rows yet (node/materialiser.py)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'materialised_pos'").fetchone()
+    done = _int(row[0] if row else None)
+    return int(conn.execute("SELECT count(*) FROM events WHERE pos > ?", (done,)).fetchone()[0])
+
+
+def wait_folded(db: Path, timeout: float) -> float:
+    """Poll until every received event is folded into the township's item rows."""
+    deadline = time.perf_counter() + timeout
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    try:
+        while unfolded(conn):
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"{unfolded(conn)} events still unfolded after {timeout} s")
+            time.sleep(0.002)
+        return time.perf_counter()
+    finally:
+        conn.close()
+
+
+def check_township(db: Path, n: int, n_items: int) -> str:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         refused = conn.execute("SELECT count(*) FROM refused").fetchone()[0]
@@ -254,9 +277,50 @@ def check_township(db: Path, n: int) -> str:
         got = applied(conn)
     finally:
         conn.close()
-    if refused or got != n:
-        raise SystemExit(f"township holds {got} of {n} events and {refused} refusals")
+    if refused or got != n or items != n_items:
+        raise SystemExit(f"township holds {got} of {n} events, {items} of {n_items} items "
+                         f"and {refused} refusals")
     return f"{got} events, {items} items, 0 refused"
+
+
+async def stages(parent_dir: Path, child_dir: Path, n: int) -> str:
+    """The township's work alone, in this process, on a copy taken before the catch-up:
+    the province's outbox pages are read here and handed to the township's ingest, and
+    the CPU time (``time.process_time``) of each stage is summed. Steadier than wall
+    time on a shared machine, and it splits the work the way the node does it."""
+    from node.store import PARENT
+
+    parent = await open_node(cfg.load(parent_dir), SystemClock())
+    child = await open_node(cfg.load(child_dir), SystemClock())
+    try:
+        prepare = commit = 0.0
+        after = 0
+        got = 0
+        while True:
+            raws, through, more = await parent.store.outbox(
+                TOWNSHIP, after, limit=child.batch_events, max_bytes=child.batch_bytes
+            )
+            if not raws:
+                break
+            t0 = time.process_time()
+            ready = await child.ingestor.prepare(PARENT, raws)
+            t1 = time.process_time()
+            result = await child.ingestor.commit(ready, applied_pos=through)
+            t2 = time.process_time()
+            prepare, commit = prepare + t1 - t0, commit + t2 - t1
+            got += result.accepted
+            after = through
+        t0 = time.process_time()
+        await child.store.materialise_all()
+        fold = time.process_time() - t0
+    finally:
+        await child.close()
+        await parent.close()
+    if got != n:
+        raise SystemExit(f"in-process stages applied {got} of {n} events")
+    return (f"township stages in one process (CPU s, this process's threads): prepare "
+            f"{prepare:.3f}, commit {commit:.3f}, together {prepare + commit:.3f}; "
+            f"folding the item rows afterwards {fold:.3f}")
 
 
 # ---------------------------------------------------------------- profiles
@@ -336,6 +400,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
     parser.add_argument("--keep", help="keep the nodes in this (new) directory")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stages", action="store_true",
+                        help="also time the township's stages in one process (CPU seconds)")
     args = parser.parse_args()
     n = args.events
 
@@ -368,10 +434,12 @@ def main() -> None:
         parent.stop()
 
         start = time.perf_counter()
-        asyncio.run(queue_events(parent_dir, n, signing=args.signing,
+        n_items = asyncio.run(queue_events(parent_dir, n, signing=args.signing,
                                  sign_batch=args.sign_batch, seed=args.seed))
         print(f"queued {n} events ({args.signing}-signed) at the province in "
               f"{time.perf_counter() - start:.2f} s", flush=True)
+        if args.stages:
+            shutil.copytree(child_dir, root / "township-before")
 
         prefix: list[str] = []
         python: list[str] = []
@@ -392,6 +460,8 @@ def main() -> None:
         cpu_ready = cpu_seconds(child.node_pid())
         t_done = wait_applied(child_dir / cfg.DB_NAME, n, timeout=600)
         cpu_done = cpu_seconds(child.node_pid())
+        t_folded = wait_folded(child_dir / cfg.DB_NAME, timeout=600)
+        cpu_folded = cpu_seconds(child.node_pid())
         if args.profile == "cprofile":
             os.kill(child.node_pid(), signal.SIGUSR1)
             for _ in range(500):
@@ -401,10 +471,12 @@ def main() -> None:
             time.sleep(0.2)  # let it finish writing
         child.stop()
         parent.stop()
-        print(f"township: {check_township(child_dir / cfg.DB_NAME, n)}")
+        print(f"township: {check_township(child_dir / cfg.DB_NAME, n, n_items)}")
         print(f"process start to serving {t_ready - t0:.3f} s; "
               f"start to all applied {t_done - t0:.3f} s; township CPU while catching up "
               f"{cpu_done - cpu_ready:.2f} s (load average {os.getloadavg()[0]:.1f})")
+        print(f"item rows folded {t_folded - t_ready:.3f} s after serving (township CPU "
+              f"{cpu_folded - cpu_ready:.2f} s): the ledger shows every item")
         if args.profile == "cprofile":
             print(cprofile_summary(profile_out, args.top))
         elif args.profile == "py-spy":
@@ -412,6 +484,9 @@ def main() -> None:
             print(pyspy_summary(profile_out, args.top))
             print("== province ==")
             print(pyspy_summary(root / "province.spy", args.top))
+        if args.stages:
+            shutil.copytree(root / "township-before", root / "township-stages")
+            print(asyncio.run(stages(parent_dir, root / "township-stages", n)))
         seconds = t_done - t_ready
         print(f"catchup events={n} seconds={seconds:.3f} rate={n / seconds:.0f}/s")
     finally:

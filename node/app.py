@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from node import enroll_http
+from node import enroll_http, materialiser
 from node import web as web_pages
 from node.api import auth as api_auth
 from node.api import items as api_items
@@ -40,6 +41,8 @@ async def status_payload(ctx: NodeContext) -> dict[str, object]:
         "node": {"id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent},
         "now": now,
         "counts": await ctx.store.counts(),
+        # Received events whose items are not folded into the ledger's rows yet.
+        "unfolded": await ctx.store.unfolded_count(),
         "own_seq": await ctx.store.own_seq(),
         "links": [s.to_dict(now) for s in statuses],
     }
@@ -49,11 +52,26 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(await status_payload(request.app[sync_server.CTX]))
 
 
+ROWS_WAIT_SECONDS = 1.0
+
+
+@web.middleware
+async def current_rows(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reads see every event received before them: item rows are folded just after a
+    sync batch commits (node/materialiser.py), so a read waits for that, briefly. During
+    a large catch-up it answers after ROWS_WAIT_SECONDS with the rows folded so far."""
+    if request.method == "GET" and not request.path.startswith("/sync/"):
+        ctx = request.app.get(sync_server.CTX)
+        if ctx is not None:
+            await ctx.store.rows_current(ROWS_WAIT_SECONDS)
+    return await handler(request)
+
+
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     """Everything a node serves; long-lived work starts and stops with the app."""
     clock = clock or SystemClock()
     max_body = int(config["sync.batch_bytes"]) * 2 + 1024 * 1024
-    app = web.Application(client_max_size=max_body, middlewares=[error_middleware])
+    app = web.Application(client_max_size=max_body, middlewares=[error_middleware, current_rows])
     window = int(config["sync.clock_skew_seconds"]) * 1000
     app[sync_server.GUARD] = ReplayGuard(window)
 
@@ -63,6 +81,9 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         app[api_items.WORKFLOW] = Workflow(ctx)
         task = None
         session = None
+        folding = asyncio.create_task(
+            materialiser.run(ctx.store, ctx.stopping), name=f"materialiser {ctx.me}"
+        )
         if ctx.parent is not None:
             if not ctx.parent_url:
                 logger.warning("node.parent_url is not set: this node cannot sync")
@@ -79,6 +100,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
             await ctx.store.notify()
             # A pull may sit in a long-poll: give the loops a moment, then cancel.
             await stop_task(task, grace=2.0)
+            await stop_task(folding, grace=10.0)
             if session is not None:
                 await session.close()
             await ctx.close()

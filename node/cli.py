@@ -153,6 +153,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     assert isinstance(node, dict)
     print(f"{node['id']} {node['name']} ({node['level']})  parent: {node['parent'] or '-'}")
     print(f"counts: {payload['counts']}  own seq: {payload['own_seq']}")
+    if payload["unfolded"]:
+        print(f"received events not folded into item rows yet: {payload['unfolded']}")
     print(f"{'link':<14}{'pending':>9}{'oldest':>9}  {'last contact':<14} last error")
     for link in payload["links"]:  # type: ignore[attr-defined]
         age = link["oldest_pending_age_s"]
@@ -237,6 +239,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         async with opened(args) as (_config, ctx):
+            await ctx.store.materialise_all()  # the node may have stopped mid-way
             if args.report_command == "weekly":
                 report = await assemble.weekly_report(ctx, scope=args.scope, week=args.week)
                 text = render.weekly_text
@@ -266,6 +269,7 @@ async def cmd_export_ledger(args: argparse.Namespace) -> int:
     }
     try:
         async with opened(args) as (_config, ctx):
+            await ctx.store.materialise_all()  # the node may have stopped mid-way
             data, _, count = await assemble.ledger_xlsx(ctx, params)
     except ApiError as exc:
         raise CliError(exc.detail or exc.reason) from None

@@ -98,6 +98,7 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="verify")
         has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
         store = Store(db, trust, me=me, key=key, clock=clock, has_parent=has_parent)
+        await store.start_materialised_cursor()
         ingestor = Ingestor(store, executor=executor, threads=threads)
     except BaseException:
         await db.close()

@@ -112,7 +112,7 @@ async def join(request: web.Request) -> web.Response:
             )
             await save_enrollment(conn, book)
             cert_env = envelope.parse(response.certificate)
-            await ctx.store.insert_accepted(
+            stored = await ctx.store.insert_accepted(
                 conn,
                 [Accepted(env=cert_env, event=None, origin=None, origin_seq=None)],
                 SELF,
@@ -123,6 +123,7 @@ async def join(request: web.Request) -> web.Response:
     except HierarchyError as exc:
         logger.warning("join refused from %s: %s %s", request.remote, exc.reason, exc.detail)
         return _refuse(exc)
+    ctx.store.fold_later(stored)
     await ctx.store.notify()
     logger.info("enrolled a child: %s", cert_env.event_id[:16])
     return web.Response(body=response.to_bytes(), content_type="application/msgpack")

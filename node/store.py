@@ -3,8 +3,18 @@
 Every accepted event is kept as its exact envelope bytes with the header
 columns used for routing and folding; ``routes`` rows make the durable
 outboxes. Everything a call writes — events, routes, refusals, the link
-cursor, the materialised items — commits in one transaction, so a crash leaves
-either all of a batch or none of it.
+cursor — commits in one transaction, so a crash leaves either all of a batch
+or none of it.
+
+Item rows are derived data (the fold of the item's events). A node's own
+events refold their items in the transaction that stores them, so a user sees
+the effect of an action at once. Received events are folded after their batch
+commits, by :meth:`Store.materialise_pending` (run by the node's materialiser
+task), which advances the durable cursor ``materialised_pos`` in the same
+transaction as the rows it writes: a catch-up stores and acknowledges events
+without waiting for the ledger's rows and indexes, and a crash leaves the
+cursor where the rows are. Nothing that decides whether an event is accepted
+reads item rows.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.clock import Clock
@@ -26,13 +36,28 @@ from node.storage.db import Database
 from node.sync.routing import PARENT, SELF, TreeView, routes_for
 from protocol import codec, envelope
 from protocol.certs import CERT_TYPE, REVOCATION_TYPE, TrustStore
-from protocol.events import Event, encode_event
+from protocol.events import Assigned, Event, encode_event
 from protocol.keys import SigningKey
 
 logger = logging.getLogger(__name__)
 
 TRUST_TYPES = frozenset({CERT_TYPE, REVOCATION_TYPE})
 _IN_CHUNK = 500
+MATERIALISED = "materialised_pos"
+# Decoded received events kept in memory for the materialiser, so it need not
+# parse and decode them again; above this many it reads them back instead.
+_UNFOLDED_CAP = 200_000
+
+Decoded = dict[int, tuple[str, Event]]
+"""Stored events by ``pos``: (event id as hex, decoded event)."""
+
+
+@dataclass(slots=True)
+class Stored:
+    """What one write transaction stored, for :meth:`Store.fold_later` once it commits."""
+
+    decoded: Decoded = field(default_factory=dict)  # received events, not folded yet
+    last_pos: int = 0  # 0: nothing left to fold (nothing stored, or folded in place)
 
 Draft = Callable[[int, int, int], Event]
 """Builds one of our own events from (seq, lamport, at) assigned by the store."""
@@ -120,6 +145,17 @@ class Store:
         self.view = TreeView(trust, me)
         self.changed = asyncio.Condition()
         self.generation = 0
+        # Received events stored but not folded into item rows yet (see materialise_pending).
+        self._unfolded: Decoded = {}
+        self.unfolded_waiting = asyncio.Event()
+        # Highest position this process stored from a received batch, and folded.
+        self._stored_pos = 0
+        self._folded_pos = 0
+        self._folded = asyncio.Condition()
+        # Batches being received now, and loop.time() when the last one ended: the
+        # materialiser gives way to a catch-up.
+        self.receiving = 0
+        self.last_received = 0.0
 
     # ------------------------------------------------------------------ meta
 
@@ -150,7 +186,8 @@ class Store:
             for raw in raws:
                 env = envelope.parse(raw)
                 accepted.append(Accepted(env=env, event=None, origin=None, origin_seq=None))
-            await self.insert_accepted(conn, accepted, source, now)
+            stored = await self.insert_accepted(conn, accepted, source, now)
+        self.fold_later(stored)
         await self._notify()
 
     async def route_trust_records(self, conn: AsyncConnection, link: str) -> None:
@@ -192,40 +229,45 @@ class Store:
                 Accepted(env=env, event=ev, origin=ev.origin, origin_seq=ev.seq)
                 for ev, env in zip(events, envs, strict=True)
             ]
-            await self.insert_accepted(conn, accepted, SELF, now)
+            stored = await self.insert_accepted(conn, accepted, SELF, now)
             await self.set_meta(conn, "own_seq", _int_bytes(seq + len(events)))
             await self.set_meta(conn, "lamport", _int_bytes(lamport + len(events)))
+        self.fold_later(stored)
         await self._notify()
         return list(zip(events, envs, strict=True))
 
     # ---------------------------------------------------------------- receive
 
     async def known_ids(self, conn: AsyncConnection, ids: Iterable[bytes]) -> set[bytes]:
-        wanted = list(ids)
         found: set[bytes] = set()
-        for i in range(0, len(wanted), _IN_CHUNK):
-            rows = await conn.execute(
-                select(t.events.c.event_id).where(
-                    t.events.c.event_id.in_(wanted[i : i + _IN_CHUNK])
-                )
-            )
-            found.update(r[0] for r in rows)
+        for rows in await select_in(conn, "SELECT event_id FROM events WHERE event_id", list(ids)):
+            found.update(bytes(r[0]) for r in rows)
         return found
 
     async def item_parties(
         self, conn: AsyncConnection, item_ids: Iterable[str]
     ) -> dict[str, tuple[str, str]]:
-        """(assigner, assignee) of each known item."""
+        """(assigner, assignee) of each item whose assignment is stored.
+
+        Read from the stored assignment events (origin and recipient), not the item
+        rows, which may not be folded yet. Should an item have two assignments, the
+        first in fold order wins, as in the fold.
+        """
         wanted = list(set(item_ids))
-        out: dict[str, tuple[str, str]] = {}
+        best: dict[str, tuple[tuple[int, str, int, bytes], tuple[str, str]]] = {}
+        e = t.events.c
         for i in range(0, len(wanted), _IN_CHUNK):
             rows = await conn.execute(
-                select(t.items.c.item_id, t.items.c.assigner, t.items.c.assignee).where(
-                    t.items.c.item_id.in_(wanted[i : i + _IN_CHUNK])
+                select(e.item_id, e.origin, e.to_node, e.lamport, e.origin_seq, e.event_id).where(
+                    e.item_id.in_(wanted[i : i + _IN_CHUNK]), e.type == Assigned.TYPE
                 )
             )
-            out.update((r[0], (r[1], r[2])) for r in rows)
-        return out
+            for item_id, origin, to, lamport, seq, event_id in rows:
+                key = (lamport, origin, seq, event_id)
+                held = best.get(item_id)
+                if held is None or key < held[0]:
+                    best[item_id] = (key, (origin, to))
+        return {item: parties for item, (_key, parties) in best.items()}
 
     async def seq_owners(
         self, conn: AsyncConnection, pairs: Iterable[tuple[str, int]]
@@ -254,10 +296,11 @@ class Store:
         accepted: Sequence[Accepted],
         refused: Sequence[tuple[bytes, str | None, bytes | None, str, str]],
         applied_pos: int | None,
-    ) -> None:
-        """Store a received batch's outcome inside the caller's write transaction."""
+    ) -> Stored:
+        """Store a received batch's outcome inside the caller's write transaction;
+        once it has committed, hand the result to :meth:`fold_later`."""
         now = self.clock.now_ms()
-        await self.insert_accepted(conn, accepted, source, now)
+        stored = await self.insert_accepted(conn, accepted, source, now)
         if refused:
             await conn.execute(
                 t.refused.insert(),
@@ -283,42 +326,44 @@ class Store:
         if applied_pos is not None:
             values["applied_pos"] = applied_pos
         await self.touch_link(conn, source, **values)
+        return stored
 
     async def insert_accepted(
         self, conn: AsyncConnection, accepted: Sequence[Accepted], source: str, now: int
-    ) -> None:
+    ) -> Stored:
+        """Store events and their routes; our own events' items are refolded here and
+        now, received ones later (see :meth:`fold_later`)."""
         if not accepted:
-            return
+            return Stored()
+        hex_ids = [a.env.event_id for a in accepted]  # a hash each time: once
+        ids = [bytes.fromhex(h) for h in hex_ids]
+        before = int(await conn.scalar(select(func.max(t.events.c.pos))) or 0)
         rows = []
-        for a in accepted:
+        for a, event_id in zip(accepted, ids, strict=True):
             ev = a.event
             rows.append(
-                {
-                    "event_id": bytes.fromhex(a.env.event_id),
-                    "type": a.env.type,
-                    "origin": a.origin,
-                    "origin_seq": a.origin_seq,
-                    "lamport": ev.lamport if ev is not None else None,
-                    "item_id": ev.item if ev is not None else None,
-                    "to_node": ev.to if ev is not None else None,
-                    "source": source,
-                    "received_at": now,
-                    "raw": a.env.raw,
-                }
-            )
-        await conn.execute(t.events.insert(), rows)
-        ids = [r["event_id"] for r in rows]
-        pos_by_id: dict[bytes, int] = {}
-        for i in range(0, len(ids), _IN_CHUNK):
-            got = await conn.execute(
-                select(t.events.c.event_id, t.events.c.pos).where(
-                    t.events.c.event_id.in_(ids[i : i + _IN_CHUNK])
+                (
+                    event_id,
+                    a.env.type,
+                    a.origin,
+                    a.origin_seq,
+                    ev.lamport if ev is not None else None,
+                    ev.item if ev is not None else None,
+                    ev.to if ev is not None else None,
+                    source,
+                    now,
+                    a.env.raw,
                 )
             )
-            pos_by_id.update((r[0], r[1]) for r in got)
+        await insert_many(conn, t.events, _EVENT_COLUMNS, rows)
+        # One writer at a time: the rows after ``before`` are the ones just inserted.
+        got = await conn.execute(
+            select(t.events.c.event_id, t.events.c.pos).where(t.events.c.pos > before)
+        )
+        pos_by_id: dict[bytes, int] = {r[0]: r[1] for r in got}
         route_rows = []
-        decoded: dict[int, tuple[str, Event]] = {}
-        for a, row in zip(accepted, rows, strict=True):
+        decoded: Decoded = {}
+        for a, event_id, hex_id in zip(accepted, ids, hex_ids, strict=True):
             links = routes_for(
                 self.view,
                 source=source,
@@ -326,17 +371,100 @@ class Store:
                 to=a.event.to if a.event is not None else None,
                 has_parent=self.has_parent,
             )
-            pos = pos_by_id[row["event_id"]]
-            route_rows.extend({"link": link, "pos": pos} for link in links)
+            pos = pos_by_id[event_id]
+            route_rows.extend((link, pos) for link in links)
             if a.event is not None:
-                decoded[pos] = (row["event_id"].hex(), a.event)
+                decoded[pos] = (hex_id, a.event)
         if route_rows:
-            await conn.execute(t.routes.insert(), route_rows)
+            await insert_many(conn, t.routes, ("link", "pos"), route_rows)
+        await self._note_seen(conn, accepted, now)
+        positions = pos_by_id.values()
+        if source != SELF:
+            return Stored(decoded, max(positions))
         if decoded:
             await materialise(
                 conn, {ev.item for _, ev in decoded.values()}, self.path_of, decoded
             )
-        await self._note_seen(conn, accepted, now)
+        done = _bytes_int(await self.get_meta(conn, MATERIALISED))
+        if done == min(positions) - 1:  # nothing received is waiting before ours
+            await self.set_meta(conn, MATERIALISED, _int_bytes(max(positions)))
+            return Stored()
+        return Stored(last_pos=max(positions))  # folded, but the cursor waits behind it
+
+    # ------------------------------------------------------- item rows, later
+
+    def fold_later(self, stored: Stored) -> None:
+        """After a commit: wake the materialiser for what it stored (the decoded events
+        are kept for it if there is room, else it reads them back)."""
+        if not stored.last_pos:
+            return
+        self._stored_pos = max(self._stored_pos, stored.last_pos)
+        if len(self._unfolded) + len(stored.decoded) <= _UNFOLDED_CAP:
+            self._unfolded.update(stored.decoded)
+        self.unfolded_waiting.set()
+
+    async def start_materialised_cursor(self) -> None:
+        """Before anything is received: a database from before the cursor existed had
+        every item folded as its events were stored."""
+        async with self.db.write() as conn:
+            if await self.get_meta(conn, MATERIALISED) is None:
+                top = await conn.scalar(select(func.max(t.events.c.pos)))
+                await self.set_meta(conn, MATERIALISED, _int_bytes(int(top or 0)))
+
+    async def materialise_pending(self, max_events: int = 2000) -> int:
+        """Fold the items of up to ``max_events`` received events not folded yet, in
+        one transaction with the cursor. Returns how many events it covered."""
+        async with self.db.write() as conn:
+            done = _bytes_int(await self.get_meta(conn, MATERIALISED))
+            rows = (
+                await conn.execute(
+                    select(t.events.c.pos, t.events.c.item_id)
+                    .where(t.events.c.pos > done)
+                    .order_by(t.events.c.pos)
+                    .limit(max_events)
+                )
+            ).all()
+            if not rows:
+                return 0
+            items = {item for _pos, item in rows if item is not None}
+            if items:
+                await materialise(conn, items, self.path_of, self._unfolded)
+            await self.set_meta(conn, MATERIALISED, _int_bytes(rows[-1][0]))
+        for pos, _item in rows:
+            self._unfolded.pop(pos, None)
+        async with self._folded:
+            self._folded_pos = max(self._folded_pos, rows[-1][0])
+            self._folded.notify_all()
+        return len(rows)
+
+    async def rows_current(self, timeout: float) -> bool:
+        """Wait until every event received so far is folded into item rows, at most
+        ``timeout`` seconds (a large catch-up takes longer: then False, rows lag)."""
+        target = self._stored_pos
+        if self._folded_pos >= target:
+            return True
+        async with self._folded:
+            try:
+                await asyncio.wait_for(
+                    self._folded.wait_for(lambda: self._folded_pos >= target), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    async def materialise_all(self) -> int:
+        """Fold everything waiting (commands that read item rows of a stopped node)."""
+        total = 0
+        while n := await self.materialise_pending():
+            total += n
+        return total
+
+    async def unfolded_count(self) -> int:
+        """Received events whose items are not folded into rows yet."""
+        async with self.db.read() as conn:
+            done = _bytes_int(await self.get_meta(conn, MATERIALISED))
+            value = await conn.scalar(select(func.count()).where(t.events.c.pos > done))
+        return int(value or 0)
 
     def path_of(self, node: str) -> str:
         """The node's path from the root, "14/1401/140101/", for subtree prefix queries."""
@@ -531,6 +659,54 @@ class Store:
             items = await conn.scalar(select(func.count()).select_from(t.items))
             refused = await conn.scalar(select(func.count()).select_from(t.refused))
         return {"events": int(events or 0), "items": int(items or 0), "refused": int(refused or 0)}
+
+
+_EVENT_COLUMNS = (
+    "event_id", "type", "origin", "origin_seq", "lamport", "item_id", "to_node", "source",
+    "received_at", "raw",
+)
+
+
+async def insert_many(
+    conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """``INSERT`` plain values (str, int, bytes, None) straight through the driver's
+    executemany. On the sync path this is most of the rows a node writes, and
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert."""
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        marks = ", ".join("?" for _ in columns)
+    elif style == "numeric_dollar":
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    elif style == "format":
+        marks = ", ".join("%s" for _ in columns)
+    else:  # another driver: the portable way
+        await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    await conn.exec_driver_sql(sql, rows)
+
+
+async def select_in(
+    conn: AsyncConnection, head: str, values: Sequence[Any], chunk: int = _IN_CHUNK
+) -> list[Sequence[Any]]:
+    """``head IN (values)`` through the driver, in chunks: one result list per chunk.
+    ``head`` is trusted SQL ending with the column, e.g. ``SELECT x FROM t WHERE y``."""
+    out: list[Sequence[Any]] = []
+    style = conn.dialect.paramstyle
+    for i in range(0, len(values), chunk):
+        part = list(values[i : i + chunk])
+        if style == "qmark":
+            marks = ", ".join("?" for _ in part)
+        elif style == "numeric_dollar":
+            marks = ", ".join(f"${n}" for n in range(1, len(part) + 1))
+        elif style == "format":
+            marks = ", ".join("%s" for _ in part)
+        else:
+            raise NotImplementedError(f"paramstyle {style}")
+        result = await conn.exec_driver_sql(f"{head} IN ({marks})", tuple(part))
+        out.append(result.all())
+    return out
 
 
 def random_epoch() -> bytes:

@@ -48,4 +48,17 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-__all__ = ["FAST_SYNC", "FOUR_LEVELS", "Federation", "RunningNode", "build", "eventually"]
+async def folded(*nodes: RunningNode, timeout: float = 20.0) -> None:
+    """Wait until each node has folded every received event into its item rows
+    (they are folded just after their batch commits: ``Store.materialise_pending``)."""
+    for node in nodes:
+
+        async def done(node: RunningNode = node) -> bool:
+            return await node.ctx.store.unfolded_count() == 0
+
+        await eventually(done, timeout=timeout, what=f"item rows folded at {node.id}")
+
+
+__all__ = [
+    "FAST_SYNC", "FOUR_LEVELS", "Federation", "RunningNode", "build", "eventually", "folded",
+]

@@ -158,22 +158,58 @@ class SyncClient:
         )
         return len(raws)
 
-    async def pull_once(self, wait: int) -> int:
+    async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, Any]:
         ctx = self.ctx
-        link = await ctx.store.link_row(PARENT)
-        after = int(link["applied_pos"])
-        page = await self._call(
+        page: dict[str, Any] = await self._call(
             "GET",
-            f"/sync/v1/down?after={after}&wait={wait}&limit={ctx.batch_events}",
+            f"/sync/v1/down?after={after}&ack={ack}&wait={wait}&limit={ctx.batch_events}",
             timeout=wait + float(ctx.config["sync.request_timeout_seconds"]),
         )
-        if link.get("peer_epoch") is not None and page["epoch"] != link["peer_epoch"]:
-            # The parent recovered from a backup while we were connected: its positions
-            # were renumbered. Reconnect, so hello pulls again from the start.
-            raise SyncFailure(f"parent {self.parent} started a new stream epoch")
-        if page["events"]:
-            await ctx.ingestor.receive(PARENT, page["events"], applied_pos=int(page["through"]))
-        return len(page["events"])
+        return page
+
+    async def pull_once(self, wait: int) -> int:
+        """Pull and store pages until the parent has nothing more; returns how many
+        events came.
+
+        A catch-up is a pipeline: while page k commits (mostly the database's thread),
+        page k+1 is fetched (``after`` page k, ``ack`` what is durable) and prepared
+        (parsed, decoded, verified), so the parent, the network, this node's CPU and
+        its disk work at the same time. Commits stay in order, one at a time."""
+        ctx = self.ctx
+        link = await ctx.store.link_row(PARENT)
+        applied = int(link["applied_pos"])
+        page = await self._fetch_down(applied, applied, wait)
+        committing: asyncio.Future[Any] | None = None
+        committing_through = applied
+        total = 0
+        try:
+            while True:
+                if link.get("peer_epoch") is not None and page["epoch"] != link["peer_epoch"]:
+                    # The parent recovered from a backup while we were connected: its
+                    # positions were renumbered. Reconnect, so hello pulls from the start.
+                    raise SyncFailure(f"parent {self.parent} started a new stream epoch")
+                if not page["events"]:
+                    break
+                prepared = await ctx.ingestor.prepare(PARENT, page["events"])
+                if committing is not None:
+                    await committing
+                    applied = committing_through
+                through = int(page["through"])
+                committing = asyncio.ensure_future(
+                    ctx.ingestor.commit(prepared, applied_pos=through)
+                )
+                committing_through = through
+                total += len(page["events"])
+                if not page["more"]:
+                    break
+                page = await self._fetch_down(through, applied, 0)
+            if committing is not None:
+                await committing
+        finally:
+            # Never cancel a commit half-way through its transaction: let it finish.
+            if committing is not None and not committing.done():
+                await asyncio.gather(committing, return_exceptions=True)
+        return total
 
     # ----------------------------------------------------------------- loops
 

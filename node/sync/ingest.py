@@ -1,5 +1,7 @@
 """Receiving a batch: parse, verify, authorise, then store in one transaction.
 
+The items the batch touches are refolded after it commits (``Store.fold_later``).
+
 The CPU work (parsing, signature checks on a small thread pool — Ed25519 in
 ``cryptography`` releases the GIL) happens before the write lock is taken; the
 write transaction only re-checks what another writer could have changed
@@ -13,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store
 from node.sync.routing import RECOVERY
@@ -41,6 +43,24 @@ class _Candidate:
     event_id: bytes  # computed once: hashing the envelope is not free
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A received batch checked outside the write lock, ready for :meth:`Ingestor.commit`."""
+
+    source: str
+    result: BatchResult = field(default_factory=BatchResult)
+    refused: list[Refused] = field(default_factory=list)
+    refused_index: list[int] = field(default_factory=list)  # each refusal's place in the batch
+    checked: list[_Candidate] = field(default_factory=list)
+
+    def refuse(
+        self, i: int, raw: bytes, env: envelope.Envelope | None, reason: str, detail: str
+    ) -> None:
+        event_id = bytes.fromhex(env.event_id) if env else None
+        self.refused.append((raw, env.type if env else None, event_id, reason, detail))
+        self.refused_index.append(i)
+
+
 class Ingestor:
     """Turns received envelope bytes into stored events for one node."""
 
@@ -52,25 +72,27 @@ class Ingestor:
     async def receive(
         self, source: str, raws: Sequence[bytes], *, applied_pos: int | None = None
     ) -> BatchResult:
+        """Check and store one batch: :meth:`prepare`, then :meth:`commit`."""
+        return await self.commit(await self.prepare(source, raws), applied_pos=applied_pos)
+
+    async def prepare(self, source: str, raws: Sequence[bytes]) -> Prepared:
+        """The CPU work of a batch, outside the write lock: parse, drop what is held,
+        decode, check scope and signer, verify. The next batch may be prepared while
+        this one commits (the sync client does), as :meth:`commit` re-checks inside the
+        write transaction whatever a commit in between could have changed."""
+        store = self.store
+        store.receiving += 1  # folding item rows gives way meanwhile (node/materialiser.py)
+        try:
+            return await self._prepare(source, raws)
+        finally:
+            store.receiving -= 1
+            store.last_received = asyncio.get_running_loop().time()
+
+    async def _prepare(self, source: str, raws: Sequence[bytes]) -> Prepared:
         store = self.store
         now = store.clock.now_ms()
-        result = BatchResult()
-        refused: list[Refused] = []
-        refused_index: list[int] = []
-
-        def refuse(
-            i: int, raw: bytes, env: envelope.Envelope | None, reason: str, detail: str
-        ) -> None:
-            refused.append(
-                (
-                    raw,
-                    env.type if env else None,
-                    bytes.fromhex(env.event_id) if env else None,
-                    reason,
-                    detail,
-                )
-            )
-            refused_index.append(i)
+        batch = Prepared(source)
+        result, refuse = batch.result, batch.refuse
 
         parsed: list[tuple[int, envelope.Envelope, bytes]] = []
         seen: set[bytes] = set()
@@ -123,6 +145,23 @@ class Ingestor:
                     refuse(c.index, c.env.raw, c.env, bad.reason, bad.detail)
                     continue
             checked.append(c)
+        batch.checked = checked
+        return batch
+
+    async def commit(self, prepared: Prepared, *, applied_pos: int | None = None) -> BatchResult:
+        """Store a prepared batch and the link cursor ``applied_pos`` in one transaction."""
+        store = self.store
+        store.receiving += 1
+        try:
+            return await self._commit(prepared, applied_pos)
+        finally:
+            store.receiving -= 1
+            store.last_received = asyncio.get_running_loop().time()
+
+    async def _commit(self, prepared: Prepared, applied_pos: int | None) -> BatchResult:
+        store = self.store
+        source, result, checked = prepared.source, prepared.result, prepared.checked
+        refused, refused_index, refuse = prepared.refused, prepared.refused_index, prepared.refuse
 
         async with store.db.write() as conn:
             known = await store.known_ids(conn, (c.event_id for c in checked))
@@ -161,9 +200,10 @@ class Ingestor:
                     if isinstance(ev, Assigned):
                         parties[ev.item] = (ev.assigner, ev.assignee)
                 final.append(c.accepted)
-            await store.record_batch(
+            stored = await store.record_batch(
                 conn, source=source, accepted=final, refused=refused, applied_pos=applied_pos
             )
+        store.fold_later(stored)
         result.accepted = len(final)
         result.refused = [(i, r[3], r[4]) for i, r in zip(refused_index, refused, strict=True)]
         result.applied_pos = applied_pos or 0

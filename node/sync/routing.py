@@ -19,6 +19,7 @@ PARENT = "parent"
 SELF = "self"
 RECOVERY = "recovery"  # our own subtree's events handed back by the parent after a restore
 _MAX_DEPTH = 64
+_MAX_PATHS = 100_000  # events may name unknown nodes: keep the cache bounded
 
 
 class TreeView:
@@ -27,6 +28,10 @@ class TreeView:
     def __init__(self, trust: TrustStore, me: str) -> None:
         self.trust = trust
         self.me = me
+        # path_up answers, valid while the trust store holds the same records (every
+        # event asks; the tree changes only when a certificate is added).
+        self._paths: dict[str, tuple[str, ...]] = {}
+        self._paths_of = -1
 
     def parent_of(self, node: str) -> str | None:
         try:
@@ -34,14 +39,20 @@ class TreeView:
         except ProtocolError:
             return None
 
-    def path_up(self, node: str) -> list[str]:
+    def path_up(self, node: str) -> tuple[str, ...]:
         """``node`` and its known ancestors, nearest first."""
-        out: list[str] = []
-        current: str | None = node
-        while current is not None and current not in out and len(out) < _MAX_DEPTH:
-            out.append(current)
-            current = self.parent_of(current)
-        return out
+        if self._paths_of != len(self.trust) or len(self._paths) > _MAX_PATHS:
+            self._paths.clear()
+            self._paths_of = len(self.trust)
+        path = self._paths.get(node)
+        if path is None:
+            out: list[str] = []
+            current: str | None = node
+            while current is not None and current not in out and len(out) < _MAX_DEPTH:
+                out.append(current)
+                current = self.parent_of(current)
+            path = self._paths[node] = tuple(out)
+        return path
 
     def children(self) -> list[str]:
         return sorted(n for n in self.trust.nodes() if self.parent_of(n) == self.me)

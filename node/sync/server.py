@@ -9,8 +9,9 @@ nothing.
   resume and whether it was restored from an old backup.
 - ``POST /sync/v1/up`` — a batch of the child's subtree events; stored in one
   transaction together with the child's cursor; idempotent.
-- ``GET  /sync/v1/down?after=POS&wait=S`` — events routed to the child after
-  its durable cursor; long-polls up to ``wait`` seconds when there are none.
+- ``GET  /sync/v1/down?after=POS&ack=POS&wait=S`` — events routed to the child
+  after ``after``; ``ack`` (default ``after``) is what the child has durably
+  applied. Long-polls up to ``wait`` seconds when there are none.
 - ``GET  /sync/v1/recover?after=POS`` — everything this node received from the
   child, for a child restored from a backup.
 """
@@ -188,9 +189,12 @@ async def down(request: web.Request) -> web.Response:
     if isinstance(child, web.Response):
         return child
     after = _int_param(request, "after", 0, 0, 2**62)
+    # What the child has durably applied; behind ``after`` while it fetches the next
+    # page before storing the last one.
+    ack = _int_param(request, "ack", after, 0, after)
     wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
     limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
-    await ctx.store.update_link(child, acked_pos=after, last_contact=ctx.clock.now_ms())
+    await ctx.store.update_link(child, acked_pos=ack, last_contact=ctx.clock.now_ms())
     ctx.listening[child] = ctx.listening.get(child, 0) + 1
     try:
         raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)

@@ -47,7 +47,7 @@ from node.enroll_http import issue_code
 from node.setup import init_root, join_parent
 from node.storage import schema as t
 from node.store import Draft
-from protocol import envelope
+from protocol import codec, envelope
 from protocol.events import Deadlines, Deployed, Feedback, Updated, decode_event
 from protocol.fold import fold
 
@@ -210,6 +210,7 @@ async def write_events(
     below = [n for n in TREE if n != me and in_subtree(n, me)]
     ctx = await open_node(cfg.load(node.data), SystemClock())
     try:
+        await ctx.store.materialise_all()  # killed before folding what it had received
         mine = await _items(ctx, t.items.c.assigner == me)
         received = await _items(
             ctx, (t.items.c.assignee == me) & (t.items.c.assigner != me)
@@ -296,6 +297,13 @@ def pending(node: NodeProcess) -> int:
     return int(rows[0][0])
 
 
+def unfolded(node: NodeProcess) -> int:
+    """Received events whose items are not folded into rows yet (Store.materialise_pending)."""
+    [(value,)] = read(node, "SELECT value FROM meta WHERE key = 'materialised_pos'") or [(None,)]
+    done = codec.decode(value) if value is not None else 0
+    return int(read(node, "SELECT count(*) FROM events WHERE pos > ?", done)[0][0])
+
+
 def settle(nodes: dict[str, NodeProcess], ledger: Ledger) -> None:
     """Wait until every node holds what it must and every outbox is empty, or until
     nothing has moved for STALL_SECONDS (a lost event never arrives)."""
@@ -306,7 +314,7 @@ def settle(nodes: dict[str, NodeProcess], ledger: Ledger) -> None:
             return
         try:
             held = [item_event_ids(node) for node in nodes.values()]
-            waiting = [pending(node) for node in nodes.values()]
+            waiting = [pending(node) + unfolded(node) for node in nodes.values()]
         except sqlite3.Error:  # a node is creating its database: look again
             time.sleep(0.25)
             continue

@@ -13,7 +13,7 @@ from node.clock import SystemClock
 from node.drafts import act, assign
 from node.storage import schema as t
 from protocol.events import Deployed, Feedback
-from tests.federation import build, eventually
+from tests.federation import build, eventually, folded
 
 TOWNSHIP = "140101001"
 
@@ -38,6 +38,7 @@ async def test_assignment_down_feedback_up_and_mirror_read_offline(tmp_path: Pat
 
         await eventually(arrived, what="assignment at the township")
         # Every node on the path has it; a sibling township does not.
+        await folded(fed["1401"], fed["140101"], fed["140101002"], fed["1402"])
         for node in ("1401", "140101"):
             assert await item_row(fed[node], item) is not None
         assert await item_row(fed["140101002"], item) is None

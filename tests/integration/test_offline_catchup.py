@@ -28,7 +28,7 @@ from node.storage import schema as t
 from node.store import PARENT
 from protocol.events import Deployed, Feedback, Updated, Withdrawn
 from protocol.fold import fold
-from tests.federation import build, eventually
+from tests.federation import build, eventually, folded
 
 SHAPE: Shape = [
     ("14", None, "山西省", "province"),
@@ -178,6 +178,7 @@ async def test_township_offline_for_days_catches_up_exactly_once(tmp_path: Path)
         assert (await township.ctx.store.counts())["refused"] == 0
 
         # The township's items are a fresh fold of its events, and the county's too.
+        await folded(township, county, province)
         items = await items_of(township)
         assert len(items) == 5 + DAYS * 2 * PER_DAY
         async with township.ctx.db.read() as conn:

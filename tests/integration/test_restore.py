@@ -30,7 +30,7 @@ from node.localtree import LocalTree, RunningNode, Shape
 from node.storage import schema as t
 from node.store import PARENT
 from protocol.events import Deployed, Feedback
-from tests.federation import build, eventually
+from tests.federation import build, eventually, folded
 
 SHAPE: Shape = [
     ("14", None, "山西省", "province"),
@@ -184,6 +184,7 @@ async def test_restored_node_recovers_before_writing_and_children_pull_again(
         assert county_link["peer_epoch"] == await city.ctx.epoch()
 
         # The city's mirror and the province's agree on every item the city holds.
+        await folded(province, city)
         mirror, own = await items_of(province), await items_of(city)
         assert own and {k: mirror[k] for k in own} == own
         assert own[first_item]["status"] == "reporting"

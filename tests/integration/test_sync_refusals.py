@@ -39,7 +39,7 @@ from node.sync.client import REPLY_LIMITS
 from protocol import codec, envelope, errors
 from protocol.events import decode_event, encode_event
 from protocol.keys import SigningKey
-from tests.federation import build, eventually
+from tests.federation import build, eventually, folded
 
 SHAPE: Shape = [
     ("14", None, "山西省", "province"),
@@ -112,6 +112,7 @@ class As:
 async def db_state(node: RunningNode) -> dict[str, Any]:
     """What a refusal must not change: the counts and the county's link row at ``node``."""
     store = node.ctx.store
+    await folded(node)
     return {"counts": await store.counts(), "link": await store.link_row(COUNTY)}
 
 

@@ -1,0 +1,64 @@
+"""The node's materialiser: folds received events into item rows after they commit.
+
+Sync stores and acknowledges a batch without refolding its items
+(``Store.materialise_pending`` says why); this task keeps the rows following the
+events, in chunks, each its own short write transaction, so a user's action or
+the next sync batch never waits long for the write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from node.store import Store
+
+logger = logging.getLogger(__name__)
+
+CHUNK_EVENTS = 2000
+QUIET_SECONDS = 0.05
+MAX_DEFER_SECONDS = 1.0
+
+
+async def run(store: Store, stopping: asyncio.Event) -> None:
+    """Fold whatever is waiting, then sleep until a batch commits; until ``stopping``.
+
+    While batches keep arriving (a catch-up: the next page follows within
+    QUIET_SECONDS) folding waits, so the events are stored first — on two cores
+    the two would only take turns — but never more than MAX_DEFER_SECONDS."""
+    while not stopping.is_set():
+        store.unfolded_waiting.clear()
+        try:
+            await _give_way(store, stopping)
+            while not stopping.is_set() and await store.materialise_pending(CHUNK_EVENTS):
+                await asyncio.sleep(0)  # let a waiting request or sync batch in
+                await _give_way(store, stopping)
+        except Exception:
+            logger.exception("folding received events into item rows failed; retrying")
+            await _wait(stopping, 5.0)
+            continue
+        waiting = asyncio.ensure_future(store.unfolded_waiting.wait())
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            stop.cancel()
+
+
+async def _give_way(store: Store, stopping: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + MAX_DEFER_SECONDS
+    while not stopping.is_set():
+        now = loop.time()
+        quiet_at = (now if store.receiving else store.last_received) + QUIET_SECONDS
+        if now >= quiet_at or now >= give_up:
+            return
+        await asyncio.sleep(min(quiet_at, give_up) - now)
+
+
+async def _wait(stopping: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

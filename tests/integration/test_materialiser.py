@@ -1,0 +1,163 @@
+"""Item rows of received events are folded after their batch commits (node/materialiser.py).
+
+A sync batch stores and acknowledges its events without refolding their items;
+the node's materialiser folds them just after, from a durable cursor. These
+tests check that nothing depends on the rows in between: the ingest's
+ownership checks read the stored assignments, a node stopped before folding
+folds on its next start, reads through HTTP wait for the rows, and the pull
+pipeline acknowledges only what is durable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import select
+
+from node.clock import SystemClock
+from node.context import NodeContext, open_node
+from node.drafts import act, assign
+from node.items import item_events, row_of
+from node.localtree import LocalTree, Shape
+from node.storage import schema as t
+from node.store import PARENT
+from protocol.events import Updated
+from protocol.fold import fold
+from tests.api_client import Api, person
+from tests.federation import build, eventually, folded
+
+CITY = "1401"
+SHAPE: Shape = [("14", None, "山西省", "province"), (CITY, "14", "太原市", "city")]
+
+
+async def rows_of(ctx: NodeContext) -> dict[str, dict[str, object]]:
+    async with ctx.db.read() as conn:
+        return {r.item_id: dict(r._mapping) for r in await conn.execute(select(t.items))}
+
+
+async def queue_for_city(fed: LocalTree, n: int) -> list[str]:
+    """``n`` assignments to the city and an update of each, written at the province."""
+    province = fed["14"].ctx.store
+    made = await province.append_own(
+        [assign(me="14", assignee=CITY, title=f"事项{i}") for i in range(n)]
+    )
+    items = [ev.item for ev, _ in made]
+    await province.append_own(
+        [act(Updated, me="14", item=i, to=CITY, title=f"{i}（更新）") for i in items]
+    )
+    return items
+
+
+async def pull_by_hand(fed: LocalTree, city: NodeContext) -> int:
+    """What the city's sync client does, without its app: every page from the province."""
+    province = fed["14"].ctx.store
+    after = int((await city.store.link_row(PARENT))["applied_pos"])
+    accepted = 0
+    while True:
+        raws, through, _more = await province.outbox(CITY, after, limit=40, max_bytes=1 << 20)
+        if not raws:
+            return accepted
+        result = await city.ingestor.receive(PARENT, raws, applied_pos=through)
+        assert not result.refused, result.refused
+        accepted += result.accepted
+        after = through
+
+
+async def test_a_node_stopped_before_folding_folds_on_its_next_start(tmp_path: Path) -> None:
+    fed = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        await folded(fed["14"], fed[CITY])
+        before = set(await rows_of(fed[CITY].ctx))
+        await fed[CITY].stop()
+        items = await queue_for_city(fed, 60)
+
+        # The city's store alone (no app, so no materialiser): pages are stored and
+        # acknowledged; the updates of items assigned in earlier pages are accepted,
+        # as the ownership check reads the stored assignments, not the rows.
+        city = await open_node(fed[CITY].config, fed.clock)
+        try:
+            assert await pull_by_hand(fed, city) == 120
+            assert set(await rows_of(city)) == before, "folded inside the sync transaction"
+            assert await city.store.unfolded_count() >= 120
+            async with city.db.read() as conn:
+                parties = await city.store.item_parties(conn, items)
+            assert parties == {i: ("14", CITY) for i in items}
+        finally:
+            await city.close()
+
+        # Started again, its materialiser folds the backlog from the durable cursor.
+        await fed[CITY].start()
+        await folded(fed[CITY])
+        ctx = fed[CITY].ctx
+        rows = await rows_of(ctx)
+        async with ctx.db.read() as conn:
+            history = await item_events(conn, items)
+        for item in items:
+            assert rows[item] == row_of(fold(history[item]), ctx.store.path_of), item
+            assert str(rows[item]["title"]).endswith("（更新）")
+    finally:
+        await fed.stop()
+
+
+async def test_a_read_after_a_sync_batch_sees_its_items(tmp_path: Path) -> None:
+    fed = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        await folded(fed["14"], fed[CITY])
+        await fed[CITY].stop()
+        items = await queue_for_city(fed, 30)
+        await fed[CITY].start()
+        city = fed[CITY]
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, city, await person(city, "viewer", "leader"))
+
+            async def arrived() -> bool:
+                async with city.ctx.db.read() as conn:
+                    rows = await conn.execute(
+                        select(t.events.c.item_id).where(t.events.c.item_id.in_(items))
+                    )
+                    return len(rows.all()) == 60
+
+            # The moment the events are stored, before the rows need be folded, the
+            # ledger (which reads rows) already lists every item, updated.
+            await eventually(arrived, what="the events at the city")
+            ledger = await api.get(f"/api/v1/items?scope={CITY}&limit=100")
+            listed = {row["id"]: row["title"] for row in ledger["items"]}
+            assert set(items) <= set(listed)
+            assert all(listed[i].endswith("（更新）") for i in items)
+            status = await api.get("/api/v1/status")
+            assert status["unfolded"] == 0
+    finally:
+        await fed.stop()
+
+
+async def test_the_parent_records_only_what_the_child_has_applied(tmp_path: Path) -> None:
+    """``down?after=&ack=``: the child fetches the next page before the last one is
+    stored; the parent's acknowledged position is what the child says is durable."""
+    fed = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        await folded(fed["14"], fed[CITY])
+        province = fed["14"].ctx.store
+        applied = int((await fed[CITY].ctx.store.link_row(PARENT))["applied_pos"])
+        await fed[CITY].stop()
+        await queue_for_city(fed, 5)
+        top = await province.max_route_pos(CITY)
+        city = await open_node(fed[CITY].config, fed.clock)
+        try:
+            from tests.integration.test_sync_refusals import As
+
+            async with aiohttp.ClientSession() as session:
+                me = As(session, fed["14"], CITY, city.key)
+                reply = await me.call("GET", f"/sync/v1/down?after={top}&ack={applied}&wait=0")
+                assert reply.status == 200
+                assert (await province.link_row(CITY))["acked_pos"] == applied
+                # An acknowledgement beyond what was fetched is held to ``after``.
+                reply = await me.call("GET", f"/sync/v1/down?after={applied}&ack={top}&wait=0")
+                assert reply.status == 200
+                assert (await province.link_row(CITY))["acked_pos"] == applied
+                reply = await me.call("GET", f"/sync/v1/down?after={top}&ack=x&wait=0")
+                assert reply.status == 400
+        finally:
+            await city.close()
+    finally:
+        await fed.stop()
