@@ -297,7 +297,7 @@ async def stages(parent_dir: Path, child_dir: Path, n: int) -> str:
         after = 0
         got = 0
         while True:
-            raws, through, more = await parent.store.outbox(
+            raws, through, _more = await parent.store.outbox(
                 TOWNSHIP, after, limit=child.batch_events, max_bytes=child.batch_bytes
             )
             if not raws:
