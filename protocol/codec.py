@@ -43,6 +43,7 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -74,9 +75,18 @@ def _ext_hook(code: int, data: bytes) -> Any:
     raise _Extension(code)
 
 
-def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
-    """Decode exactly one msgpack value from ``data`` under ``limits``."""
-    if not isinstance(data, bytes | bytearray | memoryview):
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS, *, check_tree: bool = True) -> Value:
+    """Decode exactly one msgpack value from ``data`` under ``limits``.
+
+    ``check_tree=False`` leaves out the last step, the walk over the decoded
+    value that checks its depth and that no leaf is a float: every other check
+    still runs. It is for a caller that checks the type of everything it
+    accepts anyway, so that an accepted value is one the walk would pass (the
+    envelope and event decoders). Such a caller, when it refuses the value,
+    must decode again with the walk, so that the reason given is the one a
+    full decode would give first (``float_not_allowed`` rather than its own).
+    """
+    if not isinstance(data, _BYTES_LIKE):
         raise ProtocolError(errors.MALFORMED, "input is not bytes")
     if len(data) > limits.max_size:
         raise ProtocolError(errors.TOO_LARGE, f"{len(data)} bytes > {limits.max_size}")
@@ -108,7 +118,8 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
         raise ProtocolError(_limit_reason(str(exc)), str(exc)[:120]) from None
     except Exception as exc:
         raise ProtocolError(errors.MALFORMED, type(exc).__name__) from None
-    _check_tree(value, limits)
+    if check_tree:
+        _check_tree(value, limits)
     return value  # type: ignore[no-any-return]
 
 

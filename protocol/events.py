@@ -34,7 +34,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
-from typing import Any, ClassVar, Final
+from operator import attrgetter
+from typing import Any, ClassVar, Final, NamedTuple
 
 from protocol import codec, errors
 from protocol.errors import ProtocolError
@@ -85,8 +86,12 @@ def parse_item_id(item: str, name: str = "item") -> tuple[str, int]:
     match = _ITEM_RE.match(item) if type(item) is str else None
     if match is None:
         raise _bad(name, "not an item id")
-    node, seq = match["node"], int(match["seq"])
-    if seq < 1 or seq > MAX_COUNTER or make_item_id(node, seq) != item:
+    node, digits = match.groups()
+    seq = int(digits)
+    # Canonical means as make_item_id writes it: zero-padded to six digits and no
+    # other leading zero (checked on the digits: formatting the id again costs
+    # more than the rest of this check, which runs for every event).
+    if seq < 1 or seq > MAX_COUNTER or (len(digits) > 6 and digits[0] == "0"):
         raise _bad(name, "not a canonical item id")
     return node, seq
 
@@ -98,18 +103,65 @@ def _bad(name: str, why: str) -> ProtocolError:
     return ProtocolError(errors.BAD_FIELD, f"{name}: {why}")
 
 
-def _check_str(name: str, value: object, *, lo: int, hi: int, bad: re.Pattern[str]) -> str:
-    if type(value) is not str:
-        raise _bad(name, "must be a string")
-    if not lo <= len(value) <= hi:
-        raise _bad(name, f"length must be {lo}..{hi}")
-    if bad.search(value):
-        raise _bad(name, "control or surrogate character")
-    return value
+Check = Callable[[str, object], None]
+"""A field check: takes the wire name and the value, raises ``bad_field``.
+
+Each is one plain function, its parameters bound by a factory rather than a
+lambda calling another function: checks run for every field of every event
+decoded, the commonest work of a catch-up.
+"""
 
 
-def _check_text(name: str, value: object, hi: int) -> None:
-    _check_str(name, value, lo=0, hi=hi, bad=_BAD_TEXT)
+def _string(lo: int, hi: int, bad: re.Pattern[str]) -> Check:
+    def check(name: str, value: object) -> None:
+        if type(value) is not str:
+            raise _bad(name, "must be a string")
+        if not lo <= len(value) <= hi:
+            raise _bad(name, f"length must be {lo}..{hi}")
+        if bad.search(value):
+            raise _bad(name, "control or surrogate character")
+
+    return check
+
+
+def _int_in(lo: int, hi: int) -> Check:
+    def check(name: str, value: object) -> None:
+        if type(value) is not int or not lo <= value <= hi:
+            raise _bad(name, f"must be an integer in {lo}..{hi}")
+
+    return check
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> Check:
+    def check(name: str, value: object) -> None:
+        if type(value) is not str or not pattern.match(value):
+            raise _bad(name, f"not a {what}")
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(name: str, value: object) -> None:
+        if type(value) is not str or value not in choices:
+            raise _bad(name, f"must be one of {', '.join(choices)}")
+
+    return check
+
+
+def _type_is(cls: type) -> Check:
+    def check(name: str, value: object) -> None:
+        if type(value) is not cls:
+            raise _bad(name, f"must be a {cls.__name__}")
+
+    return check
+
+
+_check_text = _string(0, MAX_TEXT, _BAD_TEXT)
+_check_reason = _string(0, MAX_REASON, _BAD_TEXT)
+_check_line = _string(1, MAX_TITLE, _BAD_LINE)
+_check_counter = _int_in(1, MAX_COUNTER)
+_check_ms = _int_in(0, MAX_MS)
+_check_unit = _matches(UNIT_RE, "unit code")
 
 
 def _check_item(name: str, value: object) -> None:
@@ -118,18 +170,9 @@ def _check_item(name: str, value: object) -> None:
     parse_item_id(value, name)
 
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> None:
-    if type(value) is not int or not lo <= value <= hi:
-        raise _bad(name, f"must be an integer in {lo}..{hi}")
-
-
-def _check_re(name: str, value: object, pattern: re.Pattern[str], what: str) -> None:
-    if type(value) is not str or not pattern.match(value):
-        raise _bad(name, f"not a {what}")
-
-
 def _check_title(name: str, value: object) -> None:
-    if not _check_str(name, value, lo=1, hi=MAX_TITLE, bad=_BAD_LINE).strip():
+    _check_line(name, value)
+    if type(value) is str and not value.strip():  # a str: _check_line said so
         raise _bad(name, "must not be blank")
 
 
@@ -137,7 +180,7 @@ def _check_units(name: str, value: object) -> None:
     if type(value) is not tuple or len(value) > MAX_UNITS:
         raise _bad(name, f"must be a list of at most {MAX_UNITS} unit codes")
     for unit in value:
-        _check_re(name, unit, UNIT_RE, "unit code")
+        _check_unit(name, unit)
     if len(set(value)) != len(value):
         raise _bad(name, "duplicate unit")
 
@@ -164,34 +207,23 @@ def _check_milestones(name: str, value: object) -> None:
         previous = milestone.due
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[str, object], None]:
-    def check(name: str, value: object) -> None:
-        if type(value) is not str or value not in choices:
-            raise _bad(name, f"must be one of {', '.join(choices)}")
-
-    return check
+def _check_deadlines(name: str, value: object) -> None:
+    if type(value) is not Deadlines:
+        raise _bad(name, "must be a Deadlines")
 
 
-def _type_is(cls: type) -> Callable[[str, object], None]:
-    def check(name: str, value: object) -> None:
-        if type(value) is not cls:
-            raise _bad(name, f"must be a {cls.__name__}")
-
-    return check
-
-
-_CHECKS: Final[Mapping[str, Callable[[str, object], None]]] = {
-    "node": lambda n, v: _check_re(n, v, NODE_ID_RE, "node id"),
-    "unit": lambda n, v: _check_re(n, v, UNIT_RE, "unit code"),
-    "code": lambda n, v: _check_re(n, v, CODE_RE, "code [a-z0-9_]{1,32}"),
-    "item": lambda n, v: _check_item(n, v),
+_CHECKS: Final[Mapping[str, Check]] = {
+    "node": _matches(NODE_ID_RE, "node id"),
+    "unit": _check_unit,
+    "code": _matches(CODE_RE, "code [a-z0-9_]{1,32}"),
+    "item": _check_item,
     "title": _check_title,
-    "text": lambda n, v: _check_text(n, v, MAX_TEXT),
-    "reason": lambda n, v: _check_text(n, v, MAX_REASON),
-    "counter": lambda n, v: _check_int(n, v, 1, MAX_COUNTER),
-    "ms": lambda n, v: _check_int(n, v, 0, MAX_MS),
-    "percent": lambda n, v: _check_int(n, v, 0, 100),
-    "index": lambda n, v: _check_int(n, v, 0, MAX_MILESTONES - 1),
+    "text": _check_text,
+    "reason": _check_reason,
+    "counter": _check_counter,
+    "ms": _check_ms,
+    "percent": _int_in(0, 100),
+    "index": _int_in(0, MAX_MILESTONES - 1),
     "bool": _type_is(bool),
     "class": _one_of(CLASSES),
     "calendar": _one_of(CALENDARS),
@@ -199,7 +231,7 @@ _CHECKS: Final[Mapping[str, Callable[[str, object], None]]] = {
     "units": _check_units,
     "digests": _check_digests,
     "milestones": _check_milestones,
-    "deadlines": lambda n, v: _type_is(Deadlines)(n, v),
+    "deadlines": _check_deadlines,
 }
 
 
@@ -212,25 +244,60 @@ def _wire_name(f: Field[Any]) -> str:
     return str(f.metadata["wire"] or f.name)
 
 
-_Spec = tuple[tuple[str, str, str, bool, Callable[[str, object], None]], ...]
-_SPECS: dict[type, _Spec] = {}
+class _Field(NamedTuple):
+    name: str
+    wire: str
+    kind: str
+    optional: bool
+    check: Check
 
 
-def _spec(cls: type) -> _Spec:
-    """Per class, once: (attribute, wire name, kind, optional, check) of every field.
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """What construction and decoding need to know of one class, worked out once.
 
     ``dataclasses.fields`` and the metadata look-ups cost more than the checks
     themselves when done per event; the classes never change after import.
     """
-    spec = _SPECS.get(cls)
-    if spec is None:
-        spec = tuple(
-            (f.name, _wire_name(f), f.metadata["kind"], bool(f.metadata["optional"]),
-             _CHECKS[f.metadata["kind"]])
+
+    fields: tuple[_Field, ...]
+    checks: tuple[tuple[str, bool, Check], ...]
+    """(wire name, optional, check) of every field, in field order."""
+    values: Callable[[object], tuple[object, ...]]
+    """Every field's value, in field order (one ``attrgetter``: every class has
+    at least the six header fields, so it always returns a tuple)."""
+    wire_names: frozenset[str]
+    required: frozenset[str]
+    """Wire names that must be present."""
+    renamed: tuple[tuple[str, str], ...]
+    """(wire name, attribute) where they differ."""
+    nested: tuple[tuple[str, str, str], ...]
+    """(attribute, wire name, kind) of the fields whose wire form is converted."""
+
+
+_NESTED: Final = frozenset({"units", "digests", "milestones", "deadlines"})
+_SCHEMAS: dict[type, _Schema] = {}
+
+
+def _schema(cls: type) -> _Schema:
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        specs = tuple(
+            _Field(f.name, _wire_name(f), f.metadata["kind"], bool(f.metadata["optional"]),
+                   _CHECKS[f.metadata["kind"]])
             for f in fields(cls)
         )
-        _SPECS[cls] = spec
-    return spec
+        schema = _Schema(
+            fields=specs,
+            checks=tuple((f.wire, f.optional, f.check) for f in specs),
+            values=attrgetter(*(f.name for f in specs)),
+            wire_names=frozenset(f.wire for f in specs),
+            required=frozenset(f.wire for f in specs if not f.optional),
+            renamed=tuple((f.wire, f.name) for f in specs if f.wire != f.name),
+            nested=tuple((f.name, f.wire, f.kind) for f in specs if f.kind in _NESTED),
+        )
+        _SCHEMAS[cls] = schema
+    return schema
 
 
 # -- nested values -------------------------------------------------------------------------
@@ -245,7 +312,7 @@ class Milestone:
 
     def __post_init__(self) -> None:
         _check_title("milestones.title", self.title)
-        _CHECKS["ms"]("milestones.due", self.due)
+        _check_ms("milestones.due", self.due)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,8 +328,9 @@ class Deadlines:
     resolve: int
 
     def __post_init__(self) -> None:
-        for name in ("deploy", "feedback", "resolve"):
-            _CHECKS["ms"](f"deadlines.{name}", getattr(self, name))
+        _check_ms("deadlines.deploy", self.deploy)
+        _check_ms("deadlines.feedback", self.feedback)
+        _check_ms("deadlines.resolve", self.resolve)
         if not self.deploy <= self.feedback <= self.resolve:
             raise _bad("deadlines", "must be ordered deploy <= feedback <= resolve")
 
@@ -284,8 +352,8 @@ class ItemEvent:
     to: str = field(metadata=_k("node"))
 
     def __post_init__(self) -> None:
-        for name, wire, _kind, optional, check in _spec(type(self)):
-            value = getattr(self, name)
+        schema = _schema(type(self))
+        for (wire, optional, check), value in zip(schema.checks, schema.values(self), strict=True):
             if value is None and optional:
                 continue
             check(wire, value)
@@ -505,47 +573,92 @@ def _to_wire(kind: str, value: Any) -> codec.Value:
 def encode_event(event: Event) -> tuple[str, bytes]:
     """The envelope type and body bytes of ``event`` (keys sorted, optional fields omitted)."""
     body: dict[str, codec.Value] = {}
-    for name, wire, kind, _optional, _check in _spec(type(event)):
+    for name, wire, kind, _optional, _check in _schema(type(event)).fields:
         value = getattr(event, name)
         if value is not None:
             body[wire] = _to_wire(kind, value)
     return event.TYPE, codec.encode(body)
 
 
-def _map(name: str, value: object, keys: tuple[str, ...]) -> dict[str, Any]:
+def _map(name: str, value: object, keys: frozenset[str], order: tuple[str, ...]) -> dict[str, Any]:
+    """``value`` as a map with exactly ``keys``; else the first unknown, then missing, key."""
     if type(value) is not dict:
         raise _bad(name, "must be a map")
-    unknown = sorted(set(value) - set(keys))
+    if value.keys() == keys:
+        return value
+    unknown = sorted(set(value) - keys)
     if unknown:
         raise ProtocolError(errors.UNKNOWN_FIELD, f"{name}.{unknown[0]}"[:100])
-    for key in keys:
+    for key in order:
         if key not in value:
             raise ProtocolError(errors.MISSING_FIELD, f"{name}.{key}")
-    return value
+    return value  # pragma: no cover - neither unknown nor missing means equal keys
+
+
+_MILESTONE_KEYS: Final = ("title", "due")
+_DEADLINE_KEYS: Final = ("deploy", "feedback", "resolve")
+_MILESTONE_SET: Final = frozenset(_MILESTONE_KEYS)
+_DEADLINE_SET: Final = frozenset(_DEADLINE_KEYS)
 
 
 def _from_wire(kind: str, name: str, value: object) -> object:
-    if kind in ("units", "digests", "milestones"):
-        if type(value) is not list:
-            raise _bad(name, "must be a list")
-        if kind != "milestones":
-            return tuple(value)
-        out = []
-        for entry in value:
-            m = _map(name, entry, ("title", "due"))
-            out.append(Milestone(title=m["title"], due=m["due"]))
-        return tuple(out)
     if kind == "deadlines":
-        d = _map(name, value, ("deploy", "feedback", "resolve"))
+        d = _map(name, value, _DEADLINE_SET, _DEADLINE_KEYS)
         return Deadlines(deploy=d["deploy"], feedback=d["feedback"], resolve=d["resolve"])
-    return value
+    if type(value) is not list:
+        raise _bad(name, "must be a list")
+    if kind != "milestones":  # units, digests
+        return tuple(value)
+    out = []
+    for entry in value:
+        m = _map(name, entry, _MILESTONE_SET, _MILESTONE_KEYS)
+        out.append(Milestone(title=m["title"], due=m["due"]))
+    return tuple(out)
 
 
 _ABSENT: Final = object()
-_NESTED: Final = frozenset({"units", "digests", "milestones", "deadlines"})
-_WIRE_NAMES: Final[dict[type, frozenset[str]]] = {
-    cls: frozenset(wire for _n, wire, *_rest in _spec(cls)) for cls in EVENT_TYPES.values()
-}
+
+
+def _arguments(schema: _Schema, value: dict[str, Any]) -> dict[str, object]:
+    """The constructor's keyword arguments from a decoded body map.
+
+    Checks presence, nil and the nested values; the constructor's
+    ``__post_init__`` then checks every value. The first problem found is the
+    one raised, in field order: :func:`_arguments_in_order` says which.
+    """
+    if not value.keys() <= schema.wire_names:
+        unknown = sorted(set(value) - schema.wire_names)
+        raise ProtocolError(errors.UNKNOWN_FIELD, unknown[0][:80])
+    # Set operations instead of a loop over the fields: the common case has
+    # every required field and no nil.
+    if not schema.required <= value.keys() or None in value.values():
+        return _arguments_in_order(schema, value)
+    kwargs: dict[str, object] = dict(value)
+    for wire, name in schema.renamed:
+        if wire in kwargs:
+            kwargs[name] = kwargs.pop(wire)
+    # No field is missing or nil, so the first problem is the first nested value
+    # that does not convert, in field order: the same as the loop would raise.
+    for name, wire, kind in schema.nested:
+        if wire in value:
+            kwargs[name] = _from_wire(kind, wire, value[wire])
+    return kwargs
+
+
+def _arguments_in_order(schema: _Schema, value: dict[str, Any]) -> dict[str, object]:
+    """:func:`_arguments` field by field, raising the first missing or nil field or
+    nested value that does not convert, whichever comes first in field order."""
+    kwargs: dict[str, object] = {}
+    for name, wire, kind, optional, _check in schema.fields:
+        raw = value.get(wire, _ABSENT)
+        if raw is _ABSENT:
+            if optional:
+                continue
+            raise ProtocolError(errors.MISSING_FIELD, wire)
+        if raw is None:
+            raise _bad(wire, "nil is not allowed; omit an absent field")
+        kwargs[name] = raw if kind not in _NESTED else _from_wire(kind, wire, raw)
+    return kwargs
 
 
 def decode_event(type_: str, body: bytes) -> Event:
@@ -557,25 +670,25 @@ def decode_event(type_: str, body: bytes) -> Event:
     cls = EVENT_TYPES.get(type_) if type(type_) is str else None
     if cls is None:
         raise ProtocolError(errors.UNKNOWN_KIND, repr(type_)[:80])
-    value = codec.decode(body, EVENT_LIMITS)
     try:
-        spec = _spec(cls)
+        # Every field's check tests the type of what it accepts (strings, integers,
+        # bytes, and lists or maps of those of a known shape: at most a list of
+        # maps inside the body's map, depth 3), so the codec's walk over the
+        # decoded tree (depth, no floats) would find nothing more in an event
+        # that decodes.
+        return _event_of(cls, codec.decode(body, EVENT_LIMITS, check_tree=False))
+    except ProtocolError:
+        pass
+    # Refused: decode again with every check, so the reason is the one a full
+    # decode gives first (a float or a deep value before a bad field).
+    return _event_of(cls, codec.decode(body, EVENT_LIMITS))
+
+
+def _event_of(cls: type[Event], value: codec.Value) -> Event:
+    try:
         if type(value) is not dict:
             raise _bad("body", "must be a map")
-        if len(value) > len(spec) or not value.keys() <= _WIRE_NAMES[cls]:
-            unknown = sorted(set(value) - _WIRE_NAMES[cls])
-            raise ProtocolError(errors.UNKNOWN_FIELD, unknown[0][:80])
-        kwargs: dict[str, object] = {}
-        for name, wire, kind, optional, _check in spec:
-            raw = value.get(wire, _ABSENT)
-            if raw is _ABSENT:
-                if optional:
-                    continue
-                raise ProtocolError(errors.MISSING_FIELD, wire)
-            if raw is None:
-                raise _bad(wire, "nil is not allowed; omit an absent field")
-            kwargs[name] = raw if kind not in _NESTED else _from_wire(kind, wire, raw)
-        return cls(**kwargs)  # type: ignore[arg-type]
+        return cls(**_arguments(_schema(cls), value))  # type: ignore[arg-type]
     except ProtocolError:
         raise
     except Exception as exc:  # the promise is: nothing else escapes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -154,3 +155,41 @@ def test_random_bytes_never_raise_anything_else(data: bytes) -> None:
         envelope.parse(data)
     except ProtocolError:
         pass
+
+
+def test_codec_reasons_come_before_envelope_checks() -> None:
+    """parse skips the codec's depth and float walk on the way to an envelope; a refused
+    envelope still gets the reason a full decode gives first."""
+    good = envelope.sign_batch(KEY, [("t.x", b"a"), ("t.x", b"b")])[0]
+    base = codec.decode(good.raw)
+    assert isinstance(base, dict)
+
+    def reason(**changes: object) -> str:
+        with pytest.raises(ProtocolError) as caught:
+            envelope.parse(msgpack.packb({**base, **changes}, use_bin_type=True))
+        return caught.value.reason
+
+    assert reason(x=1.5) == errors.FLOAT_NOT_ALLOWED
+    assert reason(v=1.0) == errors.FLOAT_NOT_ALLOWED
+    assert reason(m={"i": 0, "n": 2.0, "p": []}) == errors.FLOAT_NOT_ALLOWED
+    assert reason(m={"i": 0, "n": 2, "p": [[b"x"]]}) == errors.TOO_DEEP
+    assert reason(t=[[["x"]]]) == errors.TOO_DEEP
+
+
+def test_verify_all_shares_inner_hashes_between_proofs() -> None:
+    """verify_all hashes each inner node of a batch once; a forged path must still fail alone."""
+    envs = envelope.sign_batch(KEY, [("t.x", bytes([n])) for n in range(100)])
+    for env in envs:
+        assert env.signed_message(envelope._shared_node_hash()) == env.signed_message()
+    proof = envs[40].proof
+    assert proof is not None
+    forged_path = (proof.path[0], bytes(32), *proof.path[2:])
+    forged = envelope.Envelope(
+        type="t.x", body=envs[40].body, key_id=KEY.key_id, signature=envs[40].signature,
+        proof=envelope.MerkleProof(index=proof.index, size=proof.size, path=forged_path),
+        raw=b"",
+    )
+    other = envelope.sign_batch(KEY, [("t.x", bytes([n])) for n in range(100, 200)])
+    verdicts = envelope.verify_all([*envs[:40], forged, *envs[41:], *other[:3]], lookup)
+    assert [i for i, v in enumerate(verdicts) if v is not None] == [40]
+    assert verdicts[40] is not None and verdicts[40].reason == errors.BAD_SIGNATURE

@@ -433,3 +433,74 @@ def test_mutated_fields(event: Event, data: st.DataObject) -> None:
     else:
         body[data.draw(st.text(max_size=10))] = data.draw(_values)
     _decode_or_protocol_error(event.TYPE, codec.encode(body))  # type: ignore[arg-type]
+
+
+# -- the decoder's shortcuts give the plain answer ---------------------------------------------
+
+
+def test_codec_reasons_come_before_field_checks() -> None:
+    """decode_event skips the codec's depth and float walk on the way to an event; a refused
+    body still gets the reason a full decode gives first."""
+    body = _body(DEPLOYED)
+    assert _reason("item.deployed", {**body, "note": 1.5}) == errors.FLOAT_NOT_ALLOWED
+    assert _reason("item.deployed", {**body, "seq": 0, "note": 1.5}) == errors.FLOAT_NOT_ALLOWED
+    assert _reason("item.deployed", {**body, "note": [[[["x"]]]]}) == errors.TOO_DEEP
+    assert _reason("item.deployed", {**body, "extra": [[[[1]]]]}) == errors.TOO_DEEP
+    assigned = _body(
+        Assigned(
+            item="14-000007", origin="14", seq=7, lamport=1, at=1_000, to="1401", title="t",
+            description="", board="daily", source="office", item_class="general",
+            assigner="14", assignee="1401", co_units=(), calendar="natural",
+            deadlines=Deadlines(deploy=2_000, feedback=3_000, resolve=4_000),
+        )
+    )
+    floating = {**assigned, "deadlines": {"deploy": 2_000, "feedback": 3_000, "resolve": 4.5}}
+    assert _reason("item.assigned", floating) == errors.FLOAT_NOT_ALLOWED
+
+
+_near_values = st.one_of(
+    _values,
+    st.floats(allow_nan=False),
+    st.sampled_from(["", " ", "a\x00", "a\nb", "x" * 201, "14-1", "14-0000001", "Daily", "urgent"]),
+    st.sampled_from([-1, 0, 101, MAX_MS + 1, 2**63]),
+    st.fixed_dictionaries({"deploy": st.integers(0, 3), "feedback": st.integers(0, 3)}),
+    st.lists(st.fixed_dictionaries({"title": _values, "due": st.integers(-1, 3)}), max_size=2),
+)
+
+
+def _outcome(decode: object, *args: object) -> tuple[object, ...]:
+    try:
+        event = decode(*args)  # type: ignore[operator]
+    except ProtocolError as exc:
+        return ("refused", exc.reason, exc.detail)
+    return ("event", encode_event(event))
+
+
+def _plain_decode(type_: str, body: bytes) -> Event:
+    """decode_event without its shortcuts: the full strict decode, then field by field."""
+    from protocol import events as module
+
+    cls = EVENT_TYPES[type_]
+    value = codec.decode(body, module.EVENT_LIMITS)
+    if type(value) is not dict:
+        raise ProtocolError(errors.BAD_FIELD, "body: must be a map")
+    schema = module._schema(cls)
+    unknown = sorted(set(value) - schema.wire_names)
+    if unknown:
+        raise ProtocolError(errors.UNKNOWN_FIELD, unknown[0][:80])
+    return cls(**module._arguments_in_order(schema, value))  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events, st.data())
+def test_shortcuts_give_the_plain_answer(event: Event, data: st.DataObject) -> None:
+    """Several faults at once: the reason and detail are those of the plain decoder."""
+    body = _body(event)
+    for _ in range(data.draw(st.integers(1, 3))):
+        key = data.draw(st.sampled_from(sorted(body)))
+        if data.draw(st.integers(0, 4)) == 0:
+            del body[key]
+        else:
+            body[key] = data.draw(_near_values)
+    raw = msgpack.packb(body, use_bin_type=True)
+    assert _outcome(decode_event, event.TYPE, raw) == _outcome(_plain_decode, event.TYPE, raw)

@@ -318,3 +318,17 @@ def test_every_permutation_of_a_small_history() -> None:
     assert expected.status is Status.ACCEPTED and len(expected.refused) == 1
     for order in itertools.permutations(small):
         assert fold(order) == expected
+
+
+def test_evolve_is_replace() -> None:
+    """apply builds each new state with fold._evolve, a cheaper dataclasses.replace."""
+    from protocol.fold import _evolve
+
+    for state in states(HISTORY + NOISE):
+        changes: dict[str, object] = {"title": "t", "returns": state.returns + 1, "applied": ()}
+        assert _evolve(state, **changes) == replace(state, **changes)
+        assert _evolve(state) == state
+        with pytest.raises(TypeError):
+            _evolve(state, no_such_field=1)
+        with pytest.raises(TypeError):
+            replace(state, no_such_field=1)
