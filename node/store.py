@@ -407,9 +407,13 @@ class Store:
         """Before anything is received: a database from before the cursor existed had
         every item folded as its events were stored."""
         async with self.db.write() as conn:
-            if await self.get_meta(conn, MATERIALISED) is None:
-                top = await conn.scalar(select(func.max(t.events.c.pos)))
-                await self.set_meta(conn, MATERIALISED, _int_bytes(int(top or 0)))
+            top = int(await conn.scalar(select(func.max(t.events.c.pos))) or 0)
+            done = await self.get_meta(conn, MATERIALISED)
+            if done is None:
+                await self.set_meta(conn, MATERIALISED, _int_bytes(top))
+        # Left behind by a stop before folding: reads wait for it like for a new batch.
+        self._stored_pos = top
+        self._folded_pos = top if done is None else _bytes_int(done)
 
     async def materialise_pending(self, max_events: int = 2000) -> int:
         """Fold the items of up to ``max_events`` received events not folded yet, in
