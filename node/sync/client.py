@@ -171,14 +171,16 @@ class SyncClient:
         """Pull and store pages until the parent has nothing more; returns how many
         events came.
 
-        A catch-up is a pipeline: while page k commits (mostly the database's thread),
-        page k+1 is fetched (``after`` page k, ``ack`` what is durable) and prepared
-        (parsed, decoded, verified), so the parent, the network, this node's CPU and
-        its disk work at the same time. Commits stay in order, one at a time."""
+        A catch-up is a pipeline. As soon as page k arrives, page k+1 is requested
+        (``after`` page k's end, ``ack`` what is durable here); page k is prepared
+        (parsed, decoded, verified) while page k-1 commits — mostly in the database's
+        thread. So the parent, the network, this node's CPU and its disk work at the
+        same time. Commits stay in order, one at a time."""
         ctx = self.ctx
         link = await ctx.store.link_row(PARENT)
         applied = int(link["applied_pos"])
         page = await self._fetch_down(applied, applied, wait)
+        ahead: asyncio.Future[dict[str, Any]] | None = None
         committing: asyncio.Future[Any] | None = None
         committing_through = applied
         total = 0
@@ -190,22 +192,30 @@ class SyncClient:
                     raise SyncFailure(f"parent {self.parent} started a new stream epoch")
                 if not page["events"]:
                     break
+                through = int(page["through"])
+                ahead = (
+                    asyncio.ensure_future(self._fetch_down(through, applied, 0))
+                    if page["more"]
+                    else None
+                )
                 prepared = await ctx.ingestor.prepare(PARENT, page["events"])
                 if committing is not None:
                     await committing
                     applied = committing_through
-                through = int(page["through"])
                 committing = asyncio.ensure_future(
                     ctx.ingestor.commit(prepared, applied_pos=through)
                 )
                 committing_through = through
                 total += len(page["events"])
-                if not page["more"]:
+                if ahead is None:
                     break
-                page = await self._fetch_down(through, applied, 0)
+                page = await ahead
             if committing is not None:
                 await committing
         finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
             # Never cancel a commit half-way through its transaction: let it finish.
             if committing is not None and not committing.done():
                 await asyncio.gather(committing, return_exceptions=True)
