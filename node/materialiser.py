@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_EVENTS = 2000
 QUIET_SECONDS = 0.05
-MAX_DEFER_SECONDS = 1.0
+MAX_DEFER_SECONDS = 3.0
 
 
 async def run(store: Store, stopping: asyncio.Event) -> None:
@@ -25,14 +25,14 @@ async def run(store: Store, stopping: asyncio.Event) -> None:
 
     While batches keep arriving (a catch-up: the next page follows within
     QUIET_SECONDS) folding waits, so the events are stored first — on two cores
-    the two would only take turns — but never more than MAX_DEFER_SECONDS."""
+    the two would only take turns — but never more than MAX_DEFER_SECONDS at a time."""
     while not stopping.is_set():
         store.unfolded_waiting.clear()
         try:
-            await _give_way(store, stopping)
+            await give_way(store, stopping)
             while not stopping.is_set() and await store.materialise_pending(CHUNK_EVENTS):
                 await asyncio.sleep(0)  # let a waiting request or sync batch in
-                await _give_way(store, stopping)
+                await give_way(store, stopping)
         except Exception:
             logger.exception("folding received events into item rows failed; retrying")
             await _wait(stopping, 5.0)
@@ -46,7 +46,10 @@ async def run(store: Store, stopping: asyncio.Event) -> None:
             stop.cancel()
 
 
-async def _give_way(store: Store, stopping: asyncio.Event) -> None:
+async def give_way(store: Store, stopping: asyncio.Event) -> None:
+    """Return once no sync batch has been received for QUIET_SECONDS, or after
+    MAX_DEFER_SECONDS: background work that can wait (folding, scoring) lets a
+    catch-up store its events first."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + MAX_DEFER_SECONDS
     while not stopping.is_set():
