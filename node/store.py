@@ -671,20 +671,25 @@ _EVENT_COLUMNS = (
 )
 
 
+def _placeholders(style: str, n: int) -> str | None:
+    """``n`` parameter markers in the driver's own style; None for a style not handled."""
+    if style == "qmark":
+        return ", ".join("?" * n)
+    if style == "numeric_dollar":
+        return ", ".join(f"${i}" for i in range(1, n + 1))
+    if style == "format":
+        return ", ".join(["%s"] * n)
+    return None
+
+
 async def insert_many(
     conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
     """``INSERT`` plain values (str, int, bytes, None) straight through the driver's
     executemany. On the sync path this is most of the rows a node writes, and
     SQLAlchemy's per-row parameter processing costs more than SQLite's insert."""
-    style = conn.dialect.paramstyle
-    if style == "qmark":
-        marks = ", ".join("?" for _ in columns)
-    elif style == "numeric_dollar":
-        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    elif style == "format":
-        marks = ", ".join("%s" for _ in columns)
-    else:  # another driver: the portable way
+    marks = _placeholders(conn.dialect.paramstyle, len(columns))
+    if marks is None:  # another driver: the portable way
         await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         return
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
@@ -697,18 +702,12 @@ async def select_in(
     """``head IN (values)`` through the driver, in chunks: one result list per chunk.
     ``head`` is trusted SQL ending with the column, e.g. ``SELECT x FROM t WHERE y``."""
     out: list[Sequence[Any]] = []
-    style = conn.dialect.paramstyle
     for i in range(0, len(values), chunk):
-        part = list(values[i : i + chunk])
-        if style == "qmark":
-            marks = ", ".join("?" for _ in part)
-        elif style == "numeric_dollar":
-            marks = ", ".join(f"${n}" for n in range(1, len(part) + 1))
-        elif style == "format":
-            marks = ", ".join("%s" for _ in part)
-        else:
-            raise NotImplementedError(f"paramstyle {style}")
-        result = await conn.exec_driver_sql(f"{head} IN ({marks})", tuple(part))
+        part = tuple(values[i : i + chunk])
+        marks = _placeholders(conn.dialect.paramstyle, len(part))
+        if marks is None:
+            raise NotImplementedError(f"paramstyle {conn.dialect.paramstyle}")
+        result = await conn.exec_driver_sql(f"{head} IN ({marks})", part)
         out.append(result.all())
     return out
 
