@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from node.reports import tallies
 from node.storage import schema as t
 from protocol import envelope, rules
 from protocol.errors import ProtocolError
@@ -131,13 +132,20 @@ async def materialise(
 
 async def write_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Replace the item rows with these (each a :func:`row_of`): the one place item rows
-    are written, so anything kept alongside them (aggregates) is kept here."""
+    are written, so anything kept alongside them (aggregates) is kept here.
+
+    The page tallies (``node.reports.tallies``) follow in the same transaction, as a
+    delta from the old rows to the new ones; the items' cached points are dropped and
+    the items listed to be scored again.
+    """
     if not rows:
         return
     ids = [r["item_id"] for r in rows]
+    old = await tallies.forget(conn, ids)
     for i in range(0, len(ids), _IN_CHUNK):
         await conn.execute(delete(t.items).where(t.items.c.item_id.in_(ids[i : i + _IN_CHUNK])))
     await conn.execute(t.items.insert(), rows)
+    await tallies.record(conn, rows, old)
 
 
 async def load_state(conn: AsyncConnection, item_id: str) -> ItemState | None:

@@ -417,6 +417,11 @@ def _standings(scores: QuarterScores, names: Names, *, with_lines: bool) -> dict
     }
 
 
+def standings_of(scores: QuarterScores, names: Names) -> dict[str, Any]:
+    """The ranked standings (no lines) as the scores API writes them, with names."""
+    return _standings(scores, names, with_lines=False)
+
+
 async def quarter_scores(
     ctx: NodeContext, *, scope: str | None = None, quarter: str | None = None
 ) -> dict[str, Any]:

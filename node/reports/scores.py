@@ -236,6 +236,17 @@ def _event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
     return lines
 
 
+def walk(pairs: Iterable[Pair]) -> list[_Step]:
+    """The applied events in fold order, each with the state before and after it."""
+    return _walk(pairs)
+
+
+def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
+    """Every line the events of a walk earn or lose, whatever their quarter (no
+    ``unfinished``: that one is judged at an instant)."""
+    return _event_lines(steps, rules)
+
+
 # -- one item, one quarter -----------------------------------------------------------------
 
 

@@ -20,6 +20,9 @@
 - ``reminders``, ``reminder_messages``: the durable reminder schedule (one row
   per reminder that fell due, keyed by item, deadline, milestone, kind and due
   time) and its per-recipient, per-channel deliveries (docs/reminders.md).
+- ``item_facts``, ``tally_*``, ``score_*``: the page tallies, counts kept beside
+  the item rows so the tree page and the command board never scan items
+  (``node.reports.tallies``, docs/pages.md "Scale"). Derived data.
 """
 
 from __future__ import annotations
@@ -260,3 +263,161 @@ Index("ix_reminder_messages_item", reminder_messages.c.item_id, reminder_message
 Index(
     "ix_reminder_messages_due", reminder_messages.c.status, reminder_messages.c.next_attempt_at
 )
+
+# -- Page aggregates, kept beside the item rows by node.items.write_rows through
+# node.reports.tallies (docs/pages.md, "Scale"). Derived data, rebuilt from ``items``.
+# Paths are assignee paths ("14/1401/"); units are the handling unit ("" for none);
+# quarters and weeks are their start in unix ms (China time); NEVER = 2**62.
+
+item_facts = Table(
+    "item_facts",
+    metadata,
+    Column("item_id", String(96), primary_key=True),
+    Column("path", Path, nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("board", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("assigned_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("resolve_due", BigInteger),
+    # The resolution met its deadline (None until resolved), from the folded state.
+    Column("resolve_met", Boolean),
+    # When the item was accepted or withdrawn (None while open).
+    Column("finished_at", BigInteger),
+    # When the item turns yellow or red (the earlier), and red, if nothing more happens.
+    Column("warn_from", BigInteger),
+    Column("red_from", BigInteger),
+    sqlite_with_rowid=False,
+)
+# Items crossing a colour threshold between two instants. Partial: finished items have
+# no thresholds, and writing them then costs no entry here.
+_f = item_facts.c
+Index("ix_item_facts_red", _f.red_from, _f.done, _f.path, _f.unit,
+      sqlite_where=_f.red_from.is_not(None), postgresql_where=_f.red_from.is_not(None))
+Index("ix_item_facts_warn", _f.warn_from, _f.done, _f.path, _f.unit,
+      sqlite_where=_f.warn_from.is_not(None), postgresql_where=_f.warn_from.is_not(None))
+
+# Open, done, and open items red / yellow-or-red as of the watermark.
+tally_nodes = Table(
+    "tally_nodes",
+    metadata,
+    Column("path", Path, nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("open", BigInteger, nullable=False),
+    Column("done", BigInteger, nullable=False),
+    Column("red", BigInteger, nullable=False),
+    Column("warn", BigInteger, nullable=False),
+    PrimaryKeyConstraint("path", "unit", name="pk_tally_nodes"),
+    sqlite_with_rowid=False,
+)
+# Items (not withdrawn) by the quarter of their resolve deadline: the board's rates.
+tally_quarters = Table(
+    "tally_quarters",
+    metadata,
+    Column("quarter", BigInteger, nullable=False),
+    Column("path", Path, nullable=False),
+    Column("board", String(32), nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("done", BigInteger, nullable=False),
+    Column("resolved", BigInteger, nullable=False),
+    Column("met", BigInteger, nullable=False),
+    # Not resolved, and due by the watermark.
+    Column("due", BigInteger, nullable=False),
+    PrimaryKeyConstraint("quarter", "path", "board", name="pk_tally_quarters"),
+    sqlite_with_rowid=False,
+)
+# Items assigned, and done (dated by their last event), per ISO week.
+tally_weeks = Table(
+    "tally_weeks",
+    metadata,
+    Column("week", BigInteger, nullable=False),
+    Column("path", Path, nullable=False),
+    Column("assigned", BigInteger, nullable=False),
+    Column("done", BigInteger, nullable=False),
+    Column("late", BigInteger, nullable=False),
+    PrimaryKeyConstraint("week", "path", name="pk_tally_weeks"),
+    sqlite_with_rowid=False,
+)
+# Open items by the quarter of their last event and of their red threshold.
+tally_open = Table(
+    "tally_open",
+    metadata,
+    Column("path", Path, nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("quarter", BigInteger, nullable=False),
+    Column("red_quarter", BigInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("path", "unit", "quarter", "red_quarter", name="pk_tally_open"),
+    sqlite_with_rowid=False,
+)
+# Finished items whose last event falls in the quarter they finished in.
+tally_finished = Table(
+    "tally_finished",
+    metadata,
+    Column("quarter", BigInteger, nullable=False),
+    Column("path", Path, nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("quarter", "path", "unit", name="pk_tally_finished"),
+    sqlite_with_rowid=False,
+)
+# "colours": the instant the time-dependent counts are kept for (the watermark);
+# "ranking": the start of the quarter tally_ranking holds.
+tally_marks = Table(
+    "tally_marks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
+# Incentive points (node.reports.standings): an item's point lines per quarter and unit,
+# counted per rule, from its events; summed per (quarter, path, unit) in score_tallies.
+_SCORE_COUNTERS = (
+    "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
+    "resolved_excellent", "resolved_qualified", "returned", "unfinished",
+    "node_items", "unit_items",
+)
+score_rows = Table(
+    "score_rows",
+    metadata,
+    Column("item_id", String(96), nullable=False),
+    Column("quarter", BigInteger, nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("path", Path, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in _SCORE_COUNTERS),
+    PrimaryKeyConstraint("item_id", "quarter", "unit", name="pk_score_rows"),
+    sqlite_with_rowid=False,
+)
+score_tallies = Table(
+    "score_tallies",
+    metadata,
+    Column("quarter", BigInteger, nullable=False),
+    Column("path", Path, nullable=False),
+    Column("unit", String(64), nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in _SCORE_COUNTERS),
+    PrimaryKeyConstraint("quarter", "path", "unit", name="pk_score_tallies"),
+    sqlite_with_rowid=False,
+)
+# The quarter running now, whole, per (path, unit): score_tallies of that quarter plus
+# the items taking part (open, or finished in it) and unfinished (red as of the watermark).
+tally_ranking = Table(
+    "tally_ranking",
+    metadata,
+    Column("path", Path, nullable=False),
+    Column("unit", String(64), nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in _SCORE_COUNTERS),
+    PrimaryKeyConstraint("path", "unit", name="pk_tally_ranking"),
+    sqlite_with_rowid=False,
+)
+# Items whose points come from their events at every read: "dirty" (written since
+# they were last scored) or "irregular" (a history the tallies cannot stand for).
+score_exceptions = Table(
+    "score_exceptions",
+    metadata,
+    Column("item_id", String(96), primary_key=True),
+    Column("path", Path, nullable=False),
+    Column("reason", String(16), nullable=False),
+    sqlite_with_rowid=False,
+)
+Index("ix_score_exceptions_path", score_exceptions.c.path)

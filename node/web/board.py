@@ -1,13 +1,13 @@
 """The command board (挂图作战): rates by node and board, overdue by unit, ranking, trend.
 
-Charts are SVG drawn on the server (``node.web.charts``) from figures counted
-in SQL (``node.web.figures``); the per-unit colour counts and the quarter's
-ranking by incentive points come from ``node.reports``. docs/pages.md says
-what each one shows.
+Charts are SVG drawn on the server (``node.web.charts``) from the page tallies
+(``node.web.figures``); the quarter's ranking by incentive points comes from
+``node.reports.standings``. docs/pages.md says what each one shows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +15,7 @@ from aiohttp import web
 from node.accounts import User
 from node.api import ledger
 from node.api.errors import ApiError
-from node.reports import assemble
+from node.reports import assemble, standings
 from node.reports.periods import PeriodError, Quarter, Week
 from node.web import charts, figures
 from node.web.render import ctx_of, node_name, page, render, translator, workflow
@@ -28,21 +28,19 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-def overdue_by_unit(colours: dict[str, Any], limit: int = 12) -> list[tuple[str, str, int]]:
-    """(node name, unit name or "", red count), most first, from the reports' colour counts.
-
-    Items handled by a node as a whole (no unit) count under the node itself."""
+def overdue_by_unit(
+    red: Mapping[tuple[str, str], int], names: assemble.Names, limit: int = 12
+) -> list[tuple[str, str, int]]:
+    """(node name, unit name or "", red count), most first, from red counts per
+    (node, unit). Items handled by a node as a whole (no unit) count under the node."""
     rows: list[tuple[str, str, int]] = []
-    by_node: dict[str, int] = {}
-    for u in colours["units"]:
-        if u["red"]:
-            rows.append((u["node_name"], u["unit_name"] or u["unit"], u["red"]))
-        by_node[u["node"]] = by_node.get(u["node"], 0) + u["red"]
-    for n in colours["nodes"]:
-        whole = n["red"] - by_node.get(n["node"], 0)
-        if whole > 0:
-            rows.append((n["name"], "", whole))
-    rows.sort(key=lambda r: (-r[2], r[0], r[1]))
+    for (node, unit), n in sorted(red.items()):
+        if n > 0 and unit:
+            rows.append((names.node(node), names.unit(node, unit) or unit, n))
+    for (node, unit), n in sorted(red.items()):
+        if n > 0 and not unit:
+            rows.append((names.node(node), "", n))
+    rows.sort(key=lambda r: (-r[2], r[0], r[1]))  # stable: ties keep (node, unit) order
     return rows[:limit]
 
 
@@ -67,12 +65,11 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
     for _ in range(WEEKS - 1):
         weeks.insert(0, weeks[0].previous())
     children = list(tree.children(top))
-    fig = await figures.board(
-        ctx, top, children, start=quarter.start, end=quarter.end,
-        week_starts=[w.start for w in weeks],
+    fig = await figures.board(ctx, top, children, quarter, [w.start for w in weeks])
+    names = await assemble.names_of(ctx)
+    ranking = await standings.standings(
+        ctx, ctx.store.path_of(top), quarter, assemble.score_rules(ctx.config), limit=RANKED
     )
-    colours = await assemble.colour_counts(ctx, {"scope": top})
-    scores = await assemble.quarter_scores(ctx, scope=top, quarter=quarter.code)
 
     def label(node: str) -> str:
         return t("board.own") if node == top and children else node_name(tree, node)
@@ -90,8 +87,14 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
 
     unit_rows = [
         (f"{node} · {unit}" if unit else node, (float(k),))
-        for node, unit, k in overdue_by_unit(colours)
+        for node, unit, k in overdue_by_unit(fig.red_by_unit, names)
     ]
+    pending: int | None = None
+    if isinstance(ranking, standings.Pending):
+        scores: dict[str, Any] = {"nodes": [], "units": [], "final": False}
+        pending = ranking.items
+    else:
+        scores = {**assemble.standings_of(ranking, names), "final": ranking.final}
     week_labels = [f"{w.monday.month}/{w.monday.day}" for w in weeks]
     trend = charts.lines(
         t("board.trend", n=WEEKS),
@@ -131,4 +134,5 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
         ranked=scores["nodes"][:RANKED],
         ranked_units=scores["units"][:RANKED],
         scores_final=scores["final"],
+        scores_pending=pending,
     )

@@ -1,8 +1,11 @@
-"""The numbers behind the tree and the command board, counted in SQL.
+"""The numbers behind the tree and the command board, read from the page tallies.
 
-Nothing here loads items: every figure is a ``GROUP BY`` over the ``items``
-rows of one subtree (an index range on ``assignee_path``), so the pages cost
-the same whether the subtree holds a hundred items or a province's million.
+Nothing here reads item rows: every figure is a sum over the tallies that
+``node.items.write_rows`` keeps beside the rows (``node.reports.tallies``), a
+few rows per node, so a page costs about the same whether the subtree holds a
+hundred items or a province's million. Counts that move with time (red and
+yellow now, deadlines passed now) are kept as of a watermark and brought to
+``now`` with the few items whose threshold lies in between.
 
 Definitions (docs/pages.md):
 
@@ -13,12 +16,10 @@ Definitions (docs/pages.md):
   deadline falls in it. *Completion rate* = done / items. *On-time rate* =
   items resolved by their deadline / items whose deadline has passed or that
   were resolved (an item not yet due and not resolved is not judged yet).
-- Whether a resolution met its deadline is in the folded state (stored as
-  JSON in ``items.state``): read with the database's JSON functions, for the
-  period's resolved items only.
+- Whether a resolution met its deadline was read once from the folded state,
+  when the row was written (``item_facts.resolve_met``).
 
-The quarter's ranking (incentive points) and the colour counts per unit come
-from ``node.reports`` (``quarter_scores``, ``colour_counts``), not from here.
+The quarter's ranking comes from ``node.reports.standings``.
 """
 
 from __future__ import annotations
@@ -27,38 +28,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Text, and_, case, cast, func, or_, select
+from sqlalchemy import and_, case, func, literal, select, tuple_
 
-from node.api import ledger
 from node.context import NodeContext
+from node.reports import tallies
+from node.reports.periods import Quarter
 from node.storage import schema as t
-
-WEEK_MS = 7 * 86_400_000
-DONE = ("accepted", "closed")
-RESOLVED = ("resolved", "accepted", "closed")
-
-
-def _sum(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def subtree(ctx: NodeContext, node: str) -> list[ColumnElement[bool]]:
-    """The where-clauses of "items handled in ``node``'s subtree" (the ledger's own)."""
-    query = ledger.parse_query({"scope": node}, ctx.me, ())
-    return ledger.where_clauses(query, ctx.store.path_of(node), ctx.clock.now_ms())
-
-
-def met(ctx: NodeContext) -> ColumnElement[bool]:
-    """The item's resolve step was done by its deadline (from the folded state)."""
-    c = t.items.c
-    if ctx.db.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        state = cast(func.convert_from(c.state, "UTF8"), JSONB)
-        return state["deadlines"]["resolve"]["met"].astext == "true"
-    value = func.json_extract(cast(c.state, Text), "$.deadlines.resolve.met")
-    return cast(value, Integer) == 1
-
 
 # ------------------------------------------------------------------ the tree
 
@@ -87,22 +62,12 @@ class Counts:
 
 async def counts_by_node(ctx: NodeContext, top: str) -> dict[str, Counts]:
     """Open / overdue / yellow / done items handled by each node of ``top``'s subtree."""
-    c = t.items.c
-    now = ctx.clock.now_ms()
-    query = (
-        select(
-            c.assignee,
-            _sum(c.done.is_(False)),
-            _sum(ledger.colour_clause("red", now)),
-            _sum(ledger.colour_clause("yellow", now)),
-            _sum(c.status.in_(DONE)),
-        )
-        .where(*subtree(ctx, top))
-        .group_by(c.assignee)
-    )
     async with ctx.db.read() as conn:
-        rows = (await conn.execute(query)).all()
-    return {r[0]: Counts(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+        by_path = await tallies.node_counts(conn, ctx.store.path_of(top), ctx.clock.now_ms())
+    return {
+        tallies.node_of(path): Counts(open_, red, warn - red, done)
+        for path, (open_, done, red, warn) in by_path.items()
+    }
 
 
 def roll_up(
@@ -130,14 +95,12 @@ class Rates:
     done: int = 0
     judged: int = 0
     on_time: int = 0
-    overdue: int = 0
 
     def add(self, other: Rates) -> None:
         self.items += other.items
         self.done += other.done
         self.judged += other.judged
         self.on_time += other.on_time
-        self.overdue += other.overdue
 
     @property
     def completion(self) -> float | None:
@@ -148,32 +111,19 @@ class Rates:
         return self.on_time / self.judged if self.judged else None
 
 
-def _rate_columns(ctx: NodeContext, now: int) -> list[Any]:
-    c = t.items.c
-    resolved = c.status.in_(RESOLVED)
-    return [
-        func.count(),
-        _sum(c.status.in_(DONE)),
-        _sum(or_(resolved, c.resolve_due <= now)),
-        _sum(and_(resolved, met(ctx))),
-        _sum(ledger.colour_clause("red", now)),
-    ]
+def child_of(path: str, top_path: str, top: str) -> str:
+    """The child of ``top`` whose subtree holds ``path`` (``top`` itself else)."""
+    rest = path[len(top_path):]
+    return rest.split("/", 1)[0] if rest else top
 
 
-def _rates(row: Any) -> Rates:
-    return Rates(int(row[-5]), int(row[-4]), int(row[-3]), int(row[-2]), int(row[-1]))
-
-
-def child_bucket(ctx: NodeContext, top: str, children: Iterable[str]) -> ColumnElement[Any]:
-    """The child of ``top`` whose subtree holds the item's assignee (``top`` itself else)."""
-    c = t.items.c
+def child_bucket(ctx: NodeContext, top: str, children: Iterable[str], column: Any) -> Any:
+    """SQL: the child of ``top`` whose subtree holds the path in ``column`` (else ``top``)."""
     whens = []
     for child in children:
-        path = ctx.store.path_of(child)
-        whens.append((and_(c.assignee_path >= path, c.assignee_path < path[:-1] + "0"), child))
-    if not whens:
-        return c.assignee
-    return case(*whens, else_=top)
+        lo, hi = tallies.path_range(ctx.store.path_of(child))
+        whens.append((and_(column >= lo, column < hi), child))
+    return case(*whens, else_=top) if whens else literal(top)
 
 
 @dataclass(slots=True)
@@ -184,81 +134,102 @@ class Board:
     overdue_now: dict[str, int] = field(default_factory=dict)
     open_now: int = 0
     weeks: list[tuple[int, int, int, int]] = field(default_factory=list)
+    red_by_unit: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Red items now per (node, unit) (unit "" for items addressed to the node as a
+    whole): the ``red_units`` pairs with most, and every pair tied with the last."""
 
 
 async def board(
-    ctx: NodeContext,
-    top: str,
-    children: list[str],
-    *,
-    start: int,
-    end: int,
-    week_starts: list[int],
+    ctx: NodeContext, top: str, children: Iterable[str], quarter: Quarter,
+    week_starts: list[int], red_units: int = 12,
 ) -> Board:
-    """Every figure of the command board for ``top``'s subtree and the period [start, end)."""
-    c = t.items.c
+    """Every figure of the command board for ``top``'s subtree and ``quarter``
+    (the ranking aside)."""
     now = ctx.clock.now_ms()
-    scope = subtree(ctx, top)
-    in_period = [*scope, c.resolve_due >= start, c.resolve_due < end, c.status != "withdrawn"]
-    bucket = child_bucket(ctx, top, children).label("bucket")
+    top_path = ctx.store.path_of(top)
+    lo, hi = tallies.path_range(top_path)
     out = Board()
-    red = ledger.colour_clause("red", now)
     async with ctx.db.read() as conn:
-        # One pass over the period's rows, by (child subtree, board); summed both ways here.
-        rows = (
-            await conn.execute(
-                select(bucket, c.board, *_rate_columns(ctx, now))
-                .where(*in_period)
-                .group_by(bucket, c.board)
-            )
-        ).all()
-        for r in rows:
-            rates = _rates(r)
-            for table, key in ((out.by_node, r[0]), (out.by_board, r[1])):
-                table.setdefault(key, Rates()).add(rates)
+        marks = await tallies.marks(conn)
+        q = t.tally_quarters.c
+        bucket = child_bucket(ctx, top, children, q.path).label("bucket")
+        rates: dict[tuple[str, str], Rates] = {}
+        rows = await conn.execute(
+            select(bucket, q.board, func.sum(q.total), func.sum(q.done),
+                   func.sum(q.resolved) + func.sum(q.due), func.sum(q.met))
+            .where(q.quarter == quarter.start, q.path >= lo, q.path < hi, q.total > 0)
+            .group_by(bucket, q.board)
+        )
+        for child, board_, *values in rows:
+            rates.setdefault((child, board_), Rates()).add(Rates(*(int(v) for v in values)))
+        for _, path, board_, n in await tallies.due_crossed(
+            conn, marks.watermark, now, quarter.start, quarter.end
+        ):
+            if lo <= path < hi:
+                key = (child_of(path, top_path, top), board_)
+                rates.setdefault(key, Rates()).judged += n
+        for (child, board_), r in rates.items():
+            if r.items:
+                for table, name in ((out.by_node, child), (out.by_board, board_)):
+                    table.setdefault(name, Rates()).add(r)
         # Now, whatever the period: open and overdue items per child subtree.
-        rows = (
-            await conn.execute(
-                select(bucket, _sum(red), func.count())
-                .where(*scope, c.done.is_(False))
-                .group_by(bucket)
-            )
-        ).all()
-        for r in rows:
-            out.overdue_now[r[0]] = int(r[1])
-            out.open_now += int(r[2])
-        out.weeks = await _weeks(ctx, conn, scope, week_starts)
-    for rates in out.by_node.values():
-        out.total.add(rates)
+        for path, (open_, _, red, _) in (await tallies.node_counts(conn, top_path, now)).items():
+            child = child_of(path, top_path, top)
+            if open_:
+                out.overdue_now[child] = out.overdue_now.get(child, 0) + red
+                out.open_now += open_
+        out.red_by_unit = await _red_units(conn, lo, hi, now, marks, red_units)
+        out.weeks = await _weeks(conn, lo, hi, week_starts)
+    for r in out.by_node.values():
+        out.total.add(r)
+    return out
+
+
+async def _red_units(
+    conn: Any, lo: str, hi: str, now: int, marks: tallies.Marks, limit: int
+) -> dict[tuple[str, str], int]:
+    """The ``limit`` (node, unit) pairs with most red items now and every pair tied with
+    the last: ranked in SQL, but for the pairs an item turned red or back since the
+    watermark, which are counted here."""
+    c = t.tally_nodes.c
+    changed: dict[tuple[str, str], int] = {}
+    for path, unit, n in await tallies.crossed(conn, "red_from", marks.watermark, now):
+        if lo <= path < hi:
+            changed[(path, unit)] = changed.get((path, unit), 0) + n
+    where = [c.path >= lo, c.path < hi, c.red > 0]
+    keys = sorted(changed)
+    if keys:
+        where.append(tuple_(c.path, c.unit).not_in(keys))
+    rows = (await conn.execute(
+        select(c.path, c.unit, c.red).where(*where).order_by(c.red.desc()).limit(limit)
+    )).all()
+    if len(rows) == limit:
+        rows += (await conn.execute(
+            select(c.path, c.unit, c.red).where(*where, c.red == rows[-1][2])
+        )).all()
+    out = {(tallies.node_of(p), u): int(n) for p, u, n in rows}
+    for k in range(0, len(keys), 500):
+        for p, u, n in await conn.execute(
+            select(c.path, c.unit, c.red).where(tuple_(c.path, c.unit).in_(keys[k : k + 500]))
+        ):
+            changed[(p, u)] += int(n)
+    for (p, u), n in changed.items():
+        if n > 0:
+            out[(tallies.node_of(p), u)] = n
     return out
 
 
 async def _weeks(
-    ctx: NodeContext, conn: Any, scope: list[ColumnElement[bool]], starts: list[int]
+    conn: Any, lo: str, hi: str, starts: list[int]
 ) -> list[tuple[int, int, int, int]]:
     """Per week: (start, assigned, done, done late)."""
     if not starts:
         return []
-    c = t.items.c
-    first = starts[0]
-    assigned_week = ((c.assigned_at - first) // WEEK_MS).label("week")
-    done_week = ((c.updated_at - first) // WEEK_MS).label("week")
-    assigned = {
-        int(r[0]): int(r[1])
-        for r in await conn.execute(
-            select(assigned_week, func.count())
-            .where(*scope, c.assigned_at >= first)
-            .group_by(assigned_week)
-        )
-    }
-    done: dict[int, tuple[int, int]] = {
-        int(r[0]): (int(r[1]), int(r[2]))
-        for r in await conn.execute(
-            select(done_week, func.count(), _sum(~met(ctx)))
-            .where(*scope, c.status.in_(DONE), c.updated_at >= first)
-            .group_by(done_week)
-        )
-    }
-    return [
-        (start, assigned.get(i, 0), *done.get(i, (0, 0))) for i, start in enumerate(starts)
-    ]
+    c = t.tally_weeks.c
+    rows = await conn.execute(
+        select(c.week, func.sum(c.assigned), func.sum(c.done), func.sum(c.late))
+        .where(c.week >= starts[0], c.week <= starts[-1], c.path >= lo, c.path < hi)
+        .group_by(c.week)
+    )
+    sums = {int(week): (int(a), int(d), int(late)) for week, a, d, late in rows}
+    return [(start, *sums.get(start, (0, 0, 0))) for start in starts]

@@ -241,6 +241,10 @@ CATALOG: dict[str, tuple[str, str]] = {
         "lateness, returns and unfinished items at the quarter's end lose.",
     ),
     "board.no_data": ("暂无数据", "no data yet"),
+    "board.rank.pending": (
+        "排名正在计算：还有 {n} 个事项待计分，请稍后刷新。",
+        "The ranking is being worked out: {n} items still to score. Refresh in a moment.",
+    ),
     "board.none_overdue": ("没有逾期事项。", "Nothing is overdue."),
     # -- links
     "links.title": ("链路状态", "Link status"),

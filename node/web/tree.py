@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,13 +12,44 @@ from node.accounts import User
 from node.api import ledger
 from node.api.errors import ApiError
 from node.web import figures
-from node.web.render import ctx_of, node_name, page, render, workflow
+from node.web.i18n import I18n
+from node.web.render import ctx_of, node_name, page, render, translator, workflow
 
 OPEN_LEVELS = 3  # province, city, county open: every township shows
 
 
 def _ms(iso_text: str | None) -> int | None:
     return None if not iso_text else int(datetime.fromisoformat(iso_text).timestamp() * 1000)
+
+
+@dataclass(slots=True)
+class Row:
+    """One node of the page (an object, not a dict: the template reads its fields as
+    attributes, and a province draws 1,552 of them)."""
+
+    id: str
+    name: str
+    level_name: str
+    depth: int
+    counts: figures.Counts
+    colour: str
+    colour_name: str
+    heard: str
+    error: str | None
+    children: list[Row] = field(default_factory=list)
+
+
+def _heard(t: I18n, info: dict[str, Any], now: int) -> str:
+    """How fresh this node's mirror of a node is, in words (its error aside)."""
+    if info.get("live"):
+        return t("common.live")
+    text = f"{t('tree.synced')} {t.ago(_ms(info.get('as_of')), now)}"
+    heard = _ms(info.get("received_at"))
+    if heard:
+        text += f" · {t('tree.heard')} {t.ago(heard, now)}"
+    if info.get("pending"):
+        text += f" · {t('tree.pending', n=info['pending'])}"
+    return text
 
 
 @page
@@ -34,31 +66,31 @@ async def tree_page(request: web.Request, user: User) -> web.StreamResponse:
     totals = figures.roll_up(own, nodes, {n: tree.parent(n) for n in nodes})
     fresh = await ledger.freshness(ctx, set(nodes))
     base = tree.depth(top)
-    rows: list[dict[str, Any]] = []
-    by_id: dict[str, dict[str, Any]] = {}
+    t = translator(request)
+    now = ctx.clock.now_ms()
+    rows: list[Row] = []
+    by_id: dict[str, Row] = {}
     for n in nodes:
         info = fresh.get(n, {})
         node = tree.node(n)
-        rows.append(
-            {
-                "id": n,
-                "name": node.name,
-                "level": node.level,
-                "depth": tree.depth(n) - base,
-                "counts": totals[n],
-                "own": own.get(n, figures.Counts()),
-                "live": bool(info.get("live")),
-                "heard_ms": _ms(info.get("received_at")),
-                "contact_ms": _ms(info.get("as_of")),
-                "pending": info.get("pending"),
-                "last_error": info.get("last_error"),
-                "children": [],
-            }
+        counts = totals[n]
+        live = bool(info.get("live"))
+        row = Row(
+            id=n,
+            name=node.name,
+            level_name=t.level(node.level),
+            depth=tree.depth(n) - base,
+            counts=counts,
+            colour=counts.colour,
+            colour_name=t.node_colour(counts.colour),
+            heard=_heard(t, info, now),
+            error=None if live else info.get("last_error"),
         )
-        by_id[n] = rows[-1]
+        rows.append(row)
+        by_id[n] = row
         up = tree.parent(n)
         if n != top and up in by_id:
-            by_id[up]["children"].append(rows[-1])
+            by_id[up].children.append(row)
     breadcrumb = []
     current: str | None = top
     while current is not None:

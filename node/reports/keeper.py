@@ -1,0 +1,87 @@
+"""The node's keeper of page tallies: moves the colour watermark to the present, turns
+the running quarter's ranking over when a quarter begins, and scores items written
+since they were last scored (``node.reports.standings``).
+
+Both are optional for correctness — pages add what the watermark has not caught
+up with and replay unscored items from their events — but they keep pages
+cheap. Each step is a short write transaction; while there is scoring to do the
+keeper sleeps as long as each chunk took, so it takes at most about half of the
+node's time from sync and people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from node.context import NodeContext, stop_task
+from node.materialiser import give_way
+from node.reports import standings, tallies
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS: Final = 2.0
+ADVANCE_AFTER_MS: Final = 5 * 60_000
+"""Move the watermark when it is this far from now (either way)."""
+PRUNE_EVERY: Final = 3_600.0
+
+
+async def step(ctx: NodeContext, *, prune: bool = False) -> int:
+    """One round: the watermark if due, the running quarter's ranking when a quarter
+    began, zero rows if asked, one chunk of scoring. Returns the number of items scored."""
+    now = ctx.clock.now_ms()
+    async with ctx.db.read() as conn:
+        marks = await tallies.marks(conn)
+    behind = abs(now - marks.watermark) >= ADVANCE_AFTER_MS
+    quarter = tallies.quarter_key(now)
+    if behind or prune or quarter != marks.ranking:
+        async with ctx.db.write() as conn:
+            if behind:
+                await tallies.advance(conn, now)
+            if quarter != marks.ranking:
+                await tallies.roll(conn, quarter)
+            if prune:
+                await tallies.prune(conn)
+    return await standings.score_some(ctx)
+
+
+async def run(ctx: NodeContext, stopping: asyncio.Event) -> None:
+    """Keep the tallies current until ``stopping`` (or the node's own stop) is set."""
+    pruned = time.monotonic()
+    while not (stopping.is_set() or ctx.stopping.is_set()):
+        await give_way(ctx.store, stopping)  # a catch-up stores its events first
+        started = time.monotonic()
+        try:
+            prune = started - pruned >= PRUNE_EVERY
+            scored = await step(ctx, prune=prune)
+            if prune:
+                pruned = started
+        except Exception:
+            logger.exception("keeping the page tallies failed; retrying")
+            scored = 0
+        pause = time.monotonic() - started if scored else POLL_SECONDS
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=max(pause, 0.01))
+        except TimeoutError:
+            pass
+
+
+def keeper_ctx(ctx_key: web.AppKey[NodeContext]) -> object:
+    """An ``app.cleanup_ctx`` entry running :func:`run` while the app runs."""
+
+    async def keep(app: web.Application) -> AsyncIterator[None]:
+        stopping = asyncio.Event()
+        ctx = app[ctx_key]
+        task = asyncio.create_task(run(ctx, stopping), name=f"tally keeper {ctx.me}")
+        try:
+            yield
+        finally:
+            stopping.set()
+            await stop_task(task, grace=10.0)
+
+    return keep
