@@ -6,7 +6,8 @@ Both are optional for correctness — pages add what the watermark has not caugh
 up with and replay unscored items from their events — but they keep pages
 cheap. Each step is a short write transaction; while there is scoring to do the
 keeper sleeps as long as each chunk took, so it takes at most about half of the
-node's time from sync and people.
+node's time from sync and people, and it waits while a catch-up is storing
+events (``node.materialiser.give_way``).
 """
 
 from __future__ import annotations

@@ -262,6 +262,7 @@ def contributions(f: Mapping[str, Any], marks: Marks) -> Iterator[tuple[Tally, t
 
 
 def add_to(deltas: Deltas, facts: Iterable[Mapping[str, Any]], marks: Marks, sign: int) -> None:
+    """Add (``sign`` +1) or take away (-1) what these items contribute."""
     for f in facts:
         for tally, key, values in contributions(f, marks):
             slot = deltas.setdefault(tally, {}).setdefault(key, tally.zero())

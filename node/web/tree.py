@@ -22,6 +22,20 @@ def _ms(iso_text: str | None) -> int | None:
     return None if not iso_text else int(datetime.fromisoformat(iso_text).timestamp() * 1000)
 
 
+class _Ago:
+    """``t.ago`` of ISO instants, each worked out once per page (many nodes share one)."""
+
+    def __init__(self, t: I18n, now: int) -> None:
+        self.t, self.now = t, now
+        self.known: dict[str | None, str] = {}
+
+    def __call__(self, iso_text: str | None) -> str:
+        text = self.known.get(iso_text)
+        if text is None:
+            text = self.known[iso_text] = self.t.ago(_ms(iso_text), self.now)
+        return text
+
+
 @dataclass(slots=True)
 class Row:
     """One node of the page (an object, not a dict: the template reads its fields as
@@ -39,14 +53,13 @@ class Row:
     children: list[Row] = field(default_factory=list)
 
 
-def _heard(t: I18n, info: dict[str, Any], now: int) -> str:
+def _heard(t: I18n, info: dict[str, Any], ago: _Ago) -> str:
     """How fresh this node's mirror of a node is, in words (its error aside)."""
     if info.get("live"):
         return t("common.live")
-    text = f"{t('tree.synced')} {t.ago(_ms(info.get('as_of')), now)}"
-    heard = _ms(info.get("received_at"))
-    if heard:
-        text += f" · {t('tree.heard')} {t.ago(heard, now)}"
+    text = f"{t('tree.synced')} {ago(info.get('as_of'))}"
+    if info.get("received_at"):
+        text += f" · {t('tree.heard')} {ago(info['received_at'])}"
     if info.get("pending"):
         text += f" · {t('tree.pending', n=info['pending'])}"
     return text
@@ -67,7 +80,7 @@ async def tree_page(request: web.Request, user: User) -> web.StreamResponse:
     fresh = await ledger.freshness(ctx, set(nodes))
     base = tree.depth(top)
     t = translator(request)
-    now = ctx.clock.now_ms()
+    ago = _Ago(t, ctx.clock.now_ms())
     rows: list[Row] = []
     by_id: dict[str, Row] = {}
     for n in nodes:
@@ -83,7 +96,7 @@ async def tree_page(request: web.Request, user: User) -> web.StreamResponse:
             counts=counts,
             colour=counts.colour,
             colour_name=t.node_colour(counts.colour),
-            heard=_heard(t, info, now),
+            heard=_heard(t, info, ago),
             error=None if live else info.get("last_error"),
         )
         rows.append(row)
