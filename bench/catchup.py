@@ -460,15 +460,15 @@ def main() -> None:
         cpu_ready = cpu_seconds(child.node_pid())
         t_done = wait_applied(child_dir / cfg.DB_NAME, n, timeout=600)
         cpu_done = cpu_seconds(child.node_pid())
-        t_folded = wait_folded(child_dir / cfg.DB_NAME, timeout=600)
-        cpu_folded = cpu_seconds(child.node_pid())
-        if args.profile == "cprofile":
+        if args.profile == "cprofile":  # the window only, not the folding after it
             os.kill(child.node_pid(), signal.SIGUSR1)
             for _ in range(500):
                 if profile_out.exists():
                     break
                 time.sleep(0.02)
             time.sleep(0.2)  # let it finish writing
+        t_folded = wait_folded(child_dir / cfg.DB_NAME, timeout=600)
+        cpu_folded = cpu_seconds(child.node_pid())
         child.stop()
         parent.stop()
         print(f"township: {check_township(child_dir / cfg.DB_NAME, n, n_items)}")
