@@ -396,6 +396,8 @@ def main() -> None:
                         help="events per Merkle batch (and per write when queueing)")
     parser.add_argument("--batch-events", type=int, help="sync.batch_events of both nodes")
     parser.add_argument("--verify-threads", type=int, help="sync.verify_threads of the township")
+    parser.add_argument("--decode-processes", type=int,
+                        help="sync.decode_processes of the township (0: decode in place)")
     parser.add_argument("--profile", choices=("none", "cprofile", "py-spy"), default="none")
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
     parser.add_argument("--keep", help="keep the nodes in this (new) directory")
@@ -425,6 +427,8 @@ def main() -> None:
             "--code", code, "--listen", f"127.0.0.1:{child.port}")
         if args.verify_threads:
             settings["sync.verify_threads"] = args.verify_threads
+        if args.decode_processes is not None:
+            settings["sync.decode_processes"] = args.decode_processes
         tune(child_dir, settings)
         # One session online so the link is established, then the township goes offline.
         child.start()

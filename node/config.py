@@ -47,6 +47,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.request_timeout_seconds", 60.0, "Timeout for one sync HTTP request."),
     Setting("sync.clock_skew_seconds", 300, "Accepted clock difference on signed requests."),
     Setting("sync.verify_threads", 2, "Threads verifying signatures of a received batch."),
+    Setting(
+        "sync.decode_processes",
+        1,
+        "Worker processes decoding large received batches on another core (0: in place).",
+    ),
     Setting("enroll.code_ttl_hours", 72, "How long an enrollment code stays valid."),
     Setting("enroll.cert_days", 3650, "Validity of certificates this node issues."),
     Setting(

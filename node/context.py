@@ -18,6 +18,7 @@ from node.clock import Clock
 from node.config import Config
 from node.storage.db import Database, open_database
 from node.store import Store, random_epoch
+from node.sync.decoding import Decoder
 from node.sync.ingest import Ingestor
 from protocol.certs import Certificate, TrustStore
 from protocol.keys import SigningKey
@@ -81,6 +82,7 @@ class NodeContext:
         await self.store.notify()
         await self.db.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        await self.ingestor.decoder.close()
 
 
 async def open_node(config: Config, clock: Clock, *, create: bool = False) -> NodeContext:
@@ -99,7 +101,8 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
         store = Store(db, trust, me=me, key=key, clock=clock, has_parent=has_parent)
         await store.start_materialised_cursor()
-        ingestor = Ingestor(store, executor=executor, threads=threads)
+        decoder = Decoder(int(config["sync.decode_processes"]))
+        ingestor = Ingestor(store, executor=executor, threads=threads, decoder=decoder)
     except BaseException:
         await db.close()
         raise

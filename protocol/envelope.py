@@ -74,7 +74,7 @@ def _node_hash(left: bytes, right: bytes) -> bytes:
 NodeHash = Callable[[bytes, bytes], bytes]
 
 
-def _shared_node_hash() -> NodeHash:
+def shared_node_hash() -> NodeHash:
     """:func:`_node_hash` remembering its answers, for the proofs of one batch.
 
     Every proof of a signed batch climbs the same tree: without this, an inner
@@ -309,16 +309,36 @@ def verify_all(
     when it verified or the error that refused it; one bad envelope never
     affects the others.
     """
+    node_hash = shared_node_hash()
+    return verify_signed(((env, _message(env, node_hash)) for env in envelopes), lookup)
+
+
+def _message(env: Envelope, node_hash: NodeHash) -> bytes | ProtocolError:
+    try:
+        return env.signed_message(node_hash)
+    except ProtocolError as exc:
+        return exc
+
+
+def verify_signed(
+    signed: Iterable[tuple[Envelope, bytes | ProtocolError]], lookup: KeyLookup
+) -> list[ProtocolError | None]:
+    """:func:`verify_all` of envelopes whose signed messages were worked out already
+    (``Envelope.signed_message``, or the error it raised): by
+    ``protocol.transfer.decode_all``, maybe in another process."""
     good: set[tuple[bytes, bytes]] = set()
     out: list[ProtocolError | None] = []
-    node_hash = _shared_node_hash()
-    for env in envelopes:
+    for env, message in signed:
+        if isinstance(message, ProtocolError):
+            out.append(message)
+            continue
         try:
-            message = env.signed_message(node_hash)
             memo = (env.key_id + env.signature, message)
             if memo not in good:
                 key = lookup(env.key_id)
-                env.verify(key)
+                if key.key_id != env.key_id:
+                    raise ProtocolError(errors.UNKNOWN_KEY, "key id does not match the envelope")
+                key.verify(env.signature, message)
                 good.add(memo)
             out.append(None)
         except ProtocolError as exc:

@@ -300,6 +300,11 @@ def _schema(cls: type) -> _Schema:
     return schema
 
 
+def field_kinds(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, check kind) of every field of an event class, in field order."""
+    return tuple((f.name, f.kind) for f in _schema(cls).fields)
+
+
 # -- nested values -------------------------------------------------------------------------
 
 

@@ -180,7 +180,7 @@ def test_verify_all_shares_inner_hashes_between_proofs() -> None:
     """verify_all hashes each inner node of a batch once; a forged path must still fail alone."""
     envs = envelope.sign_batch(KEY, [("t.x", bytes([n])) for n in range(100)])
     for env in envs:
-        assert env.signed_message(envelope._shared_node_hash()) == env.signed_message()
+        assert env.signed_message(envelope.shared_node_hash()) == env.signed_message()
     proof = envs[40].proof
     assert proof is not None
     forged_path = (proof.path[0], bytes(32), *proof.path[2:])

@@ -2,8 +2,9 @@
 
 The items the batch touches are refolded after it commits (``Store.fold_later``).
 
-The CPU work (parsing, signature checks on a small thread pool — Ed25519 in
-``cryptography`` releases the GIL) happens before the write lock is taken; the
+The CPU work (parsing and decoding — for a large batch in a worker process,
+``node/sync/decoding.py`` — and signature checks on a small thread pool: Ed25519
+in ``cryptography`` releases the GIL) happens before the write lock is taken; the
 write transaction only re-checks what another writer could have changed
 (duplicates, forked sequences) and stores. Each refused event is refused alone,
 kept with its reason, and never blocks the rest of its batch.
@@ -18,11 +19,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store
+from node.sync.decoding import Decoder
 from node.sync.routing import RECOVERY
 from protocol import envelope, errors
 from protocol.errors import ProtocolError
-from protocol.events import Assigned, decode_event
+from protocol.events import Assigned
 from protocol.ownership import check_signer
+from protocol.transfer import Decoded
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class _Candidate:
     env: envelope.Envelope
     accepted: Accepted
     event_id: bytes  # computed once: hashing the envelope is not free
+    message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
 
 
 @dataclass(slots=True)
@@ -64,10 +68,18 @@ class Prepared:
 class Ingestor:
     """Turns received envelope bytes into stored events for one node."""
 
-    def __init__(self, store: Store, *, executor: Executor | None, threads: int = 2) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        executor: Executor | None,
+        threads: int = 2,
+        decoder: Decoder | None = None,
+    ) -> None:
         self.store = store
         self.executor = executor
         self.threads = max(1, threads)
+        self.decoder = decoder or Decoder(0)
 
     async def receive(
         self, source: str, raws: Sequence[bytes], *, applied_pos: int | None = None
@@ -94,28 +106,29 @@ class Ingestor:
         batch = Prepared(source)
         result, refuse = batch.result, batch.refuse
 
-        parsed: list[tuple[int, envelope.Envelope, bytes]] = []
+        decoded = await self.decoder.decode(raws, TRUST_TYPES)
+        parsed: list[tuple[int, Decoded]] = []
         seen: set[bytes] = set()
-        for i, raw in enumerate(raws):
-            try:
-                env = envelope.parse(raw)
-            except ProtocolError as exc:
-                refuse(i, raw, None, exc.reason, exc.detail)
+        for i, d in enumerate(decoded):
+            if d.env is None:
+                assert d.error is not None
+                refuse(i, d.raw, None, d.error.reason, d.error.detail)
                 continue
-            event_id = bytes.fromhex(env.event_id)
-            if event_id in seen:
+            if d.event_id in seen:
                 result.duplicates += 1
                 continue
-            seen.add(event_id)
-            parsed.append((i, env, event_id))
+            seen.add(d.event_id)
+            parsed.append((i, d))
 
         async with store.db.read() as conn:
-            known = await store.known_ids(conn, (eid for _, _, eid in parsed))
-        fresh = [p for p in parsed if p[2] not in known]
+            known = await store.known_ids(conn, (d.event_id for _, d in parsed))
+        fresh = [(i, d) for i, d in parsed if d.event_id not in known]
         result.duplicates += len(parsed) - len(fresh)
 
         candidates: list[_Candidate] = []
-        for i, env, event_id in fresh:
+        for i, d in fresh:
+            env = d.env
+            assert env is not None
             if env.type in TRUST_TYPES:
                 try:
                     store.trust.add(env.raw, now)
@@ -123,19 +136,24 @@ class Ingestor:
                     refuse(i, env.raw, env, exc.reason, exc.detail)
                     continue
                 accepted = Accepted(env=env, event=None, origin=None, origin_seq=None)
-                candidates.append(_Candidate(i, env, accepted, event_id))
+                candidates.append(_Candidate(i, env, accepted, d.event_id, d.message))
                 continue
             try:
-                event = decode_event(env.type, env.body)
+                if d.error is not None:
+                    raise d.error
+                event = d.event
+                assert event is not None
                 self._check_scope(source, event.origin, event.to)
                 store.trust.check_event_signer(env.key_id, event.origin, event.seq, now)
             except ProtocolError as exc:
                 refuse(i, env.raw, env, exc.reason, exc.detail)
                 continue
             accepted = Accepted(env=env, event=event, origin=event.origin, origin_seq=event.seq)
-            candidates.append(_Candidate(i, env, accepted, event_id))
+            candidates.append(_Candidate(i, env, accepted, d.event_id, d.message))
 
-        verdicts = await self._verify([c.env for c in candidates if c.accepted.event is not None])
+        verdicts = await self._verify(
+            [(c.env, c.message) for c in candidates if c.accepted.event is not None]
+        )
         checked: list[_Candidate] = []
         it = iter(verdicts)
         for c in candidates:
@@ -245,17 +263,26 @@ class Ingestor:
         refusal = check_signer(ev, *known)  # type: ignore[arg-type]
         return None if refusal is None else (refusal.reason, refusal.detail)
 
-    async def _verify(self, envs: Sequence[envelope.Envelope]) -> list[ProtocolError | None]:
-        if not envs:
+    async def _verify(
+        self, signed: Sequence[tuple[envelope.Envelope, bytes | ProtocolError | None]]
+    ) -> list[ProtocolError | None]:
+        if not signed:
             return []
+        pairs: list[tuple[envelope.Envelope, bytes | ProtocolError]] = []
+        for env, message in signed:
+            assert message is not None  # only a parsed envelope has one, and every one here is
+            pairs.append((env, message))
         lookup = self.store.trust.key_for
-        if self.executor is None or len(envs) < 64 or self.threads == 1:
-            return envelope.verify_all(envs, lookup)
+        if self.executor is None or len(pairs) < 64 or self.threads == 1:
+            return envelope.verify_signed(pairs, lookup)
         # Keep Merkle batches together so each batch signature is checked once.
-        size = -(-len(envs) // self.threads)
-        chunks = [envs[i : i + size] for i in range(0, len(envs), size)]
+        size = -(-len(pairs) // self.threads)
+        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
         loop = asyncio.get_running_loop()
         parts = await asyncio.gather(
-            *(loop.run_in_executor(self.executor, envelope.verify_all, ch, lookup) for ch in chunks)
+            *(
+                loop.run_in_executor(self.executor, envelope.verify_signed, part, lookup)
+                for part in chunks
+            )
         )
         return [v for part in parts for v in part]

@@ -176,6 +176,9 @@ async def test_township_offline_for_days_catches_up_exactly_once(tmp_path: Path)
             )
         assert total == distinct == QUEUED + len(early) + own_offline
         assert (await township.ctx.store.counts())["refused"] == 0
+        # Most pages were decoded by the worker process (the first ones, while it
+        # started, in place): both ways ended in the same log.
+        assert township.ctx.ingestor.decoder.in_worker > 0
 
         # The township's items are a fresh fold of its events, and the county's too.
         await folded(township, county, province)

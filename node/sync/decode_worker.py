@@ -1,0 +1,51 @@
+"""The decoding worker process: ``python -m node.sync.decode_worker`` (started by
+``node.sync.decoding.Decoder``, never by hand).
+
+It imports nothing but the protocol package, says it is ready, then answers
+requests on stdin with replies on stdout until stdin closes. A request is a
+pickled ``(raws, skip)``, a reply the pickled
+:func:`protocol.transfer.decode_packed` of it; each is framed by its length (8
+bytes, little-endian). Pickle is safe here: both ends are the same node.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from typing import BinaryIO
+
+from protocol import transfer
+
+READY = b"duban-decode-ready\n"
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = stream.read(n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    replies.write(READY)
+    replies.flush()
+    while True:
+        header = _read_exactly(requests, 8)
+        if header is None:
+            return
+        payload = _read_exactly(requests, int.from_bytes(header, "little"))
+        if payload is None:
+            return
+        raws, skip = pickle.loads(payload)
+        reply = pickle.dumps(transfer.decode_packed(raws, skip), protocol=pickle.HIGHEST_PROTOCOL)
+        replies.write(len(reply).to_bytes(8, "little"))
+        replies.write(reply)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,133 @@
+"""Decoding received batches on another core.
+
+Parsing and decoding a catch-up's events is most of what a node's main thread
+does while it catches up (docs/performance.md), and Python runs it on one core
+at a time, however many threads there are. So a batch of at least
+``MIN_EVENTS`` events is decoded in a worker process (``sync.decode_processes``
+1, the default; 0 decodes everything in place), while the main thread stores
+the batch before it. The worker (``node/sync/decode_worker.py``) runs
+:func:`protocol.transfer.decode_packed`, the same code as decoding in place,
+and sends back the compact form that :func:`protocol.transfer.unpack` rebuilds.
+
+The worker is a plain ``python -m`` child that imports only the protocol
+package (about 0.1 s), started with the first large batch. Until it says it is
+ready, batches are decoded in place, so starting it never delays one. Should it
+die or answer nonsense, that batch is decoded in place and a later one starts
+another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import sys
+from collections.abc import Sequence
+
+from node.sync.decode_worker import READY
+from protocol import transfer
+from protocol.transfer import Decoded
+
+logger = logging.getLogger(__name__)
+
+MIN_EVENTS = 200
+"""Smaller batches are decoded in place: the round trip would cost about what it saves."""
+
+_PIPE_LIMIT = 1 << 20
+
+
+class Decoder:
+    """Decodes received batches, the large ones in a worker process once it is ready."""
+
+    def __init__(self, processes: int) -> None:
+        self.enabled = processes > 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._ready = False
+        self._lock = asyncio.Lock()
+        self.in_worker = 0
+        """Batches decoded in the worker so far."""
+
+    def ready(self) -> bool:
+        """Whether the next large batch goes to the worker."""
+        return self._ready
+
+    async def decode(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[Decoded]:
+        """:func:`protocol.transfer.decode_all` of ``raws``, in the worker if it is ready."""
+        if len(raws) < MIN_EVENTS or not self.enabled:
+            return transfer.decode_all(raws, skip)
+        if not self._ready:
+            if self._starting is None:
+                self._starting = asyncio.ensure_future(self._start())
+            return transfer.decode_all(raws, skip)
+        try:
+            async with self._lock:
+                try:
+                    packed = await self._ask(raws, skip)
+                except asyncio.CancelledError:
+                    self._discard()  # a reply half read would answer the next request
+                    raise
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError,
+                asyncio.IncompleteReadError) as exc:
+            logger.warning("decoding worker failed (%s): decoding in place", exc)
+            await self.close()
+            return transfer.decode_all(raws, skip)
+        self.in_worker += 1
+        return transfer.unpack(raws, packed)
+
+    async def _ask(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[transfer.Packed]:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        request = pickle.dumps((list(raws), skip), protocol=pickle.HIGHEST_PROTOCOL)
+        proc.stdin.write(len(request).to_bytes(8, "little"))
+        proc.stdin.write(request)
+        await proc.stdin.drain()
+        size = int.from_bytes(await proc.stdout.readexactly(8), "little")
+        packed = pickle.loads(await proc.stdout.readexactly(size))
+        if not isinstance(packed, list) or len(packed) != len(raws):
+            raise ValueError("the worker's reply does not match the request")
+        return packed
+
+    async def _start(self) -> None:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "node.sync.decode_worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=_PIPE_LIMIT,
+            )
+            self._proc = proc
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+            if line != READY:
+                raise OSError(f"unexpected greeting {line[:60]!r}")
+        except (OSError, TimeoutError) as exc:
+            logger.warning("decoding worker did not start (%s): decoding in place", exc)
+            self.enabled = False
+            await self.close()
+            return
+        self._ready = True
+
+    def _discard(self) -> None:
+        proc, self._proc, self._ready, self._starting = self._proc, None, False, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+
+    async def close(self) -> None:
+        """Stop the worker (a later large batch starts another, unless it never started)."""
+        proc, self._proc, self._ready = self._proc, None, False
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done() and starting is not asyncio.current_task():
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+        if proc is None or proc.returncode is not None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

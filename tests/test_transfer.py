@@ -1,0 +1,204 @@
+"""Bulk decoding (protocol.transfer) and the worker process that runs it (node.sync.decoding).
+
+What must hold: decoding a batch in bulk gives what parsing and decoding each
+envelope one by one gives (the same objects, the same refusals with the same
+reasons), and the compact form a worker sends back rebuilds exactly that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.sync.decoding import MIN_EVENTS, Decoder
+from protocol import envelope, errors
+from protocol.envelope import Envelope
+from protocol.errors import ProtocolError
+from protocol.events import Assigned, Deadlines, Event, decode_event, encode_event
+from protocol.keys import SigningKey, VerifyKey
+from protocol.transfer import Decoded, decode_all, pack, unpack
+from tests.test_events import events
+
+KEY = SigningKey.from_seed(b"\x07" * 32)
+SKIP = frozenset({"trust.cert"})
+
+
+def lookup(key_id: bytes) -> VerifyKey:
+    if key_id == KEY.key_id:
+        return KEY.verify_key
+    raise ProtocolError(errors.UNKNOWN_KEY)
+
+
+def _outcome(value: object) -> object:
+    if isinstance(value, ProtocolError):
+        return ("error", value.reason, value.detail)
+    return value
+
+
+def _view(d: Decoded) -> tuple[Any, ...]:
+    return (d.raw, d.env, _outcome(d.error), d.event, d.event_id, _outcome(d.message))
+
+
+def one_by_one(raw: bytes, skip: frozenset[str]) -> tuple[Any, ...]:
+    """What the plain functions say of one envelope, in the shape of ``_view``."""
+    try:
+        env = envelope.parse(raw)
+    except ProtocolError as exc:
+        return (raw, None, _outcome(exc), None, b"", None)
+    event: Event | None = None
+    error: ProtocolError | None = None
+    if env.type not in skip:
+        try:
+            event = decode_event(env.type, env.body)
+        except ProtocolError as exc:
+            error = exc
+    try:
+        message: object = env.signed_message()
+    except ProtocolError as exc:
+        message = exc
+    return (raw, env, _outcome(error), event, bytes.fromhex(env.event_id), _outcome(message))
+
+
+def mutate(raw: bytes, data: st.DataObject) -> bytes:
+    out = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(out) - 1))
+        op = data.draw(st.sampled_from(("flip", "cut", "insert")))
+        if op == "flip":
+            out[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "cut":
+            del out[at : at + data.draw(st.integers(1, 6))]
+        else:
+            out[at:at] = data.draw(st.binary(min_size=1, max_size=3))
+        if not out:
+            break
+    return bytes(out)
+
+
+def batch_of(evs: list[Event], data: st.DataObject) -> list[bytes]:
+    """``evs`` signed in one Merkle batch or one by one, some envelopes mutated, some
+    bodies that are not events, some of a skipped type."""
+    pieces = [encode_event(e) for e in evs]
+    pieces.append(("trust.cert", b"\x80"))
+    pieces.append(("item.nothing", b"\x80"))
+    if data.draw(st.booleans()):
+        envs = envelope.sign_batch(KEY, pieces)
+    else:
+        envs = [envelope.sign(KEY, t, b) for t, b in pieces]
+    raws = [e.raw for e in envs]
+    for i in data.draw(st.lists(st.integers(0, len(raws) - 1), max_size=3)):
+        raws[i] = mutate(raws[i], data)
+    return raws
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events, min_size=1, max_size=6), st.data())
+def test_bulk_decoding_is_decoding_one_by_one(evs: list[Event], data: st.DataObject) -> None:
+    raws = batch_of(evs, data)
+    bulk = decode_all(raws, SKIP)
+    assert [_view(d) for d in bulk] == [one_by_one(r, SKIP) for r in raws]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(events, min_size=1, max_size=6), st.data())
+def test_the_compact_form_rebuilds_the_same(evs: list[Event], data: st.DataObject) -> None:
+    raws = batch_of(evs, data)
+    decoded = decode_all(raws, SKIP)
+    sent = pickle.loads(pickle.dumps(pack(decoded)))  # as between processes
+    rebuilt = unpack(raws, sent)
+    assert [_view(d) for d in rebuilt] == [_view(d) for d in decoded]
+    for d in rebuilt:  # rebuilt objects are whole: they encode to the bytes they came from
+        if d.event is not None and d.env is not None:
+            assert encode_event(d.event) == (d.env.type, d.env.body)
+
+
+def test_unit_codes_named_like_nested_fields_stay_units() -> None:
+    event = Assigned(
+        item="14-000001", origin="14", seq=1, lamport=1, at=1, to="1401",
+        title="t", description="", board="key_task", source="office", item_class="general",
+        assigner="14", assignee="1401", co_units=("deadlines", "milestones"),
+        calendar="natural", deadlines=Deadlines(deploy=2, feedback=3, resolve=4),
+    )
+    raws = [envelope.sign(KEY, *encode_event(event)).raw]
+    rebuilt = unpack(raws, pack(decode_all(raws)))
+    assert rebuilt[0].event == event
+    assert rebuilt[0].event.co_units == ("deadlines", "milestones")  # type: ignore[union-attr]
+
+
+def test_verify_signed_answers_as_verify_all() -> None:
+    envs = envelope.sign_batch(KEY, [("t.x", bytes([n])) for n in range(5)])
+    bad = Envelope(
+        type="t.x", body=b"evil", key_id=envs[2].key_id, signature=envs[2].signature,
+        proof=envs[2].proof, raw=b"",
+    )
+    stranger = envelope.sign(SigningKey.from_seed(b"\x09" * 32), "t.x", b"?")
+    batch = [*envs[:2], bad, *envs[3:], stranger]
+    node_hash = envelope.shared_node_hash()
+    signed = [(e, e.signed_message(node_hash)) for e in batch]
+    reasons = [r.reason if r else None for r in envelope.verify_signed(signed, lookup)]
+    assert reasons == [r.reason if r else None for r in envelope.verify_all(batch, lookup)]
+    assert reasons == [None, None, errors.BAD_SIGNATURE, None, None, errors.UNKNOWN_KEY]
+    # A message that could not be worked out is the envelope's refusal.
+    broken = ProtocolError(errors.BAD_MERKLE_PROOF, "path too short")
+    assert envelope.verify_signed([(envs[0], broken)], lookup) == [broken]
+
+
+def _many(n: int) -> list[bytes]:
+    pieces = [
+        encode_event(
+            Assigned(
+                item=f"14-{s:06d}", origin="14", seq=s, lamport=s, at=1, to="1401",
+                title=f"事项{s}", description="说明", board="key_task", source="office",
+                item_class="general", assigner="14", assignee="1401", co_units=("env",),
+                calendar="natural", deadlines=Deadlines(deploy=2, feedback=3, resolve=4),
+            )
+        )
+        for s in range(1, n + 1)
+    ]
+    raws = [e.raw for e in envelope.sign_batch(KEY, pieces)]
+    raws[7] = raws[7][:-3]  # one that does not parse
+    return raws
+
+
+def test_a_worker_process_decodes_large_batches_as_in_place() -> None:
+    raws = _many(MIN_EVENTS + 50)
+    expected = [_view(d) for d in decode_all(raws, SKIP)]
+
+    async def run() -> tuple[list[Decoded], list[Decoded], int]:
+        decoder = Decoder(1)
+        try:
+            first = await decoder.decode(raws, SKIP)  # starts the worker, decodes in place
+            assert decoder.in_worker == 0
+            for _ in range(600):  # the worker starts in well under a minute
+                if decoder.ready():
+                    break
+                await asyncio.sleep(0.1)
+            second = await decoder.decode(raws, SKIP)
+            small = await decoder.decode(raws[: MIN_EVENTS - 1], SKIP)  # in place: too small
+            assert [_view(d) for d in small] == expected[: MIN_EVENTS - 1]
+            return first, second, decoder.in_worker
+        finally:
+            await decoder.close()
+
+    first, second, in_worker = asyncio.run(run())
+    assert in_worker == 1
+    assert [_view(d) for d in first] == expected
+    assert [_view(d) for d in second] == expected
+
+
+def test_no_worker_when_configured_so() -> None:
+    raws = _many(MIN_EVENTS)
+
+    async def run() -> int:
+        decoder = Decoder(0)
+        for _ in range(3):
+            assert [_view(d) for d in await decoder.decode(raws, SKIP)] == [
+                _view(d) for d in decode_all(raws, SKIP)
+            ]
+        return decoder.in_worker
+
+    assert asyncio.run(run()) == 0
