@@ -146,6 +146,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the live descendants of ``pid`` (the township's decoding worker)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                kids = [int(c) for c in (task / "children").read_text().split()]
+            except FileNotFoundError:
+                continue
+            for kid in kids:
+                try:
+                    total += cpu_seconds(kid)
+                except FileNotFoundError:
+                    continue
+                pending.append(kid)
+    return total
+
+
 def tune(data: Path, settings: dict[str, object]) -> None:
     if settings:
         config = cfg.load(data)
@@ -462,8 +486,12 @@ def main() -> None:
         if args.profile == "cprofile":
             os.kill(child.node_pid(), signal.SIGUSR2)
         cpu_ready = cpu_seconds(child.node_pid())
+        worker_ready = children_cpu_seconds(child.node_pid())
+        parent_ready = cpu_seconds(parent.node_pid())
         t_done = wait_applied(child_dir / cfg.DB_NAME, n, timeout=600)
         cpu_done = cpu_seconds(child.node_pid())
+        worker_done = children_cpu_seconds(child.node_pid())
+        parent_done = cpu_seconds(parent.node_pid())
         if args.profile == "cprofile":  # the window only, not the folding after it
             os.kill(child.node_pid(), signal.SIGUSR1)
             for _ in range(500):
@@ -478,7 +506,10 @@ def main() -> None:
         print(f"township: {check_township(child_dir / cfg.DB_NAME, n, n_items)}")
         print(f"process start to serving {t_ready - t0:.3f} s; "
               f"start to all applied {t_done - t0:.3f} s; township CPU while catching up "
-              f"{cpu_done - cpu_ready:.2f} s (load average {os.getloadavg()[0]:.1f})")
+              f"{cpu_done - cpu_ready:.2f} s, its decoding worker "
+              f"{worker_done - worker_ready:.2f} s, "
+              f"the province {parent_done - parent_ready:.2f} s "
+              f"(load average {os.getloadavg()[0]:.1f})")
         print(f"item rows folded {t_folded - t_ready:.3f} s after serving (township CPU "
               f"{cpu_folded - cpu_ready:.2f} s): the ledger shows every item")
         if args.profile == "cprofile":

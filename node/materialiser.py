@@ -47,14 +47,18 @@ async def run(store: Store, stopping: asyncio.Event) -> None:
 
 
 async def give_way(store: Store, stopping: asyncio.Event) -> None:
-    """Return once no sync batch has been received for QUIET_SECONDS, or after
-    MAX_DEFER_SECONDS: background work that can wait (folding, scoring) lets a
-    catch-up store its events first."""
+    """Return once no sync batch has been received for QUIET_SECONDS and no child is
+    expected back for the next page of its catch-up, or after MAX_DEFER_SECONDS:
+    background work that can wait (folding, scoring) lets a catch-up, this node's or
+    a child's, go first."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + MAX_DEFER_SECONDS
     while not stopping.is_set():
         now = loop.time()
-        quiet_at = (now if store.receiving else store.last_received) + QUIET_SECONDS
+        quiet_at = max(
+            (now if store.receiving else store.last_received) + QUIET_SECONDS,
+            store.sending_until,
+        )
         if now >= quiet_at or now >= give_up:
             return
         await asyncio.sleep(min(quiet_at, give_up) - now)

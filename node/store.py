@@ -156,6 +156,9 @@ class Store:
         # materialiser gives way to a catch-up.
         self.receiving = 0
         self.last_received = 0.0
+        # loop.time() until which a child is expected back for the next page of its
+        # catch-up (node/sync/server.py): background work gives way to that too.
+        self.sending_until = 0.0
 
     # ------------------------------------------------------------------ meta
 

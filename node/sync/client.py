@@ -24,9 +24,11 @@ import aiohttp
 from node.context import NodeContext
 from node.store import PARENT
 from node.sync.auth import make_header
+from node.sync.decoding import MIN_EVENTS
 from node.sync.routing import RECOVERY
 from protocol import codec
 from protocol.errors import ProtocolError
+from protocol.transfer import Decoded
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ class SyncClient:
             )
             await store.update_link(PARENT, acked_pos=reply["applied_pos"])
         await store.update_link(PARENT, last_contact=ctx.clock.now_ms())
+        if int(reply.get("pending", 0)) >= MIN_EVENTS:  # a catch-up: get the worker ready
+            ctx.ingestor.decoder.start()
 
     async def recover(self, reply: dict[str, Any]) -> None:
         """Our database is older than what the parent holds: take our events back."""
@@ -167,20 +171,31 @@ class SyncClient:
         )
         return page
 
+    async def _fetch_decoded(self, after: int, ack: int) -> tuple[dict[str, Any], list[Decoded]]:
+        """The next page of a catch-up, decoded as soon as it arrives (in the decoding
+        worker, while this process stores the page before)."""
+        page = await self._fetch_down(after, ack, 0)
+        events = page.get("events")
+        if not isinstance(events, list):
+            raise SyncFailure("bad reply: no events")
+        return page, await self.ctx.ingestor.decode(events)
+
     async def pull_once(self, wait: int) -> int:
         """Pull and store pages until the parent has nothing more; returns how many
         events came.
 
         A catch-up is a pipeline. As soon as page k arrives, page k+1 is requested
-        (``after`` page k's end, ``ack`` what is durable here); page k is prepared
-        (parsed, decoded, verified) while page k-1 commits — mostly in the database's
-        thread. So the parent, the network, this node's CPU and its disk work at the
-        same time. Commits stay in order, one at a time."""
+        (``after`` page k's end, ``ack`` what is durable here) and decoded as soon as it
+        comes (in the decoding worker, node/sync/decoding.py); page k is checked and
+        verified while page k-1 commits — mostly in the database's thread. So the
+        parent, the network, this node's cores and its disk work at the same time.
+        Commits stay in order, one at a time."""
         ctx = self.ctx
         link = await ctx.store.link_row(PARENT)
         applied = int(link["applied_pos"])
         page = await self._fetch_down(applied, applied, wait)
-        ahead: asyncio.Future[dict[str, Any]] | None = None
+        decoded: list[Decoded] | None = None
+        ahead: asyncio.Future[tuple[dict[str, Any], list[Decoded]]] | None = None
         committing: asyncio.Future[Any] | None = None
         committing_through = applied
         total = 0
@@ -194,11 +209,11 @@ class SyncClient:
                     break
                 through = int(page["through"])
                 ahead = (
-                    asyncio.ensure_future(self._fetch_down(through, applied, 0))
+                    asyncio.ensure_future(self._fetch_decoded(through, applied))
                     if page["more"]
                     else None
                 )
-                prepared = await ctx.ingestor.prepare(PARENT, page["events"])
+                prepared = await ctx.ingestor.prepare(PARENT, page["events"], decoded)
                 if committing is not None:
                     await committing
                     applied = committing_through
@@ -209,7 +224,7 @@ class SyncClient:
                 total += len(page["events"])
                 if ahead is None:
                     break
-                page = await ahead
+                page, decoded = await ahead
             if committing is not None:
                 await committing
         finally:

@@ -10,6 +10,8 @@ bytes, little-endian). Pickle is safe here: both ends are the same node.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import pickle
 import sys
 from typing import BinaryIO
@@ -17,6 +19,15 @@ from typing import BinaryIO
 from protocol import transfer
 
 READY = b"duban-decode-ready\n"
+PIPE_BYTES = 1 << 20
+"""Pipe buffers as large as Linux lets anyone make them (``fs.pipe-max-size``): a
+page's request and reply then fit, so neither side waits for the other to read."""
+
+
+def _widen(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError, AttributeError):  # not a pipe, not Linux
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
@@ -48,4 +59,5 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    _widen(sys.stdin.fileno(), sys.stdout.fileno())
     serve(sys.stdin.buffer, sys.stdout.buffer)

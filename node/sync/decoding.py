@@ -58,8 +58,7 @@ class Decoder:
         if len(raws) < MIN_EVENTS or not self.enabled:
             return transfer.decode_all(raws, skip)
         if not self._ready:
-            if self._starting is None:
-                self._starting = asyncio.ensure_future(self._start())
+            self.start()
             return transfer.decode_all(raws, skip)
         try:
             async with self._lock:
@@ -75,6 +74,11 @@ class Decoder:
             return transfer.decode_all(raws, skip)
         self.in_worker += 1
         return transfer.unpack(raws, packed)
+
+    def start(self) -> None:
+        """Start the worker if it is not running (a catch-up is coming); returns at once."""
+        if self.enabled and self._starting is None and not self._ready:
+            self._starting = asyncio.ensure_future(self._start())
 
     async def _ask(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[transfer.Packed]:
         proc = self._proc

@@ -87,26 +87,36 @@ class Ingestor:
         """Check and store one batch: :meth:`prepare`, then :meth:`commit`."""
         return await self.commit(await self.prepare(source, raws), applied_pos=applied_pos)
 
-    async def prepare(self, source: str, raws: Sequence[bytes]) -> Prepared:
+    async def decode(self, raws: Sequence[bytes]) -> list[Decoded]:
+        """What the bytes of a batch alone say (the first part of :meth:`prepare`): the
+        sync client starts it as soon as a page arrives, while the page before is
+        still being prepared."""
+        return await self.decoder.decode(raws, TRUST_TYPES)
+
+    async def prepare(
+        self, source: str, raws: Sequence[bytes], decoded: Sequence[Decoded] | None = None
+    ) -> Prepared:
         """The CPU work of a batch, outside the write lock: parse, drop what is held,
         decode, check scope and signer, verify. The next batch may be prepared while
         this one commits (the sync client does), as :meth:`commit` re-checks inside the
-        write transaction whatever a commit in between could have changed."""
+        write transaction whatever a commit in between could have changed. ``decoded``
+        is :meth:`decode` of ``raws`` if it was started earlier."""
         store = self.store
         store.receiving += 1  # folding item rows gives way meanwhile (node/materialiser.py)
         try:
-            return await self._prepare(source, raws)
+            if decoded is None:
+                decoded = await self.decode(raws)
+            return await self._prepare(source, decoded)
         finally:
             store.receiving -= 1
             store.last_received = asyncio.get_running_loop().time()
 
-    async def _prepare(self, source: str, raws: Sequence[bytes]) -> Prepared:
+    async def _prepare(self, source: str, decoded: Sequence[Decoded]) -> Prepared:
         store = self.store
         now = store.clock.now_ms()
         batch = Prepared(source)
         result, refuse = batch.result, batch.refuse
 
-        decoded = await self.decoder.decode(raws, TRUST_TYPES)
         parsed: list[tuple[int, Decoded]] = []
         seen: set[bytes] = set()
         for i, d in enumerate(decoded):

@@ -39,6 +39,10 @@ BODY_LIMITS = codec.Limits(
     max_map=8,
     max_depth=3,
 )
+SENDING_GRACE = 1.0
+"""Seconds a child that was told ``more`` has to come back for its next page before
+background work (folding, scoring) stops waiting for it (node/materialiser.py)."""
+
 CTX = web.AppKey("node", NodeContext)
 GUARD = web.AppKey("replay_guard", ReplayGuard)
 
@@ -127,6 +131,8 @@ async def hello(request: web.Request) -> web.Response:
             "epoch": await ctx.epoch(),
             "applied_pos": int(link["applied_pos"]),
             "max_seq": await ctx.store.max_seq_of(child),
+            # How much waits for the child (it may get ready for a catch-up).
+            "pending": await ctx.store.pending_count(child, int(link["acked_pos"])),
         }
     )
 
@@ -202,6 +208,9 @@ async def down(request: web.Request) -> web.Response:
         ctx.listening[child] -= 1
         if not ctx.listening[child]:
             del ctx.listening[child]
+    # A child catching up asks for the next page at once: background work waits.
+    now = asyncio.get_running_loop().time()
+    ctx.store.sending_until = max(ctx.store.sending_until, now + SENDING_GRACE if more else now)
     return msgpack_response(
         {"epoch": await ctx.epoch(), "events": list(raws), "through": through, "more": more}
     )

@@ -161,3 +161,50 @@ async def test_the_parent_records_only_what_the_child_has_applied(tmp_path: Path
             await city.close()
     finally:
         await fed.stop()
+
+
+async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path) -> None:
+    """A page served with more to come keeps the parent's folding and scoring waiting
+    (``give_way``) until the child is back for the next, or the grace runs out."""
+    import asyncio
+
+    from node.materialiser import give_way
+    from node.sync.server import SENDING_GRACE
+
+    fed = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        await folded(fed["14"], fed[CITY])
+        province = fed["14"].ctx.store
+        applied = int((await fed[CITY].ctx.store.link_row(PARENT))["applied_pos"])
+        await fed[CITY].stop()
+        await queue_for_city(fed, 5)
+        top = await province.max_route_pos(CITY)
+        city = await open_node(fed[CITY].config, fed.clock)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            from tests.integration.test_sync_refusals import As
+
+            async with aiohttp.ClientSession() as session:
+                me = As(session, fed["14"], CITY, city.key)
+                # Nothing more to send: background work goes on at once.
+                reply = await me.call("GET", f"/sync/v1/down?after={top}&wait=0")
+                assert reply.status == 200
+                await asyncio.wait_for(give_way(province, stopping), timeout=SENDING_GRACE / 2)
+                # One event of several: the child will be back, so background work waits.
+                reply = await me.call("GET", f"/sync/v1/down?after={applied}&limit=1&wait=0")
+                assert reply.status == 200
+                asked = loop.time()
+                assert province.sending_until > asked
+                try:
+                    await asyncio.wait_for(give_way(province, stopping), timeout=SENDING_GRACE / 2)
+                except TimeoutError:
+                    pass
+                else:
+                    raise AssertionError("background work did not wait for the next page")
+                await give_way(province, stopping)  # the grace runs out
+                assert loop.time() >= province.sending_until
+        finally:
+            await city.close()
+    finally:
+        await fed.stop()
