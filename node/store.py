@@ -73,6 +73,8 @@ class Accepted:
     event: Event | None  # None for trust records
     origin: str | None
     origin_seq: int | None
+    event_id: bytes = b""
+    """SHA-256 of the envelope if already worked out (hashing it again is not free)."""
 
 
 @dataclass(slots=True)
@@ -258,15 +260,16 @@ class Store:
         """
         wanted = list(set(item_ids))
         best: dict[str, tuple[tuple[int, str, int, bytes], tuple[str, str]]] = {}
-        e = t.events.c
-        for i in range(0, len(wanted), _IN_CHUNK):
-            rows = await conn.execute(
-                select(e.item_id, e.origin, e.to_node, e.lamport, e.origin_seq, e.event_id).where(
-                    e.item_id.in_(wanted[i : i + _IN_CHUNK]), e.type == Assigned.TYPE
-                )
-            )
+        chunks = await select_in(
+            conn,
+            "SELECT item_id, origin, to_node, lamport, origin_seq, event_id FROM events"
+            " WHERE type = {0} AND item_id",
+            wanted,
+            first=(Assigned.TYPE,),
+        )
+        for rows in chunks:
             for item_id, origin, to, lamport, seq, event_id in rows:
-                key = (lamport, origin, seq, event_id)
+                key = (lamport, origin, seq, bytes(event_id))
                 held = best.get(item_id)
                 if held is None or key < held[0]:
                     best[item_id] = (key, (origin, to))
@@ -281,14 +284,14 @@ class Store:
         for origin, seq in pairs:
             by_origin.setdefault(origin, []).append(seq)
         for origin, seqs in by_origin.items():
-            for i in range(0, len(seqs), _IN_CHUNK):
-                rows = await conn.execute(
-                    select(t.events.c.origin_seq, t.events.c.event_id).where(
-                        t.events.c.origin == origin,
-                        t.events.c.origin_seq.in_(seqs[i : i + _IN_CHUNK]),
-                    )
-                )
-                out.update(((origin, r[0]), r[1]) for r in rows)
+            chunks = await select_in(
+                conn,
+                "SELECT origin_seq, event_id FROM events WHERE origin = {0} AND origin_seq",
+                seqs,
+                first=(origin,),
+            )
+            for rows in chunks:
+                out.update(((origin, r[0]), bytes(r[1])) for r in rows)
         return out
 
     async def record_batch(
@@ -338,8 +341,8 @@ class Store:
         now, received ones later (see :meth:`fold_later`)."""
         if not accepted:
             return Stored()
-        hex_ids = [a.env.event_id for a in accepted]  # a hash each time: once
-        ids = [bytes.fromhex(h) for h in hex_ids]
+        ids = [a.event_id or bytes.fromhex(a.env.event_id) for a in accepted]
+        hex_ids = [i.hex() for i in ids]
         before = int(await conn.scalar(select(func.max(t.events.c.pos))) or 0)
         rows = []
         for a, event_id in zip(accepted, ids, strict=True):
@@ -674,12 +677,13 @@ _EVENT_COLUMNS = (
 )
 
 
-def _placeholders(style: str, n: int) -> str | None:
-    """``n`` parameter markers in the driver's own style; None for a style not handled."""
+def _placeholders(style: str, n: int, start: int = 1) -> str | None:
+    """``n`` parameter markers in the driver's own style, numbered from ``start`` where
+    the style numbers them; None for a style not handled."""
     if style == "qmark":
         return ", ".join("?" * n)
     if style == "numeric_dollar":
-        return ", ".join(f"${i}" for i in range(1, n + 1))
+        return ", ".join(f"${i}" for i in range(start, start + n))
     if style == "format":
         return ", ".join(["%s"] * n)
     return None
@@ -700,17 +704,27 @@ async def insert_many(
 
 
 async def select_in(
-    conn: AsyncConnection, head: str, values: Sequence[Any], chunk: int = _IN_CHUNK
+    conn: AsyncConnection,
+    head: str,
+    values: Sequence[Any],
+    chunk: int = _IN_CHUNK,
+    *,
+    first: Sequence[Any] = (),
 ) -> list[Sequence[Any]]:
     """``head IN (values)`` through the driver, in chunks: one result list per chunk.
-    ``head`` is trusted SQL ending with the column, e.g. ``SELECT x FROM t WHERE y``."""
+    ``head`` is trusted SQL ending with the column, e.g. ``SELECT x FROM t WHERE y``;
+    it may hold parameters of its own, written ``{0}``, ``{1}``..., whose values are
+    ``first``."""
+    style = conn.dialect.paramstyle
+    own = [_placeholders(style, 1, i + 1) for i in range(len(first))]
+    sql_head = head.format(*own) if first else head
     out: list[Sequence[Any]] = []
     for i in range(0, len(values), chunk):
         part = tuple(values[i : i + chunk])
-        marks = _placeholders(conn.dialect.paramstyle, len(part))
-        if marks is None:
-            raise NotImplementedError(f"paramstyle {conn.dialect.paramstyle}")
-        result = await conn.exec_driver_sql(f"{head} IN ({marks})", part)
+        marks = _placeholders(style, len(part), len(first) + 1)
+        if marks is None or None in own:
+            raise NotImplementedError(f"paramstyle {style}")
+        result = await conn.exec_driver_sql(f"{sql_head} IN ({marks})", (*first, *part))
         out.append(result.all())
     return out
 

@@ -9,7 +9,7 @@ check itself — is the caller's.
 
 A node may run it in a worker process, so that a catch-up's decoding runs on
 another core than its database work. The decoded objects are then sent back in
-a compact form (:func:`pack`), about a twentieth of their pickled size, and
+a compact form (:func:`pack`, plain tuples: a twentieth of the objects pickled), and
 rebuilt (:func:`unpack`) without running their checks a second time.
 :func:`unpack` trusts its input: it is for this node's own worker, never for
 bytes from the network.

@@ -8,7 +8,7 @@ reasons), and the compact form a worker sends back rebuilds exactly that.
 from __future__ import annotations
 
 import asyncio
-import pickle
+import marshal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -108,7 +108,7 @@ def test_bulk_decoding_is_decoding_one_by_one(evs: list[Event], data: st.DataObj
 def test_the_compact_form_rebuilds_the_same(evs: list[Event], data: st.DataObject) -> None:
     raws = batch_of(evs, data)
     decoded = decode_all(raws, SKIP)
-    sent = pickle.loads(pickle.dumps(pack(decoded)))  # as between processes
+    sent = marshal.loads(marshal.dumps(pack(decoded)))  # as the worker sends it
     rebuilt = unpack(raws, sent)
     assert [_view(d) for d in rebuilt] == [_view(d) for d in decoded]
     for d in rebuilt:  # rebuilt objects are whole: they encode to the bytes they came from
@@ -202,3 +202,41 @@ def test_no_worker_when_configured_so() -> None:
         return decoder.in_worker
 
     assert asyncio.run(run()) == 0
+
+
+def test_a_dead_worker_costs_nothing_but_time() -> None:
+    """The worker killed between batches: the next batch is decoded in place, the same,
+    and a later one starts a new worker."""
+    raws = _many(MIN_EVENTS + 10)
+    expected = [_view(d) for d in decode_all(raws, SKIP)]
+
+    async def until_ready(decoder: Decoder) -> None:
+        for _ in range(600):
+            if decoder.ready():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the decoding worker did not start")
+
+    async def run() -> list[list[tuple[Any, ...]]]:
+        decoder = Decoder(1)
+        try:
+            decoder.start()
+            await until_ready(decoder)
+            first = await decoder.decode(raws, SKIP)
+            assert decoder.in_worker == 1
+            proc = decoder._proc
+            assert proc is not None
+            proc.kill()
+            await proc.wait()
+            second = await decoder.decode(raws, SKIP)  # fails over to decoding in place
+            assert decoder.in_worker == 1 and not decoder.ready()
+            await decoder.decode(raws, SKIP)  # in place again; starts a new worker
+            await until_ready(decoder)
+            third = await decoder.decode(raws, SKIP)
+            assert decoder.in_worker == 2
+            return [[_view(d) for d in got] for got in (first, second, third)]
+        finally:
+            await decoder.close()
+
+    for got in asyncio.run(run()):
+        assert got == expected

@@ -2,17 +2,18 @@
 ``node.sync.decoding.Decoder``, never by hand).
 
 It imports nothing but the protocol package, says it is ready, then answers
-requests on stdin with replies on stdout until stdin closes. A request is a
-pickled ``(raws, skip)``, a reply the pickled
-:func:`protocol.transfer.decode_packed` of it; each is framed by its length (8
-bytes, little-endian). Pickle is safe here: both ends are the same node.
+requests on stdin with replies on stdout until stdin closes. A request is
+``(raws, skip)``, a reply :func:`protocol.transfer.decode_packed` of it, both in
+``marshal`` form (plain tuples, lists, bytes, str and int: about twice as fast as
+pickle both ways), each framed by its length (8 bytes, little-endian). Both
+ends are the same node, which alone writes these bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import pickle
+import marshal
 import sys
 from typing import BinaryIO
 
@@ -51,8 +52,8 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         payload = _read_exactly(requests, int.from_bytes(header, "little"))
         if payload is None:
             return
-        raws, skip = pickle.loads(payload)
-        reply = pickle.dumps(transfer.decode_packed(raws, skip), protocol=pickle.HIGHEST_PROTOCOL)
+        raws, skip = marshal.loads(payload)
+        reply = marshal.dumps(transfer.decode_packed(raws, skip))
         replies.write(len(reply).to_bytes(8, "little"))
         replies.write(reply)
         replies.flush()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pickle
+import marshal
 import sys
 from collections.abc import Sequence
 
@@ -67,8 +67,7 @@ class Decoder:
                 except asyncio.CancelledError:
                     self._discard()  # a reply half read would answer the next request
                     raise
-        except (OSError, EOFError, ValueError, pickle.UnpicklingError,
-                asyncio.IncompleteReadError) as exc:
+        except (OSError, EOFError, ValueError, TypeError, asyncio.IncompleteReadError) as exc:
             logger.warning("decoding worker failed (%s): decoding in place", exc)
             await self.close()
             return transfer.decode_all(raws, skip)
@@ -83,12 +82,12 @@ class Decoder:
     async def _ask(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[transfer.Packed]:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        request = pickle.dumps((list(raws), skip), protocol=pickle.HIGHEST_PROTOCOL)
+        request = marshal.dumps((list(raws), skip))
         proc.stdin.write(len(request).to_bytes(8, "little"))
         proc.stdin.write(request)
         await proc.stdin.drain()
         size = int.from_bytes(await proc.stdout.readexactly(8), "little")
-        packed = pickle.loads(await proc.stdout.readexactly(size))
+        packed = marshal.loads(await proc.stdout.readexactly(size))
         if not isinstance(packed, list) or len(packed) != len(raws):
             raise ValueError("the worker's reply does not match the request")
         return packed

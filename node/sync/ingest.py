@@ -145,7 +145,9 @@ class Ingestor:
                 except ProtocolError as exc:
                     refuse(i, env.raw, env, exc.reason, exc.detail)
                     continue
-                accepted = Accepted(env=env, event=None, origin=None, origin_seq=None)
+                accepted = Accepted(
+                    env=env, event=None, origin=None, origin_seq=None, event_id=d.event_id
+                )
                 candidates.append(_Candidate(i, env, accepted, d.event_id, d.message))
                 continue
             try:
@@ -158,7 +160,9 @@ class Ingestor:
             except ProtocolError as exc:
                 refuse(i, env.raw, env, exc.reason, exc.detail)
                 continue
-            accepted = Accepted(env=env, event=event, origin=event.origin, origin_seq=event.seq)
+            accepted = Accepted(
+                env=env, event=event, origin=event.origin, origin_seq=event.seq, event_id=d.event_id
+            )
             candidates.append(_Candidate(i, env, accepted, d.event_id, d.message))
 
         verdicts = await self._verify(
