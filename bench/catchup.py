@@ -311,11 +311,15 @@ async def stages(parent_dir: Path, child_dir: Path, n: int) -> str:
     """The township's work alone, in this process, on a copy taken before the catch-up:
     the province's outbox pages are read here and handed to the township's ingest, and
     the CPU time (``time.process_time``) of each stage is summed. Steadier than wall
-    time on a shared machine, and it splits the work the way the node does it."""
+    time on a shared machine, and it splits the work the way the node does it.
+    Decoding stays in this process (``sync.decode_processes`` 0), so that prepare
+    counts all of it."""
     from node.store import PARENT
+    from node.sync.decoding import Decoder
 
     parent = await open_node(cfg.load(parent_dir), SystemClock())
     child = await open_node(cfg.load(child_dir), SystemClock())
+    child.ingestor.decoder = Decoder(0)
     try:
         prepare = commit = 0.0
         after = 0

@@ -49,6 +49,18 @@ async def queue_for_city(fed: LocalTree, n: int) -> list[str]:
     return items
 
 
+async def city_offline_with_backlog(fed: LocalTree) -> tuple[int, int, NodeContext]:
+    """The city stopped with 5 assignments and their updates waiting at the province,
+    opened again without its app (no sync client): (its applied position, the last
+    position waiting for it, the city)."""
+    await folded(fed["14"], fed[CITY])
+    applied = int((await fed[CITY].ctx.store.link_row(PARENT))["applied_pos"])
+    await fed[CITY].stop()
+    await queue_for_city(fed, 5)
+    top = await fed["14"].ctx.store.max_route_pos(CITY)
+    return applied, top, await open_node(fed[CITY].config, fed.clock)
+
+
 async def pull_by_hand(fed: LocalTree, city: NodeContext) -> int:
     """What the city's sync client does, without its app: every page from the province."""
     province = fed["14"].ctx.store
@@ -136,13 +148,8 @@ async def test_the_parent_records_only_what_the_child_has_applied(tmp_path: Path
     stored; the parent's acknowledged position is what the child says is durable."""
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:
-        await folded(fed["14"], fed[CITY])
         province = fed["14"].ctx.store
-        applied = int((await fed[CITY].ctx.store.link_row(PARENT))["applied_pos"])
-        await fed[CITY].stop()
-        await queue_for_city(fed, 5)
-        top = await province.max_route_pos(CITY)
-        city = await open_node(fed[CITY].config, fed.clock)
+        applied, top, city = await city_offline_with_backlog(fed)
         try:
             from tests.integration.test_sync_refusals import As
 
@@ -173,13 +180,8 @@ async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path
 
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:
-        await folded(fed["14"], fed[CITY])
         province = fed["14"].ctx.store
-        applied = int((await fed[CITY].ctx.store.link_row(PARENT))["applied_pos"])
-        await fed[CITY].stop()
-        await queue_for_city(fed, 5)
-        top = await province.max_route_pos(CITY)
-        city = await open_node(fed[CITY].config, fed.clock)
+        applied, top, city = await city_offline_with_backlog(fed)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
