@@ -85,6 +85,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "ledger.next": ("下一页", "Next"),
     "ledger.empty": ("没有符合条件的事项。", "No item matches."),
     "ledger.as_of": ("{node} 的数据截至 {when}", "{node}'s data as of {when}"),
+    "ledger.filing": (
+        "刚收到的 {n} 条事件正在整理，台账稍后显示完整",
+        "{n} events just received are still being filed: the ledger shows them in a moment",
+    ),
     "col.colour": ("预警", "Colour"),
     "col.item": ("事项", "Item"),
     "col.board": ("板块", "Board"),

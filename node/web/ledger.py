@@ -95,6 +95,9 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
     return await render(
         request,
         "ledger.html",
+        # Received events whose items are not in the rows yet (a catch-up under way,
+        # docs/storage.md "When item rows are folded"): the page says so.
+        filing=await ctx.store.unfolded_count(),
         user=user,
         nav="ledger",
         status=error.status if error else 200,

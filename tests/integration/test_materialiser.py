@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
 from node.clock import SystemClock
@@ -208,5 +209,51 @@ async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path
                 assert loop.time() >= province.sending_until
         finally:
             await city.close()
+    finally:
+        await fed.stop()
+
+
+async def test_the_ledger_says_while_received_items_are_being_filed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows not folded yet (the materialiser held back here, as a long catch-up does):
+    the ledger page says how many received events are still being filed, then stops
+    saying it once they are."""
+    import asyncio
+    import re
+
+    from node.store import Store
+
+    fed = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        await folded(fed["14"], fed[CITY])
+        release = asyncio.Event()
+        fold = Store.materialise_pending
+
+        async def held(self: Store, max_events: int = 2000) -> int:
+            await release.wait()
+            return await fold(self, max_events)
+
+        monkeypatch.setattr(Store, "materialise_pending", held)
+        await queue_for_city(fed, 3)  # three assignments and three updates
+        city = fed[CITY].ctx.store
+
+        async def all_received() -> bool:
+            return await city.unfolded_count() == 6
+
+        await eventually(all_received, what="the city to receive the six events")
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, fed[CITY], await person(fed[CITY], "sup", "supervisor"))
+
+            async def ledger() -> str:
+                async with session.get(fed[CITY].url + "/ledger", headers=api.headers) as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            notice = re.search(r'<p [^>]*id="filing"[^>]*>([^<]*)</p>', await ledger())
+            assert notice is not None and "6" in notice.group(1), notice
+            release.set()
+            await folded(fed[CITY])
+            assert 'id="filing"' not in await ledger()
     finally:
         await fed.stop()
