@@ -172,10 +172,12 @@ class Envelope:
         root = self.proof.root(leaf_hash(self.type, self.body), node_hash)
         return batch_message(root, self.proof.size)
 
-    def verify(self, key: VerifyKey) -> None:
+    def verify(self, key: VerifyKey, message: bytes | None = None) -> None:
+        """Raise unless ``key`` signed this envelope. ``message`` is
+        :meth:`signed_message` when the caller has worked it out already."""
         if key.key_id != self.key_id:
             raise ProtocolError(errors.UNKNOWN_KEY, "key id does not match the envelope")
-        key.verify(self.signature, self.signed_message())
+        key.verify(self.signature, self.signed_message() if message is None else message)
 
 
 def _check_type(type_: object) -> None:
@@ -335,10 +337,7 @@ def verify_signed(
         try:
             memo = (env.key_id + env.signature, message)
             if memo not in good:
-                key = lookup(env.key_id)
-                if key.key_id != env.key_id:
-                    raise ProtocolError(errors.UNKNOWN_KEY, "key id does not match the envelope")
-                key.verify(env.signature, message)
+                env.verify(lookup(env.key_id), message)
                 good.add(memo)
             out.append(None)
         except ProtocolError as exc:
