@@ -34,6 +34,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import platform
@@ -43,7 +44,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -242,23 +243,39 @@ def progress(text: str) -> None:
     print(f"\r{text:<78}", end="", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def bulk_load(db_file: Path, tables: Sequence[str]) -> Iterator[sqlite3.Connection]:
+    """A connection for filling a disposable benchmark database fast: no journal, no
+    sync, the indexes of ``tables`` dropped first and built again (with progress) when
+    the block ends, then WAL as the node expects."""
+    con = sqlite3.connect(db_file, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("PRAGMA cache_size=-1000000")
+        marks = ", ".join("?" * len(tables))
+        indexes = con.execute(
+            "SELECT name, sql FROM sqlite_master "
+            f"WHERE type = 'index' AND tbl_name IN ({marks}) AND sql IS NOT NULL",
+            tuple(tables),
+        ).fetchall()
+        for name, _ in indexes:
+            con.execute(f"DROP INDEX {name}")
+        yield con
+        for k, (name, index_sql) in enumerate(indexes, start=1):
+            progress(f"fill: index {k}/{len(indexes)} {name}")
+            con.execute(index_sql)
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
 def fill(db_file: Path, tree: Tree, n: int, seed: int) -> None:
     """Write ``n`` rows; the items indexes are dropped first and built after (faster)."""
     start = time.perf_counter()
     rows, colours = generate_rows(tree, n, seed)
     made = time.perf_counter() - start
-    con = sqlite3.connect(db_file, isolation_level=None)
-    try:
-        # The benchmark's file is disposable: no journal, no sync while filling.
-        con.execute("PRAGMA journal_mode=OFF")
-        con.execute("PRAGMA synchronous=OFF")
-        con.execute("PRAGMA cache_size=-1000000")
-        indexes = con.execute(
-            "SELECT name, sql FROM sqlite_master "
-            "WHERE type = 'index' AND tbl_name = 'items' AND sql IS NOT NULL"
-        ).fetchall()
-        for name, _ in indexes:
-            con.execute(f"DROP INDEX {name}")
+    with bulk_load(db_file, ("items",)) as con:
         sql = f"INSERT INTO items ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
         for i in range(0, n, FILL_CHUNK):
             con.execute("BEGIN")
@@ -267,12 +284,6 @@ def fill(db_file: Path, tree: Tree, n: int, seed: int) -> None:
             done = min(n, i + FILL_CHUNK)
             rate = done / (time.perf_counter() - start - made)
             progress(f"fill: {done:,}/{n:,} rows ({rate:,.0f} rows/s)")
-        for k, (name, index_sql) in enumerate(indexes, start=1):
-            progress(f"fill: index {k}/{len(indexes)} {name}")
-            con.execute(index_sql)
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
     total = time.perf_counter() - start
     share = ", ".join(f"{c} {v / n:.1%}" for c, v in sorted(colours.items()))
     progress(f"fill: {n:,} rows in {total:.1f} s (generate {made:.1f} s); colours: {share}")

@@ -288,19 +288,9 @@ def fill(db_file: Path, tree: Tree, keys: dict[str, SigningKey], n: int, seed: i
     by_level: dict[str, list[str]] = {}
     for node in tree:
         by_level.setdefault(node.level, []).append(node.id)
-    con = sqlite3.connect(db_file, isolation_level=None)
     statuses: Counter[str] = Counter()
     events_written = 0
-    try:
-        con.execute("PRAGMA journal_mode=OFF")
-        con.execute("PRAGMA synchronous=OFF")
-        con.execute("PRAGMA cache_size=-1000000")
-        indexes = con.execute(
-            "SELECT name, sql FROM sqlite_master "
-            "WHERE type = 'index' AND tbl_name IN ('items', 'events') AND sql IS NOT NULL"
-        ).fetchall()
-        for name, _ in indexes:
-            con.execute(f"DROP INDEX {name}")
+    with L.bulk_load(db_file, ("items", "events")) as con:
         item_sql = None
         event_sql = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
                      f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
@@ -336,13 +326,7 @@ def fill(db_file: Path, tree: Tree, keys: dict[str, SigningKey], n: int, seed: i
             rate = done / (time.perf_counter() - start)
             L.progress(f"fill: {done:,}/{n:,} items, {events_written:,} events "
                        f"({rate:,.0f} items/s)")
-        for k, (name, index_sql) in enumerate(indexes, start=1):
-            L.progress(f"fill: index {k}/{len(indexes)} {name}")
-            con.execute(index_sql)
         mark_folded(con)
-        con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
     share = ", ".join(f"{s} {v / n:.1%}" for s, v in statuses.most_common())
     L.progress(f"fill: {n:,} items, {events_written:,} events in "
                f"{time.perf_counter() - start:.0f} s; {share}")
