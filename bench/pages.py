@@ -363,9 +363,13 @@ def build_tallies(data: Path, db_file: Path) -> None:
 
     with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as con:
         revision = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        # Built when every item has its facts row: a node made at the head has its
+        # marks from the start, but fill() writes item rows past the tallies.
         built = con.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'tally_marks'"
-        ).fetchone()[0] and con.execute("SELECT count(*) FROM tally_marks").fetchone()[0]
+            "SELECT count(*) FROM sqlite_master WHERE name = 'item_facts'"
+        ).fetchone()[0] and con.execute(
+            "SELECT (SELECT count(*) FROM item_facts) = (SELECT count(*) FROM items)"
+        ).fetchone()[0]
     start = time.perf_counter()
     if revision != head_revision():
         asyncio.run(migrate(str(cfg.load(data).database_url)))
