@@ -11,6 +11,7 @@ import asyncio
 import marshal
 from typing import Any
 
+import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from protocol.envelope import Envelope
 from protocol.errors import ProtocolError
 from protocol.events import Assigned, Deadlines, Event, decode_event, encode_event
 from protocol.keys import SigningKey, VerifyKey
-from protocol.transfer import Decoded, decode_all, pack, unpack
+from protocol.transfer import MARSHAL_VERSION, Decoded, decode_all, pack, unpack
 from tests.test_events import events
 
 KEY = SigningKey.from_seed(b"\x07" * 32)
@@ -108,12 +109,28 @@ def test_bulk_decoding_is_decoding_one_by_one(evs: list[Event], data: st.DataObj
 def test_the_compact_form_rebuilds_the_same(evs: list[Event], data: st.DataObject) -> None:
     raws = batch_of(evs, data)
     decoded = decode_all(raws, SKIP)
-    sent = marshal.loads(marshal.dumps(pack(decoded)))  # as the worker sends it
+    sent = marshal.loads(marshal.dumps(pack(decoded), MARSHAL_VERSION))  # as the worker does
     rebuilt = unpack(raws, sent)
     assert [_view(d) for d in rebuilt] == [_view(d) for d in decoded]
     for d in rebuilt:  # rebuilt objects are whole: they encode to the bytes they came from
         if d.event is not None and d.env is not None:
             assert encode_event(d.event) == (d.env.type, d.env.body)
+
+
+def test_envelopes_encoded_in_another_key_order_rebuild_their_body() -> None:
+    """The compact form says where the body sits in the raw bytes; an envelope whose
+    map puts "b" elsewhere than Duban's sorted order still rebuilds its body."""
+    signed = envelope.sign(KEY, "item.nothing", b"\x81\xa1x\x01")
+    reordered = msgpack.packb(
+        {"v": 1, "t": signed.type, "k": signed.key_id, "s": signed.signature, "b": signed.body},
+        use_bin_type=True,
+    )
+    raws = [signed.raw, reordered]
+    decoded = decode_all(raws)
+    assert decoded[1].env is not None and decoded[1].env.raw == reordered
+    rebuilt = unpack(raws, marshal.loads(marshal.dumps(pack(decoded), MARSHAL_VERSION)))
+    assert [_view(d) for d in rebuilt] == [_view(d) for d in decoded]
+    assert [d.env.body for d in rebuilt if d.env is not None] == [signed.body] * 2
 
 
 def test_unit_codes_named_like_nested_fields_stay_units() -> None:

@@ -53,7 +53,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         if payload is None:
             return
         raws, skip = marshal.loads(payload)
-        reply = marshal.dumps(transfer.decode_packed(raws, skip))
+        reply = marshal.dumps(transfer.decode_packed(raws, skip), transfer.MARSHAL_VERSION)
         replies.write(len(reply).to_bytes(8, "little"))
         replies.write(reply)
         replies.flush()

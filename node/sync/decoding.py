@@ -82,7 +82,7 @@ class Decoder:
     async def _ask(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[transfer.Packed]:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        request = marshal.dumps((list(raws), skip))
+        request = marshal.dumps((list(raws), skip), transfer.MARSHAL_VERSION)
         proc.stdin.write(len(request).to_bytes(8, "little"))
         proc.stdin.write(request)
         await proc.stdin.drain()
