@@ -369,14 +369,21 @@ class Store:
         pos_by_id: dict[bytes, int] = {r[0]: r[1] for r in got}
         route_rows = []
         decoded: Decoded = {}
+        links_to: dict[str | None, list[str]] = {}  # an event's links depend on its ``to``
         for a, event_id, hex_id in zip(accepted, ids, hex_ids, strict=True):
-            links = routes_for(
-                self.view,
-                source=source,
-                is_trust_record=a.event is None,
-                to=a.event.to if a.event is not None else None,
-                has_parent=self.has_parent,
-            )
+            if a.event is None:
+                links = routes_for(
+                    self.view, source=source, is_trust_record=True, to=None,
+                    has_parent=self.has_parent,
+                )
+            else:
+                to = a.event.to
+                links = links_to.get(to)
+                if links is None:
+                    links = links_to[to] = routes_for(
+                        self.view, source=source, is_trust_record=False, to=to,
+                        has_parent=self.has_parent,
+                    )
             pos = pos_by_id[event_id]
             route_rows.extend((link, pos) for link in links)
             if a.event is not None:

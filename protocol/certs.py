@@ -33,7 +33,7 @@ current key sign the certificate of its next key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -591,19 +591,39 @@ class TrustStore:
 
     def check_event_signer(self, key_id: bytes, origin: str, seq: int, now: int) -> None:
         """Refuse unless ``key_id`` may have signed event ``seq`` of node ``origin``."""
-        entry = self._entry(key_id)
-        if entry.node != origin:
-            _fail(errors.SIGNER_MISMATCH, f"key of {entry.node} signed an event of {origin}")
-        if type(seq) is not int or seq < 0:
-            _fail(errors.BAD_FIELD, "seq must be a non-negative integer")
-        if seq < entry.start_seq:
-            _fail(errors.KEY_NOT_ACTIVE, f"key signs {origin} from seq {entry.start_seq}")
-        if entry.end_seq is not None and seq >= entry.end_seq:
-            _fail(errors.KEY_RETIRED, f"key signs {origin} only below seq {entry.end_seq}")
-        revoked = self._revoked_at(key_id, now)
-        if revoked is not None and seq > revoked.last_seq:
-            _fail(errors.KEY_REVOKED, f"key of {origin} revoked after seq {revoked.last_seq}")
-        self._check_path(key_id, now, revoked_too=False)
+        self.event_signer_check(now)(key_id, origin, seq)
+
+    def event_signer_check(self, now: int) -> Callable[[bytes, str, int], None]:
+        """:meth:`check_event_signer` at ``now`` for the events of one batch: what does
+        not depend on the event (the key's revocation, its certificate path) is worked
+        out once per key. Use it while the store does not change."""
+        per_key: dict[bytes, tuple[_KeyEntry, Revocation | None, ProtocolError | None]] = {}
+
+        def check(key_id: bytes, origin: str, seq: int) -> None:
+            known = per_key.get(key_id)
+            if known is None:
+                entry = self._entry(key_id)
+                path_error: ProtocolError | None = None
+                try:
+                    self._check_path(key_id, now, revoked_too=False)
+                except ProtocolError as exc:
+                    path_error = exc
+                known = per_key[key_id] = (entry, self._revoked_at(key_id, now), path_error)
+            entry, revoked, path_error = known
+            if entry.node != origin:
+                _fail(errors.SIGNER_MISMATCH, f"key of {entry.node} signed an event of {origin}")
+            if type(seq) is not int or seq < 0:
+                _fail(errors.BAD_FIELD, "seq must be a non-negative integer")
+            if seq < entry.start_seq:
+                _fail(errors.KEY_NOT_ACTIVE, f"key signs {origin} from seq {entry.start_seq}")
+            if entry.end_seq is not None and seq >= entry.end_seq:
+                _fail(errors.KEY_RETIRED, f"key signs {origin} only below seq {entry.end_seq}")
+            if revoked is not None and seq > revoked.last_seq:
+                _fail(errors.KEY_REVOKED, f"key of {origin} revoked after seq {revoked.last_seq}")
+            if path_error is not None:
+                raise ProtocolError(path_error.reason, path_error.detail)
+
+        return check
 
     # ---------------------------------------------------------------- looking
 

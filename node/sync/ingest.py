@@ -136,6 +136,11 @@ class Ingestor:
         result.duplicates += len(parsed) - len(fresh)
 
         candidates: list[_Candidate] = []
+        # Most events of a batch share their signer and their (origin, to): the checks
+        # that depend on those alone are worked out once, until a trust record changes
+        # the tree.
+        check_signer = store.trust.event_signer_check(now)
+        scopes: dict[tuple[str, str], ProtocolError | None] = {}
         for i, d in fresh:
             env = d.env
             assert env is not None
@@ -145,6 +150,8 @@ class Ingestor:
                 except ProtocolError as exc:
                     refuse(i, env.raw, env, exc.reason, exc.detail)
                     continue
+                check_signer = store.trust.event_signer_check(now)
+                scopes.clear()
                 accepted = Accepted(
                     env=env, event=None, origin=None, origin_seq=None, event_id=d.event_id
                 )
@@ -155,8 +162,14 @@ class Ingestor:
                     raise d.error
                 event = d.event
                 assert event is not None
-                self._check_scope(source, event.origin, event.to)
-                store.trust.check_event_signer(env.key_id, event.origin, event.seq, now)
+                pair = (event.origin, event.to)
+                if pair in scopes:
+                    out_of_scope = scopes[pair]
+                else:
+                    out_of_scope = scopes[pair] = self._scope_error(source, *pair)
+                if out_of_scope is not None:
+                    raise ProtocolError(out_of_scope.reason, out_of_scope.detail)
+                check_signer(env.key_id, event.origin, event.seq)
             except ProtocolError as exc:
                 refuse(i, env.raw, env, exc.reason, exc.detail)
                 continue
@@ -244,6 +257,13 @@ class Ingestor:
         if final:
             await store.notify()
         return result
+
+    def _scope_error(self, source: str, origin: str, to: str) -> ProtocolError | None:
+        try:
+            self._check_scope(source, origin, to)
+        except ProtocolError as exc:
+            return exc
+        return None
 
     def _check_scope(self, source: str, origin: str, to: str) -> None:
         view = self.store.view

@@ -476,3 +476,28 @@ async def test_revoked_key_is_refused_after_last_seq(
     # The history signed before the revocation still verifies everywhere.
     for node in (city, province, sibling):
         node.ctx.trust.check_event_signer(key.key_id, COUNTY, 3, fed.clock.now_ms())
+
+
+async def test_a_revocation_inside_a_batch_applies_from_where_it_stands(fed: LocalTree) -> None:
+    """Trust records in a batch take effect in batch order: an event of the revoked key
+    after its last seq is accepted before the revocation in the batch and refused after
+    it. (The ingestor works out each key's checks once per batch: a trust record in the
+    batch must start that over.)"""
+    city, province = fed[CITY], fed["14"]
+    county = await offline_county(fed)
+    try:
+        own = await county.store.append_own(self_assignments(COUNTY, 3, "批内"))
+        key = county.key
+    finally:
+        await county.close()
+    (first, first_env), (second, second_env), (_third, third_env) = own
+    record = revoke(
+        city.ctx.trust, city.ctx.key, node=COUNTY, key_id=key.key_id, last_seq=first.seq - 1,
+        now=fed.clock.now_ms(), reason="钥匙遗失",
+    )
+    result = await province.ctx.ingestor.receive(
+        CITY, [first_env.raw, second_env.raw, record, third_env.raw]
+    )
+    assert result.accepted == 3  # the first two events and the record
+    assert [(i, reason) for i, reason, _ in result.refused] == [(3, errors.KEY_REVOKED)]
+    assert await seqs_of(province, COUNTY) == [first.seq, second.seq]
