@@ -58,6 +58,7 @@ class Stored:
 
     decoded: Decoded = field(default_factory=dict)  # received events, not folded yet
     last_pos: int = 0  # 0: nothing left to fold (nothing stored, or folded in place)
+    links: frozenset[str] = frozenset()  # the links it queued events for
 
 Draft = Callable[[int, int, int], Event]
 """Builds one of our own events from (seq, lamport, at) assigned by the store."""
@@ -147,6 +148,10 @@ class Store:
         self.view = TreeView(trust, me)
         self.changed = asyncio.Condition()
         self.generation = 0
+        # Per link, bumped when events are queued for it (``_everyone``: for every link),
+        # so that an outbox's reader wakes for its own link only (outbox_generation).
+        self._queued: dict[str, int] = {}
+        self._everyone = 0
         # Received events stored but not folded into item rows yet (see materialise_pending).
         self._unfolded: Decoded = {}
         self.unfolded_waiting = asyncio.Event()
@@ -193,7 +198,7 @@ class Store:
                 accepted.append(Accepted(env=env, event=None, origin=None, origin_seq=None))
             stored = await self.insert_accepted(conn, accepted, source, now)
         self.fold_later(stored)
-        await self._notify()
+        await self._notify(stored.links)
 
     async def route_trust_records(self, conn: AsyncConnection, link: str) -> None:
         """Queue every trust record held here for ``link`` (a child just enrolled), so it
@@ -238,7 +243,7 @@ class Store:
             await self.set_meta(conn, "own_seq", _int_bytes(seq + len(events)))
             await self.set_meta(conn, "lamport", _int_bytes(lamport + len(events)))
         self.fold_later(stored)
-        await self._notify()
+        await self._notify(stored.links)
         return list(zip(events, envs, strict=True))
 
     # ---------------------------------------------------------------- receive
@@ -390,10 +395,11 @@ class Store:
                 decoded[pos] = (hex_id, a.event)
         if route_rows:
             await insert_many(conn, t.routes, ("link", "pos"), route_rows)
+        queued = frozenset(link for link, _pos in route_rows)
         await self._note_seen(conn, accepted, now)
         positions = pos_by_id.values()
         if source != SELF:
-            return Stored(decoded, max(positions))
+            return Stored(decoded, max(positions), queued)
         if decoded:
             await materialise(
                 conn, {ev.item for _, ev in decoded.values()}, self.path_of, decoded
@@ -401,8 +407,8 @@ class Store:
         done = _bytes_int(await self.get_meta(conn, MATERIALISED))
         if done == min(positions) - 1:  # nothing received is waiting before ours
             await self.set_meta(conn, MATERIALISED, _int_bytes(max(positions)))
-            return Stored()
-        return Stored(last_pos=max(positions))  # folded, but the cursor waits behind it
+            return Stored(links=queued)
+        return Stored(last_pos=max(positions), links=queued)  # folded; the cursor waits
 
     # ------------------------------------------------------- item rows, later
 
@@ -522,13 +528,26 @@ class Store:
                     )
                 )
 
-    async def _notify(self) -> None:
+    async def _notify(self, links: Iterable[str] | None = None) -> None:
         async with self.changed:
             self.generation += 1
+            if links is None:
+                self._everyone += 1
+            else:
+                for link in links:
+                    self._queued[link] = self._queued.get(link, 0) + 1
             self.changed.notify_all()
 
-    async def notify(self) -> None:
-        await self._notify()
+    async def notify(self, links: Iterable[str] | None = None) -> None:
+        """Wake whoever waits on :attr:`changed`. ``links``: the links events were just
+        queued for (``Stored.links``), so that only their outbox readers look again;
+        None for any change (stopping, a recovery)."""
+        await self._notify(links)
+
+    def outbox_generation(self, link: str) -> tuple[int, int]:
+        """Changes whenever events may have been queued for ``link``: wait on
+        :attr:`changed` until it does."""
+        return self._everyone, self._queued.get(link, 0)
 
     # ----------------------------------------------------------------- links
 

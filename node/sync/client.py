@@ -241,12 +241,13 @@ class SyncClient:
     async def _push_loop(self) -> None:
         store = self.ctx.store
         while True:
-            generation = store.generation
+            generation = store.outbox_generation(PARENT)
             if await self.push_once():
                 continue
             async with store.changed:
                 await store.changed.wait_for(
-                    lambda g=generation: store.generation != g or self.ctx.stopping.is_set()
+                    lambda g=generation: store.outbox_generation(PARENT) != g
+                    or self.ctx.stopping.is_set()
                 )
             if self.ctx.stopping.is_set():
                 return

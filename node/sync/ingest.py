@@ -255,7 +255,7 @@ class Ingestor:
         for i, reason, detail in result.refused:
             logger.warning("refused event %d from %s: %s %s", i, source, reason, detail)
         if final:
-            await store.notify()
+            await store.notify(stored.links)
         return result
 
     def _scope_error(self, source: str, origin: str, to: str) -> ProtocolError | None:

@@ -223,7 +223,7 @@ async def _wait_for_outbox(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        generation = store.generation
+        generation = store.outbox_generation(child)
         raws, through, more = await store.outbox(
             child, after, limit=limit, max_bytes=ctx.batch_bytes
         )
@@ -234,7 +234,8 @@ async def _wait_for_outbox(
             try:
                 await asyncio.wait_for(
                     store.changed.wait_for(
-                        lambda g=generation: store.generation != g or ctx.stopping.is_set()
+                        lambda g=generation: store.outbox_generation(child) != g
+                        or ctx.stopping.is_set()
                     ),
                     timeout=remaining,
                 )
