@@ -17,7 +17,7 @@ from node.accounts import Accounts
 from node.clock import Clock
 from node.config import Config
 from node.storage.db import Database, open_database
-from node.store import Store, random_epoch
+from node.store import Store
 from node.sync.decoding import Decoder
 from node.sync.ingest import Ingestor
 from protocol.certs import Certificate, TrustStore
@@ -44,6 +44,8 @@ class NodeContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Children holding a long-poll open right now: they are connected, we are current.
     listening: dict[str, int] = field(default_factory=dict)
+    # When each child's link row was last written by a down request (loop time).
+    link_written: dict[str, float] = field(default_factory=dict)
 
     @property
     def me(self) -> str:
@@ -70,12 +72,7 @@ class NodeContext:
         return int(self.config["sync.batch_bytes"])
 
     async def epoch(self) -> bytes:
-        value = await self.store.meta("epoch")
-        if value is None:
-            value = random_epoch()
-            async with self.db.write() as conn:
-                await self.store.set_meta(conn, "epoch", value)
-        return value
+        return await self.store.epoch()
 
     async def close(self) -> None:
         self.stopping.set()

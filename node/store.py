@@ -148,6 +148,7 @@ class Store:
         self.view = TreeView(trust, me)
         self.changed = asyncio.Condition()
         self.generation = 0
+        self._epoch: bytes | None = None
         # Per link, bumped when events are queued for it (``_everyone``: for every link),
         # so that an outbox's reader wakes for its own link only (outbox_generation).
         self._queued: dict[str, int] = {}
@@ -685,9 +686,25 @@ class Store:
             await self.set_meta(conn, "own_seq", _int_bytes(int(own or 0)))
             current = _bytes_int(await self.get_meta(conn, "lamport"))
             await self.set_meta(conn, "lamport", _int_bytes(max(current, int(lamport or 0))))
-            await self.set_meta(conn, "epoch", random_epoch())
+            epoch = random_epoch()
+            await self.set_meta(conn, "epoch", epoch)
             await self.touch_link(conn, PARENT, acked_pos=0)
+        self._epoch = epoch
         await self._notify()
+
+    async def epoch(self) -> bytes:
+        """This node's stream epoch: a new one after it recovered from a backup (its
+        positions were renumbered). Read once; every sync request answers with it."""
+        if self._epoch is None:
+            value = await self.meta("epoch")
+            if value is None:
+                async with self.db.write() as conn:
+                    value = await self.get_meta(conn, "epoch")
+                    if value is None:
+                        value = random_epoch()
+                        await self.set_meta(conn, "epoch", value)
+            self._epoch = value
+        return self._epoch
 
     async def counts(self) -> dict[str, int]:
         async with self.db.read() as conn:

@@ -43,6 +43,9 @@ SENDING_GRACE = 1.0
 """Seconds a child that was told ``more`` has to come back for its next page before
 background work (folding, scoring) stops waiting for it (node/materialiser.py)."""
 
+LINK_WRITE_SECONDS = 1.0
+"""How often a child's back-to-back page requests write its link row."""
+
 CTX = web.AppKey("node", NodeContext)
 GUARD = web.AppKey("replay_guard", ReplayGuard)
 
@@ -200,7 +203,13 @@ async def down(request: web.Request) -> web.Response:
     ack = _int_param(request, "ack", after, 0, after)
     wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
     limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
-    await ctx.store.update_link(child, acked_pos=ack, last_contact=ctx.clock.now_ms())
+    # The link row (what the child holds, when we last heard it) is for the status
+    # pages: a catch-up's page requests (wait=0, one after another) write it once a
+    # LINK_WRITE_SECONDS, not each a transaction; a long-poll always writes it first.
+    loop_now = asyncio.get_running_loop().time()
+    if wait or loop_now - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
+        await ctx.store.update_link(child, acked_pos=ack, last_contact=ctx.clock.now_ms())
+        ctx.link_written[child] = loop_now
     ctx.listening[child] = ctx.listening.get(child, 0) + 1
     try:
         raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
