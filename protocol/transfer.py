@@ -21,8 +21,9 @@ objects, the same refusals with the same reasons.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final
 
 from protocol import envelope
@@ -93,18 +94,25 @@ def _error(exc: ProtocolError | None) -> tuple[str, str] | None:
     return None if exc is None else (exc.reason, exc.detail)
 
 
+_VALUES: Final = {cls: attrgetter(*_NAMES[cls]) for cls in EVENT_TYPES.values()}
+
+
 def _flat_event(event: Event) -> tuple[int, tuple[object, ...]]:
     cls = type(event)
-    values = [getattr(event, name) for name in _NAMES[cls]]
-    for i, kind in _NESTED[cls]:
-        v = values[i]
-        if v is None:
-            continue
-        if kind == "deadlines":
-            values[i] = (v.deploy, v.feedback, v.resolve)
-        else:
-            values[i] = tuple((m.title, m.due) for m in v)
-    return _TYPE_INDEX[cls.TYPE], tuple(values)
+    values: tuple[object, ...] = _VALUES[cls](event)
+    nested = _NESTED[cls]
+    if nested:
+        flat = list(values)
+        for i, kind in nested:
+            v: Any = flat[i]
+            if v is None:
+                continue
+            if kind == "deadlines":
+                flat[i] = (v.deploy, v.feedback, v.resolve)
+            else:
+                flat[i] = tuple((m.title, m.due) for m in v)
+        values = tuple(flat)
+    return _TYPE_INDEX[cls.TYPE], values
 
 
 def _body_at(raw: bytes, body: bytes) -> int:
@@ -156,16 +164,28 @@ keeps no table of the objects it wrote (the compact form shares none), which mak
 writing it two to three times as fast."""
 
 
-def _builder(cls: type, names: Sequence[str]) -> Callable[[Sequence[object]], Any]:
+def _builder(
+    cls: type,
+    names: Sequence[str],
+    convert: Mapping[int, Callable[[Any], object]] | None = None,
+) -> Callable[[Sequence[object]], Any]:
     """A function making an instance of the slotted dataclass ``cls`` from the values of
     ``names``, in order, without its checks (they passed in the worker, on the same
-    code). Its assignments are written out, as ``dataclasses`` writes ``__init__``:
-    a loop over the fields took twice as long, and it runs for every received event."""
-    setters = {f"_s{i}": getattr(cls, name).__set__ for i, name in enumerate(names)}
-    lines = "\n".join(f"    _s{i}(obj, values[{i}])" for i in range(len(names)))
-    source = f"def build(values):\n    obj = _new(_cls)\n{lines}\n    return obj\n"
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
-    exec(source, scope)  # the source is made here, from field names
+    code); ``convert`` rebuilds the nested values at some positions (None stays None).
+    Its assignments are written out, as ``dataclasses`` writes ``__init__``: a loop
+    over the fields took twice as long, and it runs for every received event."""
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = ["def build(values):", "    obj = _new(_cls)"]
+    for i, name in enumerate(names):
+        scope[f"_s{i}"] = getattr(cls, name).__set__
+        if convert and i in convert:
+            scope[f"_c{i}"] = convert[i]
+            lines.append(f"    v = values[{i}]")
+            lines.append(f"    _s{i}(obj, None if v is None else _c{i}(v))")
+        else:
+            lines.append(f"    _s{i}(obj, values[{i}])")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # the source is made here, from field names
     return scope["build"]  # type: ignore[no-any-return]
 
 
@@ -173,25 +193,18 @@ _ENVELOPE: Final = _builder(Envelope, ("type", "body", "key_id", "signature", "p
 _PROOF: Final = _builder(MerkleProof, ("index", "size", "path"))
 _DEADLINES: Final = _builder(Deadlines, ("deploy", "feedback", "resolve"))
 _MILESTONE: Final = _builder(Milestone, ("title", "due"))
-_EVENTS: Final = {cls: _builder(cls, _NAMES[cls]) for cls in EVENT_TYPES.values()}
+_CONVERT: Final = {
+    "deadlines": _DEADLINES,
+    "milestones": lambda flat: tuple(map(_MILESTONE, flat)),
+}
+_EVENTS: Final = {
+    cls: _builder(cls, _NAMES[cls], {i: _CONVERT[kind] for i, kind in _NESTED[cls]})
+    for cls in EVENT_TYPES.values()
+}
 
 
 def _event(flat: tuple[int, tuple[object, ...]]) -> Event:
-    cls = EVENT_TYPES[_TYPES[flat[0]]]
-    values = flat[1]
-    nested = _NESTED[cls]
-    if nested:
-        converted = list(values)
-        for i, kind in nested:
-            v = converted[i]
-            if v is None:
-                continue
-            if kind == "deadlines":
-                converted[i] = _DEADLINES(v)  # type: ignore[arg-type]
-            else:
-                converted[i] = tuple(_MILESTONE(m) for m in v)  # type: ignore[attr-defined]
-        values = tuple(converted)
-    return _EVENTS[cls](values)  # type: ignore[no-any-return]
+    return _EVENTS[EVENT_TYPES[_TYPES[flat[0]]]](flat[1])  # type: ignore[no-any-return]
 
 
 def _unerror(pair: tuple[str, str] | None) -> ProtocolError | None:
