@@ -16,17 +16,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from node.clock import ManualClock
 from node.localtree import RunningNode
 from node.reports import standings
 from node.storage import schema as t
-from tests.api_client import Api, person
-from tests.federation import build, eventually
-from tests.integration.test_reports import SHAPE, Story, cst, first_days, rest_of_the_week
+from tests.api_client import Api
+from tests.federation import eventually
+from tests.integration.test_reports import cst, first_days_played, rest_of_the_week
 
 _ROW = re.compile(r'<tr data-node="([^"]+)"(?: data-unit="([^"]*)")?>(.*?)</tr>', re.S)
 _CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
@@ -105,49 +103,38 @@ async def unscored(node: RunningNode) -> int:
 async def test_pages_show_what_the_reports_say(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = ManualClock(cst(9, 1, 8))
-    fed = await build(tmp_path, clock, SHAPE, extra_for={"14": {"database.url": db_url}})
-    try:
-        ctx = fed["14"].ctx
-        await ctx.accounts.add_unit("finance", "财政厅", office=False, now=clock.now_ms())
-        await ctx.accounts.add_unit("env", "生态环境厅", office=False, now=clock.now_ms())
-        async with aiohttp.ClientSession() as session:
-            province = Api(session, fed["14"], await person(fed["14"], "sup", "supervisor"))
-            city = Api(session, fed["1401"], await person(fed["1401"], "city", "supervisor"))
-            viewer = Api(session, fed["14"], await person(fed["14"], "leader", "viewer"))
-            story = Story(clock, province, city)
-            await first_days(story)
+    async with first_days_played(tmp_path, db_url) as scene:
+        fed, story = scene.fed, scene.story
+        province, city, viewer = scene.province, scene.city, scene.viewer
 
-            story.at(cst(9, 10, 8))  # B's feedback is due at 09:00: yellow since 04:00
-            await same_as_the_api(viewer, "2026Q3")  # whatever the keeper has scored yet
-            board = await page(viewer, "/board")
-            assert 'id="ranking-pending"' not in board
-            await eventually(lambda: _zero(fed["14"]), what="the keeper scoring every item")
-            await same_as_the_api(viewer, "2026Q3")
+        story.at(cst(9, 10, 8))  # B's feedback is due at 09:00: yellow since 04:00
+        await same_as_the_api(viewer, "2026Q3")  # whatever the keeper has scored yet
+        board = await page(viewer, "/board")
+        assert 'id="ranking-pending"' not in board
+        await eventually(lambda: _zero(fed["14"]), what="the keeper scoring every item")
+        await same_as_the_api(viewer, "2026Q3")
 
-            await rest_of_the_week(story)
-            story.at(cst(9, 13, 23))  # deadlines pass while nothing is written
-            await same_as_the_api(viewer, "2026Q3")
-            story.at(cst(9, 15, 10))
-            await story.act(province, "C", "review", {"outcome": "accept"})
-            await story.status_is(city, "C", "accepted")
-            story.at(cst(10, 8, 9))  # the quarter is over: its ranking is final
-            await same_as_the_api(viewer, "2026Q3")
-            await eventually(lambda: _zero(fed["14"]), what="the keeper scoring every item")
-            await same_as_the_api(viewer, "2026Q3")
-            await same_as_the_api(viewer, "2026Q4")
-            board = await page(viewer, "/board?quarter=2026Q3")
-            assert ranking(board)[0][:4] == ("1401", None, 1, 6.0)
+        await rest_of_the_week(story)
+        story.at(cst(9, 13, 23))  # deadlines pass while nothing is written
+        await same_as_the_api(viewer, "2026Q3")
+        story.at(cst(9, 15, 10))
+        await story.act(province, "C", "review", {"outcome": "accept"})
+        await story.status_is(city, "C", "accepted")
+        story.at(cst(10, 8, 9))  # the quarter is over: its ranking is final
+        await same_as_the_api(viewer, "2026Q3")
+        await eventually(lambda: _zero(fed["14"]), what="the keeper scoring every item")
+        await same_as_the_api(viewer, "2026Q3")
+        await same_as_the_api(viewer, "2026Q4")
+        board = await page(viewer, "/board?quarter=2026Q3")
+        assert ranking(board)[0][:4] == ("1401", None, 1, 6.0)
 
-            # Too many items to replay (after the upgrade, a large catch-up): the board
-            # says the ranking is being worked out; its other figures are there.
-            monkeypatch.setattr(standings, "REPLAY_CAP", -1)
-            board = await page(viewer, "/board?quarter=2026Q3")
-            assert 'id="ranking-pending"' in board and ranking(board) == []
-            assert kpis(board)["overdue"] == str(
-                (await viewer.get("/api/v1/colours"))["totals"]["red"])
-    finally:
-        await fed.stop()
+        # Too many items to replay (after the upgrade, a large catch-up): the board
+        # says the ranking is being worked out; its other figures are there.
+        monkeypatch.setattr(standings, "REPLAY_CAP", -1)
+        board = await page(viewer, "/board?quarter=2026Q3")
+        assert 'id="ranking-pending"' in board and ranking(board) == []
+        assert kpis(board)["overdue"] == str(
+            (await viewer.get("/api/v1/colours"))["totals"]["red"])
 
 
 async def _zero(node: RunningNode) -> bool:

@@ -34,6 +34,9 @@ import asyncio
 import io
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -146,8 +149,22 @@ async def rest_of_the_week(s: Story) -> None:
     await s.status_is(province, "C", "resolved")
 
 
-async def test_reports_scores_and_excel_over_a_real_tree(tmp_path: Path, db_url: str) -> None:
-    """The province on SQLite, then on PostgreSQL (the city on SQLite)."""
+@dataclass
+class Scene:
+    """The tree after the story's first days, and who acts and looks in it."""
+
+    fed: LocalTree
+    story: Story
+    province: Api
+    city: Api
+    viewer: Api
+
+
+@asynccontextmanager
+async def first_days_played(tmp_path: Path, db_url: str) -> AsyncIterator[Scene]:
+    """The tree (the province on ``db_url``, the others on SQLite) with the province's
+    two units, a supervisor at the province and at the city, a leader who views, and
+    the story's first days played; stopped afterwards."""
     clock = ManualClock(cst(9, 1, 8))
     fed = await build(tmp_path, clock, SHAPE, extra_for={"14": {"database.url": db_url}})
     try:
@@ -160,49 +177,57 @@ async def test_reports_scores_and_excel_over_a_real_tree(tmp_path: Path, db_url:
             viewer = Api(session, fed["14"], await person(fed["14"], "leader", "viewer"))
             story = Story(clock, province, city)
             await first_days(story)
-
-            story.at(cst(9, 10, 8))  # B's feedback is due at 09:00: yellow since 04:00
-            await check_colours_midweek(viewer)
-            await check_refusals(viewer, city)
-
-            await rest_of_the_week(story)
-            story.at(cst(9, 13, 18))  # W37 seen on its last day, still running
-            running = await viewer.get("/api/v1/reports/weekly?week=2026-W37")
-            assert running["final"] is False and running["as_of"] == when(9, 13, 18)
-
-            story.at(cst(9, 15, 10))
-            await story.act(province, "C", "review", {"outcome": "accept"})
-            await story.status_is(city, "C", "accepted")
-            story.at(cst(10, 8, 9))  # the quarter is over
-
-            ids = story.ids
-            weekly = await viewer.get("/api/v1/reports/weekly?scope=14&week=2026-W37")
-            check_weekly(weekly, ids)
-            # Seen after the week, C (accepted since) is folded back to how it was.
-            assert {k: v for k, v in running.items() if k not in ("as_of", "final")} == {
-                k: v for k, v in weekly.items() if k not in ("as_of", "final")}
-            text = await text_of(viewer, "/api/v1/reports/weekly?week=2026-W37&format=text")
-            assert text.startswith("# 山西省“13710”督办事项每周汇总")
-            assert "本周新增事项 4 项；本周到期 1 项，其中已办结 1 项；本周办结 2 项" in text
-            assert (f"| 1 | {ids['B']} | 整治入河排污口 | 山西省 | 生态环境厅 | 首次反馈 | "
-                    "2026-09-10 09:00 | 4 |") in text
-
-            scores = await viewer.get("/api/v1/scores?scope=14&quarter=2026Q3")
-            await check_scores(scores, ids, viewer)
-            city_view = await city.get("/api/v1/scores?quarter=2026Q3")
-            assert [(s["node"], s["total"]) for s in city_view["nodes"]] == [("1401", 6)]
-            assert city_view["units"] == []
-            quarterly = await viewer.get("/api/v1/reports/quarterly?quarter=2026Q3")
-            check_quarterly(quarterly, ids)
-
-            colours = await viewer.get("/api/v1/colours")
-            assert colours["totals"] == {"green": 1, "yellow": 0, "red": 1, "grey": 3,
-                                         "total": 5}
-
-            await check_excel(viewer, ids)
-            await check_cli(fed, ids, weekly, quarterly, tmp_path)
+            yield Scene(fed, story, province, city, viewer)
     finally:
         await fed.stop()
+
+
+async def test_reports_scores_and_excel_over_a_real_tree(tmp_path: Path, db_url: str) -> None:
+    """The province on SQLite, then on PostgreSQL (the city on SQLite)."""
+    async with first_days_played(tmp_path, db_url) as scene:
+        fed, story = scene.fed, scene.story
+        province, city, viewer = scene.province, scene.city, scene.viewer
+
+        story.at(cst(9, 10, 8))  # B's feedback is due at 09:00: yellow since 04:00
+        await check_colours_midweek(viewer)
+        await check_refusals(viewer, city)
+
+        await rest_of_the_week(story)
+        story.at(cst(9, 13, 18))  # W37 seen on its last day, still running
+        running = await viewer.get("/api/v1/reports/weekly?week=2026-W37")
+        assert running["final"] is False and running["as_of"] == when(9, 13, 18)
+
+        story.at(cst(9, 15, 10))
+        await story.act(province, "C", "review", {"outcome": "accept"})
+        await story.status_is(city, "C", "accepted")
+        story.at(cst(10, 8, 9))  # the quarter is over
+
+        ids = story.ids
+        weekly = await viewer.get("/api/v1/reports/weekly?scope=14&week=2026-W37")
+        check_weekly(weekly, ids)
+        # Seen after the week, C (accepted since) is folded back to how it was.
+        assert {k: v for k, v in running.items() if k not in ("as_of", "final")} == {
+            k: v for k, v in weekly.items() if k not in ("as_of", "final")}
+        text = await text_of(viewer, "/api/v1/reports/weekly?week=2026-W37&format=text")
+        assert text.startswith("# 山西省“13710”督办事项每周汇总")
+        assert "本周新增事项 4 项；本周到期 1 项，其中已办结 1 项；本周办结 2 项" in text
+        assert (f"| 1 | {ids['B']} | 整治入河排污口 | 山西省 | 生态环境厅 | 首次反馈 | "
+                "2026-09-10 09:00 | 4 |") in text
+
+        scores = await viewer.get("/api/v1/scores?scope=14&quarter=2026Q3")
+        await check_scores(scores, ids, viewer)
+        city_view = await city.get("/api/v1/scores?quarter=2026Q3")
+        assert [(s["node"], s["total"]) for s in city_view["nodes"]] == [("1401", 6)]
+        assert city_view["units"] == []
+        quarterly = await viewer.get("/api/v1/reports/quarterly?quarter=2026Q3")
+        check_quarterly(quarterly, ids)
+
+        colours = await viewer.get("/api/v1/colours")
+        assert colours["totals"] == {"green": 1, "yellow": 0, "red": 1, "grey": 3,
+                                     "total": 5}
+
+        await check_excel(viewer, ids)
+        await check_cli(fed, ids, weekly, quarterly, tmp_path)
 
 
 async def text_of(api: Api, path: str) -> str:
