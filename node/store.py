@@ -147,7 +147,6 @@ class Store:
         self.has_parent = has_parent
         self.view = TreeView(trust, me)
         self.changed = asyncio.Condition()
-        self.generation = 0
         self._epoch: bytes | None = None
         # Per link, bumped when events are queued for it (``_everyone``: for every link),
         # so that an outbox's reader wakes for its own link only (outbox_generation).
@@ -375,21 +374,16 @@ class Store:
         pos_by_id: dict[bytes, int] = {r[0]: r[1] for r in got}
         route_rows = []
         decoded: Decoded = {}
-        links_to: dict[str | None, list[str]] = {}  # an event's links depend on its ``to``
+        # An event's links depend on its ``to`` alone (None: a trust record's).
+        links_to: dict[str | None, list[str]] = {}
         for a, event_id, hex_id in zip(accepted, ids, hex_ids, strict=True):
-            if a.event is None:
-                links = routes_for(
-                    self.view, source=source, is_trust_record=True, to=None,
+            to = a.event.to if a.event is not None else None
+            links = links_to.get(to)
+            if links is None:
+                links = links_to[to] = routes_for(
+                    self.view, source=source, is_trust_record=a.event is None, to=to,
                     has_parent=self.has_parent,
                 )
-            else:
-                to = a.event.to
-                links = links_to.get(to)
-                if links is None:
-                    links = links_to[to] = routes_for(
-                        self.view, source=source, is_trust_record=False, to=to,
-                        has_parent=self.has_parent,
-                    )
             pos = pos_by_id[event_id]
             route_rows.extend((link, pos) for link in links)
             if a.event is not None:
@@ -531,7 +525,6 @@ class Store:
 
     async def _notify(self, links: Iterable[str] | None = None) -> None:
         async with self.changed:
-            self.generation += 1
             if links is None:
                 self._everyone += 1
             else:

@@ -43,7 +43,6 @@ class _Candidate:
     index: int
     env: envelope.Envelope
     accepted: Accepted
-    event_id: bytes  # computed once: hashing the envelope is not free
     message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
 
 
@@ -155,7 +154,7 @@ class Ingestor:
                 accepted = Accepted(
                     env=env, event=None, origin=None, origin_seq=None, event_id=d.event_id
                 )
-                candidates.append(_Candidate(i, env, accepted, d.event_id, d.message))
+                candidates.append(_Candidate(i, env, accepted, d.message))
                 continue
             try:
                 if d.error is not None:
@@ -176,7 +175,7 @@ class Ingestor:
             accepted = Accepted(
                 env=env, event=event, origin=event.origin, origin_seq=event.seq, event_id=d.event_id
             )
-            candidates.append(_Candidate(i, env, accepted, d.event_id, d.message))
+            candidates.append(_Candidate(i, env, accepted, d.message))
 
         verdicts = await self._verify(
             [(c.env, c.message) for c in candidates if c.accepted.event is not None]
@@ -209,8 +208,8 @@ class Ingestor:
         refused, refused_index, refuse = prepared.refused, prepared.refused_index, prepared.refuse
 
         async with store.db.write() as conn:
-            known = await store.known_ids(conn, (c.event_id for c in checked))
-            checked = [c for c in checked if c.event_id not in known]
+            known = await store.known_ids(conn, (c.accepted.event_id for c in checked))
+            checked = [c for c in checked if c.accepted.event_id not in known]
             result.duplicates += len(known)
             owners = await store.seq_owners(
                 conn,
@@ -228,7 +227,7 @@ class Ingestor:
                 ev = c.accepted.event
                 if ev is not None:
                     owner = owners.get((ev.origin, ev.seq))
-                    if owner is not None and owner != c.event_id:
+                    if owner is not None and owner != c.accepted.event_id:
                         refuse(
                             c.index,
                             c.env.raw,
@@ -241,7 +240,7 @@ class Ingestor:
                     if reason is not None:
                         refuse(c.index, c.env.raw, c.env, *reason)
                         continue
-                    owners[(ev.origin, ev.seq)] = c.event_id
+                    owners[(ev.origin, ev.seq)] = c.accepted.event_id
                     if isinstance(ev, Assigned):
                         parties[ev.item] = (ev.assigner, ev.assignee)
                 final.append(c.accepted)

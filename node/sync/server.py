@@ -206,10 +206,11 @@ async def down(request: web.Request) -> web.Response:
     # The link row (what the child holds, when we last heard it) is for the status
     # pages: a catch-up's page requests (wait=0, one after another) write it once a
     # LINK_WRITE_SECONDS, not each a transaction; a long-poll always writes it first.
-    loop_now = asyncio.get_running_loop().time()
-    if wait or loop_now - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    if wait or asked - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
         await ctx.store.update_link(child, acked_pos=ack, last_contact=ctx.clock.now_ms())
-        ctx.link_written[child] = loop_now
+        ctx.link_written[child] = asked
     ctx.listening[child] = ctx.listening.get(child, 0) + 1
     try:
         raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
@@ -218,7 +219,7 @@ async def down(request: web.Request) -> web.Response:
         if not ctx.listening[child]:
             del ctx.listening[child]
     # A child catching up asks for the next page at once: background work waits.
-    now = asyncio.get_running_loop().time()
+    now = loop.time()
     ctx.store.sending_until = max(ctx.store.sending_until, now + SENDING_GRACE if more else now)
     return msgpack_response(
         {"epoch": await ctx.epoch(), "events": list(raws), "through": through, "more": more}
