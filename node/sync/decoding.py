@@ -25,7 +25,7 @@ import marshal
 import sys
 from collections.abc import Sequence
 
-from node.sync.decode_worker import READY
+from node.sync.decode_worker import PIPE_BYTES, READY
 from protocol import transfer
 from protocol.transfer import Decoded
 
@@ -33,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 MIN_EVENTS = 200
 """Smaller batches are decoded in place: the round trip would cost about what it saves."""
-
-_PIPE_LIMIT = 1 << 20
 
 
 class Decoder:
@@ -98,7 +96,7 @@ class Decoder:
                 sys.executable, "-m", "node.sync.decode_worker",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
-                limit=_PIPE_LIMIT,
+                limit=PIPE_BYTES,  # the stream reader's buffer, as large as the pipe's
             )
             self._proc = proc
             assert proc.stdout is not None
