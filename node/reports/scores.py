@@ -144,7 +144,7 @@ class _Step:
     resolution: str | None
 
 
-def _walk(pairs: Iterable[Pair]) -> list[_Step]:
+def walk(pairs: Iterable[Pair]) -> list[_Step]:
     """The applied events in fold order, each with the state before and after it.
 
     The last step's ``after`` is ``protocol.fold.fold`` of the same events.
@@ -199,7 +199,9 @@ def _ids(*ids: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in ids if i is not None))
 
 
-def _event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
+def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
+    """Every line the events of a walk earn or lose, whatever their quarter (no
+    ``unfinished``: that one is judged at an instant)."""
     lines: list[PointLine] = []
 
     def add(step: _Step, rule: str, events: tuple[str, ...], deadline: str, due: int) -> None:
@@ -236,17 +238,6 @@ def _event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
     return lines
 
 
-def walk(pairs: Iterable[Pair]) -> list[_Step]:
-    """The applied events in fold order, each with the state before and after it."""
-    return _walk(pairs)
-
-
-def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
-    """Every line the events of a walk earn or lose, whatever their quarter (no
-    ``unfinished``: that one is judged at an instant)."""
-    return _event_lines(steps, rules)
-
-
 # -- one item, one quarter -----------------------------------------------------------------
 
 
@@ -275,16 +266,16 @@ def score_item(
     and ``unfinished`` is judged at that instant instead of the quarter's end.
     """
     instant = quarter.end - 1 if as_of is None else min(quarter.end - 1, as_of)
-    steps = _walk(pairs)
+    steps = walk(pairs)
     lines = [
         line
-        for line in _event_lines(steps, rules)
+        for line in event_lines(steps, rules)
         if quarter.start <= line.at <= instant
     ]
     if all(s.event.at <= instant for s in steps):
         upto = steps
     else:  # the fold of the events dated up to the instant
-        upto = _walk([p for p in pairs if p[1].at <= instant])
+        upto = walk([p for p in pairs if p[1].at <= instant])
     if not upto:
         item = lines[0].item if lines else ""
         return ItemScore(item=item, state=None, active=False, lines=tuple(lines))
