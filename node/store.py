@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from node.clock import Clock
 from node.items import materialise
 from node.storage import schema as t
-from node.storage.db import Database
+from node.storage.db import Database, placeholders
 from node.sync.routing import PARENT, SELF, TreeView, routes_for
 from protocol import codec, envelope
 from protocol.certs import CERT_TYPE, REVOCATION_TYPE, TrustStore
@@ -713,25 +713,13 @@ _EVENT_COLUMNS = (
 )
 
 
-def _placeholders(style: str, n: int, start: int = 1) -> str | None:
-    """``n`` parameter markers in the driver's own style, numbered from ``start`` where
-    the style numbers them; None for a style not handled."""
-    if style == "qmark":
-        return ", ".join("?" * n)
-    if style == "numeric_dollar":
-        return ", ".join(f"${i}" for i in range(start, start + n))
-    if style == "format":
-        return ", ".join(["%s"] * n)
-    return None
-
-
 async def insert_many(
     conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
     """``INSERT`` plain values (str, int, bytes, None) straight through the driver's
     executemany. On the sync path this is most of the rows a node writes, and
     SQLAlchemy's per-row parameter processing costs more than SQLite's insert."""
-    marks = _placeholders(conn.dialect.paramstyle, len(columns))
+    marks = placeholders(conn.dialect.paramstyle, len(columns))
     if marks is None:  # another driver: the portable way
         await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         return
@@ -752,12 +740,12 @@ async def select_in(
     it may hold parameters of its own, written ``{0}``, ``{1}``..., whose values are
     ``first``."""
     style = conn.dialect.paramstyle
-    own = [_placeholders(style, 1, i + 1) for i in range(len(first))]
+    own = [placeholders(style, 1, i + 1) for i in range(len(first))]
     sql_head = head.format(*own) if first else head
     out: list[Sequence[Any]] = []
     for i in range(0, len(values), chunk):
         part = tuple(values[i : i + chunk])
-        marks = _placeholders(style, len(part), len(first) + 1)
+        marks = placeholders(style, len(part), len(first) + 1)
         if marks is None or None in own:
             raise NotImplementedError(f"paramstyle {style}")
         result = await conn.exec_driver_sql(f"{sql_head} IN ({marks})", (*first, *part))

@@ -58,6 +58,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.storage import schema as t
+from node.storage.db import placeholders
 from protocol.rules import CHINA_TZ
 
 logger = logging.getLogger(__name__)
@@ -270,23 +271,16 @@ def add_to(deltas: Deltas, facts: Iterable[Mapping[str, Any]], marks: Marks, sig
                 slot[i] += sign * v
 
 
-def _marks(style: str, n: int) -> str:
-    if style == "qmark":
-        return ", ".join("?" for _ in range(n))
-    if style == "numeric_dollar":
-        return ", ".join(f"${i}" for i in range(1, n + 1))
-    if style == "format":
-        return ", ".join("%s" for _ in range(n))
-    raise NotImplementedError(f"paramstyle {style}")
-
-
 async def executemany(conn: AsyncConnection, head: str, n: int, tail: str,
                       rows: Sequence[tuple[Any, ...]]) -> None:
     """``head VALUES (n markers) tail`` for every row, through the driver's executemany:
     SQLAlchemy's per-row parameter processing costs more than the statement here."""
     if not rows:
         return
-    sql = f"{head} VALUES ({_marks(conn.dialect.paramstyle, n)}) {tail}"
+    marks = placeholders(conn.dialect.paramstyle, n)
+    if marks is None:
+        raise NotImplementedError(f"paramstyle {conn.dialect.paramstyle}")
+    sql = f"{head} VALUES ({marks}) {tail}"
     for i in range(0, len(rows), _CHUNK):
         await conn.exec_driver_sql(sql, list(rows[i : i + _CHUNK]))
 

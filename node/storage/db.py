@@ -501,3 +501,15 @@ async def migrate(url: str | URL) -> str:
         return head
     finally:
         await db.close()
+
+
+def placeholders(style: str, n: int, start: int = 1) -> str | None:
+    """``n`` parameter markers in the driver's own style, numbered from ``start`` where
+    the style numbers them; None for a style not handled."""
+    if style == "qmark":
+        return ", ".join("?" * n)
+    if style == "numeric_dollar":
+        return ", ".join(f"${i}" for i in range(start, start + n))
+    if style == "format":
+        return ", ".join(["%s"] * n)
+    return None
