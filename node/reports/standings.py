@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -259,17 +258,16 @@ async def score_items(conn: AsyncConnection, ids: Sequence[str]) -> None:
             )
 
 
-async def score_all(ctx: NodeContext, *, pause: bool = False) -> int:
-    """Score every dirty item (the keeper, a benchmark); ``pause`` leaves the node as
-    much time as each chunk took."""
+async def score_all(ctx: NodeContext) -> int:
+    """Score every dirty item at once (tests, benchmarks; a running node's keeper
+    scores a chunk at a time, node/reports/keeper.py)."""
     total = 0
     while True:
-        start = time.perf_counter()
         n = await score_some(ctx)
         total += n
         if n < _CHUNK:
             return total
-        await asyncio.sleep(time.perf_counter() - start if pause else 0)
+        await asyncio.sleep(0)
 
 
 # -- reading --------------------------------------------------------------------------------
