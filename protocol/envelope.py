@@ -28,8 +28,12 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import Annotated, Any, Final, Literal
 
-from protocol import codec, errors
+from msgspec import Meta
+
+from protocol import codec, errors, fastpath
 from protocol.errors import ProtocolError
 from protocol.keys import KEY_ID_LEN, SIGNATURE_LEN, SigningKey, VerifyKey
 
@@ -253,8 +257,70 @@ _REQUIRED = ("t", "b", "k", "s")
 _PROOF_FIELDS = frozenset({"i", "n", "p"})
 
 
+_HASH: Final[Any] = Annotated[bytes, Meta(min_length=32, max_length=32)]
+
+
+def _sized(n: int) -> Any:
+    return Annotated[bytes, Meta(min_length=n, max_length=n)]
+
+
+_WIRE_PROOF: Final = fastpath.struct(
+    "MerkleProof",
+    [
+        ("i", int, False),
+        ("n", Annotated[int, Meta(ge=2, le=MAX_BATCH)], False),
+        ("p", Annotated[tuple[_HASH, ...], Meta(max_length=17)], False),
+    ],
+)
+_MIRROR: Final = fastpath.Mirror(
+    fastpath.struct(
+        "Envelope",
+        [
+            ("v", Literal[1], False),
+            ("t", Annotated[str, Meta(max_length=MAX_TYPE_LEN, pattern=f"^(?:{_TYPE_RE.pattern})")],
+             False),
+            ("b", Annotated[bytes, Meta(max_length=ENVELOPE_LIMITS.max_bin)], False),
+            ("k", _sized(KEY_ID_LEN), False),
+            ("s", _sized(SIGNATURE_LEN), False),
+            ("m", _WIRE_PROOF, True),
+        ],
+    )
+)
+_NEW_ENVELOPE: Final = fastpath.builder(
+    Envelope, ("type", "body", "key_id", "signature", "proof", "raw")
+)
+_NEW_PROOF: Final = fastpath.builder(MerkleProof, ("index", "size", "path"))
+_ENVELOPE_VALUES: Final = attrgetter("t", "b", "k", "s", "m")
+_PROOF_VALUES: Final = attrgetter("i", "n", "p")
+
+
+def _parse_fast(raw: bytes) -> Envelope | None:
+    """``parse(raw)`` when the compiled fast path (:mod:`protocol.fastpath`) accepts
+    it, else None. What the types above do not check: the proof's index is within
+    its batch."""
+    if len(raw) > ENVELOPE_LIMITS.max_size:
+        return None
+    wire = _MIRROR.decode(raw)
+    if wire is None:
+        return None
+    type_, body, key_id, signature, m = _ENVELOPE_VALUES(wire)
+    proof = None
+    if m is not None:
+        index, size, path = _PROOF_VALUES(m)
+        if not 0 <= index < size:
+            return None
+        proof = _NEW_PROOF((index, size, path))
+    return _NEW_ENVELOPE((type_, body, key_id, signature, proof, bytes(raw)))  # type: ignore[no-any-return]
+
+
 def parse(raw: bytes) -> Envelope:
     """Parse envelope bytes strictly. Does not verify (see :func:`verify_all`)."""
+    env = _parse_fast(raw) if isinstance(raw, bytes | bytearray | memoryview) else None
+    return _parse_strict(raw) if env is None else env
+
+
+def _parse_strict(raw: bytes) -> Envelope:
+    """:func:`parse` with the strict codec: the only path that refuses, and says why."""
     try:
         # _envelope_of checks the type of every value it accepts, so the codec's
         # walk over the decoded tree (depth, no floats) would find nothing more.

@@ -32,12 +32,14 @@ whether an event fits the item's history is :mod:`protocol.fold`'s.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import Field, dataclass, field, fields
 from operator import attrgetter
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple
 
-from protocol import codec, errors
+from msgspec import Meta
+
+from protocol import codec, errors, fastpath
 from protocol.errors import ProtocolError
 
 BOARDS: Final = ("daily", "key_task", "reform", "engineering", "tech_upgrade", "investment")
@@ -72,8 +74,10 @@ NODE_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 UNIT_RE: Final = NODE_ID_RE
 CODE_RE: Final = re.compile(r"[a-z0-9_]{1,32}\Z")
 _ITEM_RE: Final = re.compile(r"(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<seq>[0-9]{6,19})\Z")
-_BAD_LINE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
-_BAD_TEXT: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_LINE_CONTROLS: Final = r"\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029"
+_TEXT_CONTROLS: Final = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+_BAD_LINE: Final = re.compile(f"[{_LINE_CONTROLS}]")
+_BAD_TEXT: Final = re.compile(f"[{_TEXT_CONTROLS}]")
 
 
 def make_item_id(node: str, seq: int) -> str:
@@ -666,12 +670,172 @@ def _arguments_in_order(schema: _Schema, value: dict[str, Any]) -> dict[str, obj
     return kwargs
 
 
+# -- the compiled fast path (protocol/fastpath.py) ----------------------------------------
+
+
+def _anchored(pattern: re.Pattern[str]) -> str:
+    return f"^(?:{pattern.pattern})"
+
+
+def _without(controls: str) -> str:
+    return f"^[^{controls}]*\\Z"
+
+
+def _one_of_type(choices: tuple[str, ...]) -> Any:
+    return Literal[choices]  # a tuple subscript is the literal of its members
+
+
+_UNIT_TYPE: Final[Any] = Annotated[str, Meta(pattern=_anchored(UNIT_RE))]
+_TITLE_TYPE: Final[Any] = Annotated[
+    str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(_LINE_CONTROLS))
+]
+_MS_TYPE: Final[Any] = Annotated[int, Meta(ge=0, le=MAX_MS)]
+_WIRE_MILESTONE: Final = fastpath.struct(
+    "Milestone", [("title", _TITLE_TYPE, False), ("due", _MS_TYPE, False)]
+)
+_WIRE_DEADLINES: Final = fastpath.struct(
+    "Deadlines", [(key, _MS_TYPE, False) for key in _DEADLINE_KEYS]
+)
+_WIRE_TYPES: Final[Mapping[str, Any]] = {
+    "node": Annotated[str, Meta(pattern=_anchored(NODE_ID_RE))],
+    "unit": _UNIT_TYPE,
+    "code": Annotated[str, Meta(pattern=_anchored(CODE_RE))],
+    "item": str,
+    "title": _TITLE_TYPE,
+    "text": Annotated[str, Meta(max_length=MAX_TEXT, pattern=_without(_TEXT_CONTROLS))],
+    "reason": Annotated[str, Meta(max_length=MAX_REASON, pattern=_without(_TEXT_CONTROLS))],
+    "counter": Annotated[int, Meta(ge=1, le=MAX_COUNTER)],
+    "ms": _MS_TYPE,
+    "percent": Annotated[int, Meta(ge=0, le=100)],
+    "index": Annotated[int, Meta(ge=0, le=MAX_MILESTONES - 1)],
+    "bool": bool,
+    "class": _one_of_type(CLASSES),
+    "calendar": _one_of_type(CALENDARS),
+    "outcome": _one_of_type(OUTCOMES),
+    "units": Annotated[tuple[_UNIT_TYPE, ...], Meta(max_length=MAX_UNITS)],
+    "digests": Annotated[
+        tuple[Annotated[bytes, Meta(min_length=DIGEST_LEN, max_length=DIGEST_LEN)], ...],
+        Meta(max_length=MAX_ATTACHMENTS),
+    ],
+    "milestones": Annotated[
+        tuple[_WIRE_MILESTONE, ...],  # type: ignore[valid-type]  # a type made at run time
+        Meta(min_length=1, max_length=MAX_MILESTONES),
+    ],
+    "deadlines": _WIRE_DEADLINES,
+}
+"""Each field kind as a type msgspec checks: everything of its check (``_CHECKS``) but
+what :data:`_AFTER` checks afterwards."""
+
+
+def _not_blank(value: Any) -> bool:
+    return bool(value.strip())
+
+
+def _distinct(value: Any) -> bool:
+    return len(set(value)) == len(value)
+
+
+def _item_id(value: Any) -> bool:
+    parse_item_id(value)
+    return True
+
+
+def _plan(value: Any) -> bool:
+    previous = -1
+    for milestone in value:
+        if milestone.due <= previous or not milestone.title.strip():
+            return False
+        previous = milestone.due
+    return True
+
+
+def _ordered(value: Any) -> bool:
+    return bool(value.deploy <= value.feedback <= value.resolve)
+
+
+_AFTER: Final[Mapping[str, Callable[[Any], bool]]] = {
+    "item": _item_id,
+    "title": _not_blank,
+    "units": _distinct,
+    "digests": _distinct,
+    "milestones": _plan,
+    "deadlines": _ordered,
+}
+"""What each field kind's check (with Milestone's and Deadlines') asks that its type in
+:data:`_WIRE_TYPES` does not: false, or a ProtocolError, when it fails."""
+
+_MILESTONE_OF: Final = fastpath.builder(Milestone, _MILESTONE_KEYS)
+_DEADLINES_OF: Final = fastpath.builder(Deadlines, _DEADLINE_KEYS)
+_MILESTONE_VALUES: Final = attrgetter(*_MILESTONE_KEYS)
+_DEADLINE_VALUES: Final = attrgetter(*_DEADLINE_KEYS)
+_CONVERT: Final[Mapping[str, Callable[[Any], object]]] = {
+    "deadlines": lambda wire: _DEADLINES_OF(_DEADLINE_VALUES(wire)),
+    "milestones": lambda wire: tuple(_MILESTONE_OF(_MILESTONE_VALUES(m)) for m in wire),
+}
+
+
+class _Fast(NamedTuple):
+    mirror: fastpath.Mirror[Any]
+    values: Callable[[Any], tuple[object, ...]]
+    build: Callable[[Sequence[object]], Any]
+    after: tuple[tuple[int, Callable[[Any], bool]], ...]
+    """(position in the values, check) of the fields :data:`_AFTER` checks."""
+
+
+def _fast(cls: type) -> _Fast:
+    specs = _schema(cls).fields
+    shape = fastpath.struct(
+        cls.__name__, [(f.wire, _WIRE_TYPES[f.kind], f.optional) for f in specs]
+    )
+    return _Fast(
+        mirror=fastpath.Mirror(shape),
+        values=attrgetter(*(f.wire for f in specs)),
+        build=fastpath.builder(
+            cls,
+            [f.name for f in specs],
+            {i: _CONVERT[f.kind] for i, f in enumerate(specs) if f.kind in _CONVERT},
+        ),
+        after=tuple((i, _AFTER[f.kind]) for i, f in enumerate(specs) if f.kind in _AFTER),
+    )
+
+
+_FAST: Final = {cls.TYPE: _fast(cls) for cls in EVENT_TYPES.values()}
+
+
+def _decode_fast(type_: str, body: bytes) -> Event | None:
+    """``decode_event(type_, body)`` when the fast path accepts it, else None."""
+    fast = _FAST.get(type_) if type(type_) is str else None
+    if fast is None or len(body) > EVENT_LIMITS.max_size:
+        return None
+    wire = fast.mirror.decode(body)
+    if wire is None:
+        return None
+    values = fast.values(wire)
+    try:
+        for i, check in fast.after:
+            value = values[i]
+            if value is not None and not check(value):
+                return None
+        event: Event = fast.build(values)
+        event._check()
+    except Exception:  # a ProtocolError or worse: the strict path says which
+        return None
+    return event
+
+
 def decode_event(type_: str, body: bytes) -> Event:
     """Decode and validate an event body of envelope type ``type_``.
 
     Raises :class:`ProtocolError` (``unknown_kind``, ``unknown_field``,
     ``missing_field``, ``bad_field`` or a codec reason) and nothing else.
     """
+    event = _decode_fast(type_, body)
+    return _decode_strict(type_, body) if event is None else event
+
+
+def _decode_strict(type_: str, body: bytes) -> Event:
+    """:func:`decode_event` with the strict codec and the classes' own checks: the only
+    path that refuses, and the one that says why."""
     cls = EVENT_TYPES.get(type_) if type(type_) is str else None
     if cls is None:
         raise ProtocolError(errors.UNKNOWN_KIND, repr(type_)[:80])
