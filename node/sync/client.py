@@ -42,8 +42,18 @@ REPLY_LIMITS = codec.Limits(
 )
 
 
+PAGES_AHEAD = 2
+"""Pages of a catch-up fetched (and decoding) ahead of the one being stored: enough to
+keep the decoding worker busy while a page is fetched, few enough to bound memory to
+a few pages (``sync.batch_bytes`` each)."""
+
+
 class SyncFailure(Exception):
     pass
+
+
+_Ahead = tuple[dict[str, Any], "asyncio.Future[list[Decoded]]"] | Exception | None
+"""A page fetched ahead and its decoding; a failure fetching it; or None: no more."""
 
 
 class SyncClient:
@@ -56,6 +66,9 @@ class SyncClient:
         self.base = ctx.parent_url
         self.connected = asyncio.Event()
         self.rng = random.Random()
+        self._applied = 0
+        """How far the parent's stream is durable here, as the pages fetched ahead
+        acknowledge it (set by :meth:`pull_once`)."""
 
     # ------------------------------------------------------------- transport
 
@@ -171,31 +184,42 @@ class SyncClient:
         )
         return page
 
-    async def _fetch_decoded(self, after: int, ack: int) -> tuple[dict[str, Any], list[Decoded]]:
-        """The next page of a catch-up, decoded as soon as it arrives (in the decoding
-        worker, while this process stores the page before)."""
-        page = await self._fetch_down(after, ack, 0)
-        events = page.get("events")
-        if not isinstance(events, list):
-            raise SyncFailure("bad reply: no events")
-        return page, await self.ctx.ingestor.decode(events)
+    async def _fetch_ahead(self, page: dict[str, Any], out: asyncio.Queue[_Ahead]) -> None:
+        """Fetch the pages after ``page``, one after another, while ``out`` has room; each
+        is decoded as soon as it arrives (in the decoding worker, while this process
+        stores the pages before). A failure is handed on through ``out`` too."""
+        try:
+            while page["more"]:
+                page = await self._fetch_down(int(page["through"]), self._applied, 0)
+                events = page.get("events")
+                if not isinstance(events, list):
+                    raise SyncFailure("bad reply: no events")
+                await out.put((page, asyncio.ensure_future(self.ctx.ingestor.decode(events))))
+                if not events:
+                    return
+        except (SyncFailure, ProtocolError, KeyError, TypeError, ValueError) as exc:
+            await out.put(exc)
+            return
+        await out.put(None)
 
     async def pull_once(self, wait: int) -> int:
         """Pull and store pages until the parent has nothing more; returns how many
         events came.
 
-        A catch-up is a pipeline. As soon as page k arrives, page k+1 is requested
-        (``after`` page k's end, ``ack`` what is durable here) and decoded as soon as it
-        comes (in the decoding worker, node/sync/decoding.py); page k is checked and
-        verified while page k-1 commits — mostly in the database's thread. So the
-        parent, the network, this node's cores and its disk work at the same time.
-        Commits stay in order, one at a time."""
+        A catch-up is a pipeline. Once the first page arrives, the pages after it are
+        fetched one after another, up to ``PAGES_AHEAD`` ahead of the page being
+        stored, each decoded as soon as it comes (in the decoding worker,
+        node/sync/decoding.py); page k is checked and verified while page k-1
+        commits — mostly in the database's thread. So the parent, the network, this
+        node's cores and its disk work at the same time. Commits stay in order, one
+        at a time, and each page's ``ack`` is what is durable here when it is asked for."""
         ctx = self.ctx
         link = await ctx.store.link_row(PARENT)
-        applied = int(link["applied_pos"])
+        applied = self._applied = int(link["applied_pos"])
         page = await self._fetch_down(applied, applied, wait)
         decoded: list[Decoded] | None = None
-        ahead: asyncio.Future[tuple[dict[str, Any], list[Decoded]]] | None = None
+        ahead: asyncio.Queue[_Ahead] = asyncio.Queue(PAGES_AHEAD)
+        fetching: asyncio.Future[None] | None = None
         committing: asyncio.Future[Any] | None = None
         committing_through = applied
         total = 0
@@ -208,29 +232,30 @@ class SyncClient:
                 if not page["events"]:
                     break
                 through = int(page["through"])
-                ahead = (
-                    asyncio.ensure_future(self._fetch_decoded(through, applied))
-                    if page["more"]
-                    else None
-                )
+                if fetching is None and page["more"]:
+                    fetching = asyncio.ensure_future(self._fetch_ahead(page, ahead))
                 prepared = await ctx.ingestor.prepare(PARENT, page["events"], decoded)
                 if committing is not None:
                     await committing
-                    applied = committing_through
+                    self._applied = committing_through
                 committing = asyncio.ensure_future(
                     ctx.ingestor.commit(prepared, applied_pos=through)
                 )
                 committing_through = through
                 total += len(page["events"])
-                if ahead is None:
+                if fetching is None:
                     break
-                page, decoded = await ahead
+                next_page = await ahead.get()
+                if next_page is None:
+                    break
+                if isinstance(next_page, Exception):
+                    raise next_page
+                page, decoding = next_page
+                decoded = await decoding
             if committing is not None:
                 await committing
         finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
+            await _stop_fetching(fetching, ahead)
             # Never cancel a commit half-way through its transaction: let it finish.
             if committing is not None and not committing.done():
                 await asyncio.gather(committing, return_exceptions=True)
@@ -288,6 +313,21 @@ class SyncClient:
                     await asyncio.wait_for(self.ctx.stopping.wait(), timeout=delay)
                 except TimeoutError:
                     pass
+
+
+async def _stop_fetching(
+    fetching: asyncio.Future[None] | None, ahead: asyncio.Queue[_Ahead]
+) -> None:
+    """Stop fetching pages ahead, and decoding those fetched (on a failure: after a
+    complete catch-up nothing is left)."""
+    if fetching is not None and not fetching.done():
+        fetching.cancel()
+        await asyncio.gather(fetching, return_exceptions=True)
+    while not ahead.empty():
+        left = ahead.get_nowait()
+        if isinstance(left, tuple):
+            left[1].cancel()
+            await asyncio.gather(left[1], return_exceptions=True)
 
 
 async def _first_failure(*coros: Any) -> None:

@@ -1,0 +1,127 @@
+"""The catch-up pipeline (SyncClient.pull_once) when the link breaks half-way.
+
+Pages are fetched and decoded ahead of the page being stored. When a fetch
+fails, what committed stays committed, the cursor says exactly how far, nothing
+of the pipeline is left running, and the next pull takes the rest, each event
+once. Real servers on loopback and real SQLite files; the break is a
+SyncFailure from the transport, as a dropped connection gives, or pages of a
+new stream epoch, as a parent restored from a backup sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from node.clock import SystemClock
+from node.context import NodeContext, open_node
+from node.drafts import assign
+from node.localtree import Shape
+from node.storage import schema as t
+from node.store import PARENT
+from node.sync.client import SyncClient, SyncFailure
+from tests.federation import build
+
+SHAPE: Shape = [
+    ("14", None, "山西省", "province"),
+    ("140105001", "14", "坞城街道", "township"),
+]
+PROVINCE, TOWNSHIP = "14", "140105001"
+QUEUED = 2000
+PAGE = 250  # the township's sync.batch_events: 8 pages, decoded in the worker once it is up
+
+
+class CutOff(SyncClient):
+    """A client whose link to the parent breaks after ``pages`` pages came down; or, with
+    ``new_epoch``, whose parent starts a new stream epoch from that page on (as one
+    restored from a backup does) while the pages after it are being fetched ahead."""
+
+    def __init__(
+        self, ctx: NodeContext, session: aiohttp.ClientSession, pages: int, new_epoch: bool
+    ) -> None:
+        super().__init__(ctx, session)
+        self.left = pages
+        self.new_epoch = new_epoch
+
+    async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, object]:
+        if self.left == 0:
+            if not self.new_epoch:
+                raise SyncFailure("GET /sync/v1/down: ClientConnectionError link cut")
+            page = await super()._fetch_down(after, ack, wait)
+            return {**page, "epoch": f"restored-{page['epoch']}"}
+        self.left -= 1
+        return await super()._fetch_down(after, ack, wait)
+
+
+async def received(ctx: NodeContext) -> list[bytes]:
+    async with ctx.db.read() as conn:
+        rows = await conn.scalars(select(t.events.c.event_id).where(t.events.c.origin == PROVINCE))
+        return list(rows.all())
+
+
+def pipeline_tasks() -> list[asyncio.Task[object]]:
+    names = {"SyncClient._fetch_ahead", "Ingestor.decode"}
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and getattr(task.get_coro(), "__qualname__", "") in names
+    ]
+
+
+@pytest.mark.parametrize(
+    ("new_epoch", "reason"), [(False, "link cut"), (True, "started a new stream epoch")]
+)
+async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
+    tmp_path: Path, new_epoch: bool, reason: str
+) -> None:
+    clock = SystemClock()
+    fed = await build(tmp_path, clock, SHAPE, extra_for={TOWNSHIP: {"sync.batch_events": PAGE}})
+    ctx: NodeContext | None = None
+    try:
+        province, township = fed[PROVINCE], fed[TOWNSHIP]
+        await township.stop()
+        made = await province.ctx.store.append_own(
+            [assign(me=PROVINCE, assignee=TOWNSHIP, title=f"事项{i}") for i in range(QUEUED)]
+        )
+        queued = {bytes.fromhex(env.event_id) for _ev, env in made}
+
+        ctx = await open_node(township.config, clock)
+        async with aiohttp.ClientSession() as session:
+            cut = CutOff(ctx, session, pages=4, new_epoch=new_epoch)
+            await cut.hello()
+            with pytest.raises(SyncFailure, match=reason):
+                await asyncio.wait_for(cut.pull_once(0), timeout=60)  # a hang fails
+            assert pipeline_tasks() == []  # the fetching, and decoding of what it fetched, stopped
+
+            # Some pages committed before the cut (the first is stored while the
+            # pages after it are fetched), and the cursor says exactly how far.
+            held = await received(ctx)
+            assert 0 < len(held) < QUEUED
+            assert len(held) == len(set(held)) and set(held) <= queued
+            applied = int((await ctx.store.link_row(PARENT))["applied_pos"])
+            async with province.ctx.db.read() as conn:
+                upto = await conn.scalars(
+                    select(t.events.c.event_id)
+                    .join(t.routes, t.routes.c.pos == t.events.c.pos)
+                    .where(
+                        t.routes.c.link == TOWNSHIP,
+                        t.routes.c.pos <= applied,
+                        t.events.c.origin == PROVINCE,
+                    )
+                )
+                assert set(upto.all()) == set(held)
+
+            # The next pull takes the rest: every event once.
+            assert await SyncClient(ctx, session).pull_once(0) >= QUEUED - len(held)
+        after = await received(ctx)
+        assert len(after) == len(set(after)) == QUEUED
+        assert set(after) == queued
+        assert (await ctx.store.counts())["refused"] == 0
+    finally:
+        if ctx is not None:
+            await ctx.close()
+        await fed.stop()
