@@ -207,6 +207,29 @@ def test_a_worker_process_decodes_large_batches_as_in_place() -> None:
     assert [_view(d) for d in second] == expected
 
 
+def test_a_batch_fetched_ahead_waits_for_the_starting_worker() -> None:
+    """While the worker starts, a batch somebody waits for is decoded in place, and one
+    fetched ahead (nobody waits for it yet) waits for the worker instead."""
+    raws = _many(MIN_EVENTS + 20)
+    expected = [_view(d) for d in decode_all(raws, SKIP)]
+
+    async def run() -> tuple[list[Decoded], list[Decoded], int, int]:
+        decoder = Decoder(1)
+        try:
+            decoder.start()
+            assert not decoder.ready()
+            waited_for = await decoder.decode(raws, SKIP)
+            in_place = decoder.in_worker
+            ahead = await decoder.decode(raws, SKIP, ahead=True)
+            return waited_for, ahead, in_place, decoder.in_worker
+        finally:
+            await decoder.close()
+
+    waited_for, ahead, in_place, in_worker = asyncio.run(run())
+    assert (in_place, in_worker) == (0, 1)
+    assert [_view(d) for d in waited_for] == [_view(d) for d in ahead] == expected
+
+
 def test_no_worker_when_configured_so() -> None:
     raws = _many(MIN_EVENTS)
 

@@ -194,7 +194,8 @@ class SyncClient:
                 events = page.get("events")
                 if not isinstance(events, list):
                     raise SyncFailure("bad reply: no events")
-                await out.put((page, asyncio.ensure_future(self.ctx.ingestor.decode(events))))
+                decoding = asyncio.ensure_future(self.ctx.ingestor.decode(events, ahead=True))
+                await out.put((page, decoding))
                 if not events:
                     return
         except (SyncFailure, ProtocolError, KeyError, TypeError, ValueError) as exc:

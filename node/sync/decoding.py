@@ -11,7 +11,8 @@ and sends back the compact form that :func:`protocol.transfer.unpack` rebuilds.
 
 The worker is a plain ``python -m`` child that imports only the protocol
 package (about 0.1 s), started with the first large batch. Until it says it is
-ready, batches are decoded in place, so starting it never delays one. Should it
+ready, batches are decoded in place, so starting it never delays one that is
+waited for; a batch fetched ahead waits for the worker instead. Should it
 die or answer nonsense, that batch is decoded in place and a later one starts
 another worker.
 """
@@ -51,13 +52,24 @@ class Decoder:
         """Whether the next large batch goes to the worker."""
         return self._ready
 
-    async def decode(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[Decoded]:
-        """:func:`protocol.transfer.decode_all` of ``raws``, in the worker if it is ready."""
+    async def decode(
+        self, raws: Sequence[bytes], skip: frozenset[str], *, ahead: bool = False
+    ) -> list[Decoded]:
+        """:func:`protocol.transfer.decode_all` of ``raws``, in the worker if it is ready.
+
+        ``ahead``: nobody waits for this batch yet (a page fetched ahead), so while the
+        worker starts it waits for the worker rather than take the main thread, which
+        has the batches before it to store."""
         if len(raws) < MIN_EVENTS or not self.enabled:
             return transfer.decode_all(raws, skip)
         if not self._ready:
             self.start()
-            return transfer.decode_all(raws, skip)
+            starting = self._starting
+            if not ahead or starting is None:
+                return transfer.decode_all(raws, skip)
+            await asyncio.wait({starting})  # done, failed or cancelled: never raises
+            if not self._ready:
+                return transfer.decode_all(raws, skip)
         try:
             async with self._lock:
                 try:
