@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -54,52 +55,61 @@ ENVELOPE_LIMITS = codec.Limits(
 )
 
 
+_LE64 = struct.Struct("<Q").pack
+_sha256 = hashlib.sha256
+
+
 def pae(pieces: Sequence[bytes]) -> bytes:
     """Pre-authentication encoding: length-prefixed, so concatenation is unambiguous."""
-    out = [len(pieces).to_bytes(8, "little")]
+    out = [_LE64(len(pieces))]
     for piece in pieces:
-        out.append(len(piece).to_bytes(8, "little"))
+        out.append(_LE64(len(piece)))
         out.append(piece)
     return b"".join(out)
 
 
+# The constant start of the PAE of three pieces beginning with a domain: event_message,
+# leaf_hash and batch_message run for every event received, so they are written out.
+_EVENT_HEAD = _LE64(3) + _LE64(len(EVENT_DOMAIN)) + EVENT_DOMAIN
+_LEAF_HEAD = b"\x00" + _EVENT_HEAD
+_BATCH_HEAD = _LE64(3) + _LE64(len(BATCH_DOMAIN)) + BATCH_DOMAIN
+_SIZE_LEN = _LE64(8)
+
+
 def event_message(type_: str, body: bytes) -> bytes:
-    return pae([EVENT_DOMAIN, type_.encode("ascii"), body])
+    """``pae([EVENT_DOMAIN, type, body])``: what a single event's signature covers."""
+    t = type_.encode("ascii")
+    return b"".join((_EVENT_HEAD, _LE64(len(t)), t, _LE64(len(body)), body))
 
 
 def leaf_hash(type_: str, body: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + event_message(type_, body)).digest()
+    """``SHA-256(0x00 || event_message(type, body))``: the event's leaf in its batch."""
+    t = type_.encode("ascii")
+    return _sha256(b"".join((_LEAF_HEAD, _LE64(len(t)), t, _LE64(len(body)), body))).digest()
 
 
 def _node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return _sha256(b"\x01" + left + right).digest()
 
 
-NodeHash = Callable[[bytes, bytes], bytes]
+NodeMemo = dict[bytes, bytes]
+"""Inner node hashes of Merkle trees, by their two children's hashes joined."""
 
 
-def shared_node_hash() -> NodeHash:
-    """:func:`_node_hash` remembering its answers, for the proofs of one batch.
+def node_memo() -> NodeMemo:
+    """A memo for :meth:`MerkleProof.root`, to share between the proofs of a batch.
 
-    Every proof of a signed batch climbs the same tree: without this, an inner
-    node is hashed once per event below it (ten times per event for a batch of
-    1000), with it once. Memory is a few times the paths' own size, for as
-    long as the caller keeps the function.
+    Every proof of a signed batch climbs the same tree: without it, an inner node
+    is hashed once per event below it (ten times per event for a batch of 1000),
+    with it once. Memory is a few times the paths' own size, for as long as the
+    caller keeps it.
     """
-    known: dict[bytes, bytes] = {}
-
-    def node_hash(left: bytes, right: bytes) -> bytes:
-        children = left + right
-        digest = known.get(children)
-        if digest is None:
-            digest = known[children] = hashlib.sha256(b"\x01" + children).digest()
-        return digest
-
-    return node_hash
+    return {}
 
 
 def batch_message(root: bytes, size: int) -> bytes:
-    return pae([BATCH_DOMAIN, root, size.to_bytes(8, "little")])
+    """``pae([BATCH_DOMAIN, root, LE64(size)])``: what a batch's signature covers."""
+    return b"".join((_BATCH_HEAD, _LE64(len(root)), root, _SIZE_LEN, _LE64(size)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,23 +131,29 @@ class MerkleProof:
             if type(h) is not bytes or len(h) != 32:
                 raise ProtocolError(errors.BAD_MERKLE_PROOF, "bad audit path")
 
-    def root(self, leaf: bytes, node_hash: NodeHash = _node_hash) -> bytes:
+    def root(self, leaf: bytes, known: NodeMemo | None = None) -> bytes:
         """The root this path proves for ``leaf`` (RFC 9162, section 2.1.3.2).
 
-        ``node_hash`` may be one shared by the proofs of a batch (see :func:`verify_all`).
+        ``known`` may be a memo shared by the proofs of a batch (:func:`node_memo`).
         """
         fn, sn, r = self.index, self.size - 1, leaf
         for p in self.path:
             if sn == 0:
                 raise ProtocolError(errors.BAD_MERKLE_PROOF, "path too long")
             if fn & 1 or fn == sn:
-                r = node_hash(p, r)
+                children = p + r
                 if not fn & 1:
                     while fn and not fn & 1:
                         fn >>= 1
                         sn >>= 1
             else:
-                r = node_hash(r, p)
+                children = r + p
+            digest = None if known is None else known.get(children)
+            if digest is None:
+                digest = _sha256(b"\x01" + children).digest()
+                if known is not None:
+                    known[children] = digest
+            r = digest
             fn >>= 1
             sn >>= 1
         if sn != 0:
@@ -169,11 +185,12 @@ class Envelope:
     def event_id(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
 
-    def signed_message(self, node_hash: NodeHash = _node_hash) -> bytes:
-        """The bytes the signature covers (the batch root message when batched)."""
+    def signed_message(self, known: NodeMemo | None = None) -> bytes:
+        """The bytes the signature covers (the batch root message when batched);
+        ``known``: see :meth:`MerkleProof.root`."""
         if self.proof is None:
             return event_message(self.type, self.body)
-        root = self.proof.root(leaf_hash(self.type, self.body), node_hash)
+        root = self.proof.root(leaf_hash(self.type, self.body), known)
         return batch_message(root, self.proof.size)
 
     def verify(self, key: VerifyKey, message: bytes | None = None) -> None:
@@ -377,13 +394,13 @@ def verify_all(
     when it verified or the error that refused it; one bad envelope never
     affects the others.
     """
-    node_hash = shared_node_hash()
-    return verify_signed(((env, _message(env, node_hash)) for env in envelopes), lookup)
+    known = node_memo()
+    return verify_signed(((env, _message(env, known)) for env in envelopes), lookup)
 
 
-def _message(env: Envelope, node_hash: NodeHash) -> bytes | ProtocolError:
+def _message(env: Envelope, known: NodeMemo) -> bytes | ProtocolError:
     try:
-        return env.signed_message(node_hash)
+        return env.signed_message(known)
     except ProtocolError as exc:
         return exc
 

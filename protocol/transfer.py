@@ -52,7 +52,7 @@ class Decoded:
 def decode_all(raws: Iterable[bytes], skip: frozenset[str] = frozenset()) -> list[Decoded]:
     """Parse and decode each of ``raws``; bodies of types in ``skip`` are left undecoded
     (trust records: the trust store checks those itself)."""
-    node_hash = envelope.shared_node_hash()
+    known = envelope.node_memo()
     out: list[Decoded] = []
     for raw in raws:
         try:
@@ -69,7 +69,7 @@ def decode_all(raws: Iterable[bytes], skip: frozenset[str] = frozenset()) -> lis
                 error = exc
         message: bytes | ProtocolError
         try:
-            message = env.signed_message(node_hash)
+            message = env.signed_message(known)
         except ProtocolError as exc:
             message = exc
         out.append(Decoded(env.raw, env, error, event, hashlib.sha256(raw).digest(), message))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import msgpack
@@ -180,7 +181,7 @@ def test_verify_all_shares_inner_hashes_between_proofs() -> None:
     """verify_all hashes each inner node of a batch once; a forged path must still fail alone."""
     envs = envelope.sign_batch(KEY, [("t.x", bytes([n])) for n in range(100)])
     for env in envs:
-        assert env.signed_message(envelope.shared_node_hash()) == env.signed_message()
+        assert env.signed_message(envelope.node_memo()) == env.signed_message()
     proof = envs[40].proof
     assert proof is not None
     forged_path = (proof.path[0], bytes(32), *proof.path[2:])
@@ -193,3 +194,28 @@ def test_verify_all_shares_inner_hashes_between_proofs() -> None:
     verdicts = envelope.verify_all([*envs[:40], forged, *envs[41:], *other[:3]], lookup)
     assert [i for i, v in enumerate(verdicts) if v is not None] == [40]
     assert verdicts[40] is not None and verdicts[40].reason == errors.BAD_SIGNATURE
+
+
+@settings(max_examples=200)
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz._-", min_size=1, max_size=64),
+    st.binary(max_size=600),
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 2**64 - 1),
+)
+def test_the_written_out_messages_are_their_pae(
+    type_: str, body: bytes, root: bytes, size: int
+) -> None:
+    """event_message, leaf_hash and batch_message build their PAE by hand (they run for
+    every received event): they must give exactly what pae() gives."""
+    t = type_.encode("ascii")
+    assert envelope.event_message(type_, body) == envelope.pae([envelope.EVENT_DOMAIN, t, body])
+    assert envelope.leaf_hash(type_, body) == hashlib.sha256(
+        b"\x00" + envelope.pae([envelope.EVENT_DOMAIN, t, body])
+    ).digest()
+    assert envelope.batch_message(root, size) == envelope.pae(
+        [envelope.BATCH_DOMAIN, root, size.to_bytes(8, "little")]
+    )
+    assert envelope.pae([b"ab", b""]) == (
+        (2).to_bytes(8, "little") + (2).to_bytes(8, "little") + b"ab" + bytes(8)
+    )

@@ -154,8 +154,8 @@ def test_verify_signed_answers_as_verify_all() -> None:
     )
     stranger = envelope.sign(SigningKey.from_seed(b"\x09" * 32), "t.x", b"?")
     batch = [*envs[:2], bad, *envs[3:], stranger]
-    node_hash = envelope.shared_node_hash()
-    signed = [(e, e.signed_message(node_hash)) for e in batch]
+    known = envelope.node_memo()
+    signed = [(e, e.signed_message(known)) for e in batch]
     reasons = [r.reason if r else None for r in envelope.verify_signed(signed, lookup)]
     assert reasons == [r.reason if r else None for r in envelope.verify_all(batch, lookup)]
     assert reasons == [None, None, errors.BAD_SIGNATURE, None, None, errors.UNKNOWN_KEY]
