@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import marshal
 import sys
 from typing import BinaryIO
@@ -43,6 +44,12 @@ def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    # What a request makes is gone once its reply is written, freed by reference
+    # counting (strings, bytes, tuples and frozen dataclasses: no cycles), so the
+    # cycle collector would only cost time while decoding (3-8 %). It runs once
+    # after each reply instead, over the little that is left.
+    gc.disable()
+    gc.freeze()
     replies.write(READY)
     replies.flush()
     while True:
@@ -57,6 +64,8 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         replies.write(len(reply).to_bytes(8, "little"))
         replies.write(reply)
         replies.flush()
+        del raws, reply
+        gc.collect()
 
 
 if __name__ == "__main__":
