@@ -207,27 +207,36 @@ def test_a_worker_process_decodes_large_batches_as_in_place() -> None:
     assert [_view(d) for d in second] == expected
 
 
-def test_a_batch_fetched_ahead_waits_for_the_starting_worker() -> None:
-    """While the worker starts, a batch somebody waits for is decoded in place, and one
-    fetched ahead (nobody waits for it yet) waits for the worker instead."""
+def test_a_batch_fetched_ahead_waits_for_the_starting_worker_until_needed() -> None:
+    """While the worker starts, a batch somebody waits for is decoded in place; one
+    fetched ahead waits for the worker instead, unless it is needed first."""
     raws = _many(MIN_EVENTS + 20)
     expected = [_view(d) for d in decode_all(raws, SKIP)]
 
-    async def run() -> tuple[list[Decoded], list[Decoded], int, int]:
+    async def run() -> tuple[list[list[Decoded]], list[int]]:
         decoder = Decoder(1)
         try:
             decoder.start()
             assert not decoder.ready()
-            waited_for = await decoder.decode(raws, SKIP)
-            in_place = decoder.in_worker
-            ahead = await decoder.decode(raws, SKIP, ahead=True)
-            return waited_for, ahead, in_place, decoder.in_worker
+            got, in_worker = [], []
+            got.append(await decoder.decode(raws, SKIP))  # waited for: in place
+            in_worker.append(decoder.in_worker)
+            needed = asyncio.Event()
+            soon = asyncio.ensure_future(decoder.decode(raws, SKIP, needed=needed))
+            needed.set()  # needed before the worker is up: in place
+            got.append(await soon)
+            in_worker.append(decoder.in_worker)
+            assert not decoder.ready()
+            got.append(await decoder.decode(raws, SKIP, needed=asyncio.Event()))  # waits
+            in_worker.append(decoder.in_worker)
+            return got, in_worker
         finally:
             await decoder.close()
 
-    waited_for, ahead, in_place, in_worker = asyncio.run(run())
-    assert (in_place, in_worker) == (0, 1)
-    assert [_view(d) for d in waited_for] == [_view(d) for d in ahead] == expected
+    got, in_worker = asyncio.run(run())
+    assert in_worker == [0, 0, 1]
+    for decoded in got:
+        assert [_view(d) for d in decoded] == expected
 
 
 def test_no_worker_when_configured_so() -> None:

@@ -52,8 +52,11 @@ class SyncFailure(Exception):
     pass
 
 
-_Ahead = tuple[dict[str, Any], "asyncio.Future[list[Decoded]]"] | Exception | None
-"""A page fetched ahead and its decoding; a failure fetching it; or None: no more."""
+_Ahead = (
+    tuple[dict[str, Any], "asyncio.Future[list[Decoded]]", asyncio.Event] | Exception | None
+)
+"""A page fetched ahead, its decoding and the event saying it is needed now; a failure
+fetching it; or None: no more."""
 
 
 class SyncClient:
@@ -194,8 +197,9 @@ class SyncClient:
                 events = page.get("events")
                 if not isinstance(events, list):
                     raise SyncFailure("bad reply: no events")
-                decoding = asyncio.ensure_future(self.ctx.ingestor.decode(events, ahead=True))
-                await out.put((page, decoding))
+                needed = asyncio.Event()
+                decoding = asyncio.ensure_future(self.ctx.ingestor.decode(events, needed=needed))
+                await out.put((page, decoding, needed))
                 if not events:
                     return
         except (SyncFailure, ProtocolError, KeyError, TypeError, ValueError) as exc:
@@ -251,7 +255,8 @@ class SyncClient:
                     break
                 if isinstance(next_page, Exception):
                     raise next_page
-                page, decoding = next_page
+                page, decoding, needed = next_page
+                needed.set()
                 decoded = await decoding
             if committing is not None:
                 await committing

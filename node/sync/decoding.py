@@ -12,7 +12,8 @@ and sends back the compact form that :func:`protocol.transfer.unpack` rebuilds.
 The worker is a plain ``python -m`` child that imports only the protocol
 package (about 0.1 s), started with the first large batch. Until it says it is
 ready, batches are decoded in place, so starting it never delays one that is
-waited for; a batch fetched ahead waits for the worker instead. Should it
+waited for; a batch fetched ahead waits for the worker instead, until it is
+waited for. Should it
 die or answer nonsense, that batch is decoded in place and a later one starts
 another worker.
 """
@@ -53,21 +54,26 @@ class Decoder:
         return self._ready
 
     async def decode(
-        self, raws: Sequence[bytes], skip: frozenset[str], *, ahead: bool = False
+        self, raws: Sequence[bytes], skip: frozenset[str], *, needed: asyncio.Event | None = None
     ) -> list[Decoded]:
         """:func:`protocol.transfer.decode_all` of ``raws``, in the worker if it is ready.
 
-        ``ahead``: nobody waits for this batch yet (a page fetched ahead), so while the
-        worker starts it waits for the worker rather than take the main thread, which
-        has the batches before it to store."""
+        ``needed``: a batch fetched ahead, which nobody waits for until ``needed`` is
+        set. While the worker starts, such a batch waits for it rather than take the
+        main thread, which has the batches before it to store; once needed, and the
+        worker still starting, it is decoded in place."""
         if len(raws) < MIN_EVENTS or not self.enabled:
             return transfer.decode_all(raws, skip)
         if not self._ready:
             self.start()
             starting = self._starting
-            if not ahead or starting is None:
+            if needed is None or starting is None:
                 return transfer.decode_all(raws, skip)
-            await asyncio.wait({starting})  # done, failed or cancelled: never raises
+            asked = asyncio.ensure_future(needed.wait())
+            try:  # asyncio.wait never raises for what it waits on
+                await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                asked.cancel()
             if not self._ready:
                 return transfer.decode_all(raws, skip)
         try:

@@ -86,11 +86,13 @@ class Ingestor:
         """Check and store one batch: :meth:`prepare`, then :meth:`commit`."""
         return await self.commit(await self.prepare(source, raws), applied_pos=applied_pos)
 
-    async def decode(self, raws: Sequence[bytes], *, ahead: bool = False) -> list[Decoded]:
+    async def decode(
+        self, raws: Sequence[bytes], *, needed: asyncio.Event | None = None
+    ) -> list[Decoded]:
         """What the bytes of a batch alone say (the first part of :meth:`prepare`): the
         sync client starts it as soon as a page arrives, while the page before is
-        still being prepared (``ahead``: see ``Decoder.decode``)."""
-        return await self.decoder.decode(raws, TRUST_TYPES, ahead=ahead)
+        still being prepared (``needed``: see ``Decoder.decode``)."""
+        return await self.decoder.decode(raws, TRUST_TYPES, needed=needed)
 
     async def prepare(
         self, source: str, raws: Sequence[bytes], decoded: Sequence[Decoded] | None = None
