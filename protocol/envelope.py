@@ -303,10 +303,13 @@ _MIRROR: Final = fastpath.Mirror(
         ],
     )
 )
-_NEW_ENVELOPE: Final = fastpath.builder(
+unchecked_envelope: Final = fastpath.builder(
     Envelope, ("type", "body", "key_id", "signature", "proof", "raw")
 )
-_NEW_PROOF: Final = fastpath.builder(MerkleProof, ("index", "size", "path"))
+"""An Envelope from (type, body, key id, signature, proof, raw) without its checks: only
+for values that passed them (the fast path, or this node's decoding worker)."""
+unchecked_proof: Final = fastpath.builder(MerkleProof, ("index", "size", "path"))
+"""A MerkleProof from (index, size, path) without its checks (see unchecked_envelope)."""
 _ENVELOPE_VALUES: Final = attrgetter("t", "b", "k", "s", "m")
 _PROOF_VALUES: Final = attrgetter("i", "n", "p")
 
@@ -326,8 +329,8 @@ def _parse_fast(raw: bytes) -> Envelope | None:
         index, size, path = _PROOF_VALUES(m)
         if not 0 <= index < size:
             return None
-        proof = _NEW_PROOF((index, size, path))
-    return _NEW_ENVELOPE((type_, body, key_id, signature, proof, bytes(raw)))  # type: ignore[no-any-return]
+        proof = unchecked_proof((index, size, path))
+    return unchecked_envelope((type_, body, key_id, signature, proof, bytes(raw)))  # type: ignore[no-any-return]
 
 
 def parse(raw: bytes) -> Envelope:

@@ -764,13 +764,16 @@ _AFTER: Final[Mapping[str, Callable[[Any], bool]]] = {
 """What each field kind's check (with Milestone's and Deadlines') asks that its type in
 :data:`_WIRE_TYPES` does not: false, or a ProtocolError, when it fails."""
 
-_MILESTONE_OF: Final = fastpath.builder(Milestone, _MILESTONE_KEYS)
-_DEADLINES_OF: Final = fastpath.builder(Deadlines, _DEADLINE_KEYS)
+unchecked_milestone: Final = fastpath.builder(Milestone, _MILESTONE_KEYS)
+"""A Milestone from (title, due) without its checks: only for values that passed them
+(the fast path, or this node's decoding worker)."""
+unchecked_deadlines: Final = fastpath.builder(Deadlines, _DEADLINE_KEYS)
+"""Deadlines from (deploy, feedback, resolve) without their checks (see above)."""
 _MILESTONE_VALUES: Final = attrgetter(*_MILESTONE_KEYS)
 _DEADLINE_VALUES: Final = attrgetter(*_DEADLINE_KEYS)
 _CONVERT: Final[Mapping[str, Callable[[Any], object]]] = {
-    "deadlines": lambda wire: _DEADLINES_OF(_DEADLINE_VALUES(wire)),
-    "milestones": lambda wire: tuple(_MILESTONE_OF(_MILESTONE_VALUES(m)) for m in wire),
+    "deadlines": lambda wire: unchecked_deadlines(_DEADLINE_VALUES(wire)),
+    "milestones": lambda wire: tuple(unchecked_milestone(_MILESTONE_VALUES(m)) for m in wire),
 }
 
 

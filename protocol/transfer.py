@@ -21,15 +21,22 @@ objects, the same refusals with the same reasons.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Final
 
-from protocol import envelope
-from protocol.envelope import Envelope, MerkleProof
+from protocol import envelope, fastpath
+from protocol.envelope import Envelope, unchecked_envelope, unchecked_proof
 from protocol.errors import ProtocolError
-from protocol.events import EVENT_TYPES, Deadlines, Event, Milestone, decode_event, field_kinds
+from protocol.events import (
+    EVENT_TYPES,
+    Event,
+    decode_event,
+    field_kinds,
+    unchecked_deadlines,
+    unchecked_milestone,
+)
 
 
 @dataclass(slots=True)
@@ -164,41 +171,12 @@ keeps no table of the objects it wrote (the compact form shares none), which mak
 writing it two to three times as fast."""
 
 
-def _builder(
-    cls: type,
-    names: Sequence[str],
-    convert: Mapping[int, Callable[[Any], object]] | None = None,
-) -> Callable[[Sequence[object]], Any]:
-    """A function making an instance of the slotted dataclass ``cls`` from the values of
-    ``names``, in order, without its checks (they passed in the worker, on the same
-    code); ``convert`` rebuilds the nested values at some positions (None stays None).
-    Its assignments are written out, as ``dataclasses`` writes ``__init__``: a loop
-    over the fields took twice as long, and it runs for every received event."""
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = ["def build(values):", "    obj = _new(_cls)"]
-    for i, name in enumerate(names):
-        scope[f"_s{i}"] = getattr(cls, name).__set__
-        if convert and i in convert:
-            scope[f"_c{i}"] = convert[i]
-            lines.append(f"    v = values[{i}]")
-            lines.append(f"    _s{i}(obj, None if v is None else _c{i}(v))")
-        else:
-            lines.append(f"    _s{i}(obj, values[{i}])")
-    lines.append("    return obj")
-    exec("\n".join(lines), scope)  # the source is made here, from field names
-    return scope["build"]  # type: ignore[no-any-return]
-
-
-_ENVELOPE: Final = _builder(Envelope, ("type", "body", "key_id", "signature", "proof", "raw"))
-_PROOF: Final = _builder(MerkleProof, ("index", "size", "path"))
-_DEADLINES: Final = _builder(Deadlines, ("deploy", "feedback", "resolve"))
-_MILESTONE: Final = _builder(Milestone, ("title", "due"))
 _CONVERT: Final = {
-    "deadlines": _DEADLINES,
-    "milestones": lambda flat: tuple(map(_MILESTONE, flat)),
+    "deadlines": unchecked_deadlines,
+    "milestones": lambda flat: tuple(map(unchecked_milestone, flat)),
 }
 _EVENTS: Final = {
-    cls: _builder(cls, _NAMES[cls], {i: _CONVERT[kind] for i, kind in _NESTED[cls]})
+    cls: fastpath.builder(cls, _NAMES[cls], {i: _CONVERT[kind] for i, kind in _NESTED[cls]})
     for cls in EVENT_TYPES.values()
 }
 
@@ -220,13 +198,13 @@ def unpack(raws: Sequence[bytes], packed: Sequence[Packed]) -> list[Decoded]:
             append(Decoded(raw, None, _unerror(p[0]), None, b"", None))
             continue
         type_, (start, size), key_id, signature, proof, error, flat, event_id, message = p
-        env = _ENVELOPE(
+        env = unchecked_envelope(
             (
                 type_,
                 raw[start : start + size],
                 key_id,
                 signature,
-                None if proof is None else _PROOF(proof),
+                None if proof is None else unchecked_proof(proof),
                 raw,
             )
         )
