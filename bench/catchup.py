@@ -11,10 +11,12 @@ Then the province is restarted, the township is started, and the clock runs
 from the moment the township serves (its sync client starts just before) until
 its database holds all N events; its SQLite file is read-only polled from here.
 
-The last line is ``catchup events=N seconds=S rate=R/s``. ``--profile cprofile``
-runs the township under cProfile (its main thread, over the timed window only),
-``--profile py-spy`` samples both processes, every thread, whole lifetime (``pip
-install py-spy``); either prints a summary of where time went.
+The last line is ``catchup events=N seconds=S rate=R/s``. ``--timeline`` runs the
+township with ``-v`` and prints its sync client's page-by-page log: how long each
+page was waited for, prepared, and how long it then waited for the commit before.
+``--profile cprofile`` runs the township under cProfile (its main thread, over the
+timed window only), ``--profile py-spy`` samples both processes, every thread,
+whole lifetime (``pip install py-spy``); either prints a summary of where time went.
 Run: python bench/catchup.py [--events 10000] [--signing batch|single]
 """
 
@@ -86,10 +88,13 @@ class NodeProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, prefix: Sequence[str] = (), python: Sequence[str] = ()) -> None:
+    def start(
+        self, prefix: Sequence[str] = (), python: Sequence[str] = (), verbose: bool = False
+    ) -> None:
         """``prefix`` wraps the interpreter (py-spy); ``python`` replaces ``-m node.cli``
-        (the cProfile wrapper)."""
-        command = [*prefix, sys.executable, *(python or ("-m", "node.cli")), "run",
+        (the cProfile wrapper); ``verbose`` logs at INFO (the catch-up's timeline)."""
+        command = [*prefix, sys.executable, *(python or ("-m", "node.cli")),
+                   *(["-v"] if verbose else []), "run",
                    "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
@@ -434,6 +439,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30, help="profile lines to print")
     parser.add_argument("--keep", help="keep the nodes in this (new) directory")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeline", action="store_true",
+                        help="print the township's page-by-page timeline (it runs with -v)")
     parser.add_argument("--stages", action="store_true",
                         help="also time the township's stages in one process (CPU seconds)")
     args = parser.parse_args()
@@ -488,7 +495,7 @@ def main() -> None:
         parent.start(spy_prefix(root / "province.spy") if args.profile == "py-spy" else ())
         parent.wait_ready()
         t0 = time.perf_counter()
-        child.start(prefix, python)
+        child.start(prefix, python, verbose=args.timeline)
         child.wait_ready()
         t_ready = time.perf_counter()
         if args.profile == "cprofile":
@@ -527,6 +534,11 @@ def main() -> None:
             print(pyspy_summary(profile_out, args.top))
             print("== province ==")
             print(pyspy_summary(root / "province.spy", args.top))
+        if args.timeline:
+            print("township timeline (logged by the sync client, page by page):")
+            for line in (root / "township.log").read_text(encoding="utf-8").splitlines():
+                if "catch-up page" in line:
+                    print("  " + line.partition("node.sync.client: ")[2])
         if args.stages:
             shutil.copytree(root / "township-before", root / "township-stages")
             print(asyncio.run(stages(parent_dir, root / "township-stages", n)))

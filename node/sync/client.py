@@ -221,7 +221,12 @@ class SyncClient:
         ctx = self.ctx
         link = await ctx.store.link_row(PARENT)
         applied = self._applied = int(link["applied_pos"])
+        # A timeline of the catch-up, page by page, for `duban -v run` (bench/catchup.py
+        # --timeline): what each page waited for says which stage holds the rest up.
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
         page = await self._fetch_down(applied, applied, wait)
+        pages, waited = 0, loop.time() - asked  # the first: the request (a long-poll's wait)
         decoded: list[Decoded] | None = None
         ahead: asyncio.Queue[_Ahead] = asyncio.Queue(PAGES_AHEAD)
         fetching: asyncio.Future[None] | None = None
@@ -239,10 +244,19 @@ class SyncClient:
                 through = int(page["through"])
                 if fetching is None and page["more"]:
                     fetching = asyncio.ensure_future(self._fetch_ahead(page, ahead))
+                began = loop.time()
                 prepared = await ctx.ingestor.prepare(PARENT, page["events"], decoded)
+                ready = loop.time()
                 if committing is not None:
                     await committing
                     self._applied = committing_through
+                logger.info(
+                    "catch-up page %d, %d events: waited %.1f ms for it, prepared in %.1f ms,"
+                    " waited %.1f ms for the commit before",
+                    pages, len(page["events"]), waited * 1e3, (ready - began) * 1e3,
+                    (loop.time() - ready) * 1e3,
+                )
+                pages += 1
                 committing = asyncio.ensure_future(
                     ctx.ingestor.commit(prepared, applied_pos=through)
                 )
@@ -250,6 +264,7 @@ class SyncClient:
                 total += len(page["events"])
                 if fetching is None:
                     break
+                asked = loop.time()
                 next_page = await ahead.get()
                 if next_page is None:
                     break
@@ -258,6 +273,7 @@ class SyncClient:
                 page, decoding, needed = next_page
                 needed.set()
                 decoded = await decoding
+                waited = loop.time() - asked
             if committing is not None:
                 await committing
         finally:

@@ -11,6 +11,7 @@ new stream epoch, as a parent restored from a backup sends.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -76,7 +77,7 @@ def pipeline_tasks() -> list[asyncio.Task[object]]:
     ("new_epoch", "reason"), [(False, "link cut"), (True, "started a new stream epoch")]
 )
 async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
-    tmp_path: Path, new_epoch: bool, reason: str
+    tmp_path: Path, new_epoch: bool, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = SystemClock()
     fed = await build(tmp_path, clock, SHAPE, extra_for={TOWNSHIP: {"sync.batch_events": PAGE}})
@@ -115,8 +116,16 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
                 )
                 assert set(upto.all()) == set(held)
 
-            # The next pull takes the rest: every event once.
-            assert await SyncClient(ctx, session).pull_once(0) >= QUEUED - len(held)
+            # The next pull takes the rest: every event once. With -v (INFO) it logs a
+            # line per page (bench/catchup.py --timeline).
+            caplog.clear()
+            caplog.set_level(logging.INFO, logger="node.sync.client")
+            rest = await SyncClient(ctx, session).pull_once(0)
+            assert rest >= QUEUED - len(held)
+            timeline = [r.getMessage() for r in caplog.records if "catch-up page" in r.msg]
+            assert len(timeline) == -(-rest // PAGE)
+            assert timeline[0].startswith("catch-up page 0, ")
+            assert "waited" in timeline[-1] and "for the commit before" in timeline[-1]
         after = await received(ctx)
         assert len(after) == len(set(after)) == QUEUED
         assert set(after) == queued
