@@ -274,13 +274,7 @@ _REQUIRED = ("t", "b", "k", "s")
 _PROOF_FIELDS = frozenset({"i", "n", "p"})
 
 
-_HASH: Final[Any] = Annotated[bytes, Meta(min_length=32, max_length=32)]
-
-
-def _sized(n: int) -> Any:
-    return Annotated[bytes, Meta(min_length=n, max_length=n)]
-
-
+_HASH: Final[Any] = fastpath.sized_bytes(32)
 _WIRE_PROOF: Final = fastpath.struct(
     "MerkleProof",
     [
@@ -297,8 +291,8 @@ _MIRROR: Final = fastpath.Mirror(
             ("t", Annotated[str, Meta(max_length=MAX_TYPE_LEN, pattern=f"^(?:{_TYPE_RE.pattern})")],
              False),
             ("b", Annotated[bytes, Meta(max_length=ENVELOPE_LIMITS.max_bin)], False),
-            ("k", _sized(KEY_ID_LEN), False),
-            ("s", _sized(SIGNATURE_LEN), False),
+            ("k", fastpath.sized_bytes(KEY_ID_LEN), False),
+            ("s", fastpath.sized_bytes(SIGNATURE_LEN), False),
             ("m", _WIRE_PROOF, True),
         ],
     )

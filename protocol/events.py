@@ -690,6 +690,7 @@ _TITLE_TYPE: Final[Any] = Annotated[
     str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(_LINE_CONTROLS))
 ]
 _MS_TYPE: Final[Any] = Annotated[int, Meta(ge=0, le=MAX_MS)]
+_DIGEST_TYPE: Final[Any] = fastpath.sized_bytes(DIGEST_LEN)
 _WIRE_MILESTONE: Final = fastpath.struct(
     "Milestone", [("title", _TITLE_TYPE, False), ("due", _MS_TYPE, False)]
 )
@@ -713,10 +714,7 @@ _WIRE_TYPES: Final[Mapping[str, Any]] = {
     "calendar": _one_of_type(CALENDARS),
     "outcome": _one_of_type(OUTCOMES),
     "units": Annotated[tuple[_UNIT_TYPE, ...], Meta(max_length=MAX_UNITS)],
-    "digests": Annotated[
-        tuple[Annotated[bytes, Meta(min_length=DIGEST_LEN, max_length=DIGEST_LEN)], ...],
-        Meta(max_length=MAX_ATTACHMENTS),
-    ],
+    "digests": Annotated[tuple[_DIGEST_TYPE, ...], Meta(max_length=MAX_ATTACHMENTS)],
     "milestones": Annotated[
         tuple[_WIRE_MILESTONE, ...],  # type: ignore[valid-type]  # a type made at run time
         Meta(min_length=1, max_length=MAX_MILESTONES),
@@ -769,11 +767,13 @@ unchecked_milestone: Final = fastpath.builder(Milestone, _MILESTONE_KEYS)
 (the fast path, or this node's decoding worker)."""
 unchecked_deadlines: Final = fastpath.builder(Deadlines, _DEADLINE_KEYS)
 """Deadlines from (deploy, feedback, resolve) without their checks (see above)."""
-_MILESTONE_VALUES: Final = attrgetter(*_MILESTONE_KEYS)
-_DEADLINE_VALUES: Final = attrgetter(*_DEADLINE_KEYS)
+milestone_values: Final = attrgetter(*_MILESTONE_KEYS)
+"""A milestone's (title, due), as unchecked_milestone takes them."""
+deadline_values: Final = attrgetter(*_DEADLINE_KEYS)
+"""The (deploy, feedback, resolve) of deadlines, as unchecked_deadlines takes them."""
 _CONVERT: Final[Mapping[str, Callable[[Any], object]]] = {
-    "deadlines": lambda wire: unchecked_deadlines(_DEADLINE_VALUES(wire)),
-    "milestones": lambda wire: tuple(unchecked_milestone(_MILESTONE_VALUES(m)) for m in wire),
+    "deadlines": lambda wire: unchecked_deadlines(deadline_values(wire)),
+    "milestones": lambda wire: tuple(unchecked_milestone(milestone_values(m)) for m in wire),
 }
 
 

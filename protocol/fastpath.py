@@ -22,7 +22,7 @@ caller's, run on the object built without its own checks (:func:`builder`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
@@ -40,6 +40,11 @@ def struct(name: str, fields: Sequence[tuple[str, Any, bool]]) -> type[msgspec.S
     return msgspec.defstruct(
         name, spec, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
     )
+
+
+def sized_bytes(n: int) -> Any:
+    """The type of a bytes field of exactly ``n`` bytes (a digest, a key id, a signature)."""
+    return Annotated[bytes, msgspec.Meta(min_length=n, max_length=n)]
 
 
 class Mirror(Generic[S]):

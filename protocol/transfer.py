@@ -32,8 +32,10 @@ from protocol.errors import ProtocolError
 from protocol.events import (
     EVENT_TYPES,
     Event,
+    deadline_values,
     decode_event,
     field_kinds,
+    milestone_values,
     unchecked_deadlines,
     unchecked_milestone,
 )
@@ -115,9 +117,9 @@ def _flat_event(event: Event) -> tuple[int, tuple[object, ...]]:
             if v is None:
                 continue
             if kind == "deadlines":
-                flat[i] = (v.deploy, v.feedback, v.resolve)
+                flat[i] = deadline_values(v)
             else:
-                flat[i] = tuple((m.title, m.due) for m in v)
+                flat[i] = tuple(map(milestone_values, v))
         values = tuple(flat)
     return _TYPE_INDEX[cls.TYPE], values
 
