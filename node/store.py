@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.clock import Clock
@@ -59,6 +60,7 @@ class Stored:
     decoded: Decoded = field(default_factory=dict)  # received events, not folded yet
     last_pos: int = 0  # 0: nothing left to fold (nothing stored, or folded in place)
     links: frozenset[str] = frozenset()  # the links it queued events for
+    first_pos: int = 0  # the first position it stored
 
 Draft = Callable[[int, int, int], Event]
 """Builds one of our own events from (seq, lamport, at) assigned by the store."""
@@ -159,6 +161,10 @@ class Store:
         self._stored_pos = 0
         self._folded_pos = 0
         self._folded = asyncio.Condition()
+        # Received batches whose commit began, and ended (stored positions known): a
+        # read waits for the commits begun before it, whose events it may already see.
+        self._commits_begun = 0
+        self._commits_ended = 0
         # Batches being received now, and loop.time() when the last one ended: the
         # materialiser gives way to a catch-up.
         self.receiving = 0
@@ -169,15 +175,28 @@ class Store:
 
     # ------------------------------------------------------------------ meta
 
+    # The synchronous functions here take a ``Connection``: they are the bodies of
+    # ``Database.run_write`` (storing a received batch on the writer's thread), and
+    # their async callers run them with ``AsyncConnection.run_sync``.
+
+    @staticmethod
+    def read_meta(conn: Connection, key: str) -> bytes | None:
+        value: bytes | None = conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key))
+        return value
+
+    @staticmethod
+    def write_meta(conn: Connection, key: str, value: bytes) -> None:
+        done = conn.execute(update(t.meta).where(t.meta.c.key == key).values(value=value))
+        if done.rowcount == 0:
+            conn.execute(t.meta.insert().values(key=key, value=value))
+
     @staticmethod
     async def get_meta(conn: AsyncConnection, key: str) -> bytes | None:
-        return await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key))
+        return await conn.run_sync(Store.read_meta, key)
 
     @staticmethod
     async def set_meta(conn: AsyncConnection, key: str, value: bytes) -> None:
-        done = await conn.execute(update(t.meta).where(t.meta.c.key == key).values(value=value))
-        if done.rowcount == 0:
-            await conn.execute(t.meta.insert().values(key=key, value=value))
+        await conn.run_sync(Store.write_meta, key, value)
 
     async def meta(self, key: str) -> bytes | None:
         async with self.db.read() as conn:
@@ -248,15 +267,15 @@ class Store:
 
     # ---------------------------------------------------------------- receive
 
-    async def known_ids(self, conn: AsyncConnection, ids: Iterable[bytes]) -> set[bytes]:
+    @staticmethod
+    def known_ids(conn: Connection, ids: Iterable[bytes]) -> set[bytes]:
         found: set[bytes] = set()
-        for rows in await select_in(conn, "SELECT event_id FROM events WHERE event_id", list(ids)):
+        for rows in select_in(conn, "SELECT event_id FROM events WHERE event_id", list(ids)):
             found.update(bytes(r[0]) for r in rows)
         return found
 
-    async def item_parties(
-        self, conn: AsyncConnection, item_ids: Iterable[str]
-    ) -> dict[str, tuple[str, str]]:
+    @staticmethod
+    def item_parties(conn: Connection, item_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """(assigner, assignee) of each item whose assignment is stored.
 
         Read from the stored assignment events (origin and recipient), not the item
@@ -265,7 +284,7 @@ class Store:
         """
         wanted = list(set(item_ids))
         best: dict[str, tuple[tuple[int, str, int, bytes], tuple[str, str]]] = {}
-        chunks = await select_in(
+        chunks = select_in(
             conn,
             "SELECT item_id, origin, to_node, lamport, origin_seq, event_id FROM events"
             " WHERE type = {0} AND item_id",
@@ -280,8 +299,9 @@ class Store:
                     best[item_id] = (key, (origin, to))
         return {item: parties for item, (_key, parties) in best.items()}
 
-    async def seq_owners(
-        self, conn: AsyncConnection, pairs: Iterable[tuple[str, int]]
+    @staticmethod
+    def seq_owners(
+        conn: Connection, pairs: Iterable[tuple[str, int]]
     ) -> dict[tuple[str, int], bytes]:
         """The event id already stored for each (origin, seq), to detect forks."""
         out: dict[tuple[str, int], bytes] = {}
@@ -289,7 +309,7 @@ class Store:
         for origin, seq in pairs:
             by_origin.setdefault(origin, []).append(seq)
         for origin, seqs in by_origin.items():
-            chunks = await select_in(
+            chunks = select_in(
                 conn,
                 "SELECT origin_seq, event_id FROM events WHERE origin = {0} AND origin_seq",
                 seqs,
@@ -299,21 +319,23 @@ class Store:
                 out.update(((origin, r[0]), bytes(r[1])) for r in rows)
         return out
 
-    async def record_batch(
+    def record_batch(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         *,
         source: str,
         accepted: Sequence[Accepted],
+        links: Sequence[Sequence[str]],
         refused: Sequence[tuple[bytes, str | None, bytes | None, str, str]],
         applied_pos: int | None,
     ) -> Stored:
-        """Store a received batch's outcome inside the caller's write transaction;
-        once it has committed, hand the result to :meth:`fold_later`."""
+        """Store a received batch's outcome inside the caller's write transaction
+        (``links``: each accepted event's, from :meth:`routes`); once it has
+        committed, hand the result to :meth:`fold_later`."""
         now = self.clock.now_ms()
-        stored = await self.insert_accepted(conn, accepted, source, now)
+        stored = self.insert_routed(conn, accepted, links, source, now)
         if refused:
-            await conn.execute(
+            conn.execute(
                 t.refused.insert(),
                 [
                     {
@@ -330,14 +352,31 @@ class Store:
             )
         lamports = [a.event.lamport for a in accepted if a.event is not None]
         if lamports:
-            current = _bytes_int(await self.get_meta(conn, "lamport"))
+            current = _bytes_int(self.read_meta(conn, "lamport"))
             if max(lamports) > current:
-                await self.set_meta(conn, "lamport", _int_bytes(max(lamports)))
+                self.write_meta(conn, "lamport", _int_bytes(max(lamports)))
         values: dict[str, Any] = {"last_contact": now}
         if applied_pos is not None:
             values["applied_pos"] = applied_pos
-        await self.touch_link(conn, source, **values)
+        self.mark_link(conn, source, values)
         return stored
+
+    def routes(self, accepted: Sequence[Accepted], source: str) -> list[list[str]]:
+        """Each event's links (the outboxes it is queued for), from the tree as this
+        node knows it now. Worked out on the event loop, which alone changes the tree."""
+        # An event's links depend on its ``to`` alone (None: a trust record's).
+        links_to: dict[str | None, list[str]] = {}
+        out: list[list[str]] = []
+        for a in accepted:
+            to = a.event.to if a.event is not None else None
+            links = links_to.get(to)
+            if links is None:
+                links = links_to[to] = routes_for(
+                    self.view, source=source, is_trust_record=a.event is None, to=to,
+                    has_parent=self.has_parent,
+                )
+            out.append(links)
+        return out
 
     async def insert_accepted(
         self, conn: AsyncConnection, accepted: Sequence[Accepted], source: str, now: int
@@ -346,9 +385,35 @@ class Store:
         now, received ones later (see :meth:`fold_later`)."""
         if not accepted:
             return Stored()
+        links = self.routes(accepted, source)
+        stored = await conn.run_sync(self.insert_routed, accepted, links, source, now)
+        if source != SELF:
+            return stored
+        decoded = stored.decoded
+        if decoded:
+            await materialise(
+                conn, {ev.item for _, ev in decoded.values()}, self.path_of, decoded
+            )
+        done = _bytes_int(await self.get_meta(conn, MATERIALISED))
+        if done == stored.first_pos - 1:  # nothing received is waiting before ours
+            await self.set_meta(conn, MATERIALISED, _int_bytes(stored.last_pos))
+            return Stored(links=stored.links)
+        return Stored(last_pos=stored.last_pos, links=stored.links)  # folded; the cursor waits
+
+    def insert_routed(
+        self,
+        conn: Connection,
+        accepted: Sequence[Accepted],
+        links: Sequence[Sequence[str]],
+        source: str,
+        now: int,
+    ) -> Stored:
+        """Store events with their routes (``links``: each event's, from :meth:`routes`)
+        and note their origins' progress; what it returns says what to fold."""
+        if not accepted:
+            return Stored()
         ids = [a.event_id or bytes.fromhex(a.env.event_id) for a in accepted]
-        hex_ids = [i.hex() for i in ids]
-        before = int(await conn.scalar(select(func.max(t.events.c.pos))) or 0)
+        before = int(conn.scalar(select(func.max(t.events.c.pos))) or 0)
         rows = []
         for a, event_id in zip(accepted, ids, strict=True):
             ev = a.event
@@ -366,46 +431,45 @@ class Store:
                     a.env.raw,
                 )
             )
-        await insert_many(conn, t.events, _EVENT_COLUMNS, rows)
+        insert_many(conn, t.events, _EVENT_COLUMNS, rows)
         # One writer at a time: the rows after ``before`` are the ones just inserted.
-        got = await conn.execute(
+        got = conn.execute(
             select(t.events.c.event_id, t.events.c.pos).where(t.events.c.pos > before)
         )
         pos_by_id: dict[bytes, int] = {r[0]: r[1] for r in got}
-        route_rows = []
+        route_rows: list[tuple[str, int]] = []
         decoded: Decoded = {}
-        # An event's links depend on its ``to`` alone (None: a trust record's).
-        links_to: dict[str | None, list[str]] = {}
-        for a, event_id, hex_id in zip(accepted, ids, hex_ids, strict=True):
-            to = a.event.to if a.event is not None else None
-            links = links_to.get(to)
-            if links is None:
-                links = links_to[to] = routes_for(
-                    self.view, source=source, is_trust_record=a.event is None, to=to,
-                    has_parent=self.has_parent,
-                )
+        for a, event_id, event_links in zip(accepted, ids, links, strict=True):
             pos = pos_by_id[event_id]
-            route_rows.extend((link, pos) for link in links)
+            route_rows.extend((link, pos) for link in event_links)
             if a.event is not None:
-                decoded[pos] = (hex_id, a.event)
+                decoded[pos] = (event_id.hex(), a.event)
         if route_rows:
-            await insert_many(conn, t.routes, ("link", "pos"), route_rows)
-        queued = frozenset(link for link, _pos in route_rows)
-        await self._note_seen(conn, accepted, now)
+            insert_many(conn, t.routes, ("link", "pos"), route_rows)
+        self._note_seen(conn, accepted, now)
         positions = pos_by_id.values()
-        if source != SELF:
-            return Stored(decoded, max(positions), queued)
-        if decoded:
-            await materialise(
-                conn, {ev.item for _, ev in decoded.values()}, self.path_of, decoded
-            )
-        done = _bytes_int(await self.get_meta(conn, MATERIALISED))
-        if done == min(positions) - 1:  # nothing received is waiting before ours
-            await self.set_meta(conn, MATERIALISED, _int_bytes(max(positions)))
-            return Stored(links=queued)
-        return Stored(last_pos=max(positions), links=queued)  # folded; the cursor waits
+        return Stored(
+            decoded,
+            max(positions),
+            frozenset(link for link, _pos in route_rows),
+            first_pos=min(positions),
+        )
 
     # ------------------------------------------------------- item rows, later
+
+    def commit_begins(self) -> None:
+        """A received batch's transaction starts: reads from now on wait for it
+        (:meth:`rows_current`); :meth:`commit_ended` must follow, whatever happens."""
+        self._commits_begun += 1
+
+    async def commit_ended(self, stored: Stored | None) -> None:
+        """The transaction of :meth:`commit_begins` is over (``stored``: what it
+        stored, None if it failed): the materialiser takes it from here."""
+        if stored is not None:
+            self.fold_later(stored)
+        async with self._folded:
+            self._commits_ended += 1
+            self._folded.notify_all()
 
     def fold_later(self, stored: Stored) -> None:
         """After a commit: wake the materialiser for what it stored (the decoded events
@@ -458,17 +522,22 @@ class Store:
     async def rows_current(self, timeout: float) -> bool:
         """Wait until every event received so far is folded into item rows, at most
         ``timeout`` seconds (a large catch-up takes longer: then False, rows lag)."""
-        target = self._stored_pos
-        if self._folded_pos >= target:
+        begun = self._commits_begun
+        if self._commits_ended >= begun and self._folded_pos >= self._stored_pos:
             return True
         async with self._folded:
             try:
-                await asyncio.wait_for(
-                    self._folded.wait_for(lambda: self._folded_pos >= target), timeout
-                )
+                await asyncio.wait_for(self._wait_folded(begun), timeout)
             except TimeoutError:
                 return False
         return True
+
+    async def _wait_folded(self, begun: int) -> None:
+        # A batch that committed may be visible to readers an instant before its
+        # commit's task learns its positions: wait for that first.
+        await self._folded.wait_for(lambda: self._commits_ended >= begun)
+        target = self._stored_pos
+        await self._folded.wait_for(lambda: self._folded_pos >= target)
 
     async def materialise_all(self) -> int:
         """Fold everything waiting (commands that read item rows of a stopped node)."""
@@ -488,9 +557,8 @@ class Store:
         """The node's path from the root, "14/1401/140101/", for subtree prefix queries."""
         return "".join(f"{n}/" for n in reversed(self.view.path_up(node)))
 
-    async def _note_seen(
-        self, conn: AsyncConnection, accepted: Sequence[Accepted], now: int
-    ) -> None:
+    @staticmethod
+    def _note_seen(conn: Connection, accepted: Sequence[Accepted], now: int) -> None:
         """Per origin node: the newest event we hold, and when it reached us."""
         newest: dict[str, tuple[int, int]] = {}
         for a in accepted:
@@ -499,21 +567,19 @@ class Store:
             seq, at = newest.get(a.event.origin, (0, 0))
             newest[a.event.origin] = (max(seq, a.event.seq), max(at, a.event.at))
         for origin, (seq, at) in newest.items():
-            row = (
-                await conn.execute(
-                    select(t.node_seen.c.max_seq, t.node_seen.c.last_event_at).where(
-                        t.node_seen.c.node == origin
-                    )
+            row = conn.execute(
+                select(t.node_seen.c.max_seq, t.node_seen.c.last_event_at).where(
+                    t.node_seen.c.node == origin
                 )
             ).first()
             if row is None:
-                await conn.execute(
+                conn.execute(
                     t.node_seen.insert().values(
                         node=origin, max_seq=seq, last_event_at=at, last_received_at=now
                     )
                 )
             else:
-                await conn.execute(
+                conn.execute(
                     update(t.node_seen)
                     .where(t.node_seen.c.node == origin)
                     .values(
@@ -546,11 +612,15 @@ class Store:
     # ----------------------------------------------------------------- links
 
     @staticmethod
-    async def touch_link(conn: AsyncConnection, link: str, **values: Any) -> None:
-        done = await conn.execute(update(t.links).where(t.links.c.link == link).values(**values))
+    def mark_link(conn: Connection, link: str, values: dict[str, Any]) -> None:
+        done = conn.execute(update(t.links).where(t.links.c.link == link).values(**values))
         if done.rowcount == 0:
             base = {"link": link, "acked_pos": 0, "applied_pos": 0, "failures": 0}
-            await conn.execute(t.links.insert().values(**{**base, **values}))
+            conn.execute(t.links.insert().values(**{**base, **values}))
+
+    @staticmethod
+    async def touch_link(conn: AsyncConnection, link: str, **values: Any) -> None:
+        await conn.run_sync(Store.mark_link, link, values)
 
     async def link_row(self, link: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -713,22 +783,22 @@ _EVENT_COLUMNS = (
 )
 
 
-async def insert_many(
-    conn: AsyncConnection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+def insert_many(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
     """``INSERT`` plain values (str, int, bytes, None) straight through the driver's
     executemany. On the sync path this is most of the rows a node writes, and
     SQLAlchemy's per-row parameter processing costs more than SQLite's insert."""
     marks = placeholders(conn.dialect.paramstyle, len(columns))
     if marks is None:  # another driver: the portable way
-        await conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+        conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         return
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-    await conn.exec_driver_sql(sql, rows)
+    conn.exec_driver_sql(sql, rows)
 
 
-async def select_in(
-    conn: AsyncConnection,
+def select_in(
+    conn: Connection,
     head: str,
     values: Sequence[Any],
     chunk: int = _IN_CHUNK,
@@ -748,7 +818,7 @@ async def select_in(
         marks = placeholders(style, len(part), len(first) + 1)
         if marks is None or None in own:
             raise NotImplementedError(f"paramstyle {style}")
-        result = await conn.exec_driver_sql(f"{sql_head} IN ({marks})", (*first, *part))
+        result = conn.exec_driver_sql(f"{sql_head} IN ({marks})", (*first, *part))
         out.append(result.all())
     return out
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +216,120 @@ async def test_concurrent_writers_serialise(db_url: str) -> None:
                 select(schema.links.c.failures).where(schema.links.c.link == "counter")
             )
         assert total == 400
+
+
+def _add_meta(conn: Connection, key: str) -> int:
+    conn.execute(insert(schema.meta).values(key=key, value=b"1"))
+    return int(conn.scalar(select(func.count()).select_from(schema.meta)) or 0)
+
+
+async def test_run_write_commits_or_rolls_back_and_takes_turns_with_write(db_url: str) -> None:
+    async with await _open(db_url) as db:
+        assert await db.run_write(lambda conn: _add_meta(conn, "a")) == 1
+
+        def fails(conn: Connection) -> None:
+            _add_meta(conn, "b")
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await db.run_write(fails)
+        with pytest.raises(DBAPIError):  # the second row breaks the key: the first goes too
+            await db.run_write(lambda conn: (_add_meta(conn, "c"), _add_meta(conn, "a")))
+        async with db.read() as conn:
+            assert (await conn.execute(select(schema.meta.c.key))).scalars().all() == ["a"]
+
+        async with db.write() as conn:
+            await conn.execute(insert(schema.links).values(link="counter", failures=0))
+        counter = schema.links.c.link == "counter"
+
+        def bump_sync(conn: Connection) -> None:
+            value = conn.scalar(select(schema.links.c.failures).where(counter))
+            conn.execute(update(schema.links).where(counter).values(failures=int(value) + 1))
+
+        async def bump(times: int, synchronous: bool) -> None:
+            for _ in range(times):
+                if synchronous:
+                    await db.run_write(bump_sync)
+                    continue
+                async with db.write() as conn:
+                    value = await conn.scalar(select(schema.links.c.failures).where(counter))
+                    await asyncio.sleep(0)  # a lost update unless the writers take turns
+                    await conn.execute(
+                        update(schema.links).where(counter).values(failures=int(value) + 1)
+                    )
+
+        await asyncio.gather(bump(100, True), bump(100, False), bump(100, True))
+        async with db.read() as conn:
+            assert await conn.scalar(select(schema.links.c.failures).where(counter)) == 300
+
+
+async def test_sqlite_run_write_runs_on_the_writers_thread(tmp_path: Path) -> None:
+    """The body runs off the event loop, which goes on meanwhile, with the writer's
+    settings and SQLite's write lock held from its BEGIN."""
+    path = tmp_path / "node.db"
+    async with await _open(f"sqlite+aiosqlite:///{path}") as db:
+        entered, release = threading.Event(), threading.Event()
+
+        def body(conn: Connection) -> dict[str, Any]:
+            entered.set()
+            seen = {
+                "thread": threading.get_ident(),
+                "pragmas": [
+                    conn.scalar(text(f"PRAGMA {name}"))
+                    for name in ("journal_mode", "synchronous", "foreign_keys", "query_only")
+                ],
+                "busy_timeout": conn.scalar(text("PRAGMA busy_timeout")),
+            }
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+            assert release.wait(10)
+            _add_meta(conn, "a")
+            return seen
+
+        job = asyncio.ensure_future(db.run_write(body))
+        while not entered.is_set():
+            await asyncio.sleep(0.005)
+        loop_ran = 0
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            loop_ran += 1
+        assert loop_ran == 5 and not job.done()
+        release.set()
+        seen = await job
+        assert seen["thread"] != threading.get_ident()
+        assert seen["pragmas"] == ["wal", 2, 1, 0]
+        assert int(seen["busy_timeout"]) >= 1000
+        assert await _count(db, "meta") == 1
+
+
+async def test_sqlite_a_cancelled_run_write_ends_its_transaction_first(tmp_path: Path) -> None:
+    """Cancelling the caller does not abandon a transaction running on the writer's
+    thread: the caller waits for it to end, and the next writer starts after it."""
+    async with await _open(f"sqlite+aiosqlite:///{tmp_path / 'node.db'}") as db:
+        entered, release = threading.Event(), threading.Event()
+
+        def body(conn: Connection) -> int:
+            _add_meta(conn, "a")
+            entered.set()
+            assert release.wait(10)
+            return _add_meta(conn, "b")
+
+        job = asyncio.ensure_future(db.run_write(body))
+        while not entered.is_set():
+            await asyncio.sleep(0.005)
+        job.cancel()
+        await asyncio.sleep(0.05)
+        assert not job.done(), "the caller left while its transaction was still running"
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        async with db.write() as conn:
+            await conn.execute(insert(schema.meta).values(key="c", value=b"1"))
+        assert await _count(db, "meta") == 3
 
 
 async def test_reads_proceed_while_a_write_is_open(db_url: str) -> None:

@@ -4,8 +4,9 @@ The URL chooses the backend (``sqlite+aiosqlite:///DIR/node.db`` or
 ``postgresql+asyncpg://...``); everything above this module runs the same code on
 both. What is promised:
 
-- **One writer.** All writes go through ``async with db.write() as conn:``, one at
-  a time per process (an ``asyncio.Lock``). On SQLite the transaction starts with
+- **One writer.** All writes go through ``async with db.write() as conn:`` (or
+  :meth:`Database.run_write` for a synchronous body), one at a time per process
+  (an ``asyncio.Lock``). On SQLite the transaction starts with
   ``BEGIN IMMEDIATE``, so the write lock is taken up front and a writer never
   fails half-way with ``SQLITE_BUSY`` when it upgrades a read lock; on PostgreSQL
   it is an ordinary transaction. The body is one transaction: it commits when the
@@ -34,18 +35,19 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -63,6 +65,8 @@ _DRIVER_HINTS: Final = {
     "postgresql": "PostgreSQL needs asyncpg: pip install 'duban[postgres]'",
 }
 _LOCK_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+T = TypeVar("T")
 
 
 class StorageError(Exception):
@@ -158,11 +162,22 @@ class Database:
     connection; on PostgreSQL they share one pool.
     """
 
-    def __init__(self, url: URL, *, writer: AsyncEngine, reader: AsyncEngine) -> None:
+    def __init__(
+        self,
+        url: URL,
+        *,
+        writer: AsyncEngine,
+        reader: AsyncEngine,
+        sync_writer: Engine | None = None,
+    ) -> None:
         self.url = url
         self.dialect: str = url.get_backend_name()
         self._writer = writer
         self._reader = reader
+        self._sync_writer = sync_writer
+        self._writer_thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="duban-writer") if sync_writer else None
+        )
         self._write_lock = asyncio.Lock()
         self._pg_locks: dict[str, AsyncConnection] = {}
         self._file_locks: dict[str, int] = {}
@@ -184,6 +199,37 @@ class Database:
         """
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    async def run_write(self, body: Callable[[Connection], T]) -> T:
+        """``body(conn)`` as the single write transaction, on a synchronous connection:
+        commits when it returns, rolls back when it raises; returns what it returns.
+
+        For a body of many statements and nothing to await, such as storing a
+        received batch. On SQLite it runs on the writer's own thread, statements and
+        commit in one hand-off: through :meth:`write`, each statement is a round trip
+        to the event loop and waits whenever the loop is busy (preparing the next
+        batch), which made a commit take several times its own work. The event loop
+        is free meanwhile, so ``body`` must not read state the loop changes; it gets
+        its inputs as arguments. On PostgreSQL it runs through ``run_sync`` in
+        :meth:`write`. Once started the transaction is never abandoned: cancelling
+        the caller waits for it to end (commit or roll back) before the next writer.
+        """
+        if self._sync_writer is None or self._writer_thread is None:
+            async with self.write() as conn:
+                return await conn.run_sync(body)
+        async with self._write_lock:
+            loop = asyncio.get_running_loop()
+            job = loop.run_in_executor(self._writer_thread, self._write_on_thread, body)
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                await asyncio.wait([job])
+                raise
+
+    def _write_on_thread(self, body: Callable[[Connection], T]) -> T:
+        assert self._sync_writer is not None
+        with self._sync_writer.begin() as conn:
+            return body(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -241,6 +287,10 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        sync_writer, thread = self._sync_writer, self._writer_thread
+        if sync_writer is not None and thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, sync_writer.dispose)
+            thread.shutdown()
 
     async def __aenter__(self) -> Database:
         return self
@@ -312,21 +362,35 @@ def _read_schema_state(conn: Connection) -> SchemaState:
 
 
 def _sqlite_engine(url: URL, *, writer: bool) -> AsyncEngine:
-    """An aiosqlite engine whose transactions SQLAlchemy begins itself.
-
-    SQLAlchemy's documented recipe: the driver's own transaction handling is
-    turned off (``isolation_level = None``) and the "begin" event emits BEGIN,
-    here ``BEGIN IMMEDIATE`` for the writer. This also makes DDL transactional,
-    so a migration is all or nothing.
-    """
+    """An aiosqlite engine whose transactions SQLAlchemy begins itself (see
+    :func:`_sqlite_setup`)."""
     engine = create_async_engine(
         url,
         pool_size=1 if writer else 4,
         max_overflow=0 if writer else 8,
     )
+    _sqlite_setup(engine.sync_engine, writer=writer)
+    return engine
+
+
+def _sqlite_sync_writer(url: URL) -> Engine:
+    """The writer of :meth:`Database.run_write`: the same file through the plain
+    ``sqlite3`` driver, one connection, used on one thread only."""
+    engine = create_engine(
+        url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
+    )
+    _sqlite_setup(engine, writer=True)
+    return engine
+
+
+def _sqlite_setup(engine: Engine, *, writer: bool) -> None:
+    """SQLAlchemy's documented recipe for SQLite transactions: the driver's own
+    transaction handling is turned off (``isolation_level = None``) and the "begin"
+    event emits BEGIN, here ``BEGIN IMMEDIATE`` for a writer. This also makes DDL
+    transactional, so a migration is all or nothing."""
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -340,11 +404,9 @@ def _sqlite_engine(url: URL, *, writer: bool) -> AsyncEngine:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
-
-    return engine
 
 
 def _connect(url: URL, *, create: bool) -> Database:
@@ -354,7 +416,9 @@ def _connect(url: URL, *, create: bool) -> Database:
             _check_sqlite_file(url, create=create)
             writer = _sqlite_engine(url, writer=True)
             reader = _sqlite_engine(url, writer=False)
-            return Database(url, writer=writer, reader=reader)
+            return Database(
+                url, writer=writer, reader=reader, sync_writer=_sqlite_sync_writer(url)
+            )
         engine = create_async_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
         return Database(url, writer=engine, reader=engine)
     except ImportError as exc:

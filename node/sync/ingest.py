@@ -4,10 +4,13 @@ The items the batch touches are refolded after it commits (``Store.fold_later``)
 
 The CPU work (parsing and decoding — for a large batch in a worker process,
 ``node/sync/decoding.py`` — and signature checks on a small thread pool: Ed25519
-in ``cryptography`` releases the GIL) happens before the write lock is taken; the
-write transaction only re-checks what another writer could have changed
-(duplicates, forked sequences) and stores. Each refused event is refused alone,
-kept with its reason, and never blocks the rest of its batch.
+in ``cryptography`` releases the GIL) happens before the write lock is taken, and
+so does everything that asks the tree (scope, who may assign to whom, each
+event's routes). The write transaction only re-checks what another writer could
+have changed (duplicates, forked sequences, items' assignments) and stores; it
+runs as one synchronous body (``Database.run_write``: on SQLite, on the writer's
+thread, while the event loop prepares the next batch). Each refused event is
+refused alone, kept with its reason, and never blocks the rest of its batch.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store
+from sqlalchemy.engine import Connection
+
+from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store, Stored
 from node.sync.decoding import Decoder
 from node.sync.routing import RECOVERY
 from protocol import envelope, errors
@@ -44,6 +49,8 @@ class _Candidate:
     env: envelope.Envelope
     accepted: Accepted
     message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
+    links: list[str] = field(default_factory=list)  # the outboxes it is queued for
+    misassigned: tuple[str, str] | None = None  # an assignment its origin may not make
 
 
 @dataclass(slots=True)
@@ -132,7 +139,7 @@ class Ingestor:
             parsed.append((i, d))
 
         async with store.db.read() as conn:
-            known = await store.known_ids(conn, (d.event_id for _, d in parsed))
+            known = await conn.run_sync(store.known_ids, [d.event_id for _, d in parsed])
         fresh = [(i, d) for i, d in parsed if d.event_id not in known]
         result.duplicates += len(parsed) - len(fresh)
 
@@ -191,6 +198,21 @@ class Ingestor:
                     refuse(c.index, c.env.raw, c.env, bad.reason, bad.detail)
                     continue
             checked.append(c)
+        # What the tree says, worked out here on the event loop (which alone changes
+        # the tree) for the commit to use on the writer's thread.
+        view = store.view
+        may_assign: dict[tuple[str, str], bool] = {}
+        routes = store.routes([c.accepted for c in checked], source)
+        for c, links in zip(checked, routes, strict=True):
+            c.links = links
+            ev = c.accepted.event
+            if isinstance(ev, Assigned):
+                pair = (ev.assignee, ev.origin)
+                allowed = may_assign.get(pair)
+                if allowed is None:
+                    allowed = may_assign[pair] = view.in_subtree(*pair)
+                if not allowed:
+                    c.misassigned = (NOT_ANCESTOR, f"{ev.origin} may not assign to {ev.assignee}")
         batch.checked = checked
         return batch
 
@@ -206,58 +228,81 @@ class Ingestor:
 
     async def _commit(self, prepared: Prepared, applied_pos: int | None) -> BatchResult:
         store = self.store
-        source, result, checked = prepared.source, prepared.result, prepared.checked
-        refused, refused_index, refuse = prepared.refused, prepared.refused_index, prepared.refuse
-
-        async with store.db.write() as conn:
-            known = await store.known_ids(conn, (c.accepted.event_id for c in checked))
-            checked = [c for c in checked if c.accepted.event_id not in known]
-            result.duplicates += len(known)
-            owners = await store.seq_owners(
-                conn,
-                (
-                    (c.accepted.origin, c.accepted.origin_seq)
-                    for c in checked
-                    if c.accepted.origin is not None and c.accepted.origin_seq is not None
-                ),
+        result = prepared.result
+        store.commit_begins()
+        stored: Stored | None = None
+        try:
+            final, stored = await store.db.run_write(
+                lambda conn: self._store(conn, prepared, applied_pos)
             )
-            parties = await store.item_parties(
-                conn, (c.accepted.event.item for c in checked if c.accepted.event is not None)
-            )
-            final: list[Accepted] = []
-            for c in checked:
-                ev = c.accepted.event
-                if ev is not None:
-                    owner = owners.get((ev.origin, ev.seq))
-                    if owner is not None and owner != c.accepted.event_id:
-                        refuse(
-                            c.index,
-                            c.env.raw,
-                            c.env,
-                            SEQ_CONFLICT,
-                            f"{ev.origin} seq {ev.seq} already names another event",
-                        )
-                        continue
-                    reason = self._check_owner(ev, parties)
-                    if reason is not None:
-                        refuse(c.index, c.env.raw, c.env, *reason)
-                        continue
-                    owners[(ev.origin, ev.seq)] = c.accepted.event_id
-                    if isinstance(ev, Assigned):
-                        parties[ev.item] = (ev.assigner, ev.assignee)
-                final.append(c.accepted)
-            stored = await store.record_batch(
-                conn, source=source, accepted=final, refused=refused, applied_pos=applied_pos
-            )
-        store.fold_later(stored)
+        finally:
+            await store.commit_ended(stored)
         result.accepted = len(final)
-        result.refused = [(i, r[3], r[4]) for i, r in zip(refused_index, refused, strict=True)]
+        result.refused = [
+            (i, r[3], r[4]) for i, r in zip(prepared.refused_index, prepared.refused, strict=True)
+        ]
         result.applied_pos = applied_pos or 0
         for i, reason, detail in result.refused:
-            logger.warning("refused event %d from %s: %s %s", i, source, reason, detail)
+            logger.warning("refused event %d from %s: %s %s", i, prepared.source, reason, detail)
         if final:
             await store.notify(stored.links)
         return result
+
+    def _store(
+        self, conn: Connection, prepared: Prepared, applied_pos: int | None
+    ) -> tuple[list[Accepted], Stored]:
+        """The write transaction's body (on SQLite, on the writer's thread): re-check
+        against what is stored, then store."""
+        store = self.store
+        source, result, checked = prepared.source, prepared.result, prepared.checked
+        refused, refuse = prepared.refused, prepared.refuse
+        known = store.known_ids(conn, [c.accepted.event_id for c in checked])
+        checked = [c for c in checked if c.accepted.event_id not in known]
+        result.duplicates += len(known)
+        owners = store.seq_owners(
+            conn,
+            (
+                (c.accepted.origin, c.accepted.origin_seq)
+                for c in checked
+                if c.accepted.origin is not None and c.accepted.origin_seq is not None
+            ),
+        )
+        parties = store.item_parties(
+            conn, (c.accepted.event.item for c in checked if c.accepted.event is not None)
+        )
+        final: list[Accepted] = []
+        links: list[list[str]] = []
+        for c in checked:
+            ev = c.accepted.event
+            if ev is not None:
+                owner = owners.get((ev.origin, ev.seq))
+                if owner is not None and owner != c.accepted.event_id:
+                    refuse(
+                        c.index,
+                        c.env.raw,
+                        c.env,
+                        SEQ_CONFLICT,
+                        f"{ev.origin} seq {ev.seq} already names another event",
+                    )
+                    continue
+                reason = c.misassigned if isinstance(ev, Assigned) else _unowned(ev, parties)
+                if reason is not None:
+                    refuse(c.index, c.env.raw, c.env, *reason)
+                    continue
+                owners[(ev.origin, ev.seq)] = c.accepted.event_id
+                if isinstance(ev, Assigned):
+                    parties[ev.item] = (ev.assigner, ev.assignee)
+            final.append(c.accepted)
+            links.append(c.links)
+        stored = store.record_batch(
+            conn,
+            source=source,
+            accepted=final,
+            links=links,
+            refused=refused,
+            applied_pos=applied_pos,
+        )
+        return final, stored
 
     def _scope_error(self, source: str, origin: str, to: str) -> ProtocolError | None:
         try:
@@ -283,21 +328,6 @@ class Ingestor:
         elif not view.in_subtree(origin, source):
             raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not in {source}'s subtree")
 
-    def _check_owner(
-        self, ev: object, parties: dict[str, tuple[str, str]]
-    ) -> tuple[str, str] | None:
-        view = self.store.view
-        if isinstance(ev, Assigned):
-            if not view.in_subtree(ev.assignee, ev.origin):
-                return NOT_ANCESTOR, f"{ev.origin} may not assign to {ev.assignee}"
-            return None
-        item = getattr(ev, "item", "")
-        known = parties.get(item)
-        if known is None:
-            return errors.UNKNOWN_ITEM, f"no assignment of {item} is known here"
-        refusal = check_signer(ev, *known)  # type: ignore[arg-type]
-        return None if refusal is None else (refusal.reason, refusal.detail)
-
     async def _verify(
         self, signed: Sequence[tuple[envelope.Envelope, bytes | ProtocolError | None]]
     ) -> list[ProtocolError | None]:
@@ -321,3 +351,14 @@ class Ingestor:
             )
         )
         return [v for part in parts for v in part]
+
+
+def _unowned(ev: object, parties: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """Why an event about an item may not be stored (its item's assignment unknown
+    here, or a signer not party to it); None if it may."""
+    item = getattr(ev, "item", "")
+    known = parties.get(item)
+    if known is None:
+        return errors.UNKNOWN_ITEM, f"no assignment of {item} is known here"
+    refusal = check_signer(ev, *known)  # type: ignore[arg-type]
+    return None if refusal is None else (refusal.reason, refusal.detail)

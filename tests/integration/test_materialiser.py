@@ -10,6 +10,7 @@ pipeline acknowledges only what is durable.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -94,7 +95,7 @@ async def test_a_node_stopped_before_folding_folds_on_its_next_start(tmp_path: P
             assert set(await rows_of(city)) == before, "folded inside the sync transaction"
             assert await city.store.unfolded_count() >= 120
             async with city.db.read() as conn:
-                parties = await city.store.item_parties(conn, items)
+                parties = await conn.run_sync(city.store.item_parties, items)
             assert parties == {i: ("14", CITY) for i in items}
         finally:
             await city.close()
@@ -140,6 +141,36 @@ async def test_a_read_after_a_sync_batch_sees_its_items(tmp_path: Path) -> None:
             assert all(listed[i].endswith("（更新）") for i in items)
             status = await api.get("/api/v1/status")
             assert status["unfolded"] == 0
+    finally:
+        await fed.stop()
+
+
+async def test_a_read_waits_for_a_batch_whose_commit_has_begun(tmp_path: Path) -> None:
+    """A batch's events are visible to readers an instant before its commit's task
+    learns their positions (on SQLite it commits on the writer's thread): a read that
+    starts in between must still wait for their rows, not answer without them."""
+    fed = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        applied, top, city = await city_offline_with_backlog(fed)
+        try:
+            store = city.store  # no app, so no materialiser: nothing folds by itself
+            assert await store.rows_current(0.1)
+            raws, through, _more = await fed["14"].ctx.store.outbox(
+                CITY, applied, limit=100, max_bytes=1 << 20
+            )
+            assert through == top
+            prepared = await city.ingestor.prepare(PARENT, raws)
+            commit = asyncio.ensure_future(city.ingestor.commit(prepared, applied_pos=through))
+            await asyncio.sleep(0)  # the commit has begun, on the writer's thread
+            assert not commit.done()
+            read = asyncio.ensure_future(store.rows_current(30))
+            assert (await commit).accepted == 10  # 5 assignments, 5 updates
+            await asyncio.sleep(0.2)
+            assert not read.done(), "the read answered without the rows of a stored batch"
+            assert await store.materialise_pending() == 10
+            assert await asyncio.wait_for(read, 5)
+        finally:
+            await city.close()
     finally:
         await fed.stop()
 
