@@ -24,6 +24,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Table, and_, func, or_, select, update
@@ -432,16 +434,13 @@ class Store:
                 )
             )
         insert_many(conn, t.events, _EVENT_COLUMNS, rows)
-        # One writer at a time: the rows after ``before`` are the ones just inserted.
-        got = conn.execute(
-            select(t.events.c.event_id, t.events.c.pos).where(t.events.c.pos > before)
-        )
-        pos_by_id: dict[bytes, int] = {r[0]: r[1] for r in got}
+        pos_by_id = _new_positions(conn, ids, before)
         route_rows: list[tuple[str, int]] = []
         decoded: Decoded = {}
         for a, event_id, event_links in zip(accepted, ids, links, strict=True):
             pos = pos_by_id[event_id]
-            route_rows.extend((link, pos) for link in event_links)
+            for link in event_links:
+                route_rows.append((link, pos))
             if a.event is not None:
                 decoded[pos] = (event_id.hex(), a.event)
         if route_rows:
@@ -560,13 +559,19 @@ class Store:
     @staticmethod
     def _note_seen(conn: Connection, accepted: Sequence[Accepted], now: int) -> None:
         """Per origin node: the newest event we hold, and when it reached us."""
-        newest: dict[str, tuple[int, int]] = {}
+        seqs: dict[str, int] = {}
+        ats: dict[str, int] = {}
         for a in accepted:
-            if a.event is None:
+            ev = a.event
+            if ev is None:
                 continue
-            seq, at = newest.get(a.event.origin, (0, 0))
-            newest[a.event.origin] = (max(seq, a.event.seq), max(at, a.event.at))
-        for origin, (seq, at) in newest.items():
+            origin = ev.origin
+            if ev.seq > seqs.get(origin, 0):
+                seqs[origin] = ev.seq
+            if ev.at > ats.get(origin, 0):
+                ats[origin] = ev.at
+        for origin in seqs.keys() | ats.keys():
+            seq, at = seqs.get(origin, 0), ats.get(origin, 0)
             row = conn.execute(
                 select(t.node_seen.c.max_seq, t.node_seen.c.last_event_at).where(
                     t.node_seen.c.node == origin
@@ -786,15 +791,58 @@ _EVENT_COLUMNS = (
 def insert_many(
     conn: Connection, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
-    """``INSERT`` plain values (str, int, bytes, None) straight through the driver's
-    executemany. On the sync path this is most of the rows a node writes, and
-    SQLAlchemy's per-row parameter processing costs more than SQLite's insert."""
-    marks = placeholders(conn.dialect.paramstyle, len(columns))
-    if marks is None:  # another driver: the portable way
+    """``INSERT`` plain values (str, int, bytes, None) straight through the driver, many
+    rows per statement. On the sync path this is most of the rows a node writes.
+
+    Not SQLAlchemy's per-row parameter processing, which costs more than SQLite's
+    insert; and not the driver's executemany: ``sqlite3`` steps each row with the
+    GIL released, and while the event loop's thread runs Python each step waits
+    for the GIL to come back (up to the 5 ms switch interval). A 1,000-row
+    executemany then took 0.5-3.5 s of wall time for 30-110 ms of CPU, against
+    26-40 ms as one statement (``bench/sqlite_gil.py``)."""
+    style = conn.dialect.paramstyle
+    width = len(columns)
+    if placeholders(style, width) is None:  # another driver: the portable way
         conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
         return
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-    conn.exec_driver_sql(sql, rows)
+    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    per = max(1, _max_params(conn) // width)
+    for i in range(0, len(rows), per):
+        part = rows[i : i + per]
+        values = tuple(chain.from_iterable(part))
+        conn.exec_driver_sql(head + _values_marks(style, width, len(part)), values)
+
+
+@lru_cache(maxsize=64)
+def _values_marks(style: str, width: int, count: int) -> str:
+    """``(?, ?), (?, ?), ...``: ``count`` rows of ``width`` markers in ``style``."""
+    return ", ".join(f"({placeholders(style, width, 1 + k * width)})" for k in range(count))
+
+
+def _new_positions(conn: Connection, ids: Sequence[bytes], before: int) -> dict[bytes, int]:
+    """Where the events just inserted (``ids``, in order) went. One writer at a time,
+    so the rows after ``before`` are exactly these. On SQLite, AUTOINCREMENT gives
+    rows ascending positions in the order they are inserted: a contiguous run of the
+    right length is read as one row (reading 1,000 rows is 1,000 waits for the GIL,
+    see :func:`insert_many`). Otherwise every row's position is read."""
+    pos = t.events.c.pos
+    if conn.dialect.name == "sqlite":
+        low, high, count = conn.execute(
+            select(func.min(pos), func.max(pos), func.count()).where(pos > before)
+        ).one()
+        if count == len(ids) and high - low + 1 == count:
+            return {event_id: low + i for i, event_id in enumerate(ids)}
+    got = conn.execute(select(t.events.c.event_id, pos).where(pos > before))
+    return {r[0]: r[1] for r in got}
+
+
+def _max_params(conn: Connection) -> int:
+    """Parameters one statement may take: SQLite before 3.32 allows 999, later ones
+    32,766 (or what it was built with); PostgreSQL's protocol 32,767."""
+    version = getattr(conn.dialect.dbapi, "sqlite_version_info", None)
+    if version is not None and version < (3, 32, 0):
+        return 999
+    return 32_000
 
 
 def select_in(

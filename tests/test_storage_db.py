@@ -332,6 +332,40 @@ async def test_sqlite_a_cancelled_run_write_ends_its_transaction_first(tmp_path:
         assert await _count(db, "meta") == 3
 
 
+async def test_insert_many_and_where_the_rows_went(db_url: str) -> None:
+    """Rows go in many per statement (3,500 events take two), and the position
+    of each is known, also when a row the caller did not insert came in between."""
+    from node.store import _EVENT_COLUMNS, _new_positions, insert_many
+
+    rows = [
+        (i.to_bytes(32, "big"), "item.assigned", "14", i, i, f"14-{i:06d}", "1401", "parent",
+         NOW, b"raw")
+        for i in range(1, 4504)
+    ]
+    ours = [r[0] for r in rows[3:]]
+    pos = schema.events.c.pos
+
+    def body(conn: Connection) -> None:
+        insert_many(conn, schema.events, _EVENT_COLUMNS, rows[:3])
+        before = int(conn.scalar(select(func.max(pos))) or 0)
+        insert_many(conn, schema.events, _EVENT_COLUMNS, rows[3:1003])
+        stored = dict(conn.execute(select(schema.events.c.event_id, pos).where(pos > before)).all())
+        assert len(stored) == 1000
+        assert _new_positions(conn, ours[:1000], before) == stored
+        # Another row first, then ours: the rows after ``before`` are not all ours.
+        before = int(conn.scalar(select(func.max(pos))) or 0)
+        conn.execute(insert(schema.events).values(**dict(ROWS["events"], event_id=b"\xff" * 32)))
+        insert_many(conn, schema.events, _EVENT_COLUMNS, rows[1003:])
+        stored = dict(conn.execute(select(schema.events.c.event_id, pos).where(pos > before)).all())
+        assert len(stored) == 3501
+        found = _new_positions(conn, ours[1000:], before)
+        assert {i: found[i] for i in ours[1000:]} == {i: stored[i] for i in ours[1000:]}
+
+    async with await _open(db_url) as db:
+        await db.run_write(body)
+        assert await _count(db, "events") == 4504
+
+
 async def test_reads_proceed_while_a_write_is_open(db_url: str) -> None:
     async with await _open(db_url) as db:
         async with db.write() as conn:
