@@ -239,6 +239,38 @@ def test_a_batch_fetched_ahead_waits_for_the_starting_worker_until_needed() -> N
         assert [_view(d) for d in decoded] == expected
 
 
+def test_requests_to_the_worker_are_pipelined_and_answered_in_order() -> None:
+    """Several batches sent to the worker before any reply comes back each get their
+    own answer, also when the caller of one of them gives up on it."""
+    raws = _many(MIN_EVENTS + 40)
+    batches = [raws[: MIN_EVENTS + k] for k in (0, 40, 10, 25)]
+    expected = [[_view(d) for d in decode_all(b, SKIP)] for b in batches]
+
+    async def run() -> tuple[list[list[tuple[Any, ...]]], int]:
+        decoder = Decoder(1)
+        try:
+            decoder.start()
+            for _ in range(600):
+                if decoder.ready():
+                    break
+                await asyncio.sleep(0.1)
+            assert decoder.ready()
+            asked = [asyncio.ensure_future(decoder.decode(b, SKIP)) for b in batches]
+            await asyncio.sleep(0)  # every request is on its way
+            assert len(decoder._replies) == len(batches)
+            asked[1].cancel()
+            got = [[_view(d) for d in await asked[i]] for i in (0, 2, 3)]
+            assert asked[1].cancelled()
+            got.append([_view(d) for d in await decoder.decode(batches[1], SKIP)])
+            return got, decoder.in_worker
+        finally:
+            await decoder.close()
+
+    got, in_worker = asyncio.run(run())
+    assert got == [expected[0], expected[2], expected[3], expected[1]]
+    assert in_worker == 4
+
+
 def test_no_worker_when_configured_so() -> None:
     raws = _many(MIN_EVENTS)
 

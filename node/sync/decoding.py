@@ -25,6 +25,7 @@ import contextlib
 import logging
 import marshal
 import sys
+from collections import deque
 from collections.abc import Sequence
 
 from node.sync.decode_worker import PIPE_BYTES, READY
@@ -45,7 +46,9 @@ class Decoder:
         self._proc: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
         self._ready = False
-        self._lock = asyncio.Lock()
+        # Requests sent, oldest first: the worker answers them in order.
+        self._replies: deque[asyncio.Future[list[transfer.Packed]]] = deque()
+        self._reading: asyncio.Task[None] | None = None
         self.in_worker = 0
         """Batches decoded in the worker so far."""
 
@@ -77,12 +80,7 @@ class Decoder:
             if not self._ready:
                 return transfer.decode_all(raws, skip)
         try:
-            async with self._lock:
-                try:
-                    packed = await self._ask(raws, skip)
-                except asyncio.CancelledError:
-                    self._discard()  # a reply half read would answer the next request
-                    raise
+            packed = await self._ask(raws, skip)
         except (OSError, EOFError, ValueError, TypeError, asyncio.IncompleteReadError) as exc:
             logger.warning("decoding worker failed (%s): decoding in place", exc)
             await self.close()
@@ -96,17 +94,44 @@ class Decoder:
             self._starting = asyncio.ensure_future(self._start())
 
     async def _ask(self, raws: Sequence[bytes], skip: frozenset[str]) -> list[transfer.Packed]:
+        """Send a request at once, behind those still being answered. The worker reads
+        the next request as soon as it has written a reply, whatever this process is
+        doing: waiting for one request's reply before sending the next left it idle
+        whenever the event loop was busy preparing a batch (half of a catch-up)."""
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         request = marshal.dumps((list(raws), skip), transfer.MARSHAL_VERSION)
-        proc.stdin.write(len(request).to_bytes(8, "little"))
-        proc.stdin.write(request)
-        await proc.stdin.drain()
-        size = int.from_bytes(await proc.stdout.readexactly(8), "little")
-        packed = marshal.loads(await proc.stdout.readexactly(size))
+        reply: asyncio.Future[list[transfer.Packed]] = asyncio.get_running_loop().create_future()
+        self._replies.append(reply)
+        proc.stdin.write(len(request).to_bytes(8, "little") + request)  # whole, in order
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read_replies(proc.stdout))
+        try:
+            await proc.stdin.drain()
+            packed = await reply
+        finally:
+            reply.cancel()  # if the caller gave up, its reply is read and dropped
         if not isinstance(packed, list) or len(packed) != len(raws):
             raise ValueError("the worker's reply does not match the request")
         return packed
+
+    async def _read_replies(self, stdout: asyncio.StreamReader) -> None:
+        """Hand each reply to its request, in order, while requests wait for one."""
+        try:
+            while self._replies:
+                size = int.from_bytes(await stdout.readexactly(8), "little")
+                packed = marshal.loads(await stdout.readexactly(size))
+                reply = self._replies.popleft()
+                if not reply.done():
+                    reply.set_result(packed)
+        except (OSError, EOFError, ValueError, TypeError, asyncio.IncompleteReadError) as exc:
+            self._fail_replies(exc)
+
+    def _fail_replies(self, exc: BaseException) -> None:
+        while self._replies:
+            reply = self._replies.popleft()
+            if not reply.done():
+                reply.set_exception(exc)
 
     async def _start(self) -> None:
         try:
@@ -128,11 +153,6 @@ class Decoder:
             return
         self._ready = True
 
-    def _discard(self) -> None:
-        proc, self._proc, self._ready, self._starting = self._proc, None, False, None
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-
     async def close(self) -> None:
         """Stop the worker (a later large batch starts another, unless it never started)."""
         proc, self._proc, self._ready = self._proc, None, False
@@ -141,12 +161,17 @@ class Decoder:
             starting.cancel()
             with contextlib.suppress(BaseException):
                 await starting
-        if proc is None or proc.returncode is not None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=5)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        if proc is not None and proc.returncode is None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        reading, self._reading = self._reading, None
+        if reading is not None and not reading.done() and reading is not asyncio.current_task():
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+        self._fail_replies(EOFError("the decoding worker was stopped"))
