@@ -49,3 +49,18 @@ def test_the_check_itself_catches_an_offender(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncio\nfrom sqlalchemy import select\n", encoding="utf-8")
     assert imported_modules(bad) & FORBIDDEN == {"asyncio", "sqlalchemy"}
+
+
+def test_the_decoding_worker_loads_no_signature_code() -> None:
+    """The worker only parses (node/sync/decode_worker.py): ``cryptography`` is a fifth
+    of its start, so protocol/ imports it only where a key signs or checks."""
+    code = (
+        "import sys, json\nimport node.sync.decode_worker\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(json.loads(out))
+    assert "msgspec" in loaded and "protocol" in loaded
+    assert "cryptography" not in loaded
