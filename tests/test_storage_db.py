@@ -280,12 +280,7 @@ async def test_sqlite_run_write_runs_on_the_writers_thread(tmp_path: Path) -> No
                 ],
                 "busy_timeout": conn.scalar(text("PRAGMA busy_timeout")),
             }
-            other = sqlite3.connect(path, timeout=0, isolation_level=None)
-            try:
-                with pytest.raises(sqlite3.OperationalError, match="locked"):
-                    other.execute("BEGIN IMMEDIATE")
-            finally:
-                other.close()
+            _assert_write_locked(path)
             assert release.wait(10)
             _add_meta(conn, "a")
             return seen
@@ -401,14 +396,17 @@ async def test_sqlite_writer_begins_immediate(tmp_path: Path) -> None:
     path = tmp_path / "node.db"
     async with await _open(f"sqlite+aiosqlite:///{path}") as db, db.write() as conn:
         await conn.scalar(text("SELECT 1"))
-        import sqlite3
+        _assert_write_locked(path)
 
-        other = sqlite3.connect(path, timeout=0, isolation_level=None)
-        try:
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                other.execute("BEGIN IMMEDIATE")
-        finally:
-            other.close()
+
+def _assert_write_locked(path: Path) -> None:
+    """Another connection to the SQLite file cannot take the write lock now."""
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
 
 
 async def test_try_lock_elects_one_holder(db_url: str) -> None:
