@@ -145,9 +145,11 @@ class NodeProcess:
         self.proc = None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """User + system CPU time of a process so far (all its threads), or of one of its
+    threads (``task``: its thread id; the main thread's is the process id), from /proc."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    fields = Path(path).read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -501,10 +503,12 @@ def main() -> None:
         if args.profile == "cprofile":
             os.kill(child.node_pid(), signal.SIGUSR2)
         cpu_ready = cpu_seconds(child.node_pid())
+        main_ready = cpu_seconds(child.node_pid(), child.node_pid())
         worker_ready = children_cpu_seconds(child.node_pid())
         parent_ready = cpu_seconds(parent.node_pid())
         t_done = wait_applied(child_dir / cfg.DB_NAME, n, timeout=600)
         cpu_done = cpu_seconds(child.node_pid())
+        main_done = cpu_seconds(child.node_pid(), child.node_pid())
         worker_done = children_cpu_seconds(child.node_pid())
         parent_done = cpu_seconds(parent.node_pid())
         if args.profile == "cprofile":  # the window only, not the folding after it
@@ -525,6 +529,10 @@ def main() -> None:
               f"{worker_done - worker_ready:.2f} s, "
               f"the province {parent_done - parent_ready:.2f} s "
               f"(load average {os.getloadavg()[0]:.1f})")
+        main_cpu = main_done - main_ready
+        print(f"township threads while catching up: the main thread (event loop) "
+              f"{main_cpu:.2f} s, the others {cpu_done - cpu_ready - main_cpu:.2f} s "
+              "(mostly the database writer's)")
         print(f"item rows folded {t_folded - t_ready:.3f} s after serving (township CPU "
               f"{cpu_folded - cpu_ready:.2f} s): the ledger shows every item")
         if args.profile == "cprofile":
