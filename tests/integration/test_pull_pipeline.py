@@ -11,6 +11,7 @@ new stream epoch, as a parent restored from a backup sends.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 
@@ -47,8 +48,10 @@ class CutOff(SyncClient):
         super().__init__(ctx, session)
         self.left = pages
         self.new_epoch = new_epoch
+        self.collecting: list[bool] = []  # whether the cycle collector ran, at each fetch
 
     async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, object]:
+        self.collecting.append(gc.isenabled())
         if self.left == 0:
             if not self.new_epoch:
                 raise SyncFailure("GET /sync/v1/down: ClientConnectionError link cut")
@@ -94,9 +97,13 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
         async with aiohttp.ClientSession() as session:
             cut = CutOff(ctx, session, pages=4, new_epoch=new_epoch)
             await cut.hello()
+            assert gc.isenabled()
             with pytest.raises(SyncFailure, match=reason):
                 await asyncio.wait_for(cut.pull_once(0), timeout=60)  # a hang fails
             assert pipeline_tasks() == []  # the fetching, and decoding of what it fetched, stopped
+            # The cycle collector waits while pages stream in, and runs again after.
+            assert cut.collecting[0] and not any(cut.collecting[1:]), cut.collecting
+            assert len(cut.collecting) > 2 and gc.isenabled()
 
             # Some pages committed before the cut (the first is stored while the
             # pages after it are fetched), and the cursor says exactly how far.
@@ -121,7 +128,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             caplog.clear()
             caplog.set_level(logging.INFO, logger="node.sync.client")
             rest = await SyncClient(ctx, session).pull_once(0)
-            assert rest >= QUEUED - len(held)
+            assert rest >= QUEUED - len(held) and gc.isenabled()
             timeline = [r.getMessage() for r in caplog.records if "catch-up page" in r.msg]
             assert len(timeline) == -(-rest // PAGE)
             assert timeline[0].startswith("catch-up page 0, ")
