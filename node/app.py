@@ -53,18 +53,16 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(await status_payload(request.app[sync_server.CTX]))
 
 
-ROWS_WAIT_SECONDS = 1.0
-
-
 @web.middleware
 async def current_rows(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Reads see every event received before them: item rows are folded just after a
     sync batch commits (node/materialiser.py), so a read waits for that, briefly. During
-    a large catch-up it answers after ROWS_WAIT_SECONDS with the rows folded so far."""
+    a large catch-up it answers after ROWS_WAIT_SECONDS with the rows folded so far
+    (node/store.py)."""
     if request.method == "GET" and not request.path.startswith("/sync/"):
         ctx = request.app.get(sync_server.CTX)
         if ctx is not None:
-            await ctx.store.rows_current(ROWS_WAIT_SECONDS)
+            await ctx.store.rows_current()
     return await handler(request)
 
 

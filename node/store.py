@@ -50,6 +50,9 @@ MATERIALISED = "materialised_pos"
 # Decoded received events kept in memory for the materialiser, so it need not
 # parse and decode them again; above this many it reads them back instead.
 _UNFOLDED_CAP = 200_000
+ROWS_WAIT_SECONDS = 1.0
+"""How long a read of item rows waits, by default, for received events to be folded
+(:meth:`Store.rows_current`); during a large catch-up it goes on with the rows so far."""
 
 Decoded = dict[int, tuple[str, Event]]
 """Stored events by ``pos``: (event id as hex, decoded event)."""
@@ -518,7 +521,7 @@ class Store:
             self._folded.notify_all()
         return len(rows)
 
-    async def rows_current(self, timeout: float) -> bool:
+    async def rows_current(self, timeout: float = ROWS_WAIT_SECONDS) -> bool:
         """Wait until every event received so far is folded into item rows, at most
         ``timeout`` seconds (a large catch-up takes longer: then False, rows lag)."""
         begun = self._commits_begun

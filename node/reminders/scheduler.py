@@ -68,9 +68,6 @@ from protocol.rules import Reminder, reminders
 logger = logging.getLogger(__name__)
 
 LOCK: Final = "reminders"
-ROWS_WAIT_SECONDS: Final = 1.0
-"""How long a pass waits for received events to be folded into item rows (as a page
-read does, node/app.py); during a long catch-up it goes on with the rows so far."""
 PERSON_CHANNELS: Final = ("sms", "email")
 CHANNELS: Final = ("sms", "email", "webhook")
 _BATCH: Final = 200
@@ -152,7 +149,7 @@ class Reminders:
             report = RunReport()
             # The scan reads item rows: let those of events already received be
             # folded first (just after a start, or a sync batch, they may not be yet).
-            await self.ctx.store.rows_current(ROWS_WAIT_SECONDS)
+            await self.ctx.store.rows_current()
             await self._scan()
             await self._dispatch(now, report)
             await self._send(now, report)
