@@ -9,8 +9,9 @@ the batch before it. The worker (``node/sync/decode_worker.py``) runs
 :func:`protocol.transfer.decode_packed`, the same code as decoding in place,
 and sends back the compact form that :func:`protocol.transfer.unpack` rebuilds.
 
-The worker is a plain ``python -m`` child that imports only the protocol
-package (about 0.1 s), started with the first large batch. Until it says it is
+The worker is a plain ``python -S -m`` child that imports only the protocol
+package (about 0.1 s), started when the parent's hello says a catch-up is
+coming, or else with the first large batch. Until it says it is
 ready, batches are decoded in place, so starting it never delays one that is
 waited for; a batch fetched ahead waits for the worker instead, until it is
 waited for. Should it
@@ -24,10 +25,12 @@ import asyncio
 import contextlib
 import logging
 import marshal
+import os
 import sys
 from collections import deque
 from collections.abc import Sequence
 
+import protocol
 from node.sync.decode_worker import PIPE_BYTES, READY
 from protocol import transfer
 from protocol.transfer import Decoded
@@ -36,6 +39,16 @@ logger = logging.getLogger(__name__)
 
 MIN_EVENTS = 200
 """Smaller batches are decoded in place: the round trip would cost about what it saves."""
+
+
+def _worker_path() -> str:
+    """The worker's import path: this process's, where ``protocol`` was found first.
+    The worker starts without ``site`` (``-S``; its start is on a catch-up's
+    critical path, and ``site`` with the editable install's finder is about a
+    seventh of it), so it is handed the directories ``site`` found here."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(protocol.__file__)))
+    paths = [here, *(p for p in sys.path if p and os.path.exists(p) and p != here)]
+    return os.pathsep.join(paths)
 
 
 class Decoder:
@@ -136,7 +149,8 @@ class Decoder:
     async def _start(self) -> None:
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "node.sync.decode_worker",
+                sys.executable, "-S", "-m", "node.sync.decode_worker",
+                env={**os.environ, "PYTHONPATH": _worker_path()},
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=PIPE_BYTES,  # the stream reader's buffer, as large as the pipe's
