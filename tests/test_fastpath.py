@@ -235,6 +235,17 @@ def test_the_edges_reach_every_check_the_types_leave_out() -> None:
     assert not taken(parent_item="14-000000")  # _AFTER item
     assert not taken(deadlines={"deploy": MAX_MS, "feedback": 2, "resolve": MAX_MS})  # _AFTER
     assert not taken(assigner="someone-else")  # Assigned._check
+    # The string patterns msgspec leaves to _AFTER; each refused value is refused
+    # again (only matches are remembered), and a non-printable allowed text is taken.
+    for _ in range(2):
+        assert not taken(to="a b", assignee="a b")  # _AFTER node
+        assert not taken(board="Daily")  # _AFTER code
+        assert not taken(lead_unit="a b")  # _AFTER unit
+        assert not taken(co_units=["water", "a b"])  # _AFTER units, each member
+        assert not taken(description="a\x00")  # _AFTER text
+        assert not taken(title="a\u2028")  # _AFTER title
+    assert taken(to="140105002", assignee="140105002")
+    assert taken(description="第一段\n第二段\u3000", title="修\u3000路")
 
 
 # -- several faults, and other encodings of the same value ------------------------------------
