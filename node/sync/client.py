@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import random
+import sys
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,47 @@ from protocol.errors import ProtocolError
 from protocol.transfer import Decoded
 
 logger = logging.getLogger(__name__)
+
+CATCH_UP_SWITCH_SECONDS = 0.0005
+"""Python's thread switch interval while a catch-up's pages stream in (the default
+is 5 ms): see :class:`_Streaming`."""
+
+
+class _Streaming:
+    """The process's settings while a catch-up's pages stream in, for as long as any
+    does (several in one process: the demo and test trees):
+
+    - no cycle collection: a catch-up makes objects by the hundred thousand and frees
+      them by reference counting (none holds a cycle); the collector would walk them
+      again and again, ~0.1 s per 10,000 events;
+    - a short thread switch interval: the database's thread gives up the GIL at each
+      statement of a commit and then waits for it while this thread prepares the next
+      page, up to the switch interval each time (5 ms by default; a commit has a dozen
+      statements).
+
+    Whatever they were before is restored when the last catch-up ends."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.collecting = False
+        self.switch = 0.0
+
+    def enter(self) -> None:
+        if not self.depth:
+            self.collecting, self.switch = gc.isenabled(), sys.getswitchinterval()
+            gc.disable()
+            sys.setswitchinterval(min(self.switch, CATCH_UP_SWITCH_SECONDS))
+        self.depth += 1
+
+    def leave(self) -> None:
+        self.depth -= 1
+        if not self.depth:
+            if self.collecting:
+                gc.enable()
+            sys.setswitchinterval(self.switch)
+
+
+_streaming = _Streaming()
 
 REPLY_LIMITS = codec.Limits(
     max_size=64 * 1024 * 1024,
@@ -234,7 +276,7 @@ class SyncClient:
         committing: asyncio.Future[Any] | None = None
         committing_through = applied
         total = 0
-        collecting = gc.isenabled()
+        streaming = False
         try:
             while True:
                 if link.get("peer_epoch") is not None and page["epoch"] != link["peer_epoch"]:
@@ -246,10 +288,8 @@ class SyncClient:
                 through = int(page["through"])
                 if fetching is None and page["more"]:
                     fetching = asyncio.ensure_future(self._fetch_ahead(page, ahead))
-                    # A catch-up makes objects by the hundred thousand and frees them
-                    # by reference counting (none holds a cycle); the cycle collector
-                    # would walk them again and again: ~0.1 s per 10,000 events.
-                    gc.disable()
+                    _streaming.enter()
+                    streaming = True
                 began = loop.time()
                 prepared = await ctx.ingestor.prepare(PARENT, page["events"], decoded)
                 ready = loop.time()
@@ -287,8 +327,8 @@ class SyncClient:
             # Never cancel a commit half-way through its transaction: let it finish.
             if committing is not None and not committing.done():
                 await asyncio.gather(committing, return_exceptions=True)
-            if collecting:
-                gc.enable()
+            if streaming:
+                _streaming.leave()
         return total
 
     # ----------------------------------------------------------------- loops

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +26,7 @@ from node.drafts import assign
 from node.localtree import Shape
 from node.storage import schema as t
 from node.store import PARENT
-from node.sync.client import SyncClient, SyncFailure
+from node.sync.client import CATCH_UP_SWITCH_SECONDS, SyncClient, SyncFailure, _Streaming
 from tests.federation import build
 
 SHAPE: Shape = [
@@ -49,9 +50,11 @@ class CutOff(SyncClient):
         self.left = pages
         self.new_epoch = new_epoch
         self.collecting: list[bool] = []  # whether the cycle collector ran, at each fetch
+        self.switching: list[float] = []  # the thread switch interval, at each fetch
 
     async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, object]:
         self.collecting.append(gc.isenabled())
+        self.switching.append(sys.getswitchinterval())
         if self.left == 0:
             if not self.new_epoch:
                 raise SyncFailure("GET /sync/v1/down: ClientConnectionError link cut")
@@ -98,12 +101,17 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             cut = CutOff(ctx, session, pages=4, new_epoch=new_epoch)
             await cut.hello()
             assert gc.isenabled()
+            switch = sys.getswitchinterval()
             with pytest.raises(SyncFailure, match=reason):
                 await asyncio.wait_for(cut.pull_once(0), timeout=60)  # a hang fails
             assert pipeline_tasks() == []  # the fetching, and decoding of what it fetched, stopped
             # The cycle collector waits while pages stream in, and runs again after.
             assert cut.collecting[0] and not any(cut.collecting[1:]), cut.collecting
             assert len(cut.collecting) > 2 and gc.isenabled()
+            # So does the short switch interval.
+            assert cut.switching[0] == switch > CATCH_UP_SWITCH_SECONDS, cut.switching
+            assert set(cut.switching[1:]) == {CATCH_UP_SWITCH_SECONDS}, cut.switching
+            assert sys.getswitchinterval() == switch
 
             # Some pages committed before the cut (the first is stored while the
             # pages after it are fetched), and the cursor says exactly how far.
@@ -129,6 +137,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             caplog.set_level(logging.INFO, logger="node.sync.client")
             rest = await SyncClient(ctx, session).pull_once(0)
             assert rest >= QUEUED - len(held) and gc.isenabled()
+            assert sys.getswitchinterval() == switch
             timeline = [r.getMessage() for r in caplog.records if "catch-up page" in r.msg]
             assert len(timeline) == -(-rest // PAGE)
             assert timeline[0].startswith("catch-up page 0, ")
@@ -141,3 +150,20 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
         if ctx is not None:
             await ctx.close()
         await fed.stop()
+
+
+def test_overlapping_catch_ups_restore_the_settings_when_the_last_ends() -> None:
+    """Two nodes of one process (the demo and test trees) catching up at once: the
+    first to end leaves the collector off and the interval short for the other."""
+    streaming, switch = _Streaming(), sys.getswitchinterval()
+    assert gc.isenabled()
+    try:
+        streaming.enter()
+        streaming.enter()
+        streaming.leave()
+        assert not gc.isenabled() and sys.getswitchinterval() == CATCH_UP_SWITCH_SECONDS
+        streaming.leave()
+        assert gc.isenabled() and sys.getswitchinterval() == switch
+    finally:
+        gc.enable()
+        sys.setswitchinterval(switch)
