@@ -648,7 +648,8 @@ class Store:
         async with self.db.read() as conn:
             # Through the driver: a page is a thousand rows, and SQLAlchemy's
             # per-row processing cost more than SQLite's reading them.
-            rows = (await conn.exec_driver_sql(*_outbox_sql(conn, link, after, limit + 1))).all()
+            sql, params = _outbox_sql(conn, link, after, limit + 1)
+            rows: Sequence[Any] = (await conn.exec_driver_sql(sql, params)).all()
         raws: list[bytes] = []
         size = 0
         last = after

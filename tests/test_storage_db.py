@@ -149,6 +149,36 @@ async def test_reads_are_read_only(db_url: str) -> None:
         assert await _count(db, "meta") == 0
 
 
+async def test_run_read_reads_committed_rows_only_and_never_writes(db_url: str) -> None:
+    """On SQLite it runs on the caller's thread (the event loop's), with the reader's
+    settings; while a write transaction is open it neither waits for it nor sees its
+    rows; writing through it fails, on both databases."""
+    sqlite = db_url.startswith("sqlite")
+
+    def keys(conn: Connection, prefix: str) -> dict[str, Any]:
+        return {
+            "keys": sorted(
+                conn.scalars(select(schema.meta.c.key).where(schema.meta.c.key.like(f"{prefix}%")))
+            ),
+            "thread": threading.get_ident(),
+            "query_only": conn.scalar(text("PRAGMA query_only")) if sqlite else None,
+        }
+
+    async with await _open(db_url) as db:
+        await db.run_write(lambda conn: _add_meta(conn, "a1"))
+        async with db.write() as conn:
+            await conn.execute(insert(schema.meta).values(key="a2", value=b"1"))
+            seen = await asyncio.wait_for(db.run_read(keys, "a"), timeout=5)
+            assert seen["keys"] == ["a1"]
+        seen = await db.run_read(keys, "a")
+        assert seen["keys"] == ["a1", "a2"]
+        if sqlite:
+            assert seen["thread"] == threading.get_ident() and seen["query_only"] == 1
+        with pytest.raises(DBAPIError):
+            await db.run_read(_add_meta, "b")
+        assert await db.run_read(keys, "b") == {**seen, "keys": []}
+
+
 async def test_refuses_database_without_schema(db_url: str, tmp_path: Path) -> None:
     if db_url.startswith("sqlite"):
         with pytest.raises(StorageError) as missing:

@@ -169,12 +169,14 @@ class Database:
         writer: AsyncEngine,
         reader: AsyncEngine,
         sync_writer: Engine | None = None,
+        sync_reader: Engine | None = None,
     ) -> None:
         self.url = url
         self.dialect: str = url.get_backend_name()
         self._writer = writer
         self._reader = reader
         self._sync_writer = sync_writer
+        self._sync_reader = sync_reader
         self._writer_thread = (
             ThreadPoolExecutor(1, thread_name_prefix="duban-writer") if sync_writer else None
         )
@@ -230,6 +232,24 @@ class Database:
         assert self._sync_writer is not None
         with self._sync_writer.begin() as conn:
             return body(conn)
+
+    async def run_read(self, body: Callable[..., T], *args: Any) -> T:
+        """``body(conn, *args)`` in a read-only snapshot transaction, as :meth:`read`, for
+        a short read of one or a few statements on the sync path.
+
+        On SQLite it runs at once on the calling thread (the event loop's), through a
+        plain ``sqlite3`` connection of its own: a WAL reader never waits for the
+        writer. Through :meth:`read` each statement and the transaction's begin and
+        end are hand-offs to a database thread and back, and while the writer's
+        thread runs a commit each waits for the GIL: a catch-up's duplicate check
+        (a millisecond of work) took 20-40 ms of wall time a page that way. So keep
+        ``body`` short: the loop waits for it. On PostgreSQL it runs through
+        ``run_sync`` in :meth:`read`."""
+        if self._sync_reader is None:
+            async with self.read() as conn:
+                return await conn.run_sync(body, *args)
+        with self._sync_reader.begin() as conn:
+            return body(conn, *args)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -287,6 +307,8 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()
         sync_writer, thread = self._sync_writer, self._writer_thread
         if sync_writer is not None and thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, sync_writer.dispose)
@@ -373,13 +395,14 @@ def _sqlite_engine(url: URL, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-def _sqlite_sync_writer(url: URL) -> Engine:
-    """The writer of :meth:`Database.run_write`: the same file through the plain
-    ``sqlite3`` driver, one connection, used on one thread only."""
+def _sqlite_sync_engine(url: URL, *, writer: bool) -> Engine:
+    """The writer of :meth:`Database.run_write` or the reader of :meth:`Database.run_read`:
+    the same file through the plain ``sqlite3`` driver, one connection, used on one
+    thread only (the writer's, or the event loop's)."""
     engine = create_engine(
         url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
     )
-    _sqlite_setup(engine, writer=True)
+    _sqlite_setup(engine, writer=writer)
     return engine
 
 
@@ -417,7 +440,11 @@ def _connect(url: URL, *, create: bool) -> Database:
             writer = _sqlite_engine(url, writer=True)
             reader = _sqlite_engine(url, writer=False)
             return Database(
-                url, writer=writer, reader=reader, sync_writer=_sqlite_sync_writer(url)
+                url,
+                writer=writer,
+                reader=reader,
+                sync_writer=_sqlite_sync_engine(url, writer=True),
+                sync_reader=_sqlite_sync_engine(url, writer=False),
             )
         engine = create_async_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
         return Database(url, writer=engine, reader=engine)
