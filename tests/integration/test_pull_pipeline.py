@@ -14,7 +14,9 @@ import asyncio
 import gc
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -27,6 +29,8 @@ from node.localtree import Shape
 from node.storage import schema as t
 from node.store import PARENT
 from node.sync.client import CATCH_UP_SWITCH_SECONDS, SyncClient, SyncFailure, _Streaming
+from protocol import envelope
+from protocol.events import encode_event
 from tests.federation import build
 
 SHAPE: Shape = [
@@ -167,3 +171,56 @@ def test_overlapping_catch_ups_restore_the_settings_when_the_last_ends() -> None
     finally:
         gc.enable()
         sys.setswitchinterval(switch)
+
+
+class _Recording(ThreadPoolExecutor):
+    """The verifying threads, noting each job handed to them."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.jobs = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.jobs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_batch_signed_page_is_verified_in_place_a_page_of_signatures_on_threads(
+    tmp_path: Path,
+) -> None:
+    """A page under one Merkle-batch signature is checked on the event loop (handing it
+    to the threads and back costs more); one signature per event goes to the verifying
+    threads. Either way each event is verified: a forged one is refused."""
+    clock = SystemClock()
+    fed = await build(tmp_path, clock, SHAPE)
+    ctx: NodeContext | None = None
+    try:
+        province, township = fed[PROVINCE], fed[TOWNSHIP]
+        await township.stop()
+        made = await province.ctx.store.append_own(
+            [assign(me=PROVINCE, assignee=TOWNSHIP, title=f"事项{i}") for i in range(100)]
+        )
+        seq = max(ev.seq for ev, _env in made)
+        alone = [
+            envelope.sign(province.ctx.key, *encode_event(draft(seq + 1 + i, seq + 1 + i, 5)))
+            for i, draft in enumerate(
+                assign(me=PROVINCE, assignee=TOWNSHIP, title=f"单签{i}") for i in range(100)
+            )
+        ]
+        last = alone[-1]
+        forged = envelope._wire(last.type, last.body, last.key_id, bytes(64), None)
+        ctx = await open_node(township.config, clock)
+        threads = _Recording()
+        ctx.ingestor.executor = threads
+        batch = await ctx.ingestor.receive(PARENT, [env.raw for _ev, env in made])
+        assert (batch.accepted, batch.refused, threads.jobs) == (100, [], 0)
+        single = await ctx.ingestor.receive(
+            PARENT, [env.raw for env in alone[:-1]] + [forged]
+        )
+        assert single.accepted == 99 and [r[:2] for r in single.refused] == [(99, "bad_signature")]
+        assert threads.jobs >= 2
+        threads.shutdown()
+    finally:
+        if ctx is not None:
+            await ctx.close()
+        await fed.stop()
