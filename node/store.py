@@ -28,7 +28,7 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -562,19 +562,13 @@ class Store:
     @staticmethod
     def _note_seen(conn: Connection, accepted: Sequence[Accepted], now: int) -> None:
         """Per origin node: the newest event we hold, and when it reached us."""
-        seqs: dict[str, int] = {}
-        ats: dict[str, int] = {}
+        newest: dict[str, tuple[int, int]] = {}
         for a in accepted:
-            ev = a.event
-            if ev is None:
+            if a.event is None:
                 continue
-            origin = ev.origin
-            if ev.seq > seqs.get(origin, 0):
-                seqs[origin] = ev.seq
-            if ev.at > ats.get(origin, 0):
-                ats[origin] = ev.at
-        for origin in seqs.keys() | ats.keys():
-            seq, at = seqs.get(origin, 0), ats.get(origin, 0)
+            seq, at = newest.get(a.event.origin, (0, 0))
+            newest[a.event.origin] = (max(seq, a.event.seq), max(at, a.event.at))
+        for origin, (seq, at) in newest.items():
             row = conn.execute(
                 select(t.node_seen.c.max_seq, t.node_seen.c.last_event_at).where(
                     t.node_seen.c.node == origin
@@ -648,8 +642,9 @@ class Store:
         async with self.db.read() as conn:
             # Through the driver: a page is a thousand rows, and SQLAlchemy's
             # per-row processing cost more than SQLite's reading them.
-            sql, params = _outbox_sql(conn, link, after, limit + 1)
-            rows: Sequence[Any] = (await conn.exec_driver_sql(sql, params)).all()
+            rows: Sequence[Any] = (
+                await conn.execute(_OUTBOX, {"link": link, "after": after, "limit": limit + 1})
+            ).all()
         raws: list[bytes] = []
         size = 0
         last = after
@@ -780,6 +775,13 @@ class Store:
         return {"events": int(events or 0), "items": int(items or 0), "refused": int(refused or 0)}
 
 
+_OUTBOX = text(
+    "SELECT routes.pos, events.raw FROM routes JOIN events ON events.pos = routes.pos"
+    " WHERE routes.link = :link AND routes.pos > :after ORDER BY routes.pos LIMIT :limit"
+)
+"""A link's outbox after a position: plain SQL, whose rows SQLAlchemy hands over as
+the driver gives them (no per-row processing by column type)."""
+
 _EVENT_COLUMNS = (
     "event_id", "type", "origin", "origin_seq", "lamport", "item_id", "to_node", "source",
     "received_at", "raw",
@@ -815,22 +817,6 @@ def insert_many(
 def _values_marks(style: str, width: int, count: int) -> str:
     """``(?, ?), (?, ?), ...``: ``count`` rows of ``width`` markers in ``style``."""
     return ", ".join(f"({placeholders(style, width, 1 + k * width)})" for k in range(count))
-
-
-def _outbox_sql(
-    conn: AsyncConnection, link: str, after: int, limit: int
-) -> tuple[str, tuple[object, ...]]:
-    """The statement reading ``link``'s outbox (positions, envelope bytes)."""
-    marks = placeholders(conn.dialect.paramstyle, 3)
-    if marks is None:
-        raise NotImplementedError(f"paramstyle {conn.dialect.paramstyle}")
-    link_mark, after_mark, limit_mark = marks.split(", ")
-    return (
-        "SELECT routes.pos, events.raw FROM routes JOIN events ON events.pos = routes.pos"
-        f" WHERE routes.link = {link_mark} AND routes.pos > {after_mark}"
-        f" ORDER BY routes.pos LIMIT {limit_mark}",
-        (link, after, limit),
-    )
 
 
 def _new_positions(conn: Connection, ids: Sequence[bytes], before: int) -> dict[bytes, int]:

@@ -673,10 +673,6 @@ def _arguments_in_order(schema: _Schema, value: dict[str, Any]) -> dict[str, obj
 # -- the compiled fast path (protocol/fastpath.py) ----------------------------------------
 
 
-def _anchored(pattern: re.Pattern[str]) -> str:
-    return f"^(?:{pattern.pattern})"
-
-
 def _without(controls: str) -> str:
     return f"^[^{controls}]*\\Z"
 
@@ -685,7 +681,6 @@ def _one_of_type(choices: tuple[str, ...]) -> Any:
     return Literal[choices]  # a tuple subscript is the literal of its members
 
 
-_UNIT_TYPE: Final[Any] = Annotated[str, Meta(pattern=_anchored(UNIT_RE))]
 _TITLE_TYPE: Final[Any] = Annotated[
     str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(_LINE_CONTROLS))
 ]
@@ -750,7 +745,7 @@ def _known_matches(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
 _KNOWN_MAX: Final = 4096
 _node_id = _known_matches(NODE_ID_RE)
 _code = _known_matches(CODE_RE)
-_unit = _known_matches(UNIT_RE) if UNIT_RE is not NODE_ID_RE else _node_id
+_unit = _known_matches(UNIT_RE)
 
 
 def _text(value: Any) -> bool:
