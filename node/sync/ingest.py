@@ -260,6 +260,7 @@ class Ingestor:
             )
         finally:
             await store.commit_ended(stored)
+        assert stored is not None  # run_write returned
         result.accepted = len(final)
         result.refused = [
             (i, r[3], r[4]) for i, r in zip(prepared.refused_index, prepared.refused, strict=True)
