@@ -52,6 +52,21 @@ SETTINGS: tuple[Setting, ...] = (
         1,
         "Worker processes decoding large received batches on another core (0: in place).",
     ),
+    # What a child may send this node (docs/sync.md, "What a node accepts"): bounds.
+    Setting(
+        "sync.max_clock_ahead",
+        2**32,
+        "Refuse a received event whose Lamport clock is more than this ahead of ours.",
+    ),
+    Setting(
+        "sync.receive_max_events",
+        5000,
+        "Most events in one received batch (keep >= the children's sync.batch_events).",
+    ),
+    Setting("sync.refused_keep_events", 10_000, "Refused events kept for audit, per link."),
+    Setting(
+        "sync.refused_keep_bytes", 16_000_000, "Bytes of refused events kept for audit, per link."
+    ),
     Setting("enroll.code_ttl_hours", 72, "How long an enrollment code stays valid."),
     Setting("enroll.cert_days", 3650, "Validity of certificates this node issues."),
     Setting(

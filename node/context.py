@@ -96,8 +96,14 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         threads = int(config["sync.verify_threads"])
         executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="verify")
         has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
-        store = Store(db, trust, me=me, key=key, clock=clock, has_parent=has_parent)
+        store = Store(
+            db, trust, me=me, key=key, clock=clock, has_parent=has_parent,
+            max_clock_ahead=int(config["sync.max_clock_ahead"]),
+            refused_keep_events=int(config["sync.refused_keep_events"]),
+            refused_keep_bytes=int(config["sync.refused_keep_bytes"]),
+        )
         await store.start_materialised_cursor()
+        await store.repair_clock()
         decoder = Decoder(int(config["sync.decode_processes"]))
         ingestor = Ingestor(store, executor=executor, threads=threads, decoder=decoder)
     except BaseException:

@@ -36,10 +36,10 @@ from node.clock import Clock
 from node.items import materialise
 from node.storage import schema as t
 from node.storage.db import Database, placeholders
-from node.sync.routing import PARENT, SELF, TreeView, routes_for
+from node.sync.routing import PARENT, RECOVERY, SELF, TreeView, routes_for
 from protocol import codec, envelope
 from protocol.certs import CERT_TYPE, REVOCATION_TYPE, TrustStore
-from protocol.events import Assigned, Event, encode_event
+from protocol.events import LAMPORT_CEILING, Assigned, Event, encode_event
 from protocol.keys import SigningKey
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Stored:
     last_pos: int = 0  # 0: nothing left to fold (nothing stored, or folded in place)
     links: frozenset[str] = frozenset()  # the links it queued events for
     first_pos: int = 0  # the first position it stored
+    cursor: int = 0  # the link's applied_pos after it (a received batch's)
 
 Draft = Callable[[int, int, int], Event]
 """Builds one of our own events from (seq, lamport, at) assigned by the store."""
@@ -104,6 +105,7 @@ class LinkStatus:
     last_error: str | None
     last_error_at: int | None
     failures: int
+    refused_dropped: int = 0
 
     def to_dict(self, now_ms: int) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class LinkStatus:
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "failures": self.failures,
+            "refused_dropped": self.refused_dropped,
         }
 
 
@@ -145,8 +148,14 @@ class Store:
         key: SigningKey,
         clock: Clock,
         has_parent: bool,
+        max_clock_ahead: int = 2**32,
+        refused_keep_events: int = 10_000,
+        refused_keep_bytes: int = 16_000_000,
     ) -> None:
         self.db = db
+        self.max_clock_ahead = max_clock_ahead
+        self.refused_keep_events = refused_keep_events
+        self.refused_keep_bytes = refused_keep_bytes
         self.trust = trust
         self.me = me
         self.key = key
@@ -210,6 +219,54 @@ class Store:
     async def own_seq(self) -> int:
         return _bytes_int(await self.meta("own_seq"))
 
+    # ----------------------------------------------------------------- clock
+
+    @staticmethod
+    def read_clock(conn: Connection) -> int:
+        """This node's Lamport clock, inside a write transaction.
+
+        A clock above :data:`LAMPORT_CEILING` was raised by a received event
+        before received clocks were bounded (issue 16): it is taken back to the
+        highest clock of the stored events at or below the ceiling, and written
+        so. The events above it stay stored (signed history) but are never
+        adopted, and a parent refuses them (``clock_too_far_ahead``)."""
+        clock = _bytes_int(Store.read_meta(conn, "lamport"))
+        if clock <= LAMPORT_CEILING:
+            return clock
+        honest = int(
+            conn.scalar(
+                select(func.max(t.events.c.lamport)).where(t.events.c.lamport <= LAMPORT_CEILING)
+            )
+            or 0
+        )
+        logger.warning(
+            "Lamport clock %d was past the ceiling %d (adopted from a hostile event):"
+            " taken back to %d, the highest stored clock below it",
+            clock, LAMPORT_CEILING, honest,
+        )
+        Store.write_meta(conn, "lamport", _int_bytes(honest))
+        return honest
+
+    async def repair_clock(self) -> None:
+        """At start: a clock raised past the ceiling by a hostile event before clocks
+        were bounded is taken back (:meth:`read_clock`), before anything is written."""
+        if _bytes_int(await self.meta("lamport")) > LAMPORT_CEILING:
+            async with self.db.write() as conn:
+                await conn.run_sync(self.read_clock)
+
+    def clock_refusal(self, lamport: int, clock: int, source: str) -> str | None:
+        """Why a received event's ``lamport`` may not be adopted by a node at ``clock``
+        (None: it may). From a child — the side a hostile key sits on — a clock more
+        than ``sync.max_clock_ahead`` ahead is refused; from anywhere, a clock above
+        :data:`LAMPORT_CEILING`. Events from the parent (or handed back by it after a
+        restore) are bounded at every hop above already: a new node catching up
+        from its parent may be any distance behind (docs/sync.md, "Clocks")."""
+        if lamport > LAMPORT_CEILING:
+            return f"clock {lamport} is above the ceiling {LAMPORT_CEILING}"
+        if source not in (PARENT, RECOVERY) and lamport - clock > self.max_clock_ahead:
+            return f"clock {lamport} is more than {self.max_clock_ahead} ahead of {clock}"
+        return None
+
     # ------------------------------------------------------------ trust load
 
     async def store_trust_records(self, raws: Sequence[bytes], source: str) -> None:
@@ -254,7 +311,7 @@ class Store:
         now = self.clock.now_ms()
         async with self.db.write() as conn:
             seq = _bytes_int(await self.get_meta(conn, "own_seq"))
-            lamport = _bytes_int(await self.get_meta(conn, "lamport"))
+            lamport = await conn.run_sync(self.read_clock)
             events = [d(seq + i + 1, lamport + i + 1, now) for i, d in enumerate(drafts)]
             if precheck is not None:
                 await precheck(conn, events)
@@ -333,13 +390,60 @@ class Store:
         links: Sequence[Sequence[str]],
         refused: Sequence[tuple[bytes, str | None, bytes | None, str, str]],
         applied_pos: int | None,
+        clock: int | None = None,
+        peer_epoch: bytes | None = None,
     ) -> Stored:
         """Store a received batch's outcome inside the caller's write transaction
         (``links``: each accepted event's, from :meth:`routes`); once it has
-        committed, hand the result to :meth:`fold_later`."""
+        committed, hand the result to :meth:`fold_later`.
+
+        ``clock``: this node's clock when the batch's checks began (read by
+        :meth:`read_clock` in this transaction; the checks were
+        :meth:`clock_refusal`). The link's
+        ``applied_pos`` only moves forward, unless ``peer_epoch`` differs from the
+        one stored: the sender's positions were renumbered (it was restored)."""
         now = self.clock.now_ms()
         stored = self.insert_routed(conn, accepted, links, source, now)
-        if refused:
+        dropped = self._keep_refused(conn, source, refused, now) if refused else 0
+        lamports = [a.event.lamport for a in accepted if a.event is not None]
+        if lamports:
+            current = self.read_clock(conn) if clock is None else clock
+            if max(lamports) > current:
+                self.write_meta(conn, "lamport", _int_bytes(max(lamports)))
+        self.mark_link(conn, source, {"last_contact": now})
+        if dropped:
+            conn.execute(
+                update(t.links)
+                .where(t.links.c.link == source)
+                .values(refused_dropped=t.links.c.refused_dropped + dropped)
+            )
+        if applied_pos is not None:
+            stored.cursor = self.advance_cursor(
+                conn, source, "applied_pos", applied_pos, epoch=peer_epoch
+            )
+        return stored
+
+    def _keep_refused(
+        self,
+        conn: Connection,
+        source: str,
+        refused: Sequence[tuple[bytes, str | None, bytes | None, str, str]],
+        now: int,
+    ) -> int:
+        """Keep a batch's refused events for audit within the link's quota
+        (``sync.refused_keep_events`` and ``sync.refused_keep_bytes``): the oldest
+        are pruned. Returns how many were dropped, this batch's included."""
+        max_events, max_bytes = self.refused_keep_events, self.refused_keep_bytes
+        keep: list[tuple[bytes, str | None, bytes | None, str, str]] = []
+        size = 0
+        for row in reversed(refused):  # the newest first
+            if len(keep) >= max_events or size + len(row[0]) > max_bytes:
+                break
+            keep.append(row)
+            size += len(row[0])
+        keep.reverse()
+        dropped = len(refused) - len(keep)
+        if keep:
             conn.execute(
                 t.refused.insert(),
                 [
@@ -352,19 +456,34 @@ class Store:
                         "received_at": now,
                         "raw": raw,
                     }
-                    for raw, type_, event_id, reason, detail in refused
+                    for raw, type_, event_id, reason, detail in keep
                 ],
             )
-        lamports = [a.event.lamport for a in accepted if a.event is not None]
-        if lamports:
-            current = _bytes_int(self.read_meta(conn, "lamport"))
-            if max(lamports) > current:
-                self.write_meta(conn, "lamport", _int_bytes(max(lamports)))
-        values: dict[str, Any] = {"last_contact": now}
-        if applied_pos is not None:
-            values["applied_pos"] = applied_pos
-        self.mark_link(conn, source, values)
-        return stored
+        count, total = conn.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(t.refused.c.raw)), 0)).where(
+                t.refused.c.source == source
+            )
+        ).one()
+        if count <= max_events and total <= max_bytes:
+            return dropped
+        # Over the quota: walk the link's rows newest first to the first one to drop.
+        rows = conn.execute(
+            select(t.refused.c.id, func.length(t.refused.c.raw))
+            .where(t.refused.c.source == source)
+            .order_by(t.refused.c.id.desc())
+        )
+        size, cut = 0, None
+        for kept, (row_id, length) in enumerate(rows):
+            if kept >= max_events or size + int(length) > max_bytes:
+                cut = row_id
+                break
+            size += int(length)
+        if cut is not None:
+            gone = conn.execute(
+                t.refused.delete().where(t.refused.c.source == source, t.refused.c.id <= cut)
+            ).rowcount
+            dropped += int(gone or 0)
+        return dropped
 
     def routes(self, accepted: Sequence[Accepted], source: str) -> list[list[str]]:
         """Each event's links (the outboxes it is queued for), from the tree as this
@@ -621,8 +740,48 @@ class Store:
             conn.execute(t.links.insert().values(**{**base, **values}))
 
     @staticmethod
+    def advance_cursor(
+        conn: Connection, link: str, column: str, pos: int, *, epoch: bytes | None = None
+    ) -> int:
+        """Move the link's cursor ``column`` (``applied_pos`` or ``acked_pos``) to ``pos``
+        unless it is further already, in the caller's transaction; returns where it is.
+
+        A cursor never moves backwards: a late duplicate (an upload or a page request
+        delivered after a newer one) must not make the other side send hundreds of
+        events again. The comparison is in the statement itself, so it holds against
+        any other writer. The resets — the other side's stream was renumbered (a new
+        ``epoch`` here, a new parent epoch or a recovery elsewhere) — are explicit
+        (:meth:`mark_link`). ``epoch``: the sender's stream epoch, when it said."""
+        col = t.links.c[column]
+        if conn.scalar(select(t.links.c.link).where(t.links.c.link == link)) is None:
+            Store.mark_link(conn, link, {column: pos, "peer_epoch": epoch})
+            return pos
+        if epoch is not None:
+            held = conn.scalar(select(t.links.c.peer_epoch).where(t.links.c.link == link))
+            if held != epoch:
+                Store.mark_link(conn, link, {column: pos, "peer_epoch": epoch})
+                return pos
+        conn.execute(
+            update(t.links)
+            .where(t.links.c.link == link, col < pos)
+            .values({column: pos})
+        )
+        return int(conn.scalar(select(col).where(t.links.c.link == link)) or 0)
+
+    @staticmethod
     async def touch_link(conn: AsyncConnection, link: str, **values: Any) -> None:
         await conn.run_sync(Store.mark_link, link, values)
+
+    async def advance_link(self, link: str, column: str, pos: int, **values: Any) -> int:
+        """:meth:`advance_cursor` in a transaction of its own, with other ``values``
+        (last contact...) set in it too."""
+        def body(conn: Connection) -> int:
+            if values:
+                self.mark_link(conn, link, values)
+            return self.advance_cursor(conn, link, column, pos)
+
+        async with self.db.write() as conn:
+            return await conn.run_sync(body)
 
     async def link_row(self, link: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -698,6 +857,7 @@ class Store:
                         last_error=row.last_error if row is not None else None,
                         last_error_at=row.last_error_at if row is not None else None,
                         failures=row.failures if row is not None else 0,
+                        refused_dropped=row.refused_dropped if row is not None else 0,
                     )
                 )
         return out
@@ -743,13 +903,19 @@ class Store:
             own = await conn.scalar(
                 select(func.max(t.events.c.origin_seq)).where(t.events.c.origin == self.me)
             )
-            lamport = await conn.scalar(select(func.max(t.events.c.lamport)))
+            # Never a clock past the ceiling (one stored before clocks were bounded).
+            lamport = await conn.scalar(
+                select(func.max(t.events.c.lamport)).where(t.events.c.lamport <= LAMPORT_CEILING)
+            )
             await self.set_meta(conn, "own_seq", _int_bytes(int(own or 0)))
-            current = _bytes_int(await self.get_meta(conn, "lamport"))
+            current = await conn.run_sync(self.read_clock)
             await self.set_meta(conn, "lamport", _int_bytes(max(current, int(lamport or 0))))
             epoch = random_epoch()
             await self.set_meta(conn, "epoch", epoch)
+            # Our positions are renumbered: the cursors kept in the old numbering are
+            # reset (the one exception to cursors only moving forward).
             await self.touch_link(conn, PARENT, acked_pos=0)
+            await conn.execute(update(t.links).where(t.links.c.link != PARENT).values(acked_pos=0))
         self._epoch = epoch
         await self._notify()
 

@@ -6,9 +6,12 @@ that are not strings, duplicate keys, extension types (msgpack timestamps
 included), floats, invalid UTF-8 and trailing bytes. Every refusal is a
 :class:`ProtocolError` with a stable reason; no other exception escapes.
 
-Encoding is deterministic for our own values: map keys are emitted sorted, so
-the same value always gives the same bytes (handy for vectors), although no
-verifier relies on it: signatures are always checked over received bytes.
+Encoding is deterministic for our own values: map keys are emitted sorted and
+every header (integer, string, bin, array, map) takes its shortest form, so the
+same value always gives the same bytes. Signatures are always checked over the
+received bytes, never over a re-encoding; but an envelope's bytes are its event's
+id, so ``protocol.envelope.parse`` accepts only this canonical encoding of the
+outer map (docs/sync.md, "Event identity").
 """
 
 from __future__ import annotations

@@ -20,6 +20,16 @@ so it can be forwarded to another subtree without its batch.
 The body is verified before it is decoded, and verification never re-encodes:
 it works on the bytes received. The event id is SHA-256 over the whole
 envelope bytes: the same event has the same id everywhere, forever.
+
+Because the signature covers only (type, body) or a batch root, any other msgpack
+encoding of the same outer map (keys in another order, a wider integer, string,
+bin, array or map header) would verify as well and hash to another id. So
+:func:`parse` accepts only the canonical encoding — what :func:`sign` and
+:func:`sign_batch` write: keys sorted, every header in its shortest form — and
+refuses every other with ``non_canonical``. An event's id then depends on its
+signer's content alone, never on a relay's encoding (docs/sync.md, "Event
+identity"). The compiled fast path takes canonical bytes only; the strict path
+re-encodes what it decoded and compares.
 """
 
 from __future__ import annotations
@@ -338,12 +348,16 @@ def _parse_strict(raw: bytes) -> Envelope:
     try:
         # _envelope_of checks the type of every value it accepts, so the codec's
         # walk over the decoded tree (depth, no floats) would find nothing more.
-        return _envelope_of(codec.decode(raw, ENVELOPE_LIMITS, check_tree=False), raw)
+        env = _envelope_of(codec.decode(raw, ENVELOPE_LIMITS, check_tree=False), raw)
     except ProtocolError:
-        pass
-    # Refused: decode again with every check, so the reason is the one a full
-    # decode gives first (a float or a deep value before a bad field).
-    return _envelope_of(codec.decode(raw, ENVELOPE_LIMITS), raw)
+        # Refused: decode again with every check, so the reason is the one a full
+        # decode gives first (a float or a deep value before a bad field).
+        env = _envelope_of(codec.decode(raw, ENVELOPE_LIMITS), raw)
+    if _wire(env.type, env.body, env.key_id, env.signature, env.proof) != env.raw:
+        raise ProtocolError(
+            errors.NON_CANONICAL, "not the canonical encoding of the envelope (another id)"
+        )
+    return env
 
 
 def _envelope_of(value: codec.Value, raw: bytes) -> Envelope:

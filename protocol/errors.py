@@ -7,11 +7,31 @@ an optional human ``detail``. Codes are part of the protocol: never rename one.
 
 from __future__ import annotations
 
+DETAIL_LIMIT = 500
+"""The longest detail kept (a peer chooses much of what a detail quotes)."""
+
+
+def printable(text: str, limit: int = DETAIL_LIMIT) -> str:
+    """``text`` safe to put in a log line or a status page: every character that is not
+    printable (newlines, escapes, bidi controls, line and paragraph separators) is
+    written as its Python escape, and it is cut to ``limit`` characters ("…" after).
+
+    A peer controls much of what reaches a log (field names, node ids, types): a
+    newline in a field name must not start a forged log line. Chinese text and
+    other printable characters are kept as they are."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 class ProtocolError(Exception):
-    """Any malformed, unverifiable or unauthorised protocol input."""
+    """Any malformed, unverifiable or unauthorised protocol input.
+
+    The detail is made :func:`printable` here, once: it often quotes what a peer
+    sent, and goes to logs, to the ``refused`` table and back to the peer."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
+        detail = printable(detail)
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
@@ -40,6 +60,8 @@ BAD_SIGNATURE = "bad_signature"
 UNKNOWN_KEY = "unknown_key"
 BAD_MERKLE_PROOF = "bad_merkle_proof"
 BAD_TYPE = "bad_type"
+NON_CANONICAL = "non_canonical"
+"""Envelope bytes that are not the one canonical encoding of their value (docs/sync.md)."""
 
 # Messages (bodies)
 MISSING_FIELD = "missing_field"
@@ -81,3 +103,7 @@ UNKNOWN_NODE = "unknown_node"
 KEY_REUSED = "key_reused"
 KEY_NOT_ACTIVE = "key_not_active"
 KEY_RETIRED = "key_retired"
+
+# Sync (received values bounded by the receiver: docs/sync.md)
+CLOCK_TOO_FAR_AHEAD = "clock_too_far_ahead"
+TOO_MANY_EVENTS = "too_many_events"

@@ -58,6 +58,10 @@ MAX_ATTACHMENTS = 32
 MAX_MILESTONES = 64
 MAX_MS = 2**53 - 1
 MAX_COUNTER = 2**63 - 1
+LAMPORT_CEILING = 2**62
+"""The highest clock a node adopts from a received event: above it, the event is
+refused (``clock_too_far_ahead``), so a node's own clock, which moves by one per
+event it writes, always keeps 2**62 events of room below :data:`MAX_COUNTER`."""
 DIGEST_LEN = 32
 
 EVENT_LIMITS = codec.Limits(

@@ -98,6 +98,8 @@ links = Table(
     Column("peer_epoch", LargeBinary(16)),
     # Events the child said were still waiting in its outbox after its last push.
     Column("peer_pending", BigInteger),
+    # Refused events from this link pruned to keep within the quota (docs/sync.md).
+    Column("refused_dropped", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 refused = Table(
@@ -112,6 +114,8 @@ refused = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("raw", LargeBinary, nullable=False),
 )
+# A link's refused events, oldest first: pruning to the quota reads this.
+Index("ix_refused_source", refused.c.source, refused.c.id)
 
 items = Table(
     "items",

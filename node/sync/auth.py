@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocol import codec, envelope
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, printable
 from protocol.keys import SigningKey, VerifyKey
 
 KeyForNode = Callable[[str, bytes], VerifyKey]
@@ -31,7 +31,10 @@ AUTH_LIMITS = codec.Limits(max_size=2048, max_str=512, max_bin=64, max_map=12, m
 
 
 class AuthError(Exception):
+    """A refused sync request; the detail is made printable (it may quote the peer)."""
+
     def __init__(self, reason: str, detail: str = "") -> None:
+        detail = printable(detail)
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail

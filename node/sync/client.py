@@ -212,12 +212,17 @@ class SyncClient:
         if not raws:
             return 0
         pending = await ctx.store.pending_count(PARENT, through)
-        body = codec.encode({"through": through, "events": list(raws), "pending": pending})
+        # The epoch names our numbering: the parent's cursor for us only moves forward
+        # within it (node/sync/server.py).
+        epoch = await ctx.store.epoch()
+        body = codec.encode(
+            {"through": through, "events": list(raws), "pending": pending, "epoch": epoch}
+        )
         reply = await self._call("POST", "/sync/v1/up", body)
         for index, reason, detail in reply["refused"]:
             logger.warning("parent refused our event %s: %s %s", index, reason, detail)
-        await ctx.store.update_link(
-            PARENT, acked_pos=int(reply["applied_pos"]), last_contact=ctx.clock.now_ms()
+        await ctx.store.advance_link(
+            PARENT, "acked_pos", int(reply["applied_pos"]), last_contact=ctx.clock.now_ms()
         )
         return len(raws)
 

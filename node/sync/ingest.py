@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store, 
 from node.sync.decoding import Decoder
 from node.sync.routing import RECOVERY
 from protocol import envelope, errors
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, printable
 from protocol.events import Assigned
 from protocol.ownership import check_signer
 from protocol.transfer import Decoded
@@ -94,10 +95,17 @@ class Ingestor:
         self.decoder = decoder or Decoder(0)
 
     async def receive(
-        self, source: str, raws: Sequence[bytes], *, applied_pos: int | None = None
+        self,
+        source: str,
+        raws: Sequence[bytes],
+        *,
+        applied_pos: int | None = None,
+        peer_epoch: bytes | None = None,
     ) -> BatchResult:
         """Check and store one batch: :meth:`prepare`, then :meth:`commit`."""
-        return await self.commit(await self.prepare(source, raws), applied_pos=applied_pos)
+        return await self.commit(
+            await self.prepare(source, raws), applied_pos=applied_pos, peer_epoch=peer_epoch
+        )
 
     async def decode(
         self, raws: Sequence[bytes], *, needed: asyncio.Event | None = None
@@ -221,46 +229,66 @@ class Ingestor:
         batch.checked = checked
         return batch
 
-    async def commit(self, prepared: Prepared, *, applied_pos: int | None = None) -> BatchResult:
-        """Store a prepared batch and the link cursor ``applied_pos`` in one transaction."""
+    async def commit(
+        self,
+        prepared: Prepared,
+        *,
+        applied_pos: int | None = None,
+        peer_epoch: bytes | None = None,
+    ) -> BatchResult:
+        """Store a prepared batch and the link cursor ``applied_pos`` in one transaction
+        (the cursor only moves forward, unless the sender's ``peer_epoch`` is new:
+        :meth:`Store.advance_cursor`)."""
         store = self.store
         store.receiving += 1
         try:
-            return await self._commit(prepared, applied_pos)
+            return await self._commit(prepared, applied_pos, peer_epoch)
         finally:
             store.receiving -= 1
             store.last_received = asyncio.get_running_loop().time()
 
-    async def _commit(self, prepared: Prepared, applied_pos: int | None) -> BatchResult:
+    async def _commit(
+        self, prepared: Prepared, applied_pos: int | None, peer_epoch: bytes | None
+    ) -> BatchResult:
         store = self.store
         result = prepared.result
         store.commit_begins()
         stored: Stored | None = None
         try:
             final, stored = await store.db.run_write(
-                lambda conn: self._store(conn, prepared, applied_pos)
+                lambda conn: self._store(conn, prepared, applied_pos, peer_epoch)
             )
         finally:
             await store.commit_ended(stored)
+        assert stored is not None  # run_write returned
         result.accepted = len(final)
         result.refused = [
             (i, r[3], r[4]) for i, r in zip(prepared.refused_index, prepared.refused, strict=True)
         ]
-        result.applied_pos = applied_pos or 0
-        for i, reason, detail in result.refused:
-            logger.warning("refused event %d from %s: %s %s", i, prepared.source, reason, detail)
+        result.applied_pos = stored.cursor if applied_pos is not None else 0
+        if result.refused:
+            _log_refusals(prepared.source, result)
         if final:
             await store.notify(stored.links)
         return result
 
     def _store(
-        self, conn: Connection, prepared: Prepared, applied_pos: int | None
+        self,
+        conn: Connection,
+        prepared: Prepared,
+        applied_pos: int | None,
+        peer_epoch: bytes | None = None,
     ) -> tuple[list[Accepted], Stored]:
         """The write transaction's body (on SQLite, on the writer's thread): re-check
         against what is stored, then store."""
         store = self.store
         source, result, checked = prepared.source, prepared.result, prepared.checked
         refused, refuse = prepared.refused, prepared.refuse
+        # Each event's clock is bounded by ours as the events before it in the batch
+        # leave it: a parent forwarding a chain its child built over several batches
+        # must not be refused by its own parent (docs/sync.md, "Clocks").
+        clock_before = store.read_clock(conn)
+        clock = clock_before
         known = store.known_ids(conn, [c.accepted.event_id for c in checked])
         checked = [c for c in checked if c.accepted.event_id not in known]
         result.duplicates += len(known)
@@ -280,6 +308,10 @@ class Ingestor:
         for c in checked:
             ev = c.accepted.event
             if ev is not None:
+                too_far = store.clock_refusal(ev.lamport, clock, source)
+                if too_far is not None:
+                    refuse(c.index, c.env.raw, c.env, errors.CLOCK_TOO_FAR_AHEAD, too_far)
+                    continue
                 owner = owners.get((ev.origin, ev.seq))
                 if owner is not None and owner != c.accepted.event_id:
                     refuse(
@@ -295,6 +327,7 @@ class Ingestor:
                     refuse(c.index, c.env.raw, c.env, *reason)
                     continue
                 owners[(ev.origin, ev.seq)] = c.accepted.event_id
+                clock = max(clock, ev.lamport)
                 if isinstance(ev, Assigned):
                     parties[ev.item] = (ev.assigner, ev.assignee)
             final.append(c.accepted)
@@ -306,6 +339,8 @@ class Ingestor:
             links=links,
             refused=refused,
             applied_pos=applied_pos,
+            clock=clock_before,
+            peer_epoch=peer_epoch,
         )
         return final, stored
 
@@ -361,6 +396,26 @@ class Ingestor:
             )
         )
         return [v for part in parts for v in part]
+
+
+def _log_refusals(source: str, result: BatchResult) -> None:
+    """One line per batch, however many of its events were refused (a child could
+    send thousands): how many, by reason, and the first one's detail. Every refusal
+    stays in the reply and, within the quota, in ``refused``. Details are printable
+    already (``ProtocolError``); ``source`` is a link name."""
+    reasons = Counter(reason for _i, reason, _detail in result.refused)
+    index, reason, detail = result.refused[0]
+    logger.warning(
+        "batch from %s: %d accepted, %d duplicates, %d refused (%s); first: event %d %s %s",
+        source,
+        result.accepted,
+        result.duplicates,
+        len(result.refused),
+        ", ".join(f"{r} {n}" for r, n in reasons.most_common()),
+        index,
+        reason,
+        printable(detail),
+    )
 
 
 def _unowned(ev: object, parties: dict[str, tuple[str, str]]) -> tuple[str, str] | None:

@@ -7,8 +7,10 @@ nothing.
 
 - ``GET  /sync/v1/hello`` — cursors and epochs, so the child knows where to
   resume and whether it was restored from an old backup.
-- ``POST /sync/v1/up`` — a batch of the child's subtree events; stored in one
-  transaction together with the child's cursor; idempotent.
+- ``POST /sync/v1/up`` — a batch of the child's subtree events (at most
+  ``sync.receive_max_events``); stored in one transaction together with the
+  child's cursor, which never moves back within the child's stream epoch;
+  idempotent.
 - ``GET  /sync/v1/down?after=POS&ack=POS&wait=S`` — events routed to the child
   after ``after``; ``ack`` (default ``after``) is what the child has durably
   applied. Long-polls up to ``wait`` seconds when there are none.
@@ -19,14 +21,16 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from functools import lru_cache
 
 from aiohttp import web
 
 from node.context import NodeContext
 from node.sync.auth import AuthClaim, AuthError, ReplayGuard, check_body, verify_request
 from protocol import codec, errors
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, printable
 from protocol.keys import VerifyKey
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,10 @@ BODY_LIMITS = codec.Limits(
     max_map=8,
     max_depth=3,
 )
+MAX_POSITION = 2**62
+"""The largest position, count or cursor a peer may send (a stream position is a
+64-bit signed integer in the database; a larger one is refused, 400)."""
+EPOCH_LEN = 16
 SENDING_GRACE = 1.0
 """Seconds a child that was told ``more`` has to come back for its next page before
 background work (folding, scoring) stops waiting for it (node/materialiser.py)."""
@@ -61,7 +69,28 @@ _STATUS_OF = {
     errors.CERT_EXPIRED: 403,
     "not_my_child": 403,
     "wrong_parent": 403,
+    errors.TOO_LARGE: 413,
+    errors.TOO_MANY_EVENTS: 413,
 }
+"""HTTP status of each refusal of the sync endpoints; any other reason is a 400."""
+
+
+def status_of(reason: str) -> int:
+    return _STATUS_OF.get(reason, 400)
+
+
+@lru_cache(maxsize=8)
+def body_limits(max_events: int) -> codec.Limits:
+    """What an upload may hold: ``BODY_LIMITS`` with at most ``max_events`` events,
+    refused by the decoder at the array's header, before it reads one."""
+    return codec.Limits(
+        max_size=BODY_LIMITS.max_size,
+        max_str=BODY_LIMITS.max_str,
+        max_bin=BODY_LIMITS.max_bin,
+        max_array=max_events,
+        max_map=BODY_LIMITS.max_map,
+        max_depth=BODY_LIMITS.max_depth,
+    )
 
 
 def refuse(status: int, reason: str, detail: str = "") -> web.Response:
@@ -97,18 +126,24 @@ async def _authenticate(request: web.Request, body: bytes | None) -> AuthClaim:
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """A query parameter: ASCII digits for an integer in 0..MAX_POSITION (else 400
+    ``bad_param``), then kept within ``lo..hi`` (``wait`` up to the long-poll's
+    length, ``limit`` up to a page...)."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        logger.warning("sync request refused from %s: bad_param %s=%r", request.remote, name, raw)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_POSITION):
+        logger.warning(
+            "sync request refused from %s: bad_param %s=%s", request.remote, name,
+            printable(repr(raw), 80),
+        )
         raise web.HTTPBadRequest(
-            text=f'{{"error":"bad_param","detail":"{name} must be an integer"}}',
+            text=json.dumps(
+                {"error": "bad_param", "detail": f"{name} must be an integer in 0..{MAX_POSITION}"}
+            ),
             content_type="application/json",
-        ) from None
-    return min(max(value, lo), hi)
+        )
+    return min(max(int(raw), lo), hi)
 
 
 async def _guarded(request: web.Request, body: bytes) -> str | web.Response:
@@ -162,29 +197,45 @@ async def up(request: web.Request) -> web.Response:
         logger.warning("sync batch refused from %s: %s %s", claim.node, exc.reason, exc.detail)
         return refuse(401, exc.reason, exc.detail)
     child = claim.node
+    max_events = int(ctx.config["sync.receive_max_events"])
     try:
-        value = codec.decode(body, BODY_LIMITS)
+        try:
+            value = codec.decode(body, body_limits(max_events))
+        except ProtocolError as exc:
+            if exc.reason != errors.ARRAY_TOO_LONG:
+                raise
+            raise ProtocolError(
+                errors.TOO_MANY_EVENTS, f"a batch holds at most {max_events} events"
+            ) from None
         if not isinstance(value, dict) or not (
-            {"through", "events"} <= set(value) <= {"through", "events", "pending"}
+            {"through", "events"} <= set(value) <= {"through", "events", "pending", "epoch"}
         ):
-            raise ProtocolError(errors.MALFORMED, "expected {through, events[, pending]}")
+            raise ProtocolError(errors.MALFORMED, "expected {through, events[, pending, epoch]}")
         pending = value.get("pending", None)
-        if pending is not None and (type(pending) is not int or pending < 0):
-            raise ProtocolError(errors.MALFORMED, "pending must be a count")
+        if pending is not None and not _position(pending):
+            raise ProtocolError(errors.MALFORMED, f"pending must be a count <= {MAX_POSITION}")
+        epoch = value.get("epoch", None)
+        if epoch is not None and (type(epoch) is not bytes or len(epoch) != EPOCH_LEN):
+            raise ProtocolError(errors.MALFORMED, f"epoch must be {EPOCH_LEN} bytes")
         through, raws = value["through"], value["events"]
-        if type(through) is not int or through < 0 or not isinstance(raws, list):
-            raise ProtocolError(errors.MALFORMED, "through must be an int, events a list")
+        if not _position(through) or not isinstance(raws, list):
+            raise ProtocolError(
+                errors.MALFORMED, f"through must be an int in 0..{MAX_POSITION}, events a list"
+            )
         if not all(isinstance(r, bytes) for r in raws):
             raise ProtocolError(errors.MALFORMED, "events must be bytes")
     except ProtocolError as exc:
         logger.warning("bad sync batch from %s: %s", child, exc)
-        return refuse(400, exc.reason, exc.detail)
-    result = await ctx.ingestor.receive(child, raws, applied_pos=through)  # type: ignore[arg-type]
+        return refuse(status_of(exc.reason), exc.reason, exc.detail)
+    result = await ctx.ingestor.receive(
+        child, raws, applied_pos=through, peer_epoch=epoch  # type: ignore[arg-type]
+    )
     if pending is not None:
         await ctx.store.update_link(child, peer_pending=pending)
     return msgpack_response(
         {
-            "applied_pos": through,
+            # Where the child's cursor is now: never behind an earlier answer.
+            "applied_pos": result.applied_pos,
             "accepted": result.accepted,
             "duplicates": result.duplicates,
             "refused": [[i, reason, detail] for i, reason, detail in result.refused],
@@ -197,7 +248,7 @@ async def down(request: web.Request) -> web.Response:
     child = await _guarded(request, b"")
     if isinstance(child, web.Response):
         return child
-    after = _int_param(request, "after", 0, 0, 2**62)
+    after = _int_param(request, "after", 0, 0, MAX_POSITION)
     # What the child has durably applied; behind ``after`` while it fetches the next
     # page before storing the last one.
     ack = _int_param(request, "ack", after, 0, after)
@@ -209,7 +260,7 @@ async def down(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     asked = loop.time()
     if wait or asked - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
-        await ctx.store.update_link(child, acked_pos=ack, last_contact=ctx.clock.now_ms())
+        await ctx.store.advance_link(child, "acked_pos", ack, last_contact=ctx.clock.now_ms())
         ctx.link_written[child] = asked
     ctx.listening[child] = ctx.listening.get(child, 0) + 1
     try:
@@ -258,9 +309,14 @@ async def recover(request: web.Request) -> web.Response:
     child = await _guarded(request, b"")
     if isinstance(child, web.Response):
         return child
-    after = _int_param(request, "after", 0, 0, 2**62)
+    after = _int_param(request, "after", 0, 0, MAX_POSITION)
     raws, through = await ctx.store.events_of_subtree(child, after, ctx.batch_events)
     return msgpack_response({"events": list(raws), "through": through, "more": bool(raws)})
+
+
+def _position(value: object) -> bool:
+    """A position or count a peer sent: an int in 0..MAX_POSITION (not a bool)."""
+    return type(value) is int and 0 <= value <= MAX_POSITION
 
 
 def add_routes(app: web.Application) -> None:
