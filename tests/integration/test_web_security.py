@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import update
 from yarl import URL
 
-from node.api.auth import COOKIE
+from node.api.auth import COOKIE, MAX_FAILURES
 from node.clock import SystemClock
 from node.localtree import RunningNode
+from node.storage import schema as t
 from tests.api_client import person
 from tests.federation import Federation, build
 
@@ -118,3 +121,137 @@ async def test_sign_in_goes_only_to_paths_of_this_site(fed: Federation) -> None:
         ) as resp:
             assert resp.status == 303, await resp.text()
             assert resp.headers["Location"] == "/ledger"
+
+
+# ------------------------------------------------------------------ 10: sign-in
+
+LIMITS = {"signin.max_account_failures": 8, "signin.max_address_failures": 12}
+PROXY = {**LIMITS, "http.trusted_proxies": "127.0.0.1, ::1"}
+
+
+class CountingHasher(PasswordHasher):
+    """argon2's own hasher, counting the verifications it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+async def login(
+    http: aiohttp.ClientSession, node: RunningNode, name: str, password: str,
+    via: str | None = None,
+) -> tuple[int, dict[str, Any], Any]:
+    headers = {"X-Forwarded-For": via} if via else {}
+    async with http.post(node.url + "/api/v1/login", json={"name": name, "password": password},
+                         headers=headers) as resp:
+        return resp.status, await resp.json(), resp.headers
+
+
+async def test_unknown_names_cost_the_same_check_as_known_ones(fed: Federation) -> None:
+    node = fed["14"]
+    await person(node, "clerk", "viewer")
+    await person(node, "gone", "viewer")
+    async with node.ctx.db.write() as conn:
+        await conn.execute(update(t.users).where(t.users.c.name == "gone").values(disabled=True))
+    hasher = CountingHasher()
+    node.ctx.accounts.hasher = hasher
+    async with aiohttp.ClientSession() as http:
+        for name, password in [("nobody", PASSWORD), ("clerk", "wrong-password"),
+                               ("gone", PASSWORD), ("Clerk", PASSWORD)]:
+            before = hasher.verified
+            status, answer, _ = await login(http, node, name, password)
+            assert (status, answer["error"]) == (401, "bad_credentials"), (name, answer)
+            assert answer["detail"] == "wrong name or password", answer
+            # Every refusal ran one Argon2 verification, whoever the name was.
+            assert hasher.verified == before + 1, name
+        status, _, _ = await login(http, node, "clerk", PASSWORD)
+        assert status == 200 and hasher.verified == 5
+
+
+async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
+    tmp_path: Path,
+) -> None:
+    behind = await build(tmp_path / "behind", SystemClock(), ROOT, extra=PROXY)
+    exposed = await build(tmp_path / "exposed", SystemClock(), ROOT, extra=LIMITS)
+    try:
+        async with aiohttp.ClientSession() as http:
+            node = behind["14"]
+            await person(node, "clerk", "viewer")
+            for _ in range(MAX_FAILURES):
+                status, _, _ = await login(http, node, "clerk", "typo-typo", via="10.0.0.1")
+                assert status == 401
+            status, answer, headers = await login(http, node, "clerk", PASSWORD, via="10.0.0.1")
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+            assert int(headers["Retry-After"]) > 0 and "address" in answer["detail"]
+            # Someone else behind the same proxy signs in as the same person: one
+            # user's typos do not lock the account for everyone behind the proxy.
+            status, answer, _ = await login(http, node, "clerk", PASSWORD, via="10.0.0.2")
+            assert status == 200, answer
+            # nginx appends the peer to what the client sent: only the last
+            # untrusted hop counts, so a forged list does not give new addresses.
+            for n in range(3):
+                status, answer, _ = await login(
+                    http, node, "clerk", PASSWORD, via=f"9.9.9.{n}, 10.0.0.1"
+                )
+                assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+
+            # Without a trusted proxy the header is the client's word, and ignored.
+            node = exposed["14"]
+            await person(node, "clerk", "viewer")
+            for n in range(MAX_FAILURES):
+                status, _, _ = await login(http, node, "clerk", "typo-typo", via=f"10.0.1.{n}")
+                assert status == 401
+            status, answer, _ = await login(http, node, "clerk", PASSWORD, via="10.0.2.1")
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+    finally:
+        await behind.stop()
+        await exposed.stop()
+
+
+async def test_guessing_from_many_addresses_or_many_names_is_limited(tmp_path: Path) -> None:
+    fed = await build(tmp_path, SystemClock(), ROOT, extra=PROXY)
+    node = fed["14"]
+    await person(node, "boss", "leader")
+    await person(node, "clerk", "viewer")
+    try:
+        async with aiohttp.ClientSession() as http:
+            # One guess each from many addresses: the account's own limit stops it.
+            for n in range(LIMITS["signin.max_account_failures"]):
+                status, _, _ = await login(http, node, "boss", "guess-guess", via=f"10.1.0.{n}")
+                assert status == 401
+            status, answer, headers = await login(http, node, "boss", PASSWORD, via="10.1.1.1")
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+            assert int(headers["Retry-After"]) > 0 and "account" in answer["detail"]
+            # The same for names that do not exist: a 429 tells nothing about a name.
+            for n in range(LIMITS["signin.max_account_failures"]):
+                status, _, _ = await login(http, node, "ghost", "guess-guess", via=f"10.2.0.{n}")
+                assert status == 401
+            status, answer, _ = await login(http, node, "ghost", "guess", via="10.2.1.1")
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+            # Many names from one address: the address's own limit stops it.
+            for n in range(LIMITS["signin.max_address_failures"]):
+                status, _, _ = await login(http, node, f"user{n}", "guess-guess", via="10.3.0.1")
+                assert status == 401
+            status, answer, headers = await login(http, node, "clerk", PASSWORD, via="10.3.0.1")
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+            assert int(headers["Retry-After"]) > 0
+            status, _, _ = await login(http, node, "clerk", PASSWORD, via="10.3.0.2")
+            assert status == 200
+        # The sign-in page says why and when to try again, in the header too.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            headers = {"X-Forwarded-For": "10.3.0.1"}
+            async with http.get(node.url + "/login", headers=headers) as resp:
+                assert resp.status == 200
+            token = http.cookie_jar.filter_cookies(URL(node.url))["duban_login_csrf"].value
+            form = {"name": "clerk", "password": PASSWORD, "csrf_token": token}
+            async with http.post(node.url + "/login", data=form, headers=headers,
+                                 allow_redirects=False) as resp:
+                assert resp.status == 429
+                assert int(resp.headers["Retry-After"]) > 0
+                assert "登录失败次数过多" in await resp.text()
+    finally:
+        await fed.stop()
