@@ -21,7 +21,7 @@ from collections import OrderedDict, deque
 from aiohttp import web
 
 from node.accounts import SESSION_MS, User
-from node.api import clients
+from node.api import clients, forgery
 from node.api.errors import ApiError
 from node.api.validate import Body, read_json
 from node.config import Config
@@ -217,6 +217,8 @@ async def me(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app[LIMITER] = LoginLimiter()
     clients.setup(app)
+    # Inside error_middleware (registered first), so a refusal is the API's JSON.
+    app.middlewares.append(forgery.middleware(COOKIE))
 
     async def configure(app: web.Application) -> None:
         app[LIMITER] = LoginLimiter.from_config(app[CTX].config)

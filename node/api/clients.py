@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -109,6 +110,18 @@ def trusted(request: web.Request) -> TrustedProxies:
 
 def client_address(request: web.Request) -> str:
     return trusted(request).client_address(request)
+
+
+def names_this_site(request: web.Request, url: str) -> bool:
+    """Whether ``url`` (an Origin or Referer) is on this site: its host[:port] is
+    the request's ``Host``, or behind a trusted proxy its ``X-Forwarded-Host``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    return parts.netloc.lower() in trusted(request).hosts(request)
 
 
 def setup(app: web.Application) -> None:

@@ -7,6 +7,7 @@ reason code, and for what it left behind.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import aiohttp
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from yarl import URL
 
 from node.api.auth import COOKIE, MAX_FAILURES
@@ -255,3 +256,115 @@ async def test_guessing_from_many_addresses_or_many_names_is_limited(tmp_path: P
                 assert "登录失败次数过多" in await resp.text()
     finally:
         await fed.stop()
+
+
+# ------------------------------------------------------- 4: forged API requests
+
+UNIT = "office1"
+ITEM = {"title": "整治背街小巷环境", "assignee": UNIT}
+EVIL = "http://evil.example"
+
+
+async def counts(node: RunningNode) -> tuple[int, int]:
+    """(events, attachments) held by ``node``."""
+    async with node.ctx.db.read() as conn:
+        events = await conn.scalar(select(func.count()).select_from(t.events))
+        files = await conn.scalar(select(func.count()).select_from(t.attachments))
+    return int(events or 0), int(files or 0)
+
+
+async def post(
+    http: aiohttp.ClientSession, url: str, data: Any, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    async with http.post(url, data=data, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def test_the_session_cookie_works_only_from_this_site(fed: Federation) -> None:
+    node = fed["14"]
+    token = await person(node, "sup", "supervisor", UNIT)
+    own = node.url  # http://127.0.0.1:<port>, what a browser sends as Origin here
+    items = node.url + "/api/v1/items"
+    body = json.dumps(ITEM)
+    as_json = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        cookie = {"Cookie": await session_cookie(http, node, "sup")}
+        before = await counts(node)
+        # The reported attack: a text/plain "simple" request from another site.
+        for headers in [
+            {**cookie, "Content-Type": "text/plain", "Origin": EVIL},
+            {**cookie, **as_json, "Origin": EVIL},
+            {**cookie, **as_json, "Origin": "null"},
+            {**cookie, **as_json, "Origin": own + ".evil.example"},
+            {**cookie, **as_json, "Referer": EVIL + "/page"},
+            {**cookie, **as_json},  # neither Origin nor Referer nor the header
+        ]:
+            status, answer = await post(http, items, body, headers)
+            assert (status, answer["error"]) == (403, "csrf_failed"), (headers, answer)
+            assert answer["detail"], answer
+        # Only JSON where JSON is expected, even from this site.
+        for content_type in ("text/plain", "application/x-www-form-urlencoded",
+                             "multipart/form-data; boundary=x"):
+            status, answer = await post(
+                http, items, body, {**cookie, "Content-Type": content_type, "Origin": own}
+            )
+            assert (status, answer["error"]) == (415, "unsupported_media_type"), answer
+        # Logging out and uploading are unsafe too.
+        status, answer = await post(http, node.url + "/api/v1/logout", b"",
+                                    {**cookie, "Origin": EVIL})
+        assert (status, answer["error"]) == (403, "csrf_failed"), answer
+        status, answer = await post(http, node.url + "/api/v1/attachments", b"%PDF-1.4",
+                                    {**cookie, "Content-Type": "text/plain", "Origin": EVIL})
+        assert (status, answer["error"]) == (403, "csrf_failed"), answer
+        assert await counts(node) == before
+        # From this site: Origin, or Referer, or (scripts) the X-Duban-CSRF header.
+        for headers in [
+            {**cookie, **as_json, "Origin": own},
+            {**cookie, **as_json, "Referer": own + "/ledger"},
+            {**cookie, **as_json, "X-Duban-CSRF": "1"},
+        ]:
+            status, answer = await post(http, items, body, headers)
+            assert status == 201, (headers, answer)
+        # Bearer tokens are no browser's ambient credential: the Origin does not matter,
+        # but the body must still be JSON.
+        bearer = {"Authorization": f"Bearer {token}"}
+        status, answer = await post(http, items, body, {**bearer, **as_json, "Origin": EVIL})
+        assert status == 201, answer
+        status, answer = await post(http, items, body, {**bearer, "Content-Type": "text/plain"})
+        assert (status, answer["error"]) == (415, "unsupported_media_type"), answer
+        # GETs are not changed by a cookie from anywhere.
+        async with http.get(items, headers={**cookie, "Origin": EVIL}) as resp:
+            assert resp.status == 200
+        # The session survived the forged logout.
+        async with http.get(node.url + "/api/v1/me", headers=cookie) as resp:
+            assert resp.status == 200
+
+
+async def test_forwarded_host_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    behind = await build(tmp_path / "behind", SystemClock(), ROOT, extra=PROXY)
+    exposed = await build(tmp_path / "exposed", SystemClock(), ROOT)
+    public = "duban.example.gov.cn:8443"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for fed, allowed in ((behind, True), (exposed, False)):
+                node = fed["14"]
+                await person(node, "sup", "supervisor", UNIT)
+                cookie = await session_cookie(http, node, "sup")
+                headers = {"Cookie": cookie, "Content-Type": "application/json",
+                           "Origin": f"https://{public}", "X-Forwarded-Host": public}
+                status, answer = await post(http, node.url + "/api/v1/items",
+                                            json.dumps(ITEM), headers)
+                if allowed:
+                    assert status == 201, answer
+                else:
+                    assert (status, answer["error"]) == (403, "csrf_failed"), answer
+                # nginx's Host $host names the site whatever the setting.
+                headers = {"Cookie": cookie, "Content-Type": "application/json",
+                           "Origin": "https://duban.example.gov.cn",
+                           "Host": "duban.example.gov.cn"}
+                status, answer = await post(http, node.url + "/api/v1/items",
+                                            json.dumps(ITEM), headers)
+                assert status == 201, answer
+    finally:
+        await behind.stop()
+        await exposed.stop()
