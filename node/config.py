@@ -89,6 +89,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
+    Setting(
+        "api.attachment_quota_user_bytes",
+        500_000_000,
+        "Most bytes of attachments one person's uploads may keep on this node (413 "
+        "quota_exceeded beyond).",
+    ),
+    Setting(
+        "api.attachment_quota_node_bytes",
+        20_000_000_000,
+        "Most bytes of attachments this node keeps in all (413 node_quota_exceeded beyond).",
+    ),
     Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
     # -- reminders and notifiers (docs/reminders.md)
     Setting("reminders.enabled", True, "Send deadline reminders for items handled here."),

@@ -90,7 +90,11 @@ REASONS: dict[int, dict[str, str]] = {
         "item_closed": "the item is closed",
         "item_withdrawn": "the item is withdrawn",
     },
-    413: {"too_large": "the body is larger than the node accepts"},
+    413: {
+        "too_large": "the body is larger than the node accepts",
+        "quota_exceeded": "the person's attachments would pass their quota",
+        "node_quota_exceeded": "the node's attachments would pass its quota",
+    },
     415: {"unsupported_media_type": "a JSON body sent without Content-Type: application/json"},
     429: {"too_many_attempts": "too many failed sign-ins; see Retry-After"},
     500: {"internal": "the server failed; the error is logged (never a stack trace)"},
@@ -593,7 +597,7 @@ def build_document(config: Config) -> Schema:
             "responses": _ok("Stored.", obj({"digest": {"type": "string", "pattern": _DIGEST},
                                             "size": {"type": "integer"}},
                                            ("digest", "size")), 201)
-            | _errors(400, 401, 413),
+            | _errors(400, 401, 403, 413),
         }},
         "/api/v1/attachments/{digest}": {"get": {
             "operationId": "getAttachment",

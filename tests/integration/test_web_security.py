@@ -22,6 +22,7 @@ from node.api.auth import COOKIE, MAX_FAILURES
 from node.clock import SystemClock
 from node.localtree import RunningNode
 from node.storage import schema as t
+from node.web import csrf, i18n
 from tests.api_client import person
 from tests.federation import Federation, build
 
@@ -368,3 +369,125 @@ async def test_forwarded_host_counts_only_from_a_trusted_proxy(tmp_path: Path) -
     finally:
         await behind.stop()
         await exposed.stop()
+
+
+# ------------------------------------------------------------- 6: attachments
+
+QUOTAS = {"api.attachment_quota_user_bytes": 100, "api.attachment_quota_node_bytes": 250}
+
+
+def upload_form(
+    text: str, files: dict[str, bytes], *, progress: str | None = "50", **extra: str
+) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("text", text)
+    if progress is not None:
+        form.add_field("progress", progress)
+    for key, value in extra.items():
+        form.add_field(key, value)
+    for name, data in files.items():
+        form.add_field("files", data, filename=name, content_type="application/pdf")
+    return form
+
+
+async def test_a_refused_upload_stores_nothing(fed: Federation) -> None:
+    node = fed["14"]
+    sup = {"Authorization": f"Bearer {await person(node, 'sup', 'supervisor', UNIT)}"}
+    viewer = {"Authorization": f"Bearer {await person(node, 'clerk', 'viewer')}"}
+    other = {"Authorization": f"Bearer {await person(node, 'op2', 'operator', 'office2')}"}
+    api = node.url + "/api/v1"
+    async with aiohttp.ClientSession() as http:
+        status, created = await post(http, api + "/items", json.dumps(ITEM),
+                                     {**sup, "Content-Type": "application/json"})
+        assert status == 201, created
+        item = created["id"]
+        status, answer = await post(http, f"{api}/items/{item}/deploy", "{}",
+                                    {**sup, "Content-Type": "application/json"})
+        assert status == 200, answer
+        before = await counts(node)
+        # A viewer, or an operator of another unit: refused before anything is kept.
+        for who, reason in ((viewer, "role_forbidden"), (other, "wrong_unit")):
+            for action in ("feedback", "resolve"):
+                status, answer = await post(
+                    http, f"{api}/items/{item}/{action}",
+                    upload_form("进展", {"evidence.pdf": b"%PDF-1.4 " + reason.encode()},
+                                progress="50" if action == "feedback" else None),
+                    who,
+                )
+                assert (status, answer["error"]) == (403, reason), answer
+        status, answer = await post(http, api + "/attachments", b"%PDF-1.4 viewer",
+                                    {**viewer, "Content-Type": "application/pdf"})
+        assert (status, answer["error"]) == (403, "role_forbidden"), answer
+        assert await counts(node) == before
+        # The item's state refuses it (a withdrawn item): nothing kept either.
+        status, answer = await post(http, f"{api}/items/{item}/withdraw",
+                                    json.dumps({"reason": "重复交办"}),
+                                    {**sup, "Content-Type": "application/json"})
+        assert status == 200, answer
+        before = await counts(node)
+        status, answer = await post(
+            http, f"{api}/items/{item}/feedback", upload_form("进展", {"a.pdf": b"%PDF late"}), sup
+        )
+        assert status == 409, answer
+        # A bad field beside a good file: refused, nothing kept.
+        status, answer = await post(
+            http, f"{api}/items/{item}/feedback",
+            upload_form("进展", {"a.pdf": b"%PDF bad"}, progress="lots"), sup,
+        )
+        assert status in (400, 409), answer
+        assert await counts(node) == before
+
+    # The item page's form takes the same path.
+    async with aiohttp.ClientSession() as http:
+        status, created = await post(http, api + "/items", json.dumps(ITEM),
+                                     {**sup, "Content-Type": "application/json"})
+        item = created["id"]
+        await post(http, f"{api}/items/{item}/deploy", "{}",
+                   {**sup, "Content-Type": "application/json"})
+        cookie = await session_cookie(http, node, "clerk")
+        session = cookie.split("=", 1)[1]
+        before = await counts(node)
+        form = upload_form("进展", {}, csrf_token=csrf.session_token(session))
+        form.add_field("attachments", b"%PDF-1.4 page", filename="page.pdf",
+                       content_type="application/pdf")
+        async with http.post(f"{node.url}/items/{item}/feedback", data=form,
+                             headers={"Cookie": cookie, "Origin": node.url}) as resp:
+            assert resp.status == 403, await resp.text()
+            assert "您的角色不能进行此操作" in await resp.text()
+        assert await counts(node) == before
+
+
+async def test_attachment_quotas_per_person_and_per_node(tmp_path: Path) -> None:
+    fed = await build(tmp_path, SystemClock(), ROOT, extra=QUOTAS)
+    node = fed["14"]
+    try:
+        people = {
+            name: {"Authorization": f"Bearer {await person(node, name, 'operator', UNIT)}"}
+            for name in ("op1", "op2", "op3")
+        }
+        upload = node.url + "/api/v1/attachments"
+        async with aiohttp.ClientSession() as http:
+            async def send(who: str, data: bytes) -> tuple[int, dict[str, Any]]:
+                return await post(http, upload, data,
+                                  {**people[who], "Content-Type": "application/pdf"})
+
+            assert (await send("op1", b"a" * 60))[0] == 201
+            status, answer = await send("op1", b"b" * 60)  # 120 > 100 for op1
+            assert (status, answer["error"]) == (413, "quota_exceeded"), answer
+            assert "100" in answer["detail"], answer
+            # The same bytes again cost nothing (stored once, by hash).
+            assert (await send("op1", b"a" * 60))[0] == 201
+            assert (await send("op2", b"a" * 60))[0] == 201
+            assert (await send("op2", b"c" * 90))[0] == 201  # node: 150 of 250
+            status, answer = await send("op3", b"d" * 90)  # node: 240
+            assert status == 201, answer
+            before = await counts(node)
+            status, answer = await send("op1", b"e" * 11)  # op1: 71; node: 251 > 250
+            assert (status, answer["error"]) == (413, "node_quota_exceeded"), answer
+            assert await counts(node) == before
+            # The item page says it in the person's language.
+            t = i18n.I18n("zh-CN")
+            assert "附件" in t.error("quota_exceeded", "attachments")
+            assert "Attachment" in i18n.I18n("en").error("node_quota_exceeded", "attachments")
+    finally:
+        await fed.stop()
