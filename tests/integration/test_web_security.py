@@ -8,6 +8,7 @@ reason code, and for what it left behind.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from node.api.auth import COOKIE, MAX_FAILURES
 from node.clock import SystemClock
 from node.localtree import RunningNode
 from node.storage import schema as t
-from node.web import csrf, i18n
+from node.web import csrf
 from tests.api_client import person
 from tests.federation import Federation, build
 
@@ -485,9 +486,24 @@ async def test_attachment_quotas_per_person_and_per_node(tmp_path: Path) -> None
             status, answer = await send("op1", b"e" * 11)  # op1: 71; node: 251 > 250
             assert (status, answer["error"]) == (413, "node_quota_exceeded"), answer
             assert await counts(node) == before
-            # The item page says it in the person's language.
-            t = i18n.I18n("zh-CN")
-            assert "附件" in t.error("quota_exceeded", "attachments")
-            assert "Attachment" in i18n.I18n("en").error("node_quota_exceeded", "attachments")
+            # The item page's form says it in the person's language (op3 holds 90 of 100).
+            sup = {"Authorization": f"Bearer {await person(node, 'sup', 'supervisor', UNIT)}",
+                   "Content-Type": "application/json"}
+            status, created = await post(http, node.url + "/api/v1/items", json.dumps(ITEM), sup)
+            item = created["id"]
+            await post(http, f"{node.url}/api/v1/items/{item}/deploy", "{}", sup)
+            cookie = await session_cookie(http, node, "op3")
+            before = await counts(node)
+            full = (("zh-CN", "个人存储上限"), ("en", "your storage quota"))
+            for lang, words in full:
+                form = upload_form("进展", {}, csrf_token=csrf.session_token(cookie.split("=")[1]))
+                form.add_field("attachments", b"f" * 20, filename="a.pdf",
+                               content_type="application/pdf")
+                async with http.post(f"{node.url}/items/{item}/feedback?lang={lang}", data=form,
+                                     headers={"Cookie": cookie, "Origin": node.url}) as resp:
+                    assert resp.status == 413, await resp.text()
+                    page = await resp.text()
+                    assert words in page, re.findall(r"form-error[^<]*|id=\"form-[a-z]+", page)
+            assert await counts(node) == before
     finally:
         await fed.stop()
