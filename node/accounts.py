@@ -4,6 +4,10 @@ Passwords are hashed with Argon2id (``argon2-cffi``). Bearer tokens and session
 ids are 256-bit random strings; only their SHA-256 is stored, so a copy of the
 database gives no way in. Hashing runs on a worker thread: Argon2 is slow on
 purpose and must not stall the event loop.
+
+:meth:`Accounts.sign_in` does the same work whatever the name: an unknown name,
+a disabled account or one without a password is checked against a dummy hash
+of the same cost, so the answer's time does not tell which names exist.
 """
 
 from __future__ import annotations
@@ -29,8 +33,6 @@ EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\Z")
 TOKEN_PREFIX = "dbn_"
 SESSION_MS = 12 * 3600 * 1000
 MIN_PASSWORD = 8
-
-_hasher = PasswordHasher()
 
 
 class AccountError(Exception):
@@ -91,28 +93,52 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "replace")).digest()
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
-
-
-async def check_password(stored: str | None, password: str) -> bool:
-    if not stored:
-        return False
-
-    def verify() -> bool:
-        try:
-            return _hasher.verify(stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(verify)
-
-
 class Accounts:
-    """Named transactions over users, credentials and units."""
+    """Named transactions over users, credentials and units.
 
-    def __init__(self, db: Database) -> None:
+    ``hasher`` is argon2's :class:`PasswordHasher` (its default parameters unless
+    one is given).
+    """
+
+    def __init__(self, db: Database, hasher: PasswordHasher | None = None) -> None:
         self.db = db
+        self.hasher = hasher or PasswordHasher()
+        self._dummy: str | None = None
+
+    # ---------------------------------------------------------- passwords
+
+    async def hash_password(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def check_password(self, stored: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored``; with no stored hash, the same work
+        against a dummy hash, and False."""
+        target = stored or await self._dummy_hash()
+
+        def verify() -> bool:
+            try:
+                return self.hasher.verify(target, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(verify) and bool(stored)
+
+    async def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = await self.hash_password(secrets.token_urlsafe(24))
+        return self._dummy
+
+    async def sign_in(self, name: str, password: str) -> User | None:
+        """The person of ``name`` if the password is theirs and the account is enabled.
+
+        One Argon2 verification whatever the outcome (see the module's docstring).
+        """
+        found = await self.user_by_name(name)
+        user, stored = found if found is not None else (None, None)
+        ok = await self.check_password(stored, password)
+        if user is None or user.disabled or not ok:
+            return None
+        return user
 
     # -------------------------------------------------------------- units
 
@@ -162,7 +188,7 @@ class Accounts:
         if password is not None and len(password) < MIN_PASSWORD:
             raise AccountError("weak_password", f"at least {MIN_PASSWORD} characters")
         phone, email = check_contact(phone, email)
-        hashed = await hash_password(password) if password is not None else None
+        hashed = await self.hash_password(password) if password is not None else None
         async with self.db.write() as conn:
             if unit is not None and not await conn.scalar(
                 select(t.units.c.code).where(t.units.c.code == unit)
@@ -189,7 +215,7 @@ class Accounts:
     async def set_password(self, name: str, password: str) -> None:
         if len(password) < MIN_PASSWORD:
             raise AccountError("weak_password", f"at least {MIN_PASSWORD} characters")
-        hashed = await hash_password(password)
+        hashed = await self.hash_password(password)
         async with self.db.write() as conn:
             done = await conn.execute(
                 update(t.users).where(t.users.c.name == name).values(password_hash=hashed)

@@ -39,6 +39,29 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("server.listen", "127.0.0.1:8400", "HOST:PORT that `duban run` listens on."),
     Setting("server.public_url", "", "URL children use to reach this node (for invites)."),
+    Setting(
+        "http.trusted_proxies",
+        "",
+        "Reverse proxies whose X-Forwarded-For and X-Forwarded-Host are believed: "
+        "comma-separated addresses or CIDR networks, e.g. '127.0.0.1, ::1' behind the nginx "
+        "of deploy/ on the same machine. '' believes no proxy (the peer is the client).",
+    ),
+    # -- sign-in limits (docs/api.md "Sign-in"); failures counted in one sliding window
+    Setting("signin.window_seconds", 900, "The window in which failed sign-ins are counted."),
+    Setting(
+        "signin.max_failures", 5, "Failures for one name from one client address, then it waits."
+    ),
+    Setting(
+        "signin.max_account_failures",
+        20,
+        "Failures for one name from any addresses, then the name waits (guessing spread "
+        "over many addresses); counted for unknown names too.",
+    ),
+    Setting(
+        "signin.max_address_failures",
+        50,
+        "Failures from one client address for any names, then the address waits.",
+    ),
     Setting("sync.batch_events", 1000, "Most events in one sync batch."),
     Setting("sync.batch_bytes", 2_000_000, "Most envelope bytes in one sync batch."),
     Setting("sync.long_poll_seconds", 25, "How long a child's pull waits for new events."),
@@ -81,6 +104,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
+    Setting(
+        "api.attachment_quota_user_bytes",
+        500_000_000,
+        "Most bytes of attachments one person's uploads may keep on this node (413 "
+        "quota_exceeded beyond).",
+    ),
+    Setting(
+        "api.attachment_quota_node_bytes",
+        20_000_000_000,
+        "Most bytes of attachments this node keeps in all (413 node_quota_exceeded beyond).",
+    ),
     Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
     # -- reminders and notifiers (docs/reminders.md)
     Setting("reminders.enabled", True, "Send deadline reminders for items handled here."),

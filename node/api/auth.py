@@ -1,9 +1,16 @@
 """Who is asking: bearer tokens for scripts, session cookies for pages.
 
 ``Authorization: Bearer <token>`` (from ``duban token``) or the ``duban_session``
-cookie set by ``POST /api/v1/login``. Failed logins are limited per client
-address and account name: after ``MAX_FAILURES`` within the window the answer
-is 429 ``too_many_attempts`` with ``Retry-After``, whatever the password.
+cookie set by ``POST /api/v1/login``.
+
+Failed sign-ins are limited three ways in one sliding window
+(``signin.*`` settings): per client address and name (``MAX_FAILURES``), per
+name from any address (guessing spread over many addresses, counted for
+unknown names too, so a refusal tells nothing about a name) and per address
+for any names (one address trying many names). Past a limit the answer is 429
+``too_many_attempts`` with ``Retry-After``, whatever the password, and the
+detail says which limit. The client's address is the peer's, or behind a
+trusted proxy the one it forwards (:mod:`node.api.clients`).
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ from collections import OrderedDict, deque
 
 from aiohttp import web
 
-from node.accounts import SESSION_MS, User, check_password
+from node.accounts import SESSION_MS, User
+from node.api import clients, forgery
 from node.api.errors import ApiError
 from node.api.validate import Body, read_json
+from node.config import Config
 from node.context import NodeContext
 from node.sync.server import CTX
 
@@ -23,45 +32,86 @@ logger = logging.getLogger(__name__)
 
 COOKIE = "duban_session"
 MAX_FAILURES = 5
+MAX_ACCOUNT_FAILURES = 20
+MAX_ADDRESS_FAILURES = 50
 WINDOW_MS = 15 * 60 * 1000
 USER_KEY = web.RequestKey("duban_user", User)
 
+_SCOPES = {
+    "pair": "for this name from this address",
+    "account": "for this account from any address",
+    "address": "from this address",
+}
+
 
 class LoginLimiter:
-    """Failed attempts per (address, name) in a sliding window; bounded memory."""
+    """Failed attempts per (address, name), per name and per address in a sliding
+    window; bounded memory (the oldest keys are forgotten past ``capacity``)."""
 
     def __init__(
         self,
         *,
         max_failures: int = MAX_FAILURES,
+        max_account_failures: int = MAX_ACCOUNT_FAILURES,
+        max_address_failures: int = MAX_ADDRESS_FAILURES,
         window_ms: int = WINDOW_MS,
         capacity: int = 50_000,
     ) -> None:
-        self.max_failures = max_failures
+        self.limits = {
+            "pair": max_failures,
+            "account": max_account_failures,
+            "address": max_address_failures,
+        }
         self.window_ms = window_ms
         self.capacity = capacity
-        self._failures: OrderedDict[tuple[str, str], deque[int]] = OrderedDict()
+        self._failures: OrderedDict[tuple[str, ...], deque[int]] = OrderedDict()
 
-    def retry_after(self, key: tuple[str, str], now: int) -> int:
-        """Seconds to wait, or 0 when an attempt is allowed."""
-        times = self._failures.get(key)
-        if not times:
-            return 0
-        while times and times[0] <= now - self.window_ms:
-            times.popleft()
-        if len(times) < self.max_failures:
-            return 0
-        return max(1, (times[0] + self.window_ms - now) // 1000)
+    @classmethod
+    def from_config(cls, config: Config) -> LoginLimiter:
+        return cls(
+            max_failures=int(config["signin.max_failures"]),
+            max_account_failures=int(config["signin.max_account_failures"]),
+            max_address_failures=int(config["signin.max_address_failures"]),
+            window_ms=int(config["signin.window_seconds"]) * 1000,
+        )
 
-    def failed(self, key: tuple[str, str], now: int) -> None:
-        times = self._failures.setdefault(key, deque())
-        self._failures.move_to_end(key)
-        times.append(now)
+    @staticmethod
+    def _keys(address: str, name: str) -> dict[str, tuple[str, ...]]:
+        return {
+            "pair": ("pair", address, name),
+            "account": ("account", name),
+            "address": ("address", address),
+        }
+
+    def retry_after(self, address: str, name: str, now: int) -> tuple[int, str]:
+        """(seconds to wait, which limit), or (0, "") when an attempt is allowed."""
+        worst = (0, "")
+        for scope, key in self._keys(address, name).items():
+            times = self._failures.get(key)
+            if not times:
+                continue
+            while times and times[0] <= now - self.window_ms:
+                times.popleft()
+            limit = self.limits[scope]
+            if len(times) >= limit:
+                wait = max(1, (times[-limit] + self.window_ms - now + 999) // 1000)
+                worst = max(worst, (wait, scope))
+        return worst
+
+    def failed(self, address: str, name: str, now: int) -> None:
+        for key in self._keys(address, name).values():
+            times = self._failures.setdefault(key, deque())
+            self._failures.move_to_end(key)
+            times.append(now)
+            while len(times) > max(self.limits.values()):
+                times.popleft()
         while len(self._failures) > self.capacity:
             self._failures.popitem(last=False)
 
-    def succeeded(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
+    def succeeded(self, address: str, name: str) -> None:
+        """The right password from this address clears only this (address, name):
+        guesses at the account from elsewhere keep counting."""
+        self._failures.pop(("pair", address, name), None)
 
 
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
@@ -105,21 +155,23 @@ async def authenticate(request: web.Request, name: str, password: str) -> tuple[
     """
     ctx = context(request)
     now = ctx.clock.now_ms()
-    key = (request.remote or "?", name)
+    address = clients.client_address(request)
     limiter = request.app[LIMITER]
-    wait = limiter.retry_after(key, now)
+    wait, scope = limiter.retry_after(address, name, now)
     if wait:
-        error = ApiError(429, "too_many_attempts", f"too many failed sign-ins; wait {wait}s")
+        error = ApiError(
+            429,
+            "too_many_attempts",
+            f"too many failed sign-ins {_SCOPES[scope]}; try again in {wait}s",
+        )
         error.retry_after = wait
         raise error
-    found = await ctx.accounts.user_by_name(name)
-    ok = found is not None and not found[0].disabled and await check_password(found[1], password)
-    if not ok or found is None:
-        limiter.failed(key, now)
-        logger.warning("failed sign-in for %r from %s", name, request.remote)
+    user = await ctx.accounts.sign_in(name, password)
+    if user is None:
+        limiter.failed(address, name, now)
+        logger.warning("failed sign-in for %r from %s", name, address)
         raise ApiError(401, "bad_credentials", "wrong name or password")
-    limiter.succeeded(key)
-    user = found[0]
+    limiter.succeeded(address, name)
     session = await ctx.accounts.issue(user, kind="session", now=now, ttl_ms=SESSION_MS)
     return user, session
 
@@ -164,6 +216,14 @@ async def me(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[LIMITER] = LoginLimiter()
+    clients.setup(app)
+    # Inside error_middleware (registered first), so a refusal is the API's JSON.
+    app.middlewares.append(forgery.middleware(COOKIE))
+
+    async def configure(app: web.Application) -> None:
+        app[LIMITER] = LoginLimiter.from_config(app[CTX].config)
+
+    app.on_startup.append(configure)
     app.router.add_post("/api/v1/login", login)
     app.router.add_post("/api/v1/logout", logout)
     app.router.add_get("/api/v1/me", me)

@@ -7,7 +7,6 @@ English values of ``protocol.fold.Status``; pages translate them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from typing import Any
@@ -16,8 +15,9 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select
 
-from hierarchy.roles import Action
-from node.api import ledger
+from hierarchy.roles import ROLE_ACTIONS, Action
+from node.api import attachments, ledger
+from node.api.attachments import NewFile
 from node.api.auth import current_user
 from node.api.errors import ApiError, bad
 from node.api.validate import Body, iso, read_bytes, read_json
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 WORKFLOW = web.AppKey("workflow", Workflow)
 _DIGEST = re.compile(r"[0-9a-f]{64}\Z")
+#: The actions that carry files, and the permission each needs.
+REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
 _ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,19}\Z")
 
 
@@ -261,11 +263,14 @@ async def _attachments(ctx: NodeContext, digests: tuple[str, ...], field: str) -
     return tuple(out)
 
 
-async def _report_body(request: web.Request, ctx: NodeContext) -> tuple[Body, tuple[bytes, ...]]:
-    """JSON, or multipart with text fields and files stored by hash."""
+async def _report_body(
+    request: web.Request, ctx: NodeContext
+) -> tuple[Body, tuple[bytes, ...], tuple[NewFile, ...]]:
+    """JSON citing uploaded files, or multipart with text fields and new files (read,
+    not stored: the action stores them once it is accepted)."""
     if request.content_type.startswith("multipart/"):
         fields: dict[str, Any] = {}
-        files: list[tuple[bytes, str, str]] = []
+        files: list[NewFile] = []
         limit = int(ctx.config["api.max_attachment_bytes"])
         try:
             reader = await request.multipart()
@@ -275,7 +280,7 @@ async def _report_body(request: web.Request, ctx: NodeContext) -> tuple[Body, tu
                 if part.filename:
                     data = await _read_part(part, limit, "attachments")
                     content_type = part.headers.get("Content-Type", "application/octet-stream")
-                    files.append((data, content_type, part.filename))
+                    files.append(NewFile(data, content_type, part.filename))
                 else:
                     raw = await _read_part(part, _max_body(ctx), part.name)
                     text = _part_text(raw, part.name)
@@ -287,10 +292,10 @@ async def _report_body(request: web.Request, ctx: NodeContext) -> tuple[Body, tu
             raise ApiError(
                 400, "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
             ) from None
-        digests = [await store_attachment(ctx, *file) for file in files]
-        return Body(fields), tuple(digests)
+        return Body(fields), tuple(f.digest for f in files), tuple(files)
     body = await read_json(request, max_bytes=_max_body(ctx))
-    return body, await _attachments(ctx, body.strings("attachments", max_len=64), "attachments")
+    cited = await _attachments(ctx, body.strings("attachments", max_len=64), "attachments")
+    return body, cited, ()
 
 
 async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
@@ -313,35 +318,6 @@ def _part_text(raw: bytes, field: str) -> str:
         ) from None
 
 
-_MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,63}/[a-z0-9!#$&^_.+-]{1,63}\Z")
-
-
-async def store_attachment(ctx: NodeContext, data: bytes, content_type: str, name: str) -> bytes:
-    """Store a file by its SHA-256. The media type and name come from request headers,
-    which may hold anything: an odd type is stored as application/octet-stream and
-    bytes that are not UTF-8 (surrogates here) as U+FFFD."""
-    digest = hashlib.sha256(data).digest()
-    content_type = content_type.strip().lower()
-    if not _MEDIA_TYPE.match(content_type):
-        content_type = "application/octet-stream"
-    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace") or "file"
-    async with ctx.db.write() as conn:
-        if not await conn.scalar(
-            select(t.attachments.c.digest).where(t.attachments.c.digest == digest)
-        ):
-            await conn.execute(
-                t.attachments.insert().values(
-                    digest=digest,
-                    size=len(data),
-                    content_type=content_type[:128],
-                    filename=name[:200],
-                    created_at=ctx.clock.now_ms(),
-                    data=data,
-                )
-            )
-    return digest
-
-
 async def _act(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = _ctx(request)
@@ -350,13 +326,16 @@ async def _act(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action == "decompose":
         return await _decompose(request, user, item)
+    new_files: tuple[NewFile, ...] = ()
     if action in ("feedback", "resolve"):
-        body, files = await _report_body(request, ctx)
+        # Refuse a person who may not report before reading (let alone keeping) files.
+        await wf.permitted(user, item, REPORTS[action])
+        body, files, new_files = await _report_body(request, ctx)
     else:
         body, files = await read_json(request, max_bytes=_max_body(ctx)), ()
     step, kind, fields = await action_fields(action, body, files, wf, item, ctx)
     body.finish()
-    event = await wf.act(user, item, step, kind, **fields)
+    event = await wf.act(user, item, step, kind, files=new_files, **fields)
     state = await wf.state(item)
     return web.json_response(
         {
@@ -546,17 +525,23 @@ async def _decompose(request: web.Request, user: Any, item: str) -> web.Response
 
 
 async def upload_attachment(request: web.Request) -> web.Response:
-    await current_user(request)
+    """A file to cite in a later feedback or resolution: only for people who may
+    report (403 ``role_forbidden`` before the body is read), within the quotas."""
+    user = await current_user(request)
     ctx = _ctx(request)
+    if not ROLE_ACTIONS[user.role] & set(REPORTS.values()):
+        raise ApiError(
+            403, "role_forbidden", f"a {user.role} does not report, so uploads no files"
+        )
     limit = int(ctx.config["api.max_attachment_bytes"])
     data = await read_bytes(request, limit)
     if not data:
         raise ApiError(400, "missing_body", "send the file as the request body", "body")
     name = request.headers.get("X-Filename", "file")
-    digest = await store_attachment(
-        ctx, data, request.content_type or "application/octet-stream", name
-    )
-    return web.json_response({"digest": digest.hex(), "size": len(data)}, status=201)
+    file = NewFile(data, request.content_type or "application/octet-stream", name)
+    async with ctx.db.write() as conn:
+        await attachments.store(conn, ctx.config, user, [file], ctx.clock.now_ms())
+    return web.json_response({"digest": file.digest.hex(), "size": len(data)}, status=201)
 
 
 async def get_attachment(request: web.Request) -> web.StreamResponse:

@@ -67,6 +67,8 @@ REASONS: dict[int, dict[str, str]] = {
         "account_disabled": "the account is disabled",
     },
     403: {
+        "csrf_failed": "a session-cookie request not from this site (Origin, Referer or "
+        "X-Duban-CSRF; docs/api.md)",
         "not_in_scope": "the item or scope is outside this node's subtree",
         "not_ancestor": "assigning is only to this node's units or its descendants",
         "not_assigner": "only the assigning node does this",
@@ -88,7 +90,12 @@ REASONS: dict[int, dict[str, str]] = {
         "item_closed": "the item is closed",
         "item_withdrawn": "the item is withdrawn",
     },
-    413: {"too_large": "the body is larger than the node accepts"},
+    413: {
+        "too_large": "the body is larger than the node accepts",
+        "quota_exceeded": "the person's attachments would pass their quota",
+        "node_quota_exceeded": "the node's attachments would pass its quota",
+    },
+    415: {"unsupported_media_type": "a JSON body sent without Content-Type: application/json"},
     429: {"too_many_attempts": "too many failed sign-ins; see Retry-After"},
     500: {"internal": "the server failed; the error is logged (never a stack trace)"},
 }
@@ -504,12 +511,13 @@ def build_document(config: Config) -> Schema:
                 max_bytes=str(LOGIN_MAX_BYTES)),
             "responses": _ok("Signed in.", obj({"user": {"$ref": "#/components/schemas/User"},
                                                "node": {"type": "string"}}, ("user", "node")))
-            | _errors(400, 401, 413, 429),
+            | _errors(400, 401, 403, 413, 415, 429),
         }},
         "/api/v1/logout": {"post": {
             "operationId": "logout", "security": public,
             "summary": "End the session of the duban_session cookie (if any).",
-            "responses": _ok("Signed out.", obj({"ok": {"const": True}}, ("ok",))),
+            "responses": _ok("Signed out.", obj({"ok": {"const": True}}, ("ok",)))
+            | _errors(403),
         }},
         "/api/v1/me": {"get": {
             "operationId": "me", "summary": "Who the credentials belong to, and this node.",
@@ -551,7 +559,7 @@ def build_document(config: Config) -> Schema:
                 "summary": "Assign a new item to a unit of this node or a node below.",
                 "requestBody": _body(assignment(boards, sources), max_bytes=max_body),
                 "responses": _ok("Assigned.", {"$ref": "#/components/schemas/Assigned"}, 201)
-                | _errors(400, 401, 403, 409, 413),
+                | _errors(400, 401, 403, 409, 413, 415),
             },
         },
         "/api/v1/items/{item}": {"get": {
@@ -589,7 +597,7 @@ def build_document(config: Config) -> Schema:
             "responses": _ok("Stored.", obj({"digest": {"type": "string", "pattern": _DIGEST},
                                             "size": {"type": "integer"}},
                                            ("digest", "size")), 201)
-            | _errors(400, 401, 413),
+            | _errors(400, 401, 403, 413),
         }},
         "/api/v1/attachments/{digest}": {"get": {
             "operationId": "getAttachment",
@@ -623,7 +631,7 @@ def build_document(config: Config) -> Schema:
             "description": f"Done by the {who}.",
             "parameters": [ITEM_PARAM],
             "requestBody": _body(schema, multipart=multipart, max_bytes=max_body),
-            "responses": answer | _errors(400, 401, 403, 404, 409, 413),
+            "responses": answer | _errors(400, 401, 403, 404, 409, 413, 415),
         }}
     paths.update(reminder_paths())
     paths.update(report_paths(ledger_parameters(boards)))

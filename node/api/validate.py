@@ -45,6 +45,15 @@ def parse_json_bytes(data: bytes, where: str = "body") -> Any:
 
 
 async def read_json(request: web.Request, *, max_bytes: int = MAX_JSON) -> Body:
+    """The body as a JSON object; 415 ``unsupported_media_type`` unless it is sent as
+    ``application/json`` (HTML forms cannot send that type: node/api/forgery.py)."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the body as Content-Type: application/json, not {request.content_type[:80]!r}",
+            "body",
+        )
     data = await read_bytes(request, max_bytes)
     if not data.strip():
         raise ApiError(400, "missing_body", "send a JSON object", "body")

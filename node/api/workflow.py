@@ -10,7 +10,9 @@ with a stable reason and changing nothing:
 3. the event itself is valid (``protocol.events`` validation) — 400.
 
 Then one event (or, for assign and decompose, a batch under one signature) is
-signed by this node, stored and synced like any other.
+signed by this node, stored and synced like any other. New attachments that a
+feedback or resolution cites are stored in that same transaction, after the
+three gates (node/api/attachments.py): a refused action keeps no file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
 from hierarchy.tree import Node, Tree
 from node.accounts import User
+from node.api import attachments
+from node.api.attachments import NewFile
 from node.api.errors import ApiError
 from node.context import NodeContext
 from node.drafts import act, assign
@@ -114,7 +118,16 @@ class Workflow:
 
     # ------------------------------------------------------------- signing
 
-    async def _sign(self, drafts: Sequence[Draft]) -> list[Event]:
+    async def _sign(
+        self,
+        drafts: Sequence[Draft],
+        *,
+        user: User | None = None,
+        files: Sequence[NewFile] = (),
+    ) -> list[Event]:
+        """Sign and store ``drafts`` if the items' states allow them; ``files`` (of
+        ``user``) are stored in the same transaction, after every check."""
+
         async def precheck(conn: AsyncConnection, events: list[Event]) -> None:
             states: dict[str, ItemState | None] = {}
             for event in events:
@@ -127,6 +140,9 @@ class Workflow:
                     raise ApiError(_CONFLICT, refusal.reason, refusal.detail)
             if any(isinstance(e, Assigned) and e.parent_item for e in events):
                 await self._check_parents(conn, events)
+            if files:
+                assert user is not None, "files are stored for the person who sent them"
+                await attachments.store(conn, self.ctx.config, user, files, events[0].at)
 
         try:
             done = await self.ctx.store.append_own(drafts, precheck=precheck)
@@ -207,13 +223,29 @@ class Workflow:
         except ProtocolError as exc:
             raise ApiError(400, exc.reason, exc.detail, "deadline") from None
 
-    async def act(
-        self, user: User, item: str, action: Action, kind: type[ItemEvent], **fields: Any
-    ) -> Event:
+    async def permitted(self, user: User, item: str, action: Action) -> ItemState:
+        """The item's state if ``user`` may do ``action`` to it (404 or 403 otherwise):
+        the first gate alone, to refuse before reading a body with files."""
         state = await self.state(item)
         permit(self.tree, actor_of(self.ctx, user), action, scope_of(state))
+        return state
+
+    async def act(
+        self,
+        user: User,
+        item: str,
+        action: Action,
+        kind: type[ItemEvent],
+        *,
+        files: Sequence[NewFile] = (),
+        **fields: Any,
+    ) -> Event:
+        """Check, sign and store one action; ``files`` (the new attachments the
+        fields cite) are stored only if the event is, in its transaction."""
+        state = await self.permitted(user, item, action)
         to = state.assignee if self.ctx.me == state.assigner else state.assigner
-        [event] = await self._sign([act(kind, me=self.ctx.me, item=item, to=to, **fields)])
+        draft = act(kind, me=self.ctx.me, item=item, to=to, **fields)
+        [event] = await self._sign([draft], user=user, files=files)
         return event
 
     async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:

@@ -32,6 +32,8 @@ CONTENT_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheet
 TITLE_ROW, INFO_ROW, HEADER_ROW = 1, 2, 3
 FIRST_ROW: Final = HEADER_ROW + 1
 MAX_TEXT: Final = 2000
+#: Text that spreadsheet programs may read as a formula (OWASP "CSV injection").
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 COLUMNS: Final = (
     ("序号", 6),
@@ -92,9 +94,25 @@ def local_time(ms: int) -> datetime:
 
 
 def _cell(ws: Any, value: object, **style: Any) -> WriteOnlyCell:
+    """A cell of the sheet; a string is always text, never a formula.
+
+    Titles, units and feedback are typed by people, and a ledger is opened by
+    others: openpyxl writes a string that starts with ``=`` as a formula, and
+    Excel or WPS run text that starts with ``= + - @`` (or a tab or CR before
+    one) as one (``=HYPERLINK(...)``). Every string is stored as text, and one
+    that starts with such a character also gets Excel's quote prefix (as if
+    typed after ``'``), so editing the cell keeps it text; the visible text is
+    what was typed.
+    """
+    risky = False
     if isinstance(value, str):  # characters a worksheet cannot hold (from query strings)
         value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        risky = value.startswith(FORMULA_STARTS)
     cell = WriteOnlyCell(ws, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+        if risky:
+            cell.quotePrefix = True
     for name, setting in style.items():
         setattr(cell, name, setting)
     return cell

@@ -218,7 +218,11 @@ attachments = Table(
     Column("filename", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    # The person (users.id) whose upload stored it first: their attachment quota.
+    Column("uploaded_by", Integer),
 )
+# Covering: one person's bytes, and the node's, are summed from the index alone.
+Index("ix_attachments_uploader", attachments.c.uploaded_by, attachments.c.size)
 
 reminders = Table(
     "reminders",

@@ -9,7 +9,9 @@ long as the session and works on every process of a node.
 Before sign-in there is no session: the sign-in form uses a random value in a
 short-lived cookie and the same value in the form (double submit).
 
-A POST whose ``Origin`` header names another site is refused whatever it carries.
+A POST whose ``Origin`` header names another site (or is ``null``) is refused
+whatever it carries; ``X-Forwarded-Host`` names this site only when a trusted
+proxy sends it (``http.trusted_proxies``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from node.api.auth import COOKIE as SESSION_COOKIE
+from node.api.clients import names_this_site
 
 FIELD = "csrf_token"
 LOGIN_COOKIE = "duban_login_csrf"
@@ -43,16 +45,12 @@ def new_login_token() -> str:
 
 
 def same_origin(request: web.Request) -> bool:
-    """False when the browser says the form came from another site."""
+    """False when the browser says the form came from another site (``X-Forwarded-Host``
+    counts only from a trusted proxy: :mod:`node.api.clients`)."""
     origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        return origin is None
-    host = urlsplit(origin).netloc.lower()
-    allowed = {request.host.lower()}
-    forwarded = request.headers.get("X-Forwarded-Host")
-    if forwarded:
-        allowed.add(forwarded.split(",")[0].strip().lower())
-    return host in allowed
+    if origin is None:
+        return True
+    return names_this_site(request, origin)
 
 
 def valid(request: web.Request, submitted: str | None) -> bool:

@@ -284,6 +284,19 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "reason.unknown_unit": ("“{field}”：本节点没有这个单位。", "“{field}”: no such unit here."),
     "reason.too_large": ("“{field}”太大。", "“{field}” is too large."),
+    "reason.quota_exceeded": (
+        "您上传的附件已达到个人存储上限，无法再保存新附件。请联系本级管理员。",
+        "Attachments: your uploads have reached your storage quota; ask this node's "
+        "administrator.",
+    ),
+    "reason.node_quota_exceeded": (
+        "本节点的附件存储已满，无法再保存新附件。请联系本级管理员。",
+        "Attachments: this node's storage for attachments is full; ask its administrator.",
+    ),
+    "reason.unsupported_media_type": (
+        "请求内容的格式不受支持。",
+        "The request's content type is not accepted here.",
+    ),
     "reason.invalid_utf8": ("“{field}”不是有效的文字。", "“{field}” is not valid text."),
     "reason.bad_multipart": (
         "表单数据无法读取，请重新提交。",

@@ -25,13 +25,14 @@ from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
 from node.accounts import User
 from node.api import ledger
+from node.api.attachments import NewFile
 from node.api.errors import ApiError
 from node.api.items import (
+    REPORTS,
     action_fields,
     assignment_fields,
     item_id_of,
     sources_of,
-    store_attachment,
     verified_history,
 )
 from node.api.validate import Body
@@ -231,7 +232,8 @@ async def item_page(request: web.Request, user: User) -> web.StreamResponse:
     return await _item_page(request, user, item_id_of(request))
 
 
-async def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[bytes, ...]:
+def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
+    """The form's files, read but not stored: the action stores them if it is taken."""
     limit = int(ctx.config["api.max_attachment_bytes"])
     out = []
     for value in form.getall("attachments", []):
@@ -243,7 +245,7 @@ async def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[bytes, ..
         if len(data) > limit:
             raise ApiError(413, "too_large", f"{value.filename}: at most {limit} bytes",
                            "attachments")
-        out.append(await store_attachment(ctx, data, value.content_type, value.filename))
+        out.append(NewFile(data, value.content_type, value.filename))
     return tuple(out)
 
 
@@ -285,11 +287,15 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
     try:
         form = await form_of(request)
         values = action_body(action, form)
-        files = await _files(ctx, form) if action in ("feedback", "resolve") else ()
+        files: tuple[NewFile, ...] = ()
+        if action in REPORTS:
+            await wf.permitted(user, item, REPORTS[action])
+            files = _files(ctx, form)
         body = Body(dict(values))
-        step, kind, fields = await action_fields(action, body, files, wf, item, ctx)
+        digests = tuple(f.digest for f in files)
+        step, kind, fields = await action_fields(action, body, digests, wf, item, ctx)
         body.finish()
-        await wf.act(user, item, step, kind, **fields)
+        await wf.act(user, item, step, kind, files=files, **fields)
     except ApiError as exc:
         if exc.status in (401, 404) or exc.status >= 500:
             raise

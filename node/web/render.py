@@ -8,10 +8,11 @@ refusals' reason codes into sentences (:meth:`node.web.i18n.I18n.error`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -64,11 +65,42 @@ def node_name(tree: Tree, node: str | None) -> str:
     return found.name if found is not None else node
 
 
+HOME = "/ledger"
+_NEXT_MAX = 2000
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
+_UNSAFE_DECODED = re.compile(r"[\x00-\x20\x7f\\\s]")
+
+
 def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path on this site only."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/ledger"
+    """Where to go after signing in: an absolute path on this site, else the home page.
+
+    Browsers drop tabs and newlines from URLs and read ``\\`` as ``/``, so
+    ``/<tab>/evil.example`` or ``/\\evil.example`` would leave the site. Only
+    printable ASCII is taken (the sign-in redirect sends the percent-encoded
+    ``path_qs``); the value, and each percent-decoding of it, must be a path that
+    starts with one ``/`` and holds no backslash, space or control character, with
+    no scheme and no host.
+    """
+    if not value or len(value) > _NEXT_MAX or not _PRINTABLE_ASCII.match(value):
+        return HOME
+    seen = value
+    for _ in range(4):
+        if not _local_path(seen):
+            return HOME
+        decoded = unquote(seen)
+        if decoded == seen:
+            return value
+        seen = decoded
+    return HOME  # still percent-encoded after several decodings: not a link of ours
+
+
+def _local_path(value: str) -> bool:
+    if not value.startswith("/") or value[1:2] in ("/", "\\"):
+        return False
+    if _UNSAFE_DECODED.search(value):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
 
 
 def login_redirect(request: web.Request) -> web.HTTPSeeOther:

@@ -62,9 +62,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, "missing_field", "password: is required", "password")
         _, session = await authenticate(request, name, password[:1024])
     except ApiError as exc:
-        return await _form(
-            request, nxt, name=name, error=error_message(t, exc), status=exc.status
-        )
+        page = await _form(request, nxt, name=name, error=error_message(t, exc), status=exc.status)
+        if exc.retry_after is not None:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     response = web.HTTPSeeOther(nxt)
     set_session_cookie(response, session)
     response.del_cookie(csrf.LOGIN_COOKIE, path="/")
