@@ -67,6 +67,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
     Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
+    # -- faults: background work (docs/sync.md, "Faults")
+    Setting(
+        "background.retry_initial_seconds",
+        1.0,
+        "First retry delay of a background task (folding, reminders, tallies) after a failure.",
+    ),
+    Setting(
+        "background.retry_max_seconds",
+        60.0,
+        "Cap on a background task's retry delay (doubling, with full jitter).",
+    ),
+    Setting(
+        "background.summary_seconds",
+        300.0,
+        "While a task or the link to the parent keeps failing, a WARNING summary this often.",
+    ),
     # -- reminders and notifiers (docs/reminders.md)
     Setting("reminders.enabled", True, "Send deadline reminders for items handled here."),
     Setting("reminders.deploy_before_hours", 5.0, "Remind this long before the 1-day deadline."),
