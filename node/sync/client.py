@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 import aiohttp
+from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
 from node.background import sleep_unless
 from node.context import NodeContext
@@ -139,25 +140,16 @@ class SyncClient:
     async def _call(
         self, method: str, target: str, body: bytes = b"", *, timeout: float | None = None
     ) -> Any:
-        ctx = self.ctx
-        assert self.parent is not None
-        header = make_header(
-            ctx.key,
-            node=ctx.me,
-            parent=self.parent,
-            method=method,
-            target=target,
-            body=body,
-            now_ms=ctx.clock.now_ms(),
-        )
-        limit = timeout or float(ctx.config["sync.request_timeout_seconds"])
+        limit = timeout or float(self.ctx.config["sync.request_timeout_seconds"])
+        request_timeout = aiohttp.ClientTimeout(total=limit)
         try:
             async with self.session.request(
                 method,
                 self.base + target,
                 data=body or None,
-                headers={"Duban-Auth": header, "Content-Type": "application/msgpack"},
-                timeout=aiohttp.ClientTimeout(total=limit),
+                headers={"Content-Type": "application/msgpack"},
+                timeout=request_timeout,
+                middlewares=(self._signer(target, body),),
             ) as resp:
                 payload = await resp.read()
                 if resp.status != 200:
@@ -171,6 +163,30 @@ class SyncClient:
             return codec.decode(payload, REPLY_LIMITS)
         except ProtocolError as exc:
             raise SyncFailure(f"{method} {target}: bad reply ({exc.reason})") from None
+
+    def _signer(self, target: str, body: bytes) -> ClientMiddlewareType:
+        """A client middleware signing each attempt afresh. aiohttp sends an idempotent
+        request (a GET) again on a new connection when a kept-alive one drops; with
+        the same header (and nonce) the parent would refuse it as ``replayed``."""
+        ctx = self.ctx
+        parent = self.parent
+        assert parent is not None
+
+        async def sign(
+            request: aiohttp.ClientRequest, send: ClientHandlerType
+        ) -> aiohttp.ClientResponse:
+            request.headers["Duban-Auth"] = make_header(
+                ctx.key,
+                node=ctx.me,
+                parent=parent,
+                method=request.method,
+                target=target,
+                body=body,
+                now_ms=ctx.clock.now_ms(),
+            )
+            return await send(request)
+
+        return sign
 
     # ----------------------------------------------------------------- steps
 
