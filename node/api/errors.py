@@ -103,6 +103,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
             return ApiError(exc.status, reason, exc.reason).response()
         raise
+    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError too
+        logger.info("%s %s from %s: the client went away mid-request (%s)",
+                    request.method, request.path, request.remote, exc or type(exc).__name__)
+        # Nobody reads this answer; returned (not raised) so aiohttp logs no traceback.
+        return ApiError(400, "connection_reset", "the request was cut").response()
     except Exception as exc:
         if storage_full(exc):
             return _storage_full(request, exc).response()

@@ -6,6 +6,7 @@ loopback, which can cut a response or stall one:
 - a kept-alive connection dropped while the parent answers a GET makes aiohttp
   send it again on a new connection — each attempt is signed afresh, so the
   parent does not refuse the second as ``replayed`` and the link never fails;
+- a client cut mid-body is one INFO line on the parent, not an ERROR traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from node.clock import ManualClock
 from node.drafts import assign
 from node.localtree import LocalTree, RunningNode, Shape
 from node.store import PARENT
+from node.sync.auth import make_header
 from tests.federation import build, eventually
 
 SHAPE: Shape = [("14", None, "山西省", "province"), ("1401", "14", "太原市", "city")]
@@ -143,3 +145,41 @@ async def test_a_get_resent_on_a_new_connection_is_not_a_replay(
         await fed.stop()
     refusals = [r.getMessage() for r in caplog.records if "replayed" in r.getMessage()]
     assert refusals == []
+
+
+async def test_a_request_cut_mid_body_is_one_line_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clock = ManualClock(time.time_ns() // 1_000_000)
+    fed = await build(tmp_path, clock, SHAPE)
+    try:
+        province, city = fed[PROVINCE], fed[CITY]
+        body = b"\x82" + b"\0" * 99_999  # what the child signs: never all sent
+        header = make_header(city.ctx.key, node=CITY, parent=PROVINCE, method="POST",
+                             target="/sync/v1/up", body=body, now_ms=clock.now_ms())
+        caplog.clear()
+        _, writer = await asyncio.open_connection("127.0.0.1", province.port)
+        writer.write(
+            b"POST /sync/v1/up HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
+            b"Duban-Auth: " + header.encode() + b"\r\nContent-Length: 100000\r\n\r\n"
+            + body[:1000]
+        )
+        await writer.drain()
+
+        await asyncio.sleep(0.2)  # the parent authenticates and starts reading the body
+        writer.transport.abort()
+
+        async def logged() -> bool:  # the request's end: its access line
+            return any(r.name == "aiohttp.access" for r in caplog.records)
+
+        await eventually(logged, timeout=10, what="the parent to notice the cut")
+        await asyncio.sleep(0.2)
+    finally:
+        await fed.stop()
+    cut = [r for r in caplog.records if "/sync/v1/up" in r.getMessage()
+           and r.name.startswith(("node", "aiohttp.server", "aiohttp.web"))]
+    assert cut and all(r.levelno <= logging.INFO and not r.exc_info for r in cut), [
+        (r.name, r.levelname, r.getMessage()) for r in cut
+    ]
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
