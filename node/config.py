@@ -67,7 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
     Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
-    # -- faults: background work (docs/sync.md, "Faults")
+    # -- faults: background work, timeouts (docs/sync.md, "Faults")
     Setting(
         "background.retry_initial_seconds",
         1.0,
@@ -82,6 +82,17 @@ SETTINGS: tuple[Setting, ...] = (
         "background.summary_seconds",
         300.0,
         "While a task or the link to the parent keeps failing, a WARNING summary this often.",
+    ),
+    Setting(
+        "sync.connect_timeout_seconds",
+        10.0,
+        "Timeout for opening a connection to the parent.",
+    ),
+    Setting(
+        "sync.read_timeout_seconds",
+        30.0,
+        "A sync request fails when the parent sends nothing for this long (plus a "
+        "long-poll's wait).",
     ),
     # -- reminders and notifiers (docs/reminders.md)
     Setting("reminders.enabled", True, "Send deadline reminders for items handled here."),

@@ -138,17 +138,28 @@ class SyncClient:
     # ------------------------------------------------------------- transport
 
     async def _call(
-        self, method: str, target: str, body: bytes = b"", *, timeout: float | None = None
+        self, method: str, target: str, body: bytes = b"", *, wait: float = 0.0
     ) -> Any:
-        limit = timeout or float(self.ctx.config["sync.request_timeout_seconds"])
-        request_timeout = aiohttp.ClientTimeout(total=limit)
+        """One signed request; ``wait``: how long the parent may hold it (a long-poll).
+
+        Timeouts follow progress, not only the whole request: connecting must take
+        at most ``sync.connect_timeout_seconds``, and the parent may stay silent at
+        most ``sync.read_timeout_seconds`` (plus ``wait``) — so a stalled connection
+        fails in seconds, while a large batch that keeps coming is bounded only by
+        ``sync.request_timeout_seconds`` (plus ``wait``)."""
+        config = self.ctx.config
+        timeout = aiohttp.ClientTimeout(
+            total=float(config["sync.request_timeout_seconds"]) + wait,
+            sock_connect=float(config["sync.connect_timeout_seconds"]),
+            sock_read=float(config["sync.read_timeout_seconds"]) + wait,
+        )
         try:
             async with self.session.request(
                 method,
                 self.base + target,
                 data=body or None,
                 headers={"Content-Type": "application/msgpack"},
-                timeout=request_timeout,
+                timeout=timeout,
                 middlewares=(self._signer(target, body),),
             ) as resp:
                 payload = await resp.read()
@@ -263,7 +274,7 @@ class SyncClient:
         page: dict[str, Any] = await self._call(
             "GET",
             f"/sync/v1/down?after={after}&ack={ack}&wait={wait}&limit={ctx.batch_events}",
-            timeout=wait + float(ctx.config["sync.request_timeout_seconds"]),
+            wait=wait,
         )
         return page
 

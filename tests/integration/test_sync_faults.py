@@ -6,6 +6,8 @@ loopback, which can cut a response or stall one:
 - a kept-alive connection dropped while the parent answers a GET makes aiohttp
   send it again on a new connection — each attempt is signed afresh, so the
   parent does not refuse the second as ``replayed`` and the link never fails;
+- a stalled connection fails by the read (progress) timeout, not after the whole
+  request timeout, and the link resumes;
 - a client cut mid-body is one INFO line on the parent, not an ERROR traceback.
 """
 
@@ -145,6 +147,25 @@ async def test_a_get_resent_on_a_new_connection_is_not_a_replay(
         await fed.stop()
     refusals = [r.getMessage() for r in caplog.records if "replayed" in r.getMessage()]
     assert refusals == []
+
+
+async def test_a_stalled_connection_fails_by_its_read_timeout_and_the_link_resumes(
+    tmp_path: Path,
+) -> None:
+    extra = {"sync.long_poll_seconds": 1, "sync.read_timeout_seconds": 1.0,
+             "sync.request_timeout_seconds": 600.0}
+    fed, proxy = await holding(tmp_path, "stall", extra)
+    try:
+        await asyncio.wait_for(proxy.done.wait(), timeout=20)
+
+        async def timed_out() -> bool:
+            return "Timeout" in ((await link_status(fed[CITY]))["last_error"] or "")
+
+        await eventually(timed_out, timeout=20, what="the stalled request to time out")
+        await assigned_and_received(fed, "停滞后交办")
+    finally:
+        await proxy.stop()
+        await fed.stop()
 
 
 async def test_a_request_cut_mid_body_is_one_line_not_a_traceback(
