@@ -28,6 +28,7 @@ from node import keyfile
 from node.accounts import AccountError
 from node.app import create_app, status_payload
 from node.clock import SystemClock
+from node.connection_timeouts import ConnectionTimeouts, TimedRunner
 from node.context import NodeContext, NodeError, open_node
 from node.demo import DemoError
 from node.setup import SetupError, first_admin, init_root, join_parent
@@ -128,7 +129,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     listen = args.listen or str(config["server.listen"])
     host, _, port = listen.rpartition(":")
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = TimedRunner(app, ConnectionTimeouts.from_config(config), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     await site.start()

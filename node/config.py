@@ -67,7 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
     Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
-    # -- faults: background work, timeouts (docs/sync.md, "Faults")
+    # -- faults: background work, connection timeouts (docs/sync.md, "Faults")
     Setting(
         "background.retry_initial_seconds",
         1.0,
@@ -82,6 +82,22 @@ SETTINGS: tuple[Setting, ...] = (
         "background.summary_seconds",
         300.0,
         "While a task or the link to the parent keeps failing, a WARNING summary this often.",
+    ),
+    Setting(
+        "server.head_timeout_seconds",
+        20.0,
+        "A request head must be complete this long after its first byte, or the "
+        "connection is closed.",
+    ),
+    Setting(
+        "server.body_idle_timeout_seconds",
+        30.0,
+        "Close a connection whose request body sends nothing for this long.",
+    ),
+    Setting(
+        "server.keepalive_timeout_seconds",
+        75.0,
+        "Close a connection idle this long between requests (or before its first).",
     ),
     Setting(
         "sync.connect_timeout_seconds",
