@@ -12,7 +12,9 @@ import asyncio
 import logging
 import sqlite3
 
+import asyncpg
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from node.background import Backoff, Watch, run_forever
 from node.clock import ManualClock
@@ -52,6 +54,12 @@ def test_sqlite_full_is_storage_full() -> None:
     wrapped = RuntimeError("while writing")
     wrapped.__cause__ = caught.value
     assert storage_full(wrapped)
+    assert storage_full(OperationalError("INSERT", {}, caught.value))  # SQLAlchemy's wrapper
+    # PostgreSQL: SQLSTATE 53100, as asyncpg raises it and as SQLAlchemy wraps it.
+    disk_full = asyncpg.exceptions.DiskFullError("could not extend file")
+    assert storage_full(disk_full)
+    assert storage_full(OperationalError("INSERT", {}, disk_full))
+    assert not storage_full(asyncpg.exceptions.UniqueViolationError("duplicate key"))
 
 
 async def test_a_failing_task_survives_logs_once_summarises_and_recovers(

@@ -8,6 +8,8 @@ loopback, which can cut a response or stall one:
   parent does not refuse the second as ``replayed`` and the link never fails;
 - a stalled connection fails by the read (progress) timeout, not after the whole
   request timeout, and the link resumes;
+- a link that keeps failing says so at WARNING (once, then a summary) and logs
+  its recovery, so an outage of minutes is not only in INFO lines;
 - a client cut mid-body is one INFO line on the parent, not an ERROR traceback.
 """
 
@@ -166,6 +168,32 @@ async def test_a_stalled_connection_fails_by_its_read_timeout_and_the_link_resum
     finally:
         await proxy.stop()
         await fed.stop()
+
+
+async def test_a_failing_link_warns_once_and_logs_its_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="node")
+    clock = ManualClock(time.time_ns() // 1_000_000)
+    fed = await build(tmp_path, clock, SHAPE, extra_for={CITY: {"sync.long_poll_seconds": 1}})
+    try:
+        province, city = fed[PROVINCE], fed[CITY]
+        await province.stop()  # the city's parent is down for a while
+
+        async def failing(times: int) -> bool:
+            return int((await link_status(city))["failures"]) >= times
+
+        await eventually(lambda: failing(6), timeout=30, what="six failures in a row")
+        await province.start()
+        await assigned_and_received(fed, "恢复后交办")
+    finally:
+        await fed.stop()
+    link_lines = [(r.levelno, r.getMessage()) for r in caplog.records
+                  if r.name == "node.sync.client" and "link to parent" in r.getMessage()]
+    warnings = [m for level, m in link_lines if level == logging.WARNING]
+    assert len([m for m in warnings if "link to parent failing: 3 attempts" in m]) == 1
+    assert [m for m in warnings if "link to parent recovered after" in m], link_lines
+    assert all(level <= logging.WARNING for level, _ in link_lines)
 
 
 async def test_a_request_cut_mid_body_is_one_line_not_a_traceback(
