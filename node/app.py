@@ -50,7 +50,10 @@ async def status_payload(ctx: NodeContext) -> dict[str, object]:
                 entry["last_error_at"] = health.last_error_at
                 entry["failures"] = health.failures
     return {
-        "node": {"id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent},
+        "node": {
+            "id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent,
+            "key_id": cert.key_id.hex(),
+        },
         "now": now,
         "counts": await ctx.store.counts(),
         # Received events whose items are not folded into the ledger's rows yet.

@@ -150,7 +150,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     listen = str(config["server.listen"])
     host, _, port = listen.rpartition(":")
     url = args.url or f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
-    live = await _live_status(url, str(payload["node"]["id"]))  # type: ignore[index]
+    live = await _live_status(url, payload["node"])  # type: ignore[arg-type]
     if live is not None:
         _merge_live(payload, live)
     if args.json:
@@ -185,7 +185,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _live_status(url: str, node: str) -> dict[str, Any] | None:
+async def _live_status(url: str, node: dict[str, Any]) -> dict[str, Any] | None:
     """The running node's own status (what it keeps in memory: the errors it could
     not write to a full disk, its background tasks), or None if it does not answer."""
     try:
@@ -198,7 +198,9 @@ async def _live_status(url: str, node: str) -> dict[str, Any] | None:
             live: dict[str, Any] = await resp.json()
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
-    return live if live.get("node", {}).get("id") == node else None
+    # The same node (id and key), not another one listening there.
+    same = {k: live.get("node", {}).get(k) for k in ("id", "key_id")}
+    return live if same == {"id": node["id"], "key_id": node["key_id"]} else None
 
 
 def _merge_live(payload: dict[str, Any], live: dict[str, Any]) -> None:
