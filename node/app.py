@@ -16,7 +16,7 @@ from node import web as web_pages
 from node.api import auth as api_auth
 from node.api import items as api_items
 from node.api import openapi as api_openapi
-from node.api.errors import error_middleware
+from node.api.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
 from node.api.workflow import Workflow
 from node.clock import Clock, SystemClock
 from node.config import Config
@@ -26,7 +26,7 @@ from node.reports import api as reports_api
 from node.store import PARENT
 from node.sync import server as sync_server
 from node.sync.auth import ReplayGuard
-from node.sync.client import SyncClient
+from node.sync.client import LINK_TASK, SyncClient
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,31 @@ async def status_payload(ctx: NodeContext) -> dict[str, object]:
     links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
     statuses = await ctx.store.link_statuses(links)
     cert = ctx.certificate
+    shown = [s.to_dict(now) for s in statuses]
+    # The link to the parent as the running sync client knows it: its last error is
+    # kept in memory too, for when the database could not record it (a full disk).
+    watch = ctx.background.get(LINK_TASK)
+    if watch is not None and watch.health.failures:
+        for entry in shown:
+            if entry["link"] == PARENT:
+                health = watch.health
+                entry["last_error"] = health.last_error
+                entry["last_error_at"] = health.last_error_at
+                entry["failures"] = health.failures
     return {
-        "node": {"id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent},
+        "node": {
+            "id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent,
+            "key_id": cert.key_id.hex(),
+        },
         "now": now,
         "counts": await ctx.store.counts(),
         # Received events whose items are not folded into the ledger's rows yet.
         "unfolded": await ctx.store.unfolded_count(),
         "own_seq": await ctx.store.own_seq(),
-        "links": [s.to_dict(now) for s in statuses],
+        "links": shown,
+        # Each background task (sync, folding, reminders, tallies): failures in a row
+        # and the last error, from memory (node/background.py).
+        "background": ctx.background.status(),
     }
 
 
@@ -73,6 +90,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     app = web.Application(client_max_size=max_body, middlewares=[error_middleware, current_rows])
     window = int(config["sync.clock_skew_seconds"]) * 1000
     app[sync_server.GUARD] = ReplayGuard(window)
+    app[STORAGE_NOTICE] = StorageFullNotice()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx = await open_node(config, clock)
@@ -85,8 +103,10 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         app[api_items.WORKFLOW] = Workflow(ctx)
         task = None
         session = None
+        folding_watch = ctx.watch("materialiser", materialiser.logger)
         folding = asyncio.create_task(
-            materialiser.run(ctx.store, ctx.stopping), name=f"materialiser {ctx.me}"
+            materialiser.run(ctx.store, ctx.stopping, folding_watch),
+            name=f"materialiser {ctx.me}",
         )
         if ctx.parent is not None:
             if not ctx.parent_url:

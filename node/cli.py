@@ -28,6 +28,7 @@ from node import keyfile
 from node.accounts import AccountError
 from node.app import create_app, status_payload
 from node.clock import SystemClock
+from node.connection_timeouts import ConnectionTimeouts, TimedRunner
 from node.context import NodeContext, NodeError, open_node
 from node.demo import DemoError
 from node.setup import SetupError, first_admin, init_root, join_parent
@@ -128,7 +129,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     listen = args.listen or str(config["server.listen"])
     host, _, port = listen.rpartition(":")
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = TimedRunner(app, ConnectionTimeouts.from_config(config), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     await site.start()
@@ -144,8 +145,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    async with opened(args) as (_config, ctx):
+    async with opened(args) as (config, ctx):
         payload = await status_payload(ctx)
+    listen = str(config["server.listen"])
+    host, _, port = listen.rpartition(":")
+    url = args.url or f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
+    live = await _live_status(url, payload["node"])  # type: ignore[arg-type]
+    if live is not None:
+        _merge_live(payload, live)
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, indent=1))
         return 0
@@ -160,11 +167,54 @@ async def cmd_status(args: argparse.Namespace) -> int:
         age = link["oldest_pending_age_s"]
         contact = link["last_contact"]
         seen = "-" if contact is None else f"{(payload['now'] - contact) // 1000}s ago"  # type: ignore[operator]
+        error = link["last_error"] or ""
+        if error and link["failures"]:
+            error = f"{error} ({link['failures']} failures in a row)"
         print(
             f"{link['link']:<14}{link['pending_out']:>9}{'-' if age is None else f'{age}s':>9}"
-            f"  {seen:<14} {link['last_error'] or ''}"
+            f"  {seen:<14} {error}"
         )
+    if live is None:
+        print(f"(the node is not answering at {url}: background tasks not shown)")
+    for task in payload.get("background", []):  # type: ignore[attr-defined]
+        if task["failures"]:
+            print(
+                f"background task {task['task']}: failing, {task['failures']} in a row, "
+                f"last error: {task['last_error']}"
+            )
     return 0
+
+
+async def _live_status(url: str, node: dict[str, Any]) -> dict[str, Any] | None:
+    """The running node's own status (what it keeps in memory: the errors it could
+    not write to a full disk, its background tasks), or None if it does not answer."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+            url.rstrip("/") + "/api/v1/status"
+        ) as resp:
+            if resp.status != 200:
+                return None
+            live: dict[str, Any] = await resp.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    # The same node (id and key), not another one listening there.
+    same = {k: live.get("node", {}).get(k) for k in ("id", "key_id")}
+    return live if same == {"id": node["id"], "key_id": node["key_id"]} else None
+
+
+def _merge_live(payload: dict[str, Any], live: dict[str, Any]) -> None:
+    """Take the running node's errors and background tasks; counts and ages stay the
+    database's (read now)."""
+    errors = {entry["link"]: entry for entry in live.get("links", [])}
+    for entry in payload["links"]:
+        fresh = errors.get(entry["link"])
+        if fresh is not None and (fresh.get("last_error_at") or 0) >= (
+            entry["last_error_at"] or 0
+        ):
+            for key in ("last_error", "last_error_at", "failures"):
+                entry[key] = fresh.get(key)
+    payload["background"] = live.get("background", [])
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -324,9 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", help="HOST:PORT (default: server.listen)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="links, lag and counts")
+    p = sub.add_parser("status", help="links, lag, counts and background tasks")
     p.add_argument("--data", required=True)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--url",
+        help="the running node, asked for what it keeps in memory (default: server.listen)",
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("migrate", help="upgrade the database schema")

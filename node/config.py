@@ -116,6 +116,49 @@ SETTINGS: tuple[Setting, ...] = (
         "Most bytes of attachments this node keeps in all (413 node_quota_exceeded beyond).",
     ),
     Setting("api.max_body_bytes", 262_144, "Largest JSON request body, in bytes."),
+    # -- faults: background work, connection timeouts (docs/sync.md, "Faults")
+    Setting(
+        "background.retry_initial_seconds",
+        1.0,
+        "First retry delay of a background task (folding, reminders, tallies) after a failure.",
+    ),
+    Setting(
+        "background.retry_max_seconds",
+        60.0,
+        "Cap on a background task's retry delay (doubling, with full jitter).",
+    ),
+    Setting(
+        "background.summary_seconds",
+        300.0,
+        "While a task or the link to the parent keeps failing, a WARNING summary this often.",
+    ),
+    Setting(
+        "server.head_timeout_seconds",
+        20.0,
+        "A request head must be complete this long after its first byte, or the "
+        "connection is closed.",
+    ),
+    Setting(
+        "server.body_idle_timeout_seconds",
+        30.0,
+        "Close a connection whose request body sends nothing for this long.",
+    ),
+    Setting(
+        "server.keepalive_timeout_seconds",
+        75.0,
+        "Close a connection idle this long between requests (or before its first).",
+    ),
+    Setting(
+        "sync.connect_timeout_seconds",
+        10.0,
+        "Timeout for opening a connection to the parent.",
+    ),
+    Setting(
+        "sync.read_timeout_seconds",
+        30.0,
+        "A sync request fails when the parent sends nothing for this long (plus a "
+        "long-poll's wait).",
+    ),
     # -- reminders and notifiers (docs/reminders.md)
     Setting("reminders.enabled", True, "Send deadline reminders for items handled here."),
     Setting("reminders.deploy_before_hours", 5.0, "Remind this long before the 1-day deadline."),

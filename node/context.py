@@ -14,6 +14,7 @@ from pathlib import Path
 
 from node import keyfile
 from node.accounts import Accounts
+from node.background import Background, Backoff, Watch
 from node.clock import Clock
 from node.config import Config
 from node.storage.db import Database, open_database
@@ -46,6 +47,8 @@ class NodeContext:
     listening: dict[str, int] = field(default_factory=dict)
     # When each child's link row was last written by a down request (loop time).
     link_written: dict[str, float] = field(default_factory=dict)
+    # The background tasks' failures, in memory (shown even when the disk is full).
+    background: Background = field(default_factory=Background)
 
     @property
     def me(self) -> str:
@@ -70,6 +73,33 @@ class NodeContext:
     @property
     def batch_bytes(self) -> int:
         return int(self.config["sync.batch_bytes"])
+
+    def watch(
+        self,
+        name: str,
+        log: logging.Logger,
+        *,
+        initial: float | None = None,
+        cap: float | None = None,
+        expected: tuple[type[BaseException], ...] = (),
+    ) -> Watch:
+        """A :class:`~node.background.Watch` for one of this node's tasks, registered
+        for the status pages; backoff from ``background.*`` unless given."""
+        backoff = Backoff(
+            float(self.config["background.retry_initial_seconds"]) if initial is None else initial,
+            float(self.config["background.retry_max_seconds"]) if cap is None else cap,
+        )
+        return self.background.add(
+            Watch(
+                name,
+                clock=self.clock,
+                log=log,
+                backoff=backoff,
+                summary_seconds=float(self.config["background.summary_seconds"]),
+                expected=expected,
+                label=f"{self.me} {name}",
+            )
+        )
 
     async def epoch(self) -> bytes:
         return await self.store.epoch()

@@ -15,6 +15,7 @@ from aiohttp import web
 from node import config as cfg
 from node.app import create_app
 from node.clock import Clock
+from node.connection_timeouts import ConnectionTimeouts, TimedRunner
 from node.context import NodeContext
 from node.enroll_http import issue_code
 from node.setup import init_root, join_parent
@@ -60,7 +61,7 @@ class RunningNode:
 
     async def start(self) -> None:
         app = create_app(self.config, self.clock)
-        runner = web.AppRunner(app, handle_signals=False)
+        runner = TimedRunner(app, ConnectionTimeouts.from_config(self.config), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
         await site.start()

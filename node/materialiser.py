@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from node.background import Watch, run_forever
 from node.store import Store
 
 logger = logging.getLogger(__name__)
@@ -20,23 +21,22 @@ QUIET_SECONDS = 0.05
 MAX_DEFER_SECONDS = 3.0
 
 
-async def run(store: Store, stopping: asyncio.Event) -> None:
+async def run(store: Store, stopping: asyncio.Event, watch: Watch) -> None:
     """Fold whatever is waiting, then sleep until a batch commits; until ``stopping``.
 
     While batches keep arriving (a catch-up: the next page follows within
     QUIET_SECONDS) folding waits, so the events are stored first — on two cores
-    the two would only take turns — but never more than MAX_DEFER_SECONDS at a time."""
-    while not stopping.is_set():
+    the two would only take turns — but never more than MAX_DEFER_SECONDS at a time.
+    A failure (a full disk, a database error) is retried with ``watch``'s backoff."""
+
+    async def fold() -> None:
         store.unfolded_waiting.clear()
-        try:
+        await give_way(store, stopping)
+        while not stopping.is_set() and await store.materialise_pending(CHUNK_EVENTS):
+            await asyncio.sleep(0)  # let a waiting request or sync batch in
             await give_way(store, stopping)
-            while not stopping.is_set() and await store.materialise_pending(CHUNK_EVENTS):
-                await asyncio.sleep(0)  # let a waiting request or sync batch in
-                await give_way(store, stopping)
-        except Exception:
-            logger.exception("folding received events into item rows failed; retrying")
-            await _wait(stopping, 5.0)
-            continue
+
+    async def more() -> None:
         waiting = asyncio.ensure_future(store.unfolded_waiting.wait())
         stop = asyncio.ensure_future(stopping.wait())
         try:
@@ -44,6 +44,8 @@ async def run(store: Store, stopping: asyncio.Event) -> None:
         finally:
             waiting.cancel()
             stop.cancel()
+
+    await run_forever(watch, fold, stopping, between=more)
 
 
 async def give_way(store: Store, stopping: asyncio.Event) -> None:
@@ -62,10 +64,3 @@ async def give_way(store: Store, stopping: asyncio.Event) -> None:
         if now >= quiet_at or now >= give_up:
             return
         await asyncio.sleep(min(quiet_at, give_up) - now)
-
-
-async def _wait(stopping: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stopping.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -2,16 +2,25 @@
 
 ``{"error": reason, "detail": human text, "field": name or null}`` with 400
 (bad input), 401 (who are you?), 403 (not allowed), 404, 409 (does not fit the
-item's state), 413 or 429. Never a stack trace: unexpected errors are logged
+item's state), 413, 429 or 503. Never a stack trace: unexpected errors are logged
 and answered 500 ``internal`` with no detail.
+
+A full disk (``node.storage.disk_full``) is no bug of ours: any request (the
+API's, the pages', the sync endpoints') that meets it is answered 503
+``storage_full`` with ``Retry-After``, and logged as one WARNING line at most
+once a minute. A client that goes away mid-request (a cut connection while its
+body is read) is one INFO line, no traceback: nobody is left to answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from node.storage.disk_full import storage_full
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,29 @@ class ApiError(Exception):
         if self.retry_after is not None:
             response.headers["Retry-After"] = str(self.retry_after)
         return response
+
+
+STORAGE_FULL_RETRY_SECONDS = 30
+"""``Retry-After`` of a 503 ``storage_full``: a child's sync backs off at least this."""
+STORAGE_FULL_LOG_SECONDS = 60.0
+
+
+class StorageFullNotice:
+    """When a full disk was last logged (loop time), so it is logged once a minute."""
+
+    def __init__(self) -> None:
+        self.logged_at: float | None = None
+        self.refused = 0
+
+    def due(self, now: float) -> bool:
+        self.refused += 1
+        if self.logged_at is None or now - self.logged_at >= STORAGE_FULL_LOG_SECONDS:
+            self.logged_at = now
+            return True
+        return False
+
+
+STORAGE_NOTICE = web.AppKey("storage_full_notice", StorageFullNotice)
 
 
 def bad(field: str, detail: str, reason: str = "bad_field") -> ApiError:
@@ -71,6 +103,28 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
             return ApiError(exc.status, reason, exc.reason).response()
         raise
-    except Exception:
+    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError too
+        logger.info("%s %s from %s: the client went away mid-request (%s)",
+                    request.method, request.path, request.remote, exc or type(exc).__name__)
+        # Nobody reads this answer; returned (not raised) so aiohttp logs no traceback.
+        return ApiError(400, "connection_reset", "the request was cut").response()
+    except Exception as exc:
+        if storage_full(exc):
+            return _storage_full(request, exc).response()
         logger.exception("%s %s failed", request.method, request.path)
         return ApiError(500, "internal", "the server failed; the error is logged").response()
+
+
+def _storage_full(request: web.Request, exc: Exception) -> ApiError:
+    notice = request.app.get(STORAGE_NOTICE)
+    if notice is None or notice.due(asyncio.get_running_loop().time()):
+        logger.warning(
+            "storage full: %s %s answered 503 storage_full (%d refused so far): %s",
+            request.method, request.path, notice.refused if notice else 1,
+            str(exc).replace("\n", " ")[:300],
+        )
+    error = ApiError(
+        503, "storage_full", "the node's disk is full; try again later (the error is logged)"
+    )
+    error.retry_after = STORAGE_FULL_RETRY_SECONDS
+    return error

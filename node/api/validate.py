@@ -25,10 +25,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 async def read_bytes(request: web.Request, max_bytes: int) -> bytes:
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "too_large", f"the body is at most {max_bytes} bytes")
-    data = await request.content.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ApiError(413, "too_large", f"the body is at most {max_bytes} bytes")
-    return data
+    # StreamReader.read(n) answers with what has arrived so far: a body that comes in
+    # several segments (a slow client, a proxy) is read until its end.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(max_bytes + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, "too_large", f"the body is at most {max_bytes} bytes")
+    return b"".join(chunks)
 
 
 def parse_json_bytes(data: bytes, where: str = "body") -> Any:

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import and_, false, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from node.background import run_forever, sleep_unless
 from node.context import NodeContext
 from node.items import item_events
 from node.reminders.channels import DeliveryError, Notifier, Outgoing
@@ -123,21 +124,23 @@ class Reminders:
     # ------------------------------------------------------------------ loop
 
     async def run(self) -> None:
-        """Run a pass now and then every tick until the node stops."""
+        """Run a pass now and then every tick until the node stops; a failed pass is
+        retried with backoff, at most a tick apart (``node.background``)."""
         stopping = self.ctx.stopping
-        while not stopping.is_set():
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if stopping.is_set():
-                    return
-                logger.exception("reminder pass failed; trying again next tick")
-            try:
-                await asyncio.wait_for(stopping.wait(), self.settings.tick_ms / 1000)
-            except TimeoutError:
-                pass
+        tick = self.settings.tick_ms / 1000
+        watch = self.ctx.watch(
+            "reminders",
+            logger,
+            cap=min(tick, float(self.ctx.config["background.retry_max_seconds"])),
+        )
+
+        async def once() -> None:
+            await self.run_once()
+
+        async def rest() -> None:
+            await sleep_unless(stopping, tick)
+
+        await run_forever(watch, once, stopping, between=rest)
 
     async def run_once(self, now: int | None = None) -> RunReport:
         """One pass at ``now`` (default: the node's clock): record, queue and send."""

@@ -20,6 +20,7 @@ from typing import Final
 
 from aiohttp import web
 
+from node.background import run_forever, sleep_unless
 from node.context import NodeContext, stop_task
 from node.materialiser import give_way
 from node.reports import standings, tallies
@@ -52,24 +53,34 @@ async def step(ctx: NodeContext, *, prune: bool = False) -> int:
 
 
 async def run(ctx: NodeContext, stopping: asyncio.Event) -> None:
-    """Keep the tallies current until ``stopping`` (or the node's own stop) is set."""
+    """Keep the tallies current until ``stopping`` is set (the keeper's own event, set
+    too when the node stops); a failure is retried with backoff (``node.background``)."""
+    watch = ctx.watch("tallies keeper", logger)
     pruned = time.monotonic()
-    while not (stopping.is_set() or ctx.stopping.is_set()):
+    pause = POLL_SECONDS
+
+    async def once() -> None:
+        nonlocal pruned, pause
         await give_way(ctx.store, stopping)  # a catch-up stores its events first
         started = time.monotonic()
-        try:
-            prune = started - pruned >= PRUNE_EVERY
-            scored = await step(ctx, prune=prune)
-            if prune:
-                pruned = started
-        except Exception:
-            logger.exception("keeping the page tallies failed; retrying")
-            scored = 0
+        prune = started - pruned >= PRUNE_EVERY
+        scored = await step(ctx, prune=prune)
+        if prune:
+            pruned = started
         pause = time.monotonic() - started if scored else POLL_SECONDS
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=max(pause, 0.01))
-        except TimeoutError:
-            pass
+
+    async def rest() -> None:
+        await sleep_unless(stopping, max(pause, 0.01))
+
+    async def node_stops() -> None:
+        await ctx.stopping.wait()
+        stopping.set()
+
+    follow = asyncio.ensure_future(node_stops())
+    try:
+        await run_forever(watch, once, stopping, between=rest)
+    finally:
+        follow.cancel()
 
 
 def keeper_ctx(ctx_key: web.AppKey[NodeContext]) -> object:

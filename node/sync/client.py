@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import random
 import sys
 from typing import Any
 
 import aiohttp
+from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
+from node.background import sleep_unless
 from node.context import NodeContext
 from node.store import PARENT
 from node.sync.auth import make_header
@@ -91,8 +92,18 @@ keep the decoding worker busy while a page is fetched, few enough to bound memor
 a few pages (``sync.batch_bytes`` each)."""
 
 
+LINK_TASK = "link to parent"
+"""The sync client's name among the node's background tasks (``status``)."""
+
+
 class SyncFailure(Exception):
-    pass
+    """A sync request that failed (network, HTTP status, bad reply): part of a link's
+    normal life, retried with backoff. ``retry_after``: the parent asked us to wait
+    (a 503 with ``Retry-After``, e.g. its disk is full)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 _Ahead = (
@@ -111,7 +122,15 @@ class SyncClient:
         self.parent = ctx.parent
         self.base = ctx.parent_url
         self.connected = asyncio.Event()
-        self.rng = random.Random()
+        self.watch = ctx.watch(
+            LINK_TASK,
+            logger,
+            initial=float(ctx.config["sync.retry_initial_seconds"]),
+            cap=float(ctx.config["sync.retry_max_seconds"]),
+            expected=(SyncFailure, ProtocolError),
+        )
+        self._cleared = False
+        """Whether the link row's error (of an earlier run, perhaps) was cleared."""
         self._applied = 0
         """How far the parent's stream is durable here, as the pages fetched ahead
         acknowledge it (set by :meth:`pull_once`)."""
@@ -119,37 +138,66 @@ class SyncClient:
     # ------------------------------------------------------------- transport
 
     async def _call(
-        self, method: str, target: str, body: bytes = b"", *, timeout: float | None = None
+        self, method: str, target: str, body: bytes = b"", *, wait: float = 0.0
     ) -> Any:
-        ctx = self.ctx
-        assert self.parent is not None
-        header = make_header(
-            ctx.key,
-            node=ctx.me,
-            parent=self.parent,
-            method=method,
-            target=target,
-            body=body,
-            now_ms=ctx.clock.now_ms(),
+        """One signed request; ``wait``: how long the parent may hold it (a long-poll).
+
+        Timeouts follow progress, not only the whole request: connecting must take
+        at most ``sync.connect_timeout_seconds``, and the parent may stay silent at
+        most ``sync.read_timeout_seconds`` (plus ``wait``) — so a stalled connection
+        fails in seconds, while a large batch that keeps coming is bounded only by
+        ``sync.request_timeout_seconds`` (plus ``wait``)."""
+        config = self.ctx.config
+        timeout = aiohttp.ClientTimeout(
+            total=float(config["sync.request_timeout_seconds"]) + wait,
+            sock_connect=float(config["sync.connect_timeout_seconds"]),
+            sock_read=float(config["sync.read_timeout_seconds"]) + wait,
         )
-        limit = timeout or float(ctx.config["sync.request_timeout_seconds"])
         try:
             async with self.session.request(
                 method,
                 self.base + target,
                 data=body or None,
-                headers={"Duban-Auth": header, "Content-Type": "application/msgpack"},
-                timeout=aiohttp.ClientTimeout(total=limit),
+                headers={"Content-Type": "application/msgpack"},
+                timeout=timeout,
+                middlewares=(self._signer(target, body),),
             ) as resp:
                 payload = await resp.read()
                 if resp.status != 200:
-                    raise SyncFailure(f"{method} {target}: HTTP {resp.status} {payload[:300]!r}")
+                    raise SyncFailure(
+                        f"{method} {target}: HTTP {resp.status} {payload[:300]!r}",
+                        retry_after=_retry_after(resp.headers.get("Retry-After")),
+                    )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SyncFailure(f"{method} {target}: {type(exc).__name__} {exc}") from None
         try:
             return codec.decode(payload, REPLY_LIMITS)
         except ProtocolError as exc:
             raise SyncFailure(f"{method} {target}: bad reply ({exc.reason})") from None
+
+    def _signer(self, target: str, body: bytes) -> ClientMiddlewareType:
+        """A client middleware signing each attempt afresh. aiohttp sends an idempotent
+        request (a GET) again on a new connection when a kept-alive one drops; with
+        the same header (and nonce) the parent would refuse it as ``replayed``."""
+        ctx = self.ctx
+        parent = self.parent
+        assert parent is not None
+
+        async def sign(
+            request: aiohttp.ClientRequest, send: ClientHandlerType
+        ) -> aiohttp.ClientResponse:
+            request.headers["Duban-Auth"] = make_header(
+                ctx.key,
+                node=ctx.me,
+                parent=parent,
+                method=request.method,
+                target=target,
+                body=body,
+                now_ms=ctx.clock.now_ms(),
+            )
+            return await send(request)
+
+        return sign
 
     # ----------------------------------------------------------------- steps
 
@@ -231,7 +279,7 @@ class SyncClient:
         page: dict[str, Any] = await self._call(
             "GET",
             f"/sync/v1/down?after={after}&ack={ack}&wait={wait}&limit={ctx.batch_events}",
-            timeout=wait + float(ctx.config["sync.request_timeout_seconds"]),
+            wait=wait,
         )
         return page
 
@@ -343,6 +391,7 @@ class SyncClient:
         while True:
             generation = store.outbox_generation(PARENT)
             if await self.push_once():
+                await self._working()
                 continue
             async with store.changed:
                 await store.changed.wait_for(
@@ -356,38 +405,61 @@ class SyncClient:
         wait = int(self.ctx.config["sync.long_poll_seconds"])
         while not self.ctx.stopping.is_set():
             await self.pull_once(wait)
+            await self._working()
+
+    async def _working(self) -> None:
+        """A batch went up or a pull completed (stored what came): the link works. Not
+        at ``hello``, which a node whose disk is full still passes."""
+        if self.watch.health.failures or not self._cleared:
+            await self.ctx.store.update_link(PARENT, failures=0, last_error=None)
+            self._cleared = True
+            self.watch.succeeded()
 
     async def run(self) -> None:
-        """Sync until stopped; never raises for a network failure."""
-        failures = 0
-        initial = float(self.ctx.config["sync.retry_initial_seconds"])
-        cap = float(self.ctx.config["sync.retry_max_seconds"])
-        while not self.ctx.stopping.is_set():
+        """Sync until stopped; survives any failure (``node.background``).
+
+        A network failure is one INFO line; a link failing ``WARN_AFTER`` times in a
+        row logs a WARNING, then a summary every ``background.summary_seconds``, and
+        its recovery. Any other error (a database error, a full disk) is retried the
+        same way, its traceback logged once. The link row keeps the last error and
+        the failures; when the database cannot record them (a full disk) they are
+        still shown from memory (``GET /api/v1/status``, ``duban status``)."""
+        ctx = self.ctx
+        watch = self.watch
+        while not ctx.stopping.is_set():
             try:
                 await self.hello()
-                failures = 0
-                await self.ctx.store.update_link(PARENT, failures=0, last_error=None)
                 self.connected.set()
                 await _first_failure(self._push_loop(), self._pull_loop())
-            except (SyncFailure, ProtocolError, KeyError, TypeError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
                 self.connected.clear()
-                failures += 1
-                message = str(exc)[:500]
-                logger.info("sync with %s failed (%d): %s", self.parent, failures, message)
+                if ctx.stopping.is_set():  # the database may be closing with the node
+                    logger.debug("sync with %s stopped: %s", self.parent, exc)
+                    return
+                delay = watch.failed(exc)
+                health = watch.health
                 try:
-                    await self.ctx.store.update_link(
+                    await ctx.store.update_link(
                         PARENT,
-                        last_error=message,
-                        last_error_at=self.ctx.clock.now_ms(),
-                        failures=failures,
+                        last_error=health.last_error,
+                        last_error_at=health.last_error_at,
+                        failures=health.failures,
                     )
-                except Exception:  # the database may be closing with the node
-                    logger.debug("could not record the sync error", exc_info=True)
-                delay = self.rng.uniform(0, min(cap, initial * 2 ** min(failures - 1, 30)))
-                try:
-                    await asyncio.wait_for(self.ctx.stopping.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                except Exception as record:  # kept in memory: the status shows it
+                    logger.debug("could not record the sync error: %s", record)
+                if isinstance(exc, SyncFailure) and exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, watch.backoff.cap))
+                await sleep_unless(ctx.stopping, delay)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a ``Retry-After`` header (its delay form), else None."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 async def _stop_fetching(
