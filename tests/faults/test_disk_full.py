@@ -35,8 +35,8 @@ SHAPE: Shape = [
     ("140105", "1401", "小店区", "county"),
 ]
 FULL = "1401"
-FULL_SECONDS = 5.0
-RESUME_SECONDS = 40.0
+FULL_SECONDS = 4.0
+RESUME_SECONDS = 30.0
 
 
 async def test_full_disk_refuses_clearly_and_resumes_by_itself(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ SETTINGS = {
     "sync.retry_initial_seconds": 0.05,
     "sync.retry_max_seconds": 0.5,
 }
-QUEUED = {PROVINCE: 1500, CITY: 800, COUNTY: 800, TOWNSHIP: 500}
+QUEUED = {PROVINCE: 1200, CITY: 600, COUNTY: 600, TOWNSHIP: 400}
 KILLS_PER_LEVEL = 3
 STALL_SECONDS = 30.0  # settling fails when nothing moves for this long...
 SETTLE_SECONDS = 240.0  # ...or when it takes this long in all (a loaded machine is slow)
