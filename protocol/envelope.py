@@ -213,7 +213,7 @@ class Envelope:
 
 def _check_type(type_: object) -> None:
     if type(type_) is not str or not 0 < len(type_) <= MAX_TYPE_LEN or not _TYPE_RE.match(type_):
-        raise ProtocolError(errors.BAD_TYPE, repr(type_)[:80])
+        raise ProtocolError(errors.BAD_TYPE, errors.shown(type_))
 
 
 def _wire(
@@ -365,7 +365,7 @@ def _envelope_of(value: codec.Value, raw: bytes) -> Envelope:
         raise ProtocolError(errors.BAD_ENVELOPE, "not a map")
     version = value.get("v")
     if version != VERSION or type(version) is not int:
-        raise ProtocolError(errors.UNKNOWN_VERSION, repr(version)[:20])
+        raise ProtocolError(errors.UNKNOWN_VERSION, errors.shown(version, 20))
     if not value.keys() <= _FIELDS:
         extra = set(value) - _FIELDS
         raise ProtocolError(errors.BAD_ENVELOPE, f"unknown fields {sorted(extra)}")

@@ -24,6 +24,20 @@ def printable(text: str, limit: int = DETAIL_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A short rendering of a value a peer sent, for an error's detail: a scalar's
+    ``repr`` (cut to ``limit``), a container's type and length only. Never recurses:
+    a value nested a thousand deep (msgpack decodes one before any depth check) has
+    no ``repr`` short of a ``RecursionError``."""
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+        return repr(value)[:limit]
+    try:
+        size = f" of {len(value)}"  # type: ignore[arg-type]
+    except TypeError:
+        size = ""
+    return f"<{type(value).__name__}{size}>"
+
+
 class ProtocolError(Exception):
     """Any malformed, unverifiable or unauthorised protocol input.
 

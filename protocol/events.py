@@ -883,7 +883,7 @@ def _decode_strict(type_: str, body: bytes) -> Event:
     path that refuses, and the one that says why."""
     cls = EVENT_TYPES.get(type_) if type(type_) is str else None
     if cls is None:
-        raise ProtocolError(errors.UNKNOWN_KIND, repr(type_)[:80])
+        raise ProtocolError(errors.UNKNOWN_KIND, errors.shown(type_))
     try:
         # Every field's check tests the type of what it accepts (strings, integers,
         # bytes, and lists or maps of those of a known shape: at most a list of
