@@ -30,7 +30,7 @@ from node.sync.auth import make_header
 from node.sync.decoding import MIN_EVENTS
 from node.sync.routing import RECOVERY
 from protocol import codec
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, printable
 from protocol.transfer import Decoded
 
 logger = logging.getLogger(__name__)
@@ -267,8 +267,8 @@ class SyncClient:
             {"through": through, "events": list(raws), "pending": pending, "epoch": epoch}
         )
         reply = await self._call("POST", "/sync/v1/up", body)
-        for index, reason, detail in reply["refused"]:
-            logger.warning("parent refused our event %s: %s %s", index, reason, detail)
+        if reply["refused"]:
+            _log_refused(reply["refused"], len(raws))
         await ctx.store.advance_link(
             PARENT, "acked_pos", int(reply["applied_pos"]), last_contact=ctx.clock.now_ms()
         )
@@ -460,6 +460,21 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _log_refused(refused: list[Any], sent: int) -> None:
+    """One line per upload the parent refused events of: how many, for which
+    reasons, and the first one's detail (escaped: the parent's words)."""
+    reasons: dict[str, int] = {}
+    for _, reason, _ in refused:
+        key = printable(str(reason), 40)
+        reasons[key] = reasons.get(key, 0) + 1
+    index, reason, detail = refused[0]
+    logger.warning(
+        "parent refused %d of %d events we sent (%s); first: #%s %s %s",
+        len(refused), sent, ", ".join(f"{r} x{n}" for r, n in reasons.items()),
+        index, printable(str(reason), 40), printable(str(detail), 200),
+    )
 
 
 async def _stop_fetching(
