@@ -16,6 +16,7 @@ county would, and the city (and through it the province) must stay able to work:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -374,3 +375,40 @@ async def test_a_re_encoded_envelope_is_not_a_second_event(
 
 def env_seq(env: envelope.Envelope) -> int:
     return decode_event(env.type, env.body).seq
+
+
+# ------------------------------------------------------------------ connections
+
+
+async def test_a_child_holds_a_bounded_number_of_page_requests(
+    fed: LocalTree, session: aiohttp.ClientSession
+) -> None:
+    """Thousands of long-polls from one child would each hold a socket and wake at
+    every change; past MAX_DOWN_PER_CHILD the parent answers 429 at once."""
+    from node.sync.server import MAX_DOWN_PER_CHILD
+
+    city = fed[CITY]
+    me = As(session, city, COUNTY, await county_key(fed))
+    after = await city.ctx.store.max_route_pos(COUNTY)
+    polls = [
+        asyncio.ensure_future(me.call("GET", f"/sync/v1/down?after={after}&wait=20"))
+        for _ in range(MAX_DOWN_PER_CHILD)
+    ]
+    try:
+        await eventually(
+            lambda: _true(city.ctx.listening.get(COUNTY, 0) == MAX_DOWN_PER_CHILD),
+            what="the long-polls to be held",
+        )
+        began = asyncio.get_running_loop().time()
+        reply = await me.call("GET", f"/sync/v1/down?after={after}&wait=20")
+        assert (reply.status, reply.error) == (429, "too_many_requests")
+        assert asyncio.get_running_loop().time() - began < 5
+    finally:
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
