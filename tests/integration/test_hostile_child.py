@@ -412,3 +412,40 @@ async def test_a_child_holds_a_bounded_number_of_page_requests(
 async def _true(value: bool) -> bool:
     return value
 
+
+async def test_a_node_whose_clock_reached_the_ceiling_refuses_its_own_writes_clearly(
+    fed: LocalTree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its parent refuses any clock above the ceiling, so a node never writes one:
+    at the ceiling its own writes are refused ``clock_exhausted`` (no event its parent
+    would refuse, no two of its events at one clock, no false "poisoned" repair)."""
+    city = fed[CITY]
+    await city.stop()
+    offline = await open_node(city.config, fed.clock)
+    try:
+        async with offline.db.write() as conn:
+            await Store.set_meta(conn, "lamport", codec.encode(LAMPORT_CEILING - 2))
+    finally:
+        await offline.close()
+    await city.start()
+    store = city.ctx.store
+    assert await can_still_write(store) == LAMPORT_CEILING - 1
+    with pytest.raises(errors.ProtocolError) as caught:  # two would pass it
+        await store.append_own(self_assignments(CITY, 2, "过界"))
+    assert caught.value.reason == errors.CLOCK_EXHAUSTED
+    assert await can_still_write(store) == LAMPORT_CEILING
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        with pytest.raises(errors.ProtocolError) as caught:
+            await store.append_own(self_assignments(CITY, 1, "过界"))
+        assert caught.value.reason == errors.CLOCK_EXHAUSTED
+    assert await clock_of(store) == LAMPORT_CEILING
+    async with city.ctx.db.read() as conn:
+        own = [
+            r[0]
+            for r in await conn.execute(
+                select(t.events.c.lamport).where(t.events.c.origin == CITY)
+            )
+        ]
+    assert max(own) == LAMPORT_CEILING and len(own) == len(set(own))
+    assert not any("taken back" in r.getMessage() for r in caplog.records)
