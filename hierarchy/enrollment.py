@@ -281,19 +281,11 @@ class Enrollment:
         }
         return before - len(self._by_hash)
 
-    def accept_join(
-        self,
-        raw_request: bytes,
-        *,
-        now: int,
-        parent_key: SigningKey,
-        trust: TrustStore,
-        validity_ms: int = DEFAULT_VALIDITY_MS,
-    ) -> JoinResponse:
-        """Step 3: check the request and the code, certify the child, consume the code.
-
-        Nothing changes when it refuses. ``trust`` gains the child's certificate.
-        """
+    def check_join(self, raw_request: bytes, *, now: int) -> tuple[JoinRequest, Invitation]:
+        """Step 3's checks of the request and its code, changing nothing: the node runs
+        them before it takes its write lock, so a request that cannot enroll anything
+        (anyone may send one) never waits for or holds it; :meth:`accept_join` runs
+        them again under the lock."""
         request = read_join_request(raw_request)
         if request.parent != self.parent:
             raise HierarchyError(errors.WRONG_PARENT, f"for {request.parent}, not {self.parent}")
@@ -308,6 +300,22 @@ class Enrollment:
             raise HierarchyError(errors.WRONG_CHILD, f"code is for {invitation.node}")
         if abs(now - request.time) > MAX_CLOCK_SKEW_MS:
             raise HierarchyError(errors.REQUEST_STALE, f"request time {request.time}, now {now}")
+        return request, invitation
+
+    def accept_join(
+        self,
+        raw_request: bytes,
+        *,
+        now: int,
+        parent_key: SigningKey,
+        trust: TrustStore,
+        validity_ms: int = DEFAULT_VALIDITY_MS,
+    ) -> JoinResponse:
+        """Step 3: check the request and the code, certify the child, consume the code.
+
+        Nothing changes when it refuses. ``trust`` gains the child's certificate.
+        """
+        request, invitation = self.check_join(raw_request, now=now)
         try:
             trust.check_key(parent_key.key_id, now)
             raw_cert = issue_certificate(

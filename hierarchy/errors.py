@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.errors import printable
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -33,9 +35,15 @@ class HierarchyError(Exception):
 
     Inputs checked as a whole (a tree, a CSV file) list every problem found in
     ``problems``, so an office fixes its file once instead of once per error.
+
+    The detail is made printable here, once, as ``ProtocolError``'s is: it may quote
+    what anyone sent (a join request's parent or node id reaches the log). It is not
+    cut: a file's problems are summed up by their caller, and a join request's
+    strings are at most 256 characters.
     """
 
     def __init__(self, reason: str, detail: str = "", problems: tuple[Problem, ...] = ()) -> None:
+        detail = printable(detail, limit=len(detail) * 10)
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail

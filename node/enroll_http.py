@@ -105,6 +105,12 @@ async def join(request: web.Request) -> web.Response:
     now = ctx.clock.now_ms()
     validity = int(ctx.config["enroll.cert_days"]) * 86400 * 1000
     try:
+        # Anyone may send a join: one that cannot enroll anything (no proof, another
+        # parent, a code never issued, used or expired) is refused from a read, never
+        # waiting for or holding the write lock that sync batches and API writes need.
+        async with ctx.db.read() as conn:
+            book = await load_enrollment(conn, ctx.me)
+        book.check_join(body, now=now)
         async with ctx.db.write() as conn:
             book = await load_enrollment(conn, ctx.me)
             response = book.accept_join(

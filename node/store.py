@@ -37,8 +37,9 @@ from node.items import materialise
 from node.storage import schema as t
 from node.storage.db import Database, placeholders
 from node.sync.routing import PARENT, RECOVERY, SELF, TreeView, routes_for
-from protocol import codec, envelope
+from protocol import codec, envelope, errors
 from protocol.certs import CERT_TYPE, REVOCATION_TYPE, TrustStore
+from protocol.errors import ProtocolError
 from protocol.events import LAMPORT_CEILING, Assigned, Event, encode_event
 from protocol.keys import SigningKey
 
@@ -312,6 +313,18 @@ class Store:
         async with self.db.write() as conn:
             seq = _bytes_int(await self.get_meta(conn, "own_seq"))
             lamport = await conn.run_sync(self.read_clock)
+            if lamport + len(drafts) > LAMPORT_CEILING:
+                # Every receiver refuses a clock above the ceiling: an event written
+                # past it would never leave this node (docs/sync.md, "Clocks").
+                logger.error(
+                    "Lamport clock %d is at the ceiling %d: own writes are refused", lamport,
+                    LAMPORT_CEILING,
+                )
+                raise ProtocolError(
+                    errors.CLOCK_EXHAUSTED,
+                    f"clock {lamport} + {len(drafts)} events would pass the ceiling"
+                    f" {LAMPORT_CEILING}",
+                )
             events = [d(seq + i + 1, lamport + i + 1, now) for i, d in enumerate(drafts)]
             if precheck is not None:
                 await precheck(conn, events)

@@ -120,4 +120,7 @@ KEY_RETIRED = "key_retired"
 
 # Sync (received values bounded by the receiver: docs/sync.md)
 CLOCK_TOO_FAR_AHEAD = "clock_too_far_ahead"
+CLOCK_EXHAUSTED = "clock_exhausted"
+"""A node's own write would take its clock past the ceiling, which every receiver
+refuses: it writes nothing (docs/sync.md, "Clocks")."""
 TOO_MANY_EVENTS = "too_many_events"

@@ -26,6 +26,7 @@ KeyForNode = Callable[[str, bytes], VerifyKey]
 """(node id, key id) -> that node's verify key; raises ProtocolError when unknown or revoked."""
 
 AUTH_TYPE = "sync.auth"
+NONCE_LEN = 16
 HEADER = "Duban-Auth"
 AUTH_LIMITS = codec.Limits(max_size=2048, max_str=512, max_bin=64, max_map=12, max_depth=2)
 
@@ -61,7 +62,7 @@ def make_header(
         "target": target,
         "body": hashlib.sha256(body).digest(),
         "at": now_ms,
-        "nonce": os.urandom(16),
+        "nonce": os.urandom(NONCE_LEN),
     }
     env = envelope.sign(key, AUTH_TYPE, codec.encode(claim))
     return base64.urlsafe_b64encode(env.raw).decode("ascii")
@@ -100,30 +101,40 @@ def read_header(value: str) -> tuple[envelope.Envelope, AuthClaim]:
         and isinstance(digest, bytes)
         and type(at) is int
         and isinstance(nonce, bytes)
+        and len(nonce) == NONCE_LEN
     ):
         raise AuthError("bad_auth", "wrong field types")
     return env, AuthClaim(node, parent, method, target, digest, at, nonce)
 
 
 class ReplayGuard:
-    """Remembers nonces for the skew window (bounded), refusing a second use."""
+    """Remembers nonces for the skew window, refusing a second use.
+
+    Bounded per sender, ``capacity`` nonces each (the oldest forgotten first): a
+    child that floods its parent with fresh requests forgets only its own nonces
+    early, never another child's, whose captured requests so stay refused for the
+    whole window. Only verified requests reach it (:func:`verify_request`), so only
+    a node with a certificate of this node's child has a share."""
 
     def __init__(self, window_ms: int, capacity: int = 100_000) -> None:
         self._window = window_ms
         self._capacity = capacity
-        self._seen: OrderedDict[bytes, int] = OrderedDict()
+        self._seen: dict[str, OrderedDict[bytes, int]] = {}
 
-    def check(self, nonce: bytes, at: int, now_ms: int) -> None:
+    def check(self, nonce: bytes, at: int, now_ms: int, node: str = "") -> None:
         if abs(now_ms - at) > self._window:
             raise AuthError("stale_request", f"request time is {(now_ms - at) // 1000}s off")
-        while self._seen and (
-            next(iter(self._seen.values())) < now_ms - 2 * self._window
-            or len(self._seen) >= self._capacity
+        seen = self._seen.get(node)
+        if seen is None:
+            seen = self._seen[node] = OrderedDict()
+        while seen and (
+            next(iter(seen.values())) < now_ms - 2 * self._window
+            or len(seen) >= self._capacity
         ):
-            self._seen.popitem(last=False)
-        if nonce in self._seen:
+            seen.popitem(last=False)
+        if nonce in seen:
             raise AuthError("replayed", "this request was already received")
-        self._seen[nonce] = now_ms
+        seen[nonce] = now_ms
 
 
 def verify_request(
@@ -155,7 +166,7 @@ def verify_request(
         env.verify(key)
     except ProtocolError as exc:
         raise AuthError(exc.reason, exc.detail) from None
-    guard.check(claim.nonce, claim.at, now_ms)
+    guard.check(claim.nonce, claim.at, now_ms, claim.node)
     return claim
 
 

@@ -54,6 +54,13 @@ background work (folding, scoring) stops waiting for it (node/materialiser.py)."
 LINK_WRITE_SECONDS = 1.0
 """How often a child's back-to-back page requests write its link row."""
 
+MAX_DOWN_PER_CHILD = 8
+"""Page requests of one child answered at once. The sync client has one or two
+under way (a long-poll, the next page of a catch-up), and a connection cut under a
+long-poll may keep its request here until its wait ends; past this a request is
+refused 429 ``too_many_requests``: a hostile child holding thousands of long-polls
+would cost their sockets and wake each one at every change."""
+
 CTX = web.AppKey("node", NodeContext)
 GUARD = web.AppKey("replay_guard", ReplayGuard)
 
@@ -69,6 +76,7 @@ _STATUS_OF = {
     errors.CERT_EXPIRED: 403,
     "not_my_child": 403,
     "wrong_parent": 403,
+    "too_many_requests": 429,
     errors.TOO_LARGE: 413,
     errors.TOO_MANY_EVENTS: 413,
 }
@@ -254,6 +262,11 @@ async def down(request: web.Request) -> web.Response:
     ack = _int_param(request, "ack", after, 0, after)
     wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
     limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
+    if ctx.listening.get(child, 0) >= MAX_DOWN_PER_CHILD:
+        logger.warning("sync request refused from %s: too_many_requests (down)", child)
+        return refuse(
+            429, "too_many_requests", f"at most {MAX_DOWN_PER_CHILD} page requests at once"
+        )
     # The link row (what the child holds, when we last heard it) is for the status
     # pages: a catch-up's page requests (wait=0, one after another) write it once a
     # LINK_WRITE_SECONDS, not each a transaction; a long-poll always writes it first.

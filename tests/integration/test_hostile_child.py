@@ -16,6 +16,7 @@ county would, and the city (and through it the province) must stay able to work:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -374,3 +375,77 @@ async def test_a_re_encoded_envelope_is_not_a_second_event(
 
 def env_seq(env: envelope.Envelope) -> int:
     return decode_event(env.type, env.body).seq
+
+
+# ------------------------------------------------------------------ connections
+
+
+async def test_a_child_holds_a_bounded_number_of_page_requests(
+    fed: LocalTree, session: aiohttp.ClientSession
+) -> None:
+    """Thousands of long-polls from one child would each hold a socket and wake at
+    every change; past MAX_DOWN_PER_CHILD the parent answers 429 at once."""
+    from node.sync.server import MAX_DOWN_PER_CHILD
+
+    city = fed[CITY]
+    me = As(session, city, COUNTY, await county_key(fed))
+    after = await city.ctx.store.max_route_pos(COUNTY)
+    polls = [
+        asyncio.ensure_future(me.call("GET", f"/sync/v1/down?after={after}&wait=20"))
+        for _ in range(MAX_DOWN_PER_CHILD)
+    ]
+    try:
+        await eventually(
+            lambda: _true(city.ctx.listening.get(COUNTY, 0) == MAX_DOWN_PER_CHILD),
+            what="the long-polls to be held",
+        )
+        began = asyncio.get_running_loop().time()
+        reply = await me.call("GET", f"/sync/v1/down?after={after}&wait=20")
+        assert (reply.status, reply.error) == (429, "too_many_requests")
+        assert asyncio.get_running_loop().time() - began < 5
+    finally:
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_node_whose_clock_reached_the_ceiling_refuses_its_own_writes_clearly(
+    fed: LocalTree, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its parent refuses any clock above the ceiling, so a node never writes one:
+    at the ceiling its own writes are refused ``clock_exhausted`` (no event its parent
+    would refuse, no two of its events at one clock, no false "poisoned" repair)."""
+    city = fed[CITY]
+    await city.stop()
+    offline = await open_node(city.config, fed.clock)
+    try:
+        async with offline.db.write() as conn:
+            await Store.set_meta(conn, "lamport", codec.encode(LAMPORT_CEILING - 2))
+    finally:
+        await offline.close()
+    await city.start()
+    store = city.ctx.store
+    assert await can_still_write(store) == LAMPORT_CEILING - 1
+    with pytest.raises(errors.ProtocolError) as caught:  # two would pass it
+        await store.append_own(self_assignments(CITY, 2, "过界"))
+    assert caught.value.reason == errors.CLOCK_EXHAUSTED
+    assert await can_still_write(store) == LAMPORT_CEILING
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        with pytest.raises(errors.ProtocolError) as caught:
+            await store.append_own(self_assignments(CITY, 1, "过界"))
+        assert caught.value.reason == errors.CLOCK_EXHAUSTED
+    assert await clock_of(store) == LAMPORT_CEILING
+    async with city.ctx.db.read() as conn:
+        own = [
+            r[0]
+            for r in await conn.execute(
+                select(t.events.c.lamport).where(t.events.c.origin == CITY)
+            )
+        ]
+    assert max(own) == LAMPORT_CEILING and len(own) == len(set(own))
+    assert not any("taken back" in r.getMessage() for r in caplog.records)
