@@ -270,7 +270,9 @@ class SyncClient:
         if reply["refused"]:
             _log_refused(reply["refused"], len(raws))
         await ctx.store.advance_link(
-            PARENT, "acked_pos", int(reply["applied_pos"]), last_contact=ctx.clock.now_ms()
+            # Never past what this upload carried: the parent's word is bounded too.
+            PARENT, "acked_pos", min(int(reply["applied_pos"]), through),
+            last_contact=ctx.clock.now_ms(),
         )
         return len(raws)
 
