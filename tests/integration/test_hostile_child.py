@@ -29,7 +29,6 @@ import pytest
 from sqlalchemy import func, select
 
 from node.app import status_payload
-from node.clock import SystemClock
 from node.context import open_node
 from node.localtree import LocalTree
 from node.storage import schema as t
@@ -37,19 +36,18 @@ from node.store import PARENT, Accepted, Store
 from protocol import codec, envelope, errors
 from protocol.events import LAMPORT_CEILING, MAX_COUNTER, decode_event, encode_event
 from protocol.keys import SigningKey
-from tests.federation import build, eventually, folded
+from tests.federation import eventually, folded
 from tests.integration.test_sync_refusals import (
     BATCH_BYTES,
     CITY,
     COUNTY,
-    SHAPE,
     As,
     assert_sync_still_works,
+    county_stopped,
     offline_county,
     refused_rows,
     self_assignments,
     seqs_of,
-    settled,
 )
 
 AHEAD = 1_000_000  # sync.max_clock_ahead here (the default is far larger)
@@ -68,13 +66,8 @@ SETTINGS = {
 
 @pytest.fixture
 async def fed(tmp_path: Path) -> AsyncIterator[LocalTree]:
-    tree = await build(tmp_path, SystemClock(), SHAPE, extra=SETTINGS)
-    try:
-        await eventually(lambda: settled(tree), what="the tree to settle")
-        await tree[COUNTY].stop()
+    async with county_stopped(tmp_path, SETTINGS) as tree:
         yield tree
-    finally:
-        await tree.stop()
 
 
 @pytest.fixture

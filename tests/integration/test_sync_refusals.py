@@ -12,6 +12,7 @@ normal sync still working afterwards.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -163,16 +164,22 @@ def self_assignments(me: str, n: int, title: str) -> list[Any]:
     ]
 
 
-@pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[LocalTree]:
+@contextlib.asynccontextmanager
+async def county_stopped(root: Path, extra: dict[str, Any]) -> AsyncIterator[LocalTree]:
     """The tree, settled, with the county stopped (its requests are made by hand)."""
-    tree = await build(tmp_path, SystemClock(), SHAPE, extra={"sync.batch_bytes": BATCH_BYTES})
+    tree = await build(root, SystemClock(), SHAPE, extra=extra)
     try:
         await eventually(lambda: settled(tree), what="the tree to settle")
         await tree[COUNTY].stop()
         yield tree
     finally:
         await tree.stop()
+
+
+@pytest.fixture
+async def fed(tmp_path: Path) -> AsyncIterator[LocalTree]:
+    async with county_stopped(tmp_path, {"sync.batch_bytes": BATCH_BYTES}) as tree:
+        yield tree
 
 
 @pytest.fixture
