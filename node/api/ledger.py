@@ -18,10 +18,10 @@ is: when its newest event reached us, and the state of the link it comes over.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -149,7 +149,10 @@ def parse_query(params: Any, me: str, boards: tuple[str, ...]) -> Query:
     )
 
 
-Columns = Mapping[str, ColumnElement[Any]]
+class Columns(Protocol):
+    """The item table's columns by name: ``t.items.c`` or :func:`columns`' choice."""
+
+    def __getitem__(self, name: str, /) -> ColumnElement[Any]: ...
 """The items columns as a WHERE clause names them (see :func:`columns`)."""
 
 
@@ -401,7 +404,9 @@ def statements(
     order too.
     """
     sort = SORTS[query.sort]
-    ordering = [sort.desc() if query.descending else sort.asc(), t.items.c.item_id.asc()]
+    ordering: list[ColumnElement[Any]] = [
+        sort.desc() if query.descending else sort.asc(), t.items.c.item_id.asc()
+    ]
     cols = columns()
     # The count follows the page's walk, so it stops where the page found its rows
     # (on PostgreSQL too: unordered, it may scan the heap, whose order is arrival

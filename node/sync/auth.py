@@ -55,7 +55,7 @@ class AuthClaim:
 def make_header(
     key: SigningKey, *, node: str, parent: str, method: str, target: str, body: bytes, now_ms: int
 ) -> str:
-    claim = {
+    claim: dict[str, codec.Value] = {
         "node": node,
         "parent": parent,
         "method": method.upper(),

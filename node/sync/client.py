@@ -395,11 +395,12 @@ class SyncClient:
             if await self.push_once():
                 await self._working()
                 continue
+
+            def changed(seen: tuple[int, int] = generation) -> bool:
+                return store.outbox_generation(PARENT) != seen or self.ctx.stopping.is_set()
+
             async with store.changed:
-                await store.changed.wait_for(
-                    lambda g=generation: store.outbox_generation(PARENT) != g
-                    or self.ctx.stopping.is_set()
-                )
+                await store.changed.wait_for(changed)
             if self.ctx.stopping.is_set():
                 return
 

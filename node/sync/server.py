@@ -304,13 +304,13 @@ async def _wait_for_outbox(
         remaining = deadline - loop.time()
         if raws or remaining <= 0 or ctx.stopping.is_set():
             return raws, through, more
+        def changed(seen: tuple[int, int] = generation) -> bool:
+            return store.outbox_generation(child) != seen or ctx.stopping.is_set()
+
         async with store.changed:
             try:
                 await asyncio.wait_for(
-                    store.changed.wait_for(
-                        lambda g=generation: store.outbox_generation(child) != g
-                        or ctx.stopping.is_set()
-                    ),
+                    store.changed.wait_for(changed),
                     timeout=remaining,
                 )
             except TimeoutError:
