@@ -144,6 +144,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Close a connection whose request body sends nothing for this long.",
     ),
     Setting(
+        "server.body_min_bytes_per_second",
+        500,
+        "A request body must come at least this fast on average (after a grace of "
+        "server.body_idle_timeout_seconds), or the connection is closed; 0 turns it off.",
+    ),
+    Setting(
         "server.keepalive_timeout_seconds",
         75.0,
         "Close a connection idle this long between requests (or before its first).",
