@@ -105,6 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
     Setting(
+        "api.max_upload_bytes",
+        50_000_000,
+        "Most bytes of files one request may carry together (a feedback or resolution "
+        "with several files).",
+    ),
+    Setting(
         "api.attachment_quota_user_bytes",
         500_000_000,
         "Most bytes of attachments one person's uploads may keep on this node (413 "

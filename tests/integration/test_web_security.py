@@ -597,3 +597,34 @@ async def test_an_empty_authorization_header_does_not_skip_the_origin_check(
         assert await counts(node) == before
         async with http.get(node.url + "/api/v1/me", headers=cookie) as resp:
             assert resp.status == 200
+
+
+async def test_the_files_of_one_request_are_bounded_together(tmp_path: Path) -> None:
+    """Each file was capped but not their number: one multipart feedback held every
+    file in memory until the quota check (10 MB each, any number). Together they are
+    at most ``api.max_upload_bytes``; past it, 413 ``too_large`` and nothing kept."""
+    limits = {"api.max_attachment_bytes": 1000, "api.max_upload_bytes": 5000}
+    fed = await build(tmp_path, SystemClock(), ROOT, extra=limits)
+    node = fed["14"]
+    try:
+        sup = {"Authorization": f"Bearer {await person(node, 'sup', 'supervisor', UNIT)}"}
+        as_json = {**sup, "Content-Type": "application/json"}
+        api = node.url + "/api/v1"
+        async with aiohttp.ClientSession() as http:
+            status, created = await post(http, api + "/items", json.dumps(ITEM), as_json)
+            item = created["id"]
+            await post(http, f"{api}/items/{item}/deploy", "{}", as_json)
+            before = await counts(node)
+            many = {f"p{n}.pdf": b"%PDF" + bytes([n]) * 896 for n in range(30)}
+            status, answer = await post(http, f"{api}/items/{item}/feedback",
+                                        upload_form("进展", many), sup)
+            assert (status, answer["error"]) == (413, "too_large"), answer
+            assert "api.max_upload_bytes" in answer["detail"], answer
+            assert await counts(node) == before
+            few = dict(list(many.items())[:5])  # 4,500 bytes: within
+            status, answer = await post(http, f"{api}/items/{item}/feedback",
+                                        upload_form("进展", few), sup)
+            assert status == 200, answer
+            assert (await counts(node))[1] == before[1] + 5
+    finally:
+        await fed.stop()
