@@ -105,6 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
     Setting(
+        "api.max_upload_bytes",
+        50_000_000,
+        "Most bytes of files one request may carry together (a feedback or resolution "
+        "with several files).",
+    ),
+    Setting(
         "api.attachment_quota_user_bytes",
         500_000_000,
         "Most bytes of attachments one person's uploads may keep on this node (413 "
@@ -142,6 +148,12 @@ SETTINGS: tuple[Setting, ...] = (
         "server.body_idle_timeout_seconds",
         30.0,
         "Close a connection whose request body sends nothing for this long.",
+    ),
+    Setting(
+        "server.body_min_bytes_per_second",
+        500,
+        "A request body must come at least this fast on average (after a grace of "
+        "server.body_idle_timeout_seconds), or the connection is closed; 0 turns it off.",
     ),
     Setting(
         "server.keepalive_timeout_seconds",

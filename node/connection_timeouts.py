@@ -10,9 +10,12 @@ watches each connection through a thin protocol in front of aiohttp's:
   is closed (answered ``408`` first when it carried no request before, so no
   answer of an earlier request can be under way);
 - **body**: while a request body is still coming, some of it must arrive every
-  ``server.body_idle_timeout_seconds`` (30 s); a body that keeps coming, however
-  slowly, is never cut. Time when this server stopped reading (its buffer full,
-  a handler busy) does not count;
+  ``server.body_idle_timeout_seconds`` (30 s), and on average at least
+  ``server.body_min_bytes_per_second`` (500) after a grace of that idle timeout:
+  a body may take ``body_idle + size / min_rate`` seconds (Apache's
+  ``mod_reqtimeout`` rule), so a byte every few seconds (R.U.D.Y.) cannot hold a
+  connection for ever. Time when this server stopped reading (its buffer full,
+  a handler busy) does not count: the rate is measured afresh after it;
 - **idle**: a connection with no request under way, before its first request or
   between two, is closed after ``server.keepalive_timeout_seconds`` (75 s, aiohttp's
   own ``keepalive_timeout``).
@@ -47,6 +50,7 @@ class ConnectionTimeouts:
     head: float
     body_idle: float
     keepalive: float
+    body_min_rate: float = 0.0
 
     @classmethod
     def from_config(cls, config: Config) -> ConnectionTimeouts:
@@ -54,6 +58,7 @@ class ConnectionTimeouts:
             head=float(config["server.head_timeout_seconds"]),
             body_idle=float(config["server.body_idle_timeout_seconds"]),
             keepalive=float(config["server.keepalive_timeout_seconds"]),
+            body_min_rate=float(config["server.body_min_bytes_per_second"]),
         )
 
 
@@ -117,6 +122,9 @@ class _TimedProtocol(asyncio.Protocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.body_timer: asyncio.TimerHandle | None = None
         self.last_data = 0.0
+        self.body_from = 0.0
+        """Since when the body's rate is measured (its start, or the end of a pause)."""
+        self.body_bytes = 0
 
     # asyncio.Protocol, passed on
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,6 +139,7 @@ class _TimedProtocol(asyncio.Protocol):
                 self.head_timer = self.loop.call_later(self.server.timeouts.head, self._head_late)
         else:
             self.last_data = self.loop.time()
+            self.body_bytes += len(data)
         self.inner.data_received(data)
 
     def eof_received(self) -> None:
@@ -156,7 +165,8 @@ class _TimedProtocol(asyncio.Protocol):
             self.head_timer = None
         self.payload = payload
         if not payload.is_eof():
-            self.last_data = self.loop.time()
+            self.last_data = self.body_from = self.loop.time()
+            self.body_bytes = 0
             self._watch_body(self.server.timeouts.body_idle)
 
     def _head_late(self) -> None:
@@ -185,15 +195,29 @@ class _TimedProtocol(asyncio.Protocol):
         idle = self.server.timeouts.body_idle
         now = self.loop.time()
         if not transport.is_reading():  # we stopped reading: not the client's delay
-            self.last_data = now
+            self.last_data = self.body_from = now
+            self.body_bytes = 0
         quiet = now - self.last_data
-        if quiet < idle:
-            self._watch_body(idle - quiet)
-            return
-        logger.info(
-            "closing a connection from %s: its request body sent nothing for %.0f s",
-            _peer(transport), quiet,
+        rate = self.server.timeouts.body_min_rate
+        # The body may take the idle timeout plus a second per ``rate`` bytes it sent.
+        slow_in = (
+            self.body_from + idle + self.body_bytes / rate - now if rate > 0 else float("inf")
         )
+        if quiet < idle and slow_in > 0:
+            self._watch_body(min(idle - quiet, slow_in))
+            return
+        if quiet >= idle:
+            logger.info(
+                "closing a connection from %s: its request body sent nothing for %.0f s",
+                _peer(transport), quiet,
+            )
+        else:
+            logger.info(
+                "closing a connection from %s: its request body came at %.0f bytes/s "
+                "in %.0f s, under server.body_min_bytes_per_second (%.0f)",
+                _peer(transport), self.body_bytes / max(now - self.body_from, 1e-9),
+                now - self.body_from, rate,
+            )
         transport.abort()
 
 

@@ -23,6 +23,15 @@ HOSTILE = [
     "\r=1+2",
     "=",
     "-",
+    # Full-width signs (an IME's; Excel in some locales takes them as the
+    # half-width ones when a cell is edited) and blanks before a sign.
+    "＝1+2",
+    "＋1",
+    "－1",
+    "＠SUM(A1:A2)",
+    " =1+2",
+    "\u3000=1+2",
+    "=cmd|' /C calc'!A0",
 ]
 PLAIN = ["整治背街小巷环境", "1+2=3", "a=b", "—"]
 

@@ -10,7 +10,12 @@ unknown names too, so a refusal tells nothing about a name) and per address
 for any names (one address trying many names). Past a limit the answer is 429
 ``too_many_attempts`` with ``Retry-After``, whatever the password, and the
 detail says which limit. The client's address is the peer's, or behind a
-trusted proxy the one it forwards (:mod:`node.api.clients`).
+trusted proxy the one it forwards (:mod:`node.api.clients`); an IPv6 client
+counts as its /64, which one home line or host holds whole.
+
+An attempt counts before its password is checked, and the right password gives
+its slot back: guesses sent at once (an Argon2 check takes a fraction of a
+second) meet the limits as guesses sent one after another do.
 """
 
 from __future__ import annotations
@@ -98,6 +103,14 @@ class LoginLimiter:
                 worst = max(worst, (wait, scope))
         return worst
 
+    def attempt(self, address: str, name: str, now: int) -> tuple[int, str]:
+        """Count an attempt before its password is checked, unless a limit is reached
+        already: (0, "") when it may go on, else what :meth:`retry_after` says."""
+        wait = self.retry_after(address, name, now)
+        if not wait[0]:
+            self.failed(address, name, now)
+        return wait
+
     def failed(self, address: str, name: str, now: int) -> None:
         for key in self._keys(address, name).values():
             times = self._failures.setdefault(key, deque())
@@ -108,10 +121,16 @@ class LoginLimiter:
         while len(self._failures) > self.capacity:
             self._failures.popitem(last=False)
 
-    def succeeded(self, address: str, name: str) -> None:
-        """The right password from this address clears only this (address, name):
-        guesses at the account from elsewhere keep counting."""
-        self._failures.pop(("pair", address, name), None)
+    def succeeded(self, address: str, name: str, now: int) -> None:
+        """The right password from this address clears only this (address, name) and
+        gives back the slot its attempt took (at ``now``): guesses at the account from
+        elsewhere keep counting."""
+        keys = self._keys(address, name)
+        self._failures.pop(keys.pop("pair"), None)
+        for key in keys.values():
+            times = self._failures.get(key)
+            if times is not None and now in times:
+                times.remove(now)
 
 
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
@@ -119,8 +138,10 @@ LIMITER = web.AppKey("login_limiter", LoginLimiter)
 
 def _secret(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, value = header.partition(" ")
+    if "Authorization" in request.headers:
+        # A present header is the credential, even empty: never the cookie then, which
+        # the origin check (node/api/forgery.py) let through for this header.
+        scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise ApiError(401, "bad_credentials", "use 'Authorization: Bearer <token>'")
         return value.strip()
@@ -156,8 +177,9 @@ async def authenticate(request: web.Request, name: str, password: str) -> tuple[
     ctx = context(request)
     now = ctx.clock.now_ms()
     address = clients.client_address(request)
+    counted = clients.limit_key(address)
     limiter = request.app[LIMITER]
-    wait, scope = limiter.retry_after(address, name, now)
+    wait, scope = limiter.attempt(counted, name, now)
     if wait:
         error = ApiError(
             429,
@@ -168,10 +190,9 @@ async def authenticate(request: web.Request, name: str, password: str) -> tuple[
         raise error
     user = await ctx.accounts.sign_in(name, password)
     if user is None:
-        limiter.failed(address, name, now)
         logger.warning("failed sign-in for %r from %s", name, address)
         raise ApiError(401, "bad_credentials", "wrong name or password")
-    limiter.succeeded(address, name)
+    limiter.succeeded(counted, name, now)
     session = await ctx.accounts.issue(user, kind="session", now=now, ttl_ms=SESSION_MS)
     return user, session
 

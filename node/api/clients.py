@@ -100,6 +100,19 @@ def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return ip
 
 
+IPV6_PREFIX = 64
+
+
+def limit_key(address: str) -> str:
+    """What the sign-in limits count ``address`` as: an IPv4 address itself, an IPv6
+    one its /64 (a home line or a host gets a whole /64, so its addresses are one
+    client's), an IPv4-mapped one the IPv4 address."""
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip) if ip is not None else address
+
+
 TRUSTED = web.AppKey("trusted_proxies", TrustedProxies)
 _NONE = TrustedProxies()
 

@@ -110,12 +110,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return ApiError(400, "connection_reset", "the request was cut").response()
     except Exception as exc:
         if storage_full(exc):
-            return _storage_full(request, exc).response()
+            return storage_full_error(request, exc).response()
         logger.exception("%s %s failed", request.method, request.path)
         return ApiError(500, "internal", "the server failed; the error is logged").response()
 
 
-def _storage_full(request: web.Request, exc: Exception) -> ApiError:
+def storage_full_error(request: web.Request, exc: BaseException) -> ApiError:
+    """The 503 ``storage_full`` refusal for ``exc`` (a full disk), logged at most once
+    a minute; the pages render it in words (node/web/render.py)."""
     notice = request.app.get(STORAGE_NOTICE)
     if notice is None or notice.due(asyncio.get_running_loop().time()):
         logger.warning(

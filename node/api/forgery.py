@@ -4,8 +4,9 @@ A browser attaches the ``duban_session`` cookie to requests that other sites
 make it send. ``SameSite=Lax`` keeps it off cross-site POSTs in current
 browsers; this is the second lock, for older browsers and same-site attackers
 (another application on a sibling host). On ``/api/`` every request that is not
-GET, HEAD or OPTIONS and is authenticated by the cookie (no ``Authorization``
-header) must show that it comes from this site:
+GET, HEAD or OPTIONS and carries the cookie without a bearer token (an empty or
+malformed ``Authorization`` header counts as none) must show that it comes from
+this site:
 
 1. an ``Origin`` header naming this site (browsers send it on every such
    request they make on a page's behalf); ``Origin: null`` or another site is
@@ -44,7 +45,7 @@ def refusal(request: web.Request, cookie: str) -> str | None:
     """Why a request is not taken from this site (None when it is)."""
     if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
         return None
-    if "Authorization" in request.headers or cookie not in request.cookies:
+    if cookie not in request.cookies or _bearer(request.headers.get("Authorization")):
         return None
     origin = request.headers.get("Origin")
     if origin is not None:
@@ -62,6 +63,13 @@ def refusal(request: web.Request, cookie: str) -> str | None:
         "a request with the session cookie needs an Origin or Referer of this site, "
         f"or the {HEADER} header; scripts can use a bearer token instead"
     )
+
+
+def _bearer(header: str | None) -> bool:
+    """Whether ``header`` carries a bearer token: an empty or odd ``Authorization``
+    header is no credential, and the cookie beside it must pass the check."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
 
 
 def middleware(cookie: str) -> Middleware:

@@ -272,13 +272,25 @@ async def _report_body(
         fields: dict[str, Any] = {}
         files: list[NewFile] = []
         limit = int(ctx.config["api.max_attachment_bytes"])
+        together = int(ctx.config["api.max_upload_bytes"])
         try:
             reader = await request.multipart()
             async for part in reader:
                 if not isinstance(part, BodyPartReader) or part.name is None:
                     continue
                 if part.filename:
-                    data = await _read_part(part, limit, "attachments")
+                    # Every file is held in memory until the action is accepted: bound
+                    # them together, not only one by one.
+                    left = together - sum(len(f.data) for f in files)
+                    if left < limit:
+                        try:
+                            data = await _read_part(part, left, "attachments")
+                        except ApiError as exc:
+                            exc.detail = (f"attachments: the files together are at most "
+                                          f"{together} bytes (api.max_upload_bytes)")
+                            raise
+                    else:
+                        data = await _read_part(part, limit, "attachments")
                     content_type = part.headers.get("Content-Type", "application/octet-stream")
                     files.append(NewFile(data, content_type, part.filename))
                 else:

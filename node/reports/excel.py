@@ -33,7 +33,7 @@ TITLE_ROW, INFO_ROW, HEADER_ROW = 1, 2, 3
 FIRST_ROW: Final = HEADER_ROW + 1
 MAX_TEXT: Final = 2000
 #: Text that spreadsheet programs may read as a formula (OWASP "CSV injection").
-FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n")
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 COLUMNS: Final = (
     ("序号", 6),
@@ -99,7 +99,8 @@ def _cell(ws: Any, value: object, **style: Any) -> WriteOnlyCell:
     Titles, units and feedback are typed by people, and a ledger is opened by
     others: openpyxl writes a string that starts with ``=`` as a formula, and
     Excel or WPS run text that starts with ``= + - @`` (or a tab or CR before
-    one) as one (``=HYPERLINK(...)``). Every string is stored as text, and one
+    one) as one (``=HYPERLINK(...)``); an IME's full-width ``＝ ＋ － ＠`` and blanks
+    before a sign are treated alike. Every string is stored as text, and one
     that starts with such a character also gets Excel's quote prefix (as if
     typed after ``'``), so editing the cell keeps it text; the visible text is
     what was typed.
@@ -107,7 +108,7 @@ def _cell(ws: Any, value: object, **style: Any) -> WriteOnlyCell:
     risky = False
     if isinstance(value, str):  # characters a worksheet cannot hold (from query strings)
         value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        risky = value.startswith(FORMULA_STARTS)
+        risky = value.lstrip(" \u3000").startswith(FORMULA_STARTS)
     cell = WriteOnlyCell(ws, value=value)
     if isinstance(value, str):
         cell.data_type = "s"

@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 
 from node.web import board, item, ledger, links, signin, tree
-from node.web.render import STATIC_URL
+from node.web.render import STATIC_URL, storage_full_page
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -37,6 +37,8 @@ def add_routes(app: web.Application) -> None:
     env.globals["max"] = max
     css = (STATIC / "duban.css").read_bytes()
     app[STATIC_URL] = {"css": f"/static/duban.css?v={hashlib.sha256(css).hexdigest()[:10]}"}
+    # Innermost: the API's error middleware answers JSON to whatever this lets by.
+    app.middlewares.append(storage_full_page)
     r = app.router
     r.add_get("/", home)
     r.add_get("/login", signin.login_page)

@@ -293,6 +293,11 @@ CATALOG: dict[str, tuple[str, str]] = {
         "本节点的附件存储已满，无法再保存新附件。请联系本级管理员。",
         "Attachments: this node's storage for attachments is full; ask its administrator.",
     ),
+    "reason.storage_full": (
+        "服务器磁盘已满，本次提交未能保存。请稍后（{wait} 秒后）再试，并告知本级管理员。",
+        "The server's disk is full: this was not saved. Try again later (in {wait} "
+        "seconds) and tell this node's administrator.",
+    ),
     "reason.unsupported_media_type": (
         "请求内容的格式不受支持。",
         "The request's content type is not accepted here.",

@@ -21,10 +21,11 @@ from multidict import MultiDictProxy
 from hierarchy.tree import Tree
 from node.accounts import User
 from node.api.auth import current_user
-from node.api.errors import ApiError
+from node.api.errors import ApiError, storage_full_error
 from node.api.items import WORKFLOW
 from node.api.workflow import Workflow
 from node.context import NodeContext
+from node.storage.disk_full import storage_full
 from node.sync.server import CTX
 from node.web import csrf, i18n
 
@@ -146,6 +147,25 @@ async def form_of(request: web.Request, *, login: bool = False) -> MultiDictProx
         logger.warning("%s %s: CSRF check failed", request.method, request.path)
         raise ApiError(403, "csrf_failed", "the form's token is missing or wrong")
     return form
+
+
+_NOT_PAGES = ("/api/", "/sync/", "/enroll/", "/static/")
+
+
+@web.middleware
+async def storage_full_page(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A page (a form's POST above all: sign-in writes a session row) that meets a full
+    disk answers the 503 ``storage_full`` as a page in the person's language, with
+    ``Retry-After``; the API's error middleware answers everything else as JSON."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if request.path.startswith(_NOT_PAGES) or not storage_full(exc):
+            raise
+        error = storage_full_error(request, exc)
+        page = await render(request, "error.html", status=error.status, error=error)
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
 
 
 def lang_switch_url(request: web.Request, lang: str) -> str:

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -35,8 +36,9 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import select
+from yarl import URL
 
-from node.clock import ManualClock
+from node.clock import ManualClock, SystemClock
 from node.drafts import act, assign
 from node.localtree import LocalTree, RunningNode, Shape
 from node.storage import schema
@@ -222,3 +224,56 @@ async def test_a_full_disk_is_survived_shown_and_recovered(
     assert any("link to parent recovered after" in text for _, _, text in messages)
     tracebacks = [r for r in caplog.records if r.exc_info and r.name.startswith("node")]
     assert tracebacks == [], [r.getMessage() for r in tracebacks]
+
+
+async def test_a_full_disk_answers_every_writer_503_and_pages_in_words(tmp_path: Path) -> None:
+    """Every way people write — the API, the sign-in page (a session row), the item
+    forms — answers 503 ``storage_full`` with Retry-After on a full disk; a page says
+    it in the person's language (it answered the API's JSON to the form)."""
+    with small_disk(tmp_path / "disk") as disk:
+        fed: LocalTree = await build(disk / "tree", SystemClock(), SHAPE[:1])
+        try:
+            node = fed[PROVINCE]
+            token = await person(node, "officer", "supervisor", "u1")
+            jar = aiohttp.CookieJar(unsafe=True)
+            async with aiohttp.ClientSession(cookie_jar=jar) as http, \
+                    aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as anon:
+                async with anon.get(node.url + "/login?lang=en"):
+                    pass
+                login_token = anon.cookie_jar.filter_cookies(URL(node.url))["duban_login_csrf"]
+                async with http.post(node.url + "/api/v1/login",
+                                     json={"name": "officer", "password": "password-123"}) as r:
+                    assert r.status == 200
+                async with http.get(node.url + "/items/new") as r:
+                    assert r.status == 200
+                    form_token = re.search(r'name="csrf_token" value="([0-9a-f]+)"',
+                                           await r.text())
+                    assert form_token is not None
+                await asyncio.sleep(0.3)
+                truncate_wal(node.data / "node.db")
+                fill(disk)
+
+                async with http.post(node.url + "/api/v1/items",
+                                     headers={"Authorization": f"Bearer {token}"},
+                                     json={"title": "满盘时新建", "assignee": "u1"}) as r:
+                    assert r.status == 503 and (await r.json())["error"] == "storage_full"
+                async with anon.post(node.url + "/api/v1/login",
+                                     json={"name": "officer", "password": "password-123"}) as r:
+                    assert r.status == 503 and (await r.json())["error"] == "storage_full"
+                    assert int(r.headers["Retry-After"]) > 0
+                pages = [
+                    ("/items/new", {"csrf_token": form_token[1], "title": "满盘时新建",
+                                    "assignee": "u1", "class": "general"}, "服务器磁盘已满"),
+                    ("/login?lang=en", {"csrf_token": login_token.value, "name": "officer",
+                                        "password": "password-123"}, "disk is full"),
+                ]
+                for (path, form, words), client in zip(pages, (http, anon), strict=True):
+                    async with client.post(node.url + path, data=form, allow_redirects=False,
+                                         headers={"Origin": node.url}) as r:
+                        page = await r.text()
+                        assert r.status == 503, (path, r.status, page[:300])
+                        assert r.content_type == "text/html", (path, page[:300])
+                        assert int(r.headers["Retry-After"]) > 0
+                        assert words in page, (path, page[:2000])
+        finally:
+            await fed.stop()

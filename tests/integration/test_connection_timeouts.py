@@ -14,18 +14,23 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from sqlalchemy import select
 
-from node.clock import ManualClock
+from node.clock import ManualClock, SystemClock
 from node.localtree import LocalTree, RunningNode, Shape
+from node.storage import schema as t
+from node.store import PARENT
 from tests.api_client import person
-from tests.federation import build
+from tests.federation import build, eventually
 
 SHAPE: Shape = [("14", None, "山西省", "province")]
 SHORT = {
     "server.head_timeout_seconds": 0.5,
     "server.body_idle_timeout_seconds": 0.5,
     "server.keepalive_timeout_seconds": 1.0,
+    "server.body_min_bytes_per_second": 5,
 }
 CLOSED_WITHIN = 15.0
 
@@ -97,6 +102,34 @@ async def test_a_body_that_stops_coming_is_closed(node: RunningNode) -> None:
         writer.transport.abort()
 
 
+async def test_a_body_that_trickles_below_the_minimum_rate_is_closed(node: RunningNode) -> None:
+    """A byte every 0.2 s never leaves the body idle for 0.5 s, so the idle timer
+    alone let it hold the connection for ever (R.U.D.Y.); below the minimum rate
+    (5 bytes/s here, after a grace of one idle timeout) it is closed."""
+    token = await person(node, "clerk", "supervisor")
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+
+    async def trickle() -> None:
+        while True:
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+
+    writer.write(
+        b"POST /api/v1/me/contact HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    )
+    sending = asyncio.ensure_future(trickle())
+    try:
+        received = await until_closed(reader)
+        assert b"200 OK" not in received
+    finally:
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        writer.transport.abort()
+
+
 async def test_a_connection_that_sends_nothing_is_closed(node: RunningNode) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
     try:
@@ -134,3 +167,34 @@ async def test_a_slow_but_progressing_request_succeeds(node: RunningNode) -> Non
         assert b"13800000000" in received
     finally:
         writer.transport.abort()
+
+
+async def test_a_long_poll_outlives_every_timeout(tmp_path: Path) -> None:
+    """A child's pull waits ``sync.long_poll_seconds`` (5 s) for news, ten times the
+    timeouts here: nothing is expected from the child meanwhile, so it is not cut, and
+    an assignment made during the wait reaches the child through it."""
+    shape: Shape = [*SHAPE, ("1401", "14", "太原市", "city")]
+    fed: LocalTree = await build(tmp_path, SystemClock(), shape, extra=SHORT)
+    try:
+        province, city = fed["14"], fed["1401"]
+        api = {"Authorization": f"Bearer {await person(province, 'sup', 'supervisor', 'u1')}"}
+        await asyncio.sleep(3.0)  # the city's pull is waiting on the province now
+        async with aiohttp.ClientSession() as http:
+            async with http.post(province.url + "/api/v1/items", headers=api,
+                                 json={"title": "长轮询中交办", "assignee": "1401"}) as resp:
+                assert resp.status == 201, await resp.text()
+                item = (await resp.json())["id"]
+
+            async def arrived() -> bool:
+                async with city.ctx.db.read() as conn:
+                    found = await conn.scalar(
+                        select(t.items.c.item_id).where(t.items.c.item_id == item)
+                    )
+                return found is not None
+
+            await eventually(arrived, timeout=10.0, what="the assignment at the city")
+            async with http.get(city.url + "/api/v1/status") as resp:
+                [link] = [x for x in (await resp.json())["links"] if x["link"] == PARENT]
+            assert not link.get("last_error"), link
+    finally:
+        await fed.stop()

@@ -7,6 +7,7 @@ reason code, and for what it left behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -505,5 +506,125 @@ async def test_attachment_quotas_per_person_and_per_node(tmp_path: Path) -> None
                     page = await resp.text()
                     assert words in page, re.findall(r"form-error[^<]*|id=\"form-[a-z]+", page)
             assert await counts(node) == before
+    finally:
+        await fed.stop()
+
+
+# ------------------------------------------- 10 again: guesses at once, IPv6, headers
+
+
+async def test_guesses_sent_at_once_are_limited_like_guesses_in_a_row(tmp_path: Path) -> None:
+    """The limiter counted a failure only after Argon2 answered (~0.1-0.3 s): guesses
+    sent together all passed the check before the first was counted, so 40 parallel
+    guesses all ran. An attempt is counted before the password is checked."""
+    fed = await build(tmp_path, SystemClock(), ROOT, extra=PROXY)
+    node = fed["14"]
+    await person(node, "boss", "leader")
+    hasher = CountingHasher()
+    node.ctx.accounts.hasher = hasher
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = await asyncio.gather(*[
+                login(http, node, "boss", f"guess-{n:04d}", via="10.4.0.1") for n in range(40)
+            ])
+            statuses = [status for status, _, _ in answers]
+            assert statuses.count(401) == MAX_FAILURES, statuses
+            assert statuses.count(429) == 40 - MAX_FAILURES, statuses
+            # From many addresses at once: the account's limit holds the same way.
+            answers = await asyncio.gather(*[
+                login(http, node, "ghost", f"guess-{n:04d}", via=f"10.5.0.{n}") for n in range(40)
+            ])
+            statuses = [status for status, _, _ in answers]
+            limit = LIMITS["signin.max_account_failures"]
+            assert statuses.count(401) == limit, statuses
+            assert hasher.verified == MAX_FAILURES + limit
+            # A right password sent among guesses still signs in, and costs no slot.
+            status, _, _ = await login(http, node, "boss", PASSWORD, via="10.4.0.2")
+            assert status == 200
+    finally:
+        await fed.stop()
+
+
+async def test_one_ipv6_network_is_one_address_for_the_limits(tmp_path: Path) -> None:
+    """Anyone given an IPv6 /64 (every home line) holds 2**64 addresses: per address,
+    the limits count the /64. IPv4-mapped IPv6 is the IPv4 address."""
+    fed = await build(tmp_path, SystemClock(), ROOT, extra=PROXY)
+    node = fed["14"]
+    await person(node, "clerk", "viewer")
+    try:
+        async with aiohttp.ClientSession() as http:
+            limit = LIMITS["signin.max_address_failures"]
+            for n in range(limit):
+                status, _, _ = await login(
+                    http, node, f"user{n}", "guess-guess", via=f"2001:db8:1:2::{n + 1:x}"
+                )
+                assert status == 401
+            status, answer, _ = await login(
+                http, node, "clerk", PASSWORD, via="2001:db8:1:2:ffff:1:2:3"
+            )
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+            assert "address" in answer["detail"], answer
+            status, _, _ = await login(http, node, "clerk", PASSWORD, via="2001:db8:1:3::1")
+            assert status == 200
+            # The same name from one address, as IPv4 and as IPv4-mapped IPv6.
+            for via in ["10.6.0.1", "::ffff:10.6.0.1"] * 3:
+                status, _, _ = await login(http, node, "clerk", "typo-typo", via=via)
+            status, answer, _ = await login(http, node, "clerk", PASSWORD, via="10.6.0.1")
+            assert (status, answer["error"]) == (429, "too_many_attempts"), answer
+    finally:
+        await fed.stop()
+
+
+async def test_an_empty_authorization_header_does_not_skip_the_origin_check(
+    fed: Federation,
+) -> None:
+    """The origin check skipped any request with an ``Authorization`` header, while an
+    empty one fell back to the session cookie: cookie + ``Authorization:`` from another
+    site was taken. A present header is the credential, whatever it holds."""
+    node = fed["14"]
+    await person(node, "sup", "supervisor", UNIT)
+    async with aiohttp.ClientSession() as http:
+        cookie = {"Cookie": await session_cookie(http, node, "sup")}
+        before = await counts(node)
+        for empty in ("", " ", "Bearer", "Bearer  "):
+            headers = {**cookie, "Authorization": empty, "Origin": EVIL,
+                       "Content-Type": "application/json"}
+            status, answer = await post(http, node.url + "/api/v1/items", json.dumps(ITEM),
+                                        headers)
+            assert status in (401, 403), (empty, status, answer)
+            status, answer = await post(http, node.url + "/api/v1/logout", b"", headers)
+            assert status in (401, 403), (empty, status, answer)
+        assert await counts(node) == before
+        async with http.get(node.url + "/api/v1/me", headers=cookie) as resp:
+            assert resp.status == 200
+
+
+async def test_the_files_of_one_request_are_bounded_together(tmp_path: Path) -> None:
+    """Each file was capped but not their number: one multipart feedback held every
+    file in memory until the quota check (10 MB each, any number). Together they are
+    at most ``api.max_upload_bytes``; past it, 413 ``too_large`` and nothing kept."""
+    limits = {"api.max_attachment_bytes": 1000, "api.max_upload_bytes": 5000}
+    fed = await build(tmp_path, SystemClock(), ROOT, extra=limits)
+    node = fed["14"]
+    try:
+        sup = {"Authorization": f"Bearer {await person(node, 'sup', 'supervisor', UNIT)}"}
+        as_json = {**sup, "Content-Type": "application/json"}
+        api = node.url + "/api/v1"
+        async with aiohttp.ClientSession() as http:
+            status, created = await post(http, api + "/items", json.dumps(ITEM), as_json)
+            item = created["id"]
+            await post(http, f"{api}/items/{item}/deploy", "{}", as_json)
+            before = await counts(node)
+            many = {f"p{n}.pdf": b"%PDF" + bytes([n]) * 896 for n in range(30)}
+            status, answer = await post(http, f"{api}/items/{item}/feedback",
+                                        upload_form("进展", many), sup)
+            assert (status, answer["error"]) == (413, "too_large"), answer
+            assert "api.max_upload_bytes" in answer["detail"], answer
+            assert await counts(node) == before
+            few = dict(list(many.items())[:5])  # 4,500 bytes: within
+            status, answer = await post(http, f"{api}/items/{item}/feedback",
+                                        upload_form("进展", few), sup)
+            assert status == 200, answer
+            assert (await counts(node))[1] == before[1] + 5
     finally:
         await fed.stop()
