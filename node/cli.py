@@ -166,7 +166,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     for link in payload["links"]:  # type: ignore[attr-defined]
         age = link["oldest_pending_age_s"]
         contact = link["last_contact"]
-        seen = "-" if contact is None else f"{(payload['now'] - contact) // 1000}s ago"  # type: ignore[operator]
+        seen = "-" if contact is None else f"{(payload['now'] - contact) // 1000}s ago"
         error = link["last_error"] or ""
         if error and link["failures"]:
             error = f"{error} ({link['failures']} failures in a row)"
@@ -461,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return asyncio.run(args.func(args))
+        code: int = asyncio.run(args.func(args))
+        return code
     except KeyboardInterrupt:
         return 130
     except (

@@ -78,7 +78,8 @@ async def _status_at(node: RunningNode, item: str) -> str | None:
     if row is None:
         return None
     plan = json.loads(row.state).get("plan") or {}
-    return row.status + ("+plan" if plan.get("status") == "submitted" else "")
+    status: str = row.status
+    return status + ("+plan" if plan.get("status") == "submitted" else "")
 
 
 async def _people(tree: LocalTree) -> None:

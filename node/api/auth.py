@@ -150,7 +150,7 @@ def _secret(request: web.Request) -> str | None:
 
 async def current_user(request: web.Request) -> User:
     """The authenticated person, or 401 with the reason."""
-    cached = request.get(USER_KEY)
+    cached: User | None = request.get(USER_KEY)
     if cached is not None:
         return cached
     secret = _secret(request)

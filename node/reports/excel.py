@@ -107,8 +107,9 @@ def _cell(ws: Any, value: object, **style: Any) -> WriteOnlyCell:
     """
     risky = False
     if isinstance(value, str):  # characters a worksheet cannot hold (from query strings)
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        risky = value.lstrip(" \u3000").startswith(FORMULA_STARTS)
+        text: str = ILLEGAL_CHARACTERS_RE.sub("", value)
+        risky = text.lstrip(" \u3000").startswith(FORMULA_STARTS)
+        value = text
     cell = WriteOnlyCell(ws, value=value)
     if isinstance(value, str):
         cell.data_type = "s"

@@ -46,8 +46,8 @@ from protocol.events import (
     CLASSES,
     Closed,
     Deployed,
+    Event,
     Feedback,
-    ItemEvent,
     Milestone,
     PlanDecided,
     PlanSubmitted,
@@ -63,7 +63,7 @@ _PROBE_SEQ = 2**62
 _SPLIT = re.compile(r"[,，、;；\s]+")
 
 # (form, permission step, event kind, probe fields) in the order the page shows them.
-ACTIONS: tuple[tuple[str, Action, type[ItemEvent], dict[str, Any]], ...] = (
+ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
     ("deploy", Action.DEPLOY, Deployed, {"note": "-"}),
     ("feedback", Action.FEEDBACK, Feedback, {"text": "-", "progress": 0, "attachments": ()}),
     ("plan", Action.PLAN, PlanSubmitted, {"note": ""}),
