@@ -20,6 +20,11 @@ watches each connection through a thin protocol in front of aiohttp's:
   between two, is closed after ``server.keepalive_timeout_seconds`` (75 s, aiohttp's
   own ``keepalive_timeout``).
 
+A request that aiohttp's parser refuses (too many headers, a line too long, a
+bad header) is answered 400 by aiohttp and logged here as one INFO line
+(:class:`RequestLog`), not as an ERROR with a traceback: it is the client's
+fault, and anyone can send thousands.
+
 A handler that takes long to answer (a long-poll) is not affected: nothing is
 expected from the client then. Pipelined requests (sent before the answer to the
 one before) count their head time from their first byte, so a client pipelining
@@ -34,11 +39,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from node.config import Config
+from protocol.errors import printable
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +69,28 @@ class ConnectionTimeouts:
         )
 
 
+class RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log (``aiohttp.server``), with a request its parser refused
+    (a 4xx ``HttpProcessingError``) as one INFO line instead of an ERROR with a
+    traceback; every other error keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            self.logger.info(
+                "bad request refused: %s %s (%s)",
+                exc.code, printable(exc.message, 200), printable(str(args[0] if args else ""), 80),
+            )
+            return
+        self.logger.exception(msg, *args, **kwargs)
+
+
 class TimedRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are timed (see the module's docstring)."""
 
     def __init__(self, app: web.Application, timeouts: ConnectionTimeouts, **kwargs: Any) -> None:
         kwargs.setdefault("keepalive_timeout", timeouts.keepalive)
+        kwargs.setdefault("logger", RequestLog(logging.getLogger("aiohttp.server")))
         super().__init__(app, **kwargs)
         self.timeouts = timeouts
 

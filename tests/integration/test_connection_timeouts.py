@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -198,3 +199,27 @@ async def test_a_long_poll_outlives_every_timeout(tmp_path: Path) -> None:
             assert not link.get("last_error"), link
     finally:
         await fed.stop()
+
+
+async def test_a_request_the_parser_refuses_is_one_line_not_a_traceback(
+    node: RunningNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Too many headers, or a line too long: aiohttp answers 400 and logged an ERROR
+    with a traceback for each (anyone may send thousands); now one INFO line."""
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    heads = [
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(1000)) + b"\r\n",
+        b"GET / HTTP/1.1\r\nHost: " + b"a" * 20_000 + b"\r\n\r\n",
+    ]
+    for head in heads:
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+        try:
+            writer.write(head)
+            await writer.drain()
+            assert (await until_closed(reader)).startswith(b"HTTP/1.0 400"), head[:40]
+        finally:
+            writer.transport.abort()
+    server = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [r.levelno for r in server] == [logging.INFO] * 2, [r.getMessage() for r in server]
+    assert not any(r.exc_info for r in server)
+    assert "Too many headers" in server[0].getMessage()
