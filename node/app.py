@@ -23,6 +23,7 @@ from node.config import Config
 from node.context import NodeContext, open_node, stop_task
 from node.reminders import http as reminders_http
 from node.reports import api as reports_api
+from node.reports import keeper
 from node.store import PARENT
 from node.sync import server as sync_server
 from node.sync.auth import ReplayGuard
@@ -136,7 +137,12 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
             ctx.stopping.set()
             await ctx.store.notify()
 
+    # Every long-lived task of the node, in start order (aiohttp unwinds them in
+    # reverse): the node itself with its sync client and materialiser, then the
+    # reminder scheduler and the page tallies' keeper, which need the node open.
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(reminders_http.scheduler_ctx)
+    app.cleanup_ctx.append(keeper.keeper_ctx(sync_server.CTX))
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
     enroll_http.add_routes(app)

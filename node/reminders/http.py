@@ -7,9 +7,9 @@
   failed, sent and cancelled counts, the oldest pending message, the last error.
 - ``POST /api/v1/me/contact`` — a person sets their own phone and email.
 
-:func:`add_routes` also starts the scheduler with the app (a ``cleanup_ctx``
-after the node's own, so the node is open while it runs) and keeps it under
-:data:`REMINDERS` for tests, which call ``app[REMINDERS].run_once()``.
+:func:`scheduler_ctx` runs the scheduler while the app runs (``create_app`` puts
+it after the node's own cleanup context, so the node is open while it runs) and
+keeps it under :data:`REMINDERS` for tests, which call ``app[REMINDERS].run_once()``.
 """
 
 from __future__ import annotations
@@ -197,14 +197,14 @@ async def set_contact(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """The endpoints, and the scheduler started and stopped with the app."""
+    """The endpoints (the scheduler is :func:`scheduler_ctx`)."""
     app.router.add_get("/api/v1/items/{item}/messages", item_messages)
     app.router.add_get("/api/v1/notifications/status", notification_status)
     app.router.add_post("/api/v1/me/contact", set_contact)
-    app.cleanup_ctx.append(_scheduler)
 
 
-async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """An ``app.cleanup_ctx`` entry: the reminder scheduler, while the app runs."""
     ctx = app[CTX]
     settings = Settings.from_config(ctx.config)
     session = aiohttp.ClientSession()

@@ -23,7 +23,7 @@ from aiohttp import web
 from node.api.auth import current_user
 from node.api.errors import bad
 from node.context import NodeContext
-from node.reports import assemble, excel, keeper, render
+from node.reports import assemble, excel, render
 from node.sync.server import CTX
 
 logger = logging.getLogger(__name__)
@@ -110,9 +110,6 @@ async def _check_rules(app: web.Application) -> None:
 
 def add_routes(app: web.Application) -> None:
     app.on_startup.append(_check_rules)
-    # The page tallies' keeper runs while the app runs (after the node's own lifecycle
-    # has opened the node: cleanup contexts start in order).
-    app.cleanup_ctx.append(keeper.keeper_ctx(CTX))  # type: ignore[arg-type]
     app.router.add_get("/api/v1/colours", colours)
     app.router.add_get("/api/v1/reports/weekly", weekly)
     app.router.add_get("/api/v1/reports/quarterly", quarterly)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from aiohttp import web
@@ -83,7 +83,9 @@ async def run(ctx: NodeContext, stopping: asyncio.Event) -> None:
         follow.cancel()
 
 
-def keeper_ctx(ctx_key: web.AppKey[NodeContext]) -> object:
+def keeper_ctx(
+    ctx_key: web.AppKey[NodeContext],
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """An ``app.cleanup_ctx`` entry running :func:`run` while the app runs."""
 
     async def keep(app: web.Application) -> AsyncIterator[None]:
