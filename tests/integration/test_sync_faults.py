@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from node.app import CLIENT
 from node.clock import ManualClock
 from node.drafts import assign
 from node.localtree import LocalTree, RunningNode, Shape
@@ -186,6 +187,14 @@ async def test_a_failing_link_warns_once_and_logs_its_recovery(
         await eventually(lambda: failing(6), timeout=30, what="six failures in a row")
         await province.start()
         await assigned_and_received(fed, "恢复后交办")
+
+        async def recovered() -> bool:
+            # The link counts as working once what came is stored and the link row
+            # says so (a write: a full disk still passes hello): a moment after the
+            # event is visible at the city.
+            return city.app[CLIENT].watch.health.failures == 0
+
+        await eventually(recovered, timeout=20, what="the link to count as recovered")
     finally:
         await fed.stop()
     link_lines = [(r.levelno, r.getMessage()) for r in caplog.records
