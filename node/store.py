@@ -793,8 +793,7 @@ class Store:
                 self.mark_link(conn, link, values)
             return self.advance_cursor(conn, link, column, pos)
 
-        async with self.db.write() as conn:
-            return await conn.run_sync(body)
+        return await self.db.run_write(body)  # never abandoned: see update_link
 
     async def link_row(self, link: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -804,8 +803,14 @@ class Store:
         return dict(row._mapping)
 
     async def update_link(self, link: str, **values: Any) -> None:
-        async with self.db.write() as conn:
-            await self.touch_link(conn, link, **values)
+        """Set ``values`` on the link's row, in a transaction of its own.
+
+        Through :meth:`Database.run_write`, which never abandons a transaction it
+        began: the sync client's loops write here and are cancelled when their
+        sibling fails, and a cancel that landed in a statement of :meth:`Database.write`
+        left aiosqlite's connection inside its transaction, holding SQLite's write
+        lock for good (every later write of the node: "database is locked")."""
+        await self.db.run_write(lambda conn: self.mark_link(conn, link, values))
 
     async def outbox(
         self, link: str, after: int, *, limit: int, max_bytes: int

@@ -490,3 +490,39 @@ def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(StorageError) as refused:
         normalise_url(url)
     assert refused.value.reason == "bad_url"
+
+
+async def test_run_write_cancelled_mid_statement_ends_its_transaction(
+    tmp_path: Path,
+) -> None:
+    """``run_write`` never abandons a transaction it began: cancelled while its
+    statement runs, it waits for the transaction to end, and the write lock is free
+    after. (:meth:`Database.write` cannot promise this: a cancel that lands in one
+    of its statements leaves aiosqlite's connection inside the transaction, holding
+    the lock for good. Writers that can be cancelled use ``run_write``; see
+    ``Store.update_link``.)"""
+    path = tmp_path / "cancel.db"
+    slow = text(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000)"
+        " SELECT count(*) FROM n"
+    )
+    async with await _open(f"sqlite+aiosqlite:///{path}") as db:
+
+        def body(conn: Connection) -> None:
+            conn.execute(insert(schema.meta).values(key="cancelled", value=b"1"))
+            conn.execute(slow).scalar()
+
+        task = asyncio.ensure_future(db.run_write(body))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        assert isinstance((await asyncio.gather(task, return_exceptions=True))[0],
+                          asyncio.CancelledError)
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        async with db.read() as conn:  # it ran to its end and committed
+            assert await conn.scalar(
+                select(schema.meta.c.value).where(schema.meta.c.key == "cancelled")) == b"1"

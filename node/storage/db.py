@@ -198,6 +198,12 @@ class Database:
 
         Keep the body short and batch inside it (one transaction per received
         batch, never per event): every other writer in this process waits.
+
+        Not for a task that may be cancelled mid-way (the sync client's loops): a
+        cancel that lands while one of the block's statements runs in aiosqlite's
+        thread leaves that connection inside its transaction, holding SQLite's
+        write lock for good. Such writers use :meth:`run_write`, which never
+        abandons a transaction it began.
         """
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
