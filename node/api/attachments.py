@@ -58,15 +58,15 @@ async def store(
     conn: AsyncConnection, config: Config, user: User, files: Sequence[NewFile], now: int
 ) -> None:
     """Keep ``files`` in the caller's write transaction, or refuse them all (413)."""
+    digest = t.attachments.c.digest
+    held = set(
+        (await conn.execute(select(digest).where(digest.in_({f.digest for f in files}))))
+        .scalars()
+    )
     new: dict[bytes, NewFile] = {}
     for file in files:
-        if file.digest in new:
-            continue
-        held = await conn.scalar(
-            select(t.attachments.c.digest).where(t.attachments.c.digest == file.digest)
-        )
-        if held is None:
-            new[file.digest] = file
+        if file.digest not in held:
+            new.setdefault(file.digest, file)
     if not new:
         return
     adding = sum(len(f.data) for f in new.values())

@@ -21,9 +21,9 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-from functools import lru_cache
 
 from aiohttp import web
 
@@ -87,18 +87,10 @@ def status_of(reason: str) -> int:
     return _STATUS_OF.get(reason, 400)
 
 
-@lru_cache(maxsize=8)
 def body_limits(max_events: int) -> codec.Limits:
     """What an upload may hold: ``BODY_LIMITS`` with at most ``max_events`` events,
     refused by the decoder at the array's header, before it reads one."""
-    return codec.Limits(
-        max_size=BODY_LIMITS.max_size,
-        max_str=BODY_LIMITS.max_str,
-        max_bin=BODY_LIMITS.max_bin,
-        max_array=max_events,
-        max_map=BODY_LIMITS.max_map,
-        max_depth=BODY_LIMITS.max_depth,
-    )
+    return dataclasses.replace(BODY_LIMITS, max_array=max_events)
 
 
 def refuse(status: int, reason: str, detail: str = "") -> web.Response:
