@@ -48,8 +48,8 @@ from collections.abc import Sequence
 from node import config as cfg
 from node.clock import SystemClock
 from node.context import open_node
-from node.drafts import act, assign
-from node.store import SELF, Accepted, Draft, Store
+from node.storage.events import SELF, Accepted, Draft, Store
+from node.workflow.drafts import act, assign
 from protocol import codec, envelope
 from protocol.events import Deadlines, Event, Updated, encode_event
 
@@ -280,7 +280,7 @@ def wait_applied(db: Path, n: int, timeout: float) -> float:
 
 
 def unfolded(conn: sqlite3.Connection) -> int:
-    """Received events whose items are not folded into rows yet (node/materialiser.py)."""
+    """Received events whose items are not folded into rows yet (node/items/materialiser.py)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'materialised_pos'").fetchone()
     done = _int(row[0] if row else None)
     return int(conn.execute("SELECT count(*) FROM events WHERE pos > ?", (done,)).fetchone()[0])
@@ -321,7 +321,7 @@ async def stages(parent_dir: Path, child_dir: Path, n: int) -> str:
     time on a shared machine, and it splits the work the way the node does it.
     Decoding stays in this process (``sync.decode_processes`` 0) and is timed apart
     from the checks: it is what the decoding worker does in a node."""
-    from node.store import PARENT
+    from node.storage.events import PARENT
     from node.sync.decoding import Decoder
 
     parent = await open_node(cfg.load(parent_dir), SystemClock())

@@ -6,16 +6,16 @@ every node of a generated province (``hierarchy.synthetic.generate_tree(11, 10,
 token for one supervisor. Its ``items`` table is then filled directly with SQL
 (``executemany`` in big transactions, indexes built after the fill): the
 benchmark measures the query path, not ingestion. Rows look like the rows
-``node.items.row_of`` writes: assignee paths from the tree, realistic shares of
+``node.items.projection.row_of`` writes: assignee paths from the tree, realistic shares of
 status, board, class, units and deadlines, Chinese titles and descriptions, the
 colour thresholds that ``protocol.rules.colour_thresholds`` would store, and a
 ``state`` blob of real size.
 
-Then the node's real HTTP server starts (``node.localtree.RunningNode``:
+Then the node's real HTTP server starts (``node.demo.localtree.RunningNode``:
 ``create_app`` on loopback) and each typical ledger query is timed through
 ``GET /api/v1/items`` with the token, sequentially, beside the very statements
 the ledger runs (the scope probe, the page, the capped count: chosen as
-``node.api.ledger.fetch_page`` chooses them), run on the same file with the
+``node.queries.ledger.fetch_page`` chooses them), run on the same file with the
 ``sqlite3`` module in the same run. The table gives p50/p95/p99 of both and
 their ratio. Never fails on a time. docs/performance.md ("Ledger") has figures.
 
@@ -57,14 +57,14 @@ from sqlalchemy.sql import Select
 from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node import config as cfg
-from node.api import ledger
-from node.api.validate import CHINA
 from node.clock import ManualClock
 from node.context import open_node
-from node.localtree import RunningNode
+from node.demo.localtree import RunningNode
+from node.http.api.validate import CHINA
+from node.queries import ledger
 from node.setup import TEN_YEARS_MS, init_root
 from node.storage import schema as t
-from node.store import SELF
+from node.storage.events import SELF
 from protocol import rules
 from protocol.certs import issue_certificate
 from protocol.events import make_item_id

@@ -8,7 +8,7 @@ database holds real ones: each item gets a signed history (assigned, deployed,
 feedback, plan, resolved, returned, accepted, closed, withdrawn; a few deadline
 extensions, unit changes and clock-skewed steps) with ``bench/ledger.py``'s
 shares of status, class, board, level and units, and its row is
-``node.items.row_of`` of the fold of those events. Events and rows are written
+``node.items.projection.row_of`` of the fold of those events. Events and rows are written
 with ``sqlite3`` in big transactions (the benchmark measures pages, not
 ingestion); then the page aggregates are built by the same function the
 schema migration runs, and every item is scored as the node's keeper would.
@@ -57,11 +57,11 @@ from sqlalchemy.engine import make_url
 from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node import config as cfg
-from node.api.validate import CHINA
 from node.clock import ManualClock
 from node.context import open_node
-from node.items import row_of
-from node.store import MATERIALISED
+from node.http.api.validate import CHINA
+from node.items.projection import row_of
+from node.storage.events import MATERIALISED
 from protocol import codec, envelope
 from protocol.events import (
     Assigned,
@@ -358,7 +358,8 @@ def build_tallies(data: Path, db_file: Path) -> None:
     filled at the head gets them built; then every item is scored."""
     from sqlalchemy import create_engine
 
-    from node.reports import standings, tallies
+    from node.items import tallies
+    from node.queries import standings
     from node.storage.db import head_revision, migrate
 
     with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as con:
@@ -399,7 +400,7 @@ def build_tallies(data: Path, db_file: Path) -> None:
 def keep_up(data: Path, now: int) -> None:
     """What the running node's keeper does first: the watermark to ``now``, the ranking
     to its quarter (the pages are right without it, and read more)."""
-    from node.reports import keeper
+    from node.queries import keeper
 
     async def step() -> None:
         ctx = await open_node(cfg.load(data), ManualClock(now))
@@ -434,7 +435,7 @@ def _before_met(ctx: Any) -> Any:
 async def before_tree(ctx: Any, top: str, now: int) -> dict[str, tuple[int, int, int, int]]:
     from sqlalchemy import select
 
-    from node.api import ledger
+    from node.queries import ledger
     from node.storage import schema as t
 
     c = t.items.c
@@ -455,7 +456,7 @@ async def before_board(
 ) -> dict[str, Any]:
     from sqlalchemy import and_, case, func, or_, select
 
-    from node.api import ledger
+    from node.queries import ledger
     from node.storage import schema as t
 
     c = t.items.c
@@ -617,10 +618,10 @@ async def in_process(
     replay: bool,
 ) -> list[tuple[str, list[float], list[float]]]:
     """The figures of each page in process, after and before, and every figure compared."""
-    from node.reports import assemble, standings
-    from node.reports.periods import Quarter, Week
-    from node.web import figures
-    from node.web.board import overdue_by_unit
+    from node.http.web import figures
+    from node.http.web.board import overdue_by_unit
+    from node.queries import assemble, standings
+    from node.queries.periods import Quarter, Week
 
     ctx = await open_node(cfg.load(data), ManualClock(now))
     out = []
@@ -705,8 +706,8 @@ async def write_cost(data: Path, n: int) -> tuple[float, float]:
     tallies move; the rows as they were are written back afterwards."""
     from sqlalchemy import delete, select
 
-    from node.items import write_rows
-    from node.reports import standings
+    from node.items.projection import write_rows
+    from node.queries import standings
     from node.storage import schema as t
 
     ctx = await open_node(cfg.load(data), ManualClock(NOW))

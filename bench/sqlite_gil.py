@@ -6,7 +6,7 @@ runs Python (the node's event loop preparing the next batch), each hand-over
 waits up to the interpreter's switch interval (5 ms) to get it back. This
 inserts 1,000 event-sized rows in one transaction, three ways, on a thread, alone
 and while another thread spins: ``executemany``, one statement with many
-``VALUES`` rows (``node.store.insert_many``), and reading 1,000 rows back.
+``VALUES`` rows (``node.storage.events.insert_many``), and reading 1,000 rows back.
 
 Run: python bench/sqlite_gil.py [--rows 1000] [--rounds 3]
 """

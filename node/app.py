@@ -11,23 +11,24 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from node import enroll_http, materialiser
-from node import web as web_pages
-from node.api import auth as api_auth
-from node.api import items as api_items
-from node.api import openapi as api_openapi
-from node.api.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
-from node.api.workflow import Workflow
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.context import NodeContext, open_node, stop_task
-from node.reminders import http as reminders_http
-from node.reports import api as reports_api
-from node.reports import keeper
-from node.store import PARENT
-from node.sync import server as sync_server
+from node.http import enroll as enroll_http
+from node.http import sync as sync_server
+from node.http import web as web_pages
+from node.http.api import auth as api_auth
+from node.http.api import items as api_items
+from node.http.api import openapi as api_openapi
+from node.http.api import reminders as reminders_http
+from node.http.api import reports as reports_api
+from node.http.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
+from node.items import materialiser
+from node.queries import keeper
+from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
 from node.sync.client import LINK_TASK, SyncClient
+from node.workflow.actions import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ async def status(request: web.Request) -> web.Response:
 @web.middleware
 async def current_rows(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Reads see every event received before them: item rows are folded just after a
-    sync batch commits (node/materialiser.py), so a read waits for that, briefly. During
+    sync batch commits (node/items/materialiser.py), so a read waits for that, briefly. During
     a large catch-up it answers after ROWS_WAIT_SECONDS with the rows folded so far
-    (node/store.py)."""
+    (node/storage/events.py)."""
     if request.method == "GET" and not request.path.startswith("/sync/"):
         ctx = request.app.get(sync_server.CTX)
         if ctx is not None:

@@ -24,14 +24,14 @@ from aiohttp import web
 
 from hierarchy.errors import HierarchyError
 from node import config as cfg
-from node import keyfile
-from node.accounts import AccountError
 from node.app import create_app, status_payload
 from node.clock import SystemClock
-from node.connection_timeouts import ConnectionTimeouts, TimedRunner
 from node.context import NodeContext, NodeError, open_node
-from node.demo import DemoError
+from node.demo.play import DemoError
+from node.http.timeouts import ConnectionTimeouts, TimedRunner
 from node.setup import SetupError, first_admin, init_root, join_parent
+from node.storage import keyfile
+from node.storage.accounts import AccountError
 from node.storage.db import StorageError, migrate
 from protocol.errors import ProtocolError
 
@@ -89,7 +89,7 @@ def _extra(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def cmd_invite(args: argparse.Namespace) -> int:
-    from node.enroll_http import issue_code
+    from node.http.enroll import issue_code
 
     async with opened(args) as (config, ctx):
         code = await issue_code(ctx, child=args.child, name=args.name, level=args.level)
@@ -277,15 +277,15 @@ async def cmd_unit_add(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    from node.demo import run_demo
+    from node.demo.play import run_demo
 
     return await run_demo(args)
 
 
 async def cmd_report(args: argparse.Namespace) -> int:
     """The weekly summary or the quarterly bulletin, as Markdown text or JSON."""
-    from node.api.errors import ApiError
-    from node.reports import assemble, render
+    from node.http.errors import ApiError
+    from node.queries import assemble, render
 
     try:
         async with opened(args) as (_config, ctx):
@@ -309,8 +309,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 async def cmd_export_ledger(args: argparse.Namespace) -> int:
     """The ledger (台账) as an Excel file, with the ledger API's filters."""
-    from node.api.errors import ApiError
-    from node.reports import assemble
+    from node.http.errors import ApiError
+    from node.queries import assemble
 
     params = {
         name: str(getattr(args, f"filter_{name}"))

@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node import keyfile
-from node.accounts import Accounts
 from node.background import Background, Backoff, Watch
 from node.clock import Clock
 from node.config import Config
+from node.storage import keyfile
+from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
-from node.store import Store
+from node.storage.events import Store
 from node.sync.decoding import Decoder
 from node.sync.ingest import Ingestor
 from protocol.certs import Certificate, TrustStore
@@ -156,7 +156,7 @@ async def _trust_records(db: Database) -> list[bytes]:
     from sqlalchemy import select
 
     from node.storage import schema as t
-    from node.store import TRUST_TYPES
+    from node.storage.events import TRUST_TYPES
 
     async with db.read() as conn:
         rows = await conn.execute(

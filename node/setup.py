@@ -15,11 +15,11 @@ import aiohttp
 
 from hierarchy.enrollment import complete_join, make_join_request
 from node import config as cfg
-from node import keyfile
 from node.clock import Clock
 from node.context import open_node
+from node.storage import keyfile
 from node.storage.db import open_database
-from node.store import SELF
+from node.storage.events import SELF
 from protocol.certs import issue_certificate
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from node.localtree import RunningNode
+from node.demo.localtree import RunningNode
 
 
 class Api:

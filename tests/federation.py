@@ -1,4 +1,4 @@
-"""Real federations for tests: node.localtree's nodes, with fast sync settings."""
+"""Real federations for tests: node.demo.localtree's nodes, with fast sync settings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from node.clock import Clock
-from node.localtree import LocalTree, RunningNode, Shape, four_levels
-from node.localtree import build as build_tree
+from node.demo.localtree import LocalTree, RunningNode, Shape, four_levels
+from node.demo.localtree import build as build_tree
 
 FOUR_LEVELS: Shape = four_levels()
 Federation = LocalTree

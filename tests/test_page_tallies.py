@@ -1,6 +1,6 @@
 """The tree's and the board's figures from the page tallies equal a straightforward
 count over every item row, and the board's ranking equals the event replay of
-``node.reports.assemble.quarter_scores`` — at every instant, while time moves.
+``node.queries.assemble.quarter_scores`` — at every instant, while time moves.
 
 A real province node (a real database: SQLite file and PostgreSQL) knows a small
 generated province (15 nodes). 150 items get random histories over nine months
@@ -10,7 +10,7 @@ closed, withdrawn, deadlines extended and units changed by the assigner, a few
 handlers whose clock runs hours behind (an event dated before the one it
 follows) or ahead (dated after it arrived), and some refused events. Time
 then walks forward in steps of a few days: the events that have arrived are
-stored and their items' rows rewritten through ``node.items.write_rows``;
+stored and their items' rows rewritten through ``node.items.projection.write_rows``;
 at random the keeper scores a chunk of items and the watermark moves (to the
 present, or elsewhere: it only decides how much is read); and every figure is
 compared with its reference at that instant and again a few hours or days
@@ -38,13 +38,14 @@ from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node.clock import ManualClock
 from node.context import NodeContext, open_node
-from node.items import row_of, write_rows
-from node.reports import assemble, standings, tallies
-from node.reports.periods import Quarter, Week
+from node.http.web import board, figures
+from node.items import tallies
+from node.items.projection import row_of, write_rows
+from node.queries import assemble, standings
+from node.queries.periods import Quarter, Week
 from node.setup import TEN_YEARS_MS, init_root
 from node.storage import schema as t
-from node.store import SELF
-from node.web import board, figures
+from node.storage.events import SELF
 from protocol import envelope
 from protocol.certs import issue_certificate
 from protocol.events import (

@@ -55,16 +55,9 @@ from decimal import Decimal
 
 import pytest
 
-from node.reports.periods import PeriodError, Quarter, Week
-from node.reports.scores import (
-    PointLine,
-    ScoreRules,
-    Standing,
-    rank,
-    score_item,
-    tally,
-)
-from node.reports.summary import facts_of, on_time_rate, summarise
+from node.queries.periods import PeriodError, Quarter, Week
+from node.queries.scores import PointLine, ScoreRules, Standing, rank, score_item, tally
+from node.queries.summary import facts_of, on_time_rate, summarise
 from protocol.events import (
     Assigned,
     Closed,

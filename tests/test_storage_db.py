@@ -360,7 +360,7 @@ async def test_sqlite_a_cancelled_run_write_ends_its_transaction_first(tmp_path:
 async def test_insert_many_and_where_the_rows_went(db_url: str) -> None:
     """Rows go in many per statement (3,500 events take two), and the position
     of each is known, also when a row the caller did not insert came in between."""
-    from node.store import _EVENT_COLUMNS, _new_positions, insert_many
+    from node.storage.events import _EVENT_COLUMNS, _new_positions, insert_many
 
     rows = [
         (i.to_bytes(32, "big"), "item.assigned", "14", i, i, f"14-{i:06d}", "1401", "parent",

@@ -6,6 +6,6 @@
   interface and its SMS gateway, SMTP and webhook implementations.
 - :mod:`node.reminders.scheduler` — the durable dispatcher and sender
   (``Reminders.run_once(now)``), run by the node app on a tick.
-- :mod:`node.reminders.http` — the message log and status endpoints, and the
+- :mod:`node.http.api.reminders` — the message log and status endpoints, and the
   app wiring.
 """

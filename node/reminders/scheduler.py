@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.background import run_forever, sleep_unless
 from node.context import NodeContext
-from node.items import item_events
+from node.items.projection import item_events
 from node.reminders.channels import DeliveryError, Notifier, Outgoing
 from node.reminders.schedule import (
     NO_MILESTONE,
@@ -102,7 +102,7 @@ class _Open:
 
 
 class Reminders:
-    """Dispatcher and sender of one node. Built once by the app (``node.reminders.http``)."""
+    """Dispatcher and sender of one node. Built once by the app (``node.http.api.reminders``)."""
 
     def __init__(
         self,

@@ -22,7 +22,7 @@
   time) and its per-recipient, per-channel deliveries (docs/reminders.md).
 - ``item_facts``, ``tally_*``, ``score_*``: the page tallies, counts kept beside
   the item rows so the tree page and the command board never scan items
-  (``node.reports.tallies``, docs/pages.md "Scale"). Derived data.
+  (``node.items.tallies``, docs/pages.md "Scale"). Derived data.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ items = Table(
     Column("red_from", BigInteger),
     Column("search_text", Text, nullable=False, default=""),
 )
-# The ledger's access paths (node/api/ledger.py; docs/performance.md, "Ledger"). The
+# The ledger's access paths (node/queries/ledger.py; docs/performance.md, "Ledger"). The
 # ledger's cheap filter columns ride along in the wide indexes, so filters are checked
 # in the index and a table row is read only for an item on the page.
 _c = items.c
@@ -272,8 +272,8 @@ Index(
     "ix_reminder_messages_due", reminder_messages.c.status, reminder_messages.c.next_attempt_at
 )
 
-# -- Page aggregates, kept beside the item rows by node.items.write_rows through
-# node.reports.tallies (docs/pages.md, "Scale"). Derived data, rebuilt from ``items``.
+# -- Page aggregates, kept beside the item rows by node.items.projection.write_rows through
+# node.items.tallies (docs/pages.md, "Scale"). Derived data, rebuilt from ``items``.
 # Paths are assignee paths ("14/1401/"); units are the handling unit ("" for none);
 # quarters and weeks are their start in unix ms (China time); NEVER = 2**62.
 
@@ -379,7 +379,7 @@ tally_marks = Table(
     Column("at", BigInteger, nullable=False),
 )
 
-# Incentive points (node.reports.standings): an item's point lines per quarter and unit,
+# Incentive points (node.queries.standings): an item's point lines per quarter and unit,
 # counted per rule, from its events; summed per (quarter, path, unit) in score_tallies.
 _SCORE_COUNTERS = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",

@@ -25,7 +25,7 @@ from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
 from node.background import sleep_unless
 from node.context import NodeContext
-from node.store import PARENT
+from node.storage.events import PARENT
 from node.sync.auth import make_header
 from node.sync.decoding import MIN_EVENTS
 from node.sync.routing import RECOVERY
@@ -261,7 +261,7 @@ class SyncClient:
             return 0
         pending = await ctx.store.pending_count(PARENT, through)
         # The epoch names our numbering: the parent's cursor for us only moves forward
-        # within it (node/sync/server.py).
+        # within it (node/http/sync.py).
         epoch = await ctx.store.epoch()
         body = codec.encode(
             {"through": through, "events": list(raws), "pending": pending, "epoch": epoch}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
-from node.store import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store, Stored
+from node.storage.events import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store, Stored
 from node.sync.decoding import Decoder
 from node.sync.routing import RECOVERY
 from protocol import envelope, errors
@@ -124,7 +124,7 @@ class Ingestor:
         write transaction whatever a commit in between could have changed. ``decoded``
         is :meth:`decode` of ``raws`` if it was started earlier."""
         store = self.store
-        store.receiving += 1  # folding item rows gives way meanwhile (node/materialiser.py)
+        store.receiving += 1  # folding item rows gives way meanwhile (node/items/materialiser.py)
         try:
             if decoded is None:
                 decoded = await self.decode(raws)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from node.web import i18n, item, ledger
+from node.http.web import i18n, item, ledger
 from protocol import rules
 from protocol.fold import Status
 
-WEB = Path(__file__).resolve().parents[2] / "node" / "web"
+WEB = Path(__file__).resolve().parents[2] / "node" / "http" / "web"
 # _("key") in templates, t("key") / self("key") in Python.
 _USES = re.compile(r"""(?:\b_|\bt|self)\(\s*["']([a-z_]+\.[a-z0-9_.\-]*)["']""")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from node.clock import OffsetClock, SystemClock
-from node.demo import DAY_MS, seed
-from node.localtree import RunningNode, four_levels
+from node.demo.localtree import RunningNode, four_levels
+from node.demo.play import DAY_MS, seed
 from tests.federation import build
 
 CHAIN = [

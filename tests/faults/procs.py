@@ -23,7 +23,7 @@ from typing import Any
 from node import config as cfg
 from node.clock import SystemClock
 from node.context import open_node
-from node.enroll_http import issue_code
+from node.http.enroll import issue_code
 from node.setup import init_root, join_parent
 from tests.faults.checker import Tree, Write
 

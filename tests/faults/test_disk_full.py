@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 
 from node.clock import SystemClock
-from node.localtree import Shape
+from node.demo.localtree import Shape
 from tests.faults import checker
 from tests.faults.disk import available, fill, free, small_filesystem
 from tests.faults.tree import Outcome, fresh_writes, keep_writing, proxied, targets, write_item

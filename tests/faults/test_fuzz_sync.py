@@ -42,9 +42,9 @@ import pytest
 
 from hierarchy.enrollment import JOIN_TYPE, make_join_request
 from node import config as cfg
-from node import keyfile
 from node.clock import SystemClock
-from node.localtree import RunningNode, Shape
+from node.demo.localtree import RunningNode, Shape
+from node.storage import keyfile
 from node.sync.auth import AUTH_TYPE, make_header
 from protocol import codec, envelope
 from protocol.keys import SigningKey

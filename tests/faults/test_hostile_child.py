@@ -40,7 +40,7 @@ import pytest
 
 from node.clock import SystemClock
 from node.context import open_node
-from node.store import Store
+from node.storage.events import Store
 from protocol import codec, envelope, errors
 from protocol.events import MAX_COUNTER, encode_event
 from protocol.keys import SigningKey

@@ -40,9 +40,9 @@ from sqlalchemy import select
 from node import config as cfg
 from node.clock import SystemClock
 from node.context import open_node
-from node.drafts import act, assign
 from node.storage import schema as t
-from node.store import Draft
+from node.storage.events import Draft
+from node.workflow.drafts import act, assign
 from protocol.events import Deadlines, Deployed, Feedback, Updated
 from tests.faults import checker
 from tests.faults.checker import must_reach, pending, read, unfolded

@@ -15,8 +15,8 @@ import aiohttp
 
 from node import config as cfg
 from node.clock import Clock
-from node.enroll_http import issue_code
-from node.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.http.enroll import issue_code
 from node.setup import init_root, join_parent
 from tests.api_client import person
 from tests.faults.checker import Tree, Write
@@ -71,7 +71,7 @@ async def build_proxied(
     root: Path, clock: Clock, shape: Shape, *, seed: int, extra: dict[str, Any] | None = None,
     extra_for: dict[str, dict[str, Any]] | None = None,
 ) -> ProxiedTree:
-    """Like :func:`node.localtree.build`, but every child enrolls (and then syncs)
+    """Like :func:`node.demo.localtree.build`, but every child enrolls (and then syncs)
     through its own :class:`ChaosProxy`, faults off until the caller sets them.
     A leader with a bearer token is made at every node (``tokens``)."""
     made = ProxiedTree(LocalTree(root, clock), {}, parents(shape))

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.api.auth import COOKIE, MAX_FAILURES
 from node.clock import SystemClock
+from node.http.api.auth import COOKIE, MAX_FAILURES
 from tests.api_client import Api, person
 from tests.federation import Federation, build, folded
 

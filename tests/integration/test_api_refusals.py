@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from node.clock import SystemClock
-from node.localtree import LocalTree, RunningNode
+from node.demo.localtree import LocalTree, RunningNode
 from node.storage import schema as t
 from tests.api_client import Api, person
 from tests.federation import build, eventually

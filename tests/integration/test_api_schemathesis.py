@@ -28,8 +28,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from node.api.openapi import ACTIONS, REASONS, STATUS_MEANINGS
 from node.clock import SystemClock
+from node.http.api.openapi import ACTIONS, REASONS, STATUS_MEANINGS
 from protocol.fold import Status
 from tests.api_client import Api, person
 from tests.federation import build

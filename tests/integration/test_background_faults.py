@@ -39,10 +39,10 @@ from sqlalchemy import select
 from yarl import URL
 
 from node.clock import ManualClock, SystemClock
-from node.drafts import act, assign
-from node.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import LocalTree, RunningNode, Shape
 from node.storage import schema
-from node.store import PARENT
+from node.storage.events import PARENT
+from node.workflow.drafts import act, assign
 from protocol import envelope
 from protocol.events import Deployed
 from tests.api_client import Api, person

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from node.localtree import RunningNode
-from node.reports import standings
+from node.demo.localtree import RunningNode
+from node.queries import standings
 from node.storage import schema as t
 from tests.api_client import Api
 from tests.federation import eventually

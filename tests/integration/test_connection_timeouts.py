@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from node.clock import ManualClock, SystemClock
-from node.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import LocalTree, RunningNode, Shape
 from node.storage import schema as t
-from node.store import PARENT
+from node.storage.events import PARENT
 from tests.api_client import person
 from tests.federation import build, eventually
 

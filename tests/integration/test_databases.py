@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from node.clock import SystemClock
-from node.drafts import act, assign
 from node.storage import schema as t
+from node.workflow.drafts import act, assign
 from protocol.events import Deployed, Feedback
 from tests.federation import build, eventually
 

@@ -19,7 +19,7 @@ import pytest
 
 from hierarchy import errors as herrors
 from hierarchy.enrollment import make_join_request
-from node.localtree import LocalTree
+from node.demo.localtree import LocalTree
 from protocol import envelope
 from protocol.keys import SigningKey
 from tests.integration.test_sync_refusals import CITY, fed, session  # noqa: F401

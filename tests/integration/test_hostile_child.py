@@ -30,9 +30,9 @@ from sqlalchemy import func, select
 
 from node.app import status_payload
 from node.context import open_node
-from node.localtree import LocalTree
+from node.demo.localtree import LocalTree
 from node.storage import schema as t
-from node.store import PARENT, Accepted, Store
+from node.storage.events import PARENT, Accepted, Store
 from protocol import codec, envelope, errors
 from protocol.events import LAMPORT_CEILING, MAX_COUNTER, decode_event, encode_event
 from protocol.keys import SigningKey
@@ -378,7 +378,7 @@ async def test_a_child_holds_a_bounded_number_of_page_requests(
 ) -> None:
     """Thousands of long-polls from one child would each hold a socket and wake at
     every change; past MAX_DOWN_PER_CHILD the parent answers 429 at once."""
-    from node.sync.server import MAX_DOWN_PER_CHILD
+    from node.http.sync import MAX_DOWN_PER_CHILD
 
     city = fed[CITY]
     me = As(session, city, COUNTY, await county_key(fed))

@@ -23,9 +23,9 @@ import aiohttp
 
 from node.clock import ManualClock
 from node.context import open_node
-from node.drafts import act, assign
-from node.localtree import LocalTree, RunningNode, Shape
-from node.store import PARENT
+from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.storage.events import PARENT
+from node.workflow.drafts import act, assign
 from protocol.events import Deployed
 from tests.federation import build, eventually
 

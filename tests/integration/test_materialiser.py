@@ -1,4 +1,4 @@
-"""Item rows of received events are folded after their batch commits (node/materialiser.py).
+"""Item rows of received events are folded after their batch commits (node/items/materialiser.py).
 
 A sync batch stores and acknowledges its events without refolding their items;
 the node's materialiser folds them just after, from a durable cursor. These
@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from node.clock import SystemClock
 from node.context import NodeContext, open_node
-from node.drafts import act, assign
-from node.items import item_events, row_of
-from node.localtree import LocalTree, Shape
+from node.demo.localtree import LocalTree, Shape
+from node.items.projection import item_events, row_of
 from node.storage import schema as t
-from node.store import PARENT
+from node.storage.events import PARENT
+from node.workflow.drafts import act, assign
 from protocol.events import Updated
 from protocol.fold import fold
 from tests.api_client import Api, person
@@ -207,8 +207,8 @@ async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path
     (``give_way``) until the child is back for the next, or the grace runs out."""
     import asyncio
 
-    from node.materialiser import give_way
-    from node.sync.server import SENDING_GRACE
+    from node.http.sync import SENDING_GRACE
+    from node.items.materialiser import give_way
 
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:
@@ -253,7 +253,7 @@ async def test_the_ledger_says_while_received_items_are_being_filed(
     import asyncio
     import re
 
-    from node.store import Store
+    from node.storage.events import Store
 
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:

@@ -21,11 +21,11 @@ from sqlalchemy import func, select
 
 from node.clock import ManualClock
 from node.context import open_node
-from node.drafts import act, assign
-from node.items import item_events, row_of
-from node.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.items.projection import item_events, row_of
 from node.storage import schema as t
-from node.store import PARENT
+from node.storage.events import PARENT
+from node.workflow.drafts import act, assign
 from protocol.events import Deployed, Feedback, Updated, Withdrawn
 from protocol.fold import fold
 from tests.federation import build, eventually, folded

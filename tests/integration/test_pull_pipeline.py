@@ -24,11 +24,11 @@ from sqlalchemy import select
 
 from node.clock import SystemClock
 from node.context import NodeContext, open_node
-from node.drafts import assign
-from node.localtree import Shape
+from node.demo.localtree import Shape
 from node.storage import schema as t
-from node.store import PARENT
+from node.storage.events import PARENT
 from node.sync.client import CATCH_UP_SWITCH_SECONDS, SyncClient, SyncFailure, _Streaming
+from node.workflow.drafts import assign
 from protocol import envelope
 from protocol.events import encode_event
 from tests.federation import build

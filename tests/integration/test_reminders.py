@@ -27,8 +27,8 @@ from aiosmtpd.smtp import SMTP as SmtpServer
 from aiosmtpd.smtp import Envelope, Session
 
 from node.clock import ManualClock
-from node.localtree import RunningNode
-from node.reminders.http import REMINDERS
+from node.demo.localtree import RunningNode
+from node.http.api.reminders import REMINDERS
 from node.reminders.scheduler import RunReport
 from tests.api_client import Api, person
 from tests.federation import build, eventually

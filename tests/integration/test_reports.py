@@ -45,11 +45,11 @@ import aiohttp
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
-from node.api.ledger import _KNOWN as LEDGER_QUERY
 from node.cli import LEDGER_FILTERS
 from node.clock import ManualClock
-from node.localtree import LocalTree
-from node.reports.excel import COLUMNS, CONTENT_TYPE, HEADERS
+from node.demo.localtree import LocalTree
+from node.queries.excel import COLUMNS, CONTENT_TYPE, HEADERS
+from node.queries.ledger import _KNOWN as LEDGER_QUERY
 from protocol.rules import CHINA_TZ
 from tests.api_client import Api, person
 from tests.federation import build, eventually

@@ -25,10 +25,10 @@ from sqlalchemy import select
 
 from node.clock import SystemClock
 from node.config import DB_NAME
-from node.drafts import act, assign
-from node.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import LocalTree, RunningNode, Shape
 from node.storage import schema as t
-from node.store import PARENT
+from node.storage.events import PARENT
+from node.workflow.drafts import act, assign
 from protocol.events import Deployed, Feedback
 from tests.federation import build, eventually, folded
 

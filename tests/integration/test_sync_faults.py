@@ -27,10 +27,10 @@ import pytest
 
 from node.app import CLIENT
 from node.clock import ManualClock
-from node.drafts import assign
-from node.localtree import LocalTree, RunningNode, Shape
-from node.store import PARENT
+from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.storage.events import PARENT
 from node.sync.auth import make_header
+from node.workflow.drafts import assign
 from tests.federation import build, eventually
 
 SHAPE: Shape = [("14", None, "山西省", "province"), ("1401", "14", "太原市", "city")]

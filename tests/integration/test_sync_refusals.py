@@ -28,15 +28,15 @@ import pytest
 from sqlalchemy import select
 
 from hierarchy.keys import revoke
-from node import keyfile
 from node.clock import SystemClock
 from node.context import NodeContext, open_node
-from node.drafts import assign
-from node.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.storage import keyfile
 from node.storage import schema as t
-from node.store import PARENT, SELF
+from node.storage.events import PARENT, SELF
 from node.sync.auth import AUTH_TYPE, make_header
 from node.sync.client import REPLY_LIMITS
+from node.workflow.drafts import assign
 from protocol import codec, envelope, errors
 from protocol.events import decode_event, encode_event
 from protocol.keys import SigningKey

@@ -20,11 +20,11 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 from yarl import URL
 
-from node.api.auth import COOKIE, MAX_FAILURES
 from node.clock import SystemClock
-from node.localtree import RunningNode
+from node.demo.localtree import RunningNode
+from node.http.api.auth import COOKIE, MAX_FAILURES
+from node.http.web import csrf
 from node.storage import schema as t
-from node.web import csrf
 from tests.api_client import person
 from tests.federation import Federation, build
 

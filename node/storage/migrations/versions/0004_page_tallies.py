@@ -1,9 +1,9 @@
 """Page tallies: item facts, per-node counts, quarter and week tallies, cached points.
 
 Counts kept beside the item rows so the tree page and the command board read a
-few thousand small rows instead of every item (node/reports/tallies.py,
+few thousand small rows instead of every item (node/items/tallies.py,
 docs/pages.md "Scale"). The upgrade creates the tables and builds them from the
-``items`` table with the code of this version (``node.reports.tallies.rebuild``:
+``items`` table with the code of this version (``node.items.tallies.rebuild``:
 one pass over the rows, about a minute per million items); every item is listed
 to be scored, which the running node's keeper does in the background. A later
 revision that changes these tables rebuilds them itself.
@@ -150,7 +150,7 @@ def upgrade() -> None:
 
     if context.is_offline_mode():
         return  # rendering SQL for review: there are no rows to build from
-    from node.reports.tallies import rebuild
+    from node.items.tallies import rebuild
 
     rebuild(op.get_bind(), watermark_at=int(time.time() * 1000))
 

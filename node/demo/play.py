@@ -1,0 +1,305 @@
+"""``duban demo``: a whole four-level federation on this machine, with sample items.
+
+Starts a province, 2 cities, 2 counties each and 2 townships each as real
+nodes (own key, own SQLite database, own HTTP server on loopback), enrolled
+over HTTP like ``duban join``; then plays out sample items in every state —
+some overdue, one returned, a major item on an approved plan — through the
+real sync, and serves until Ctrl-C.
+
+History is seeded in the past by running the whole federation on a clock set
+back ten days and moving it forward to the present as the story unfolds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from node.clock import OffsetClock
+from node.demo.localtree import LocalTree, RunningNode, build, four_levels, reopen
+from node.storage import schema as t
+from node.workflow.drafts import act, assign
+from protocol.events import (
+    Closed,
+    Deployed,
+    Feedback,
+    Milestone,
+    PlanDecided,
+    PlanSubmitted,
+    Resolved,
+    Reviewed,
+    Withdrawn,
+)
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+DEMO_PASSWORD = "duban-demo"
+DEMO_SETTINGS = {
+    "sync.long_poll_seconds": 20,
+    "sync.retry_initial_seconds": 0.2,
+    "sync.retry_max_seconds": 5.0,
+}
+
+
+class DemoError(Exception):
+    """The demo cannot run; the message says what to change."""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    end = time.monotonic() + 30
+    while not await check():
+        if time.monotonic() > end:
+            raise DemoError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _status_at(node: RunningNode, item: str) -> str | None:
+    """The item's status at ``node``, with ``+plan`` while a plan awaits a decision."""
+    async with node.ctx.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(t.items.c.status, t.items.c.state).where(t.items.c.item_id == item)
+            )
+        ).first()
+    if row is None:
+        return None
+    plan = json.loads(row.state).get("plan") or {}
+    status: str = row.status
+    return status + ("+plan" if plan.get("status") == "submitted" else "")
+
+
+async def _people(tree: LocalTree) -> None:
+    """At every node: the office, an administrator (督查室) and a leader."""
+    for node in tree.nodes.values():
+        accounts = node.ctx.accounts
+        now = node.ctx.clock.now_ms()
+        await accounts.add_unit("office", "办公室", office=True, now=now)
+        await accounts.add_user("admin", role="supervisor", unit="office",
+                                password=DEMO_PASSWORD, display_name="督查室", now=now)
+        await accounts.add_user("leader", role="leader", unit=None, password=DEMO_PASSWORD,
+                                display_name="分管领导", now=now)
+
+
+async def _status_counts(node: RunningNode) -> list[tuple[str, int]]:
+    async with node.ctx.db.read() as conn:
+        rows = await conn.execute(
+            select(t.items.c.status, func.count()).group_by(t.items.c.status).order_by(
+                t.items.c.status
+            )
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+
+class Story:
+    """Plays one item's life, waiting for sync between the two parties."""
+
+    def __init__(self, tree: LocalTree, clock: OffsetClock) -> None:
+        self.tree = tree
+        self.clock = clock
+
+    async def at(self, node: str, item: str, status: str) -> None:
+        async def check() -> bool:
+            return await _status_at(self.tree[node], item) == status
+
+        await _eventually(check, f"{item} to be {status} at {node}")
+
+    async def assign(self, by: str, to: str, title: str, **fields: object) -> str:
+        [(event, _)] = await self.tree[by].ctx.store.append_own(
+            [assign(me=by, assignee=to, title=title, **fields)]  # type: ignore[arg-type]
+        )
+        await self.at(to, event.item, "assigned")
+        return event.item
+
+    async def do(self, node: str, item: str, to: str, kind: type, expect: str, **f: object) -> None:
+        await self.tree[node].ctx.store.append_own([act(kind, me=node, item=item, to=to, **f)])
+        await self.at(to, item, expect)
+
+    def later(self, hours: float) -> None:
+        self.clock.offset_ms += int(hours * HOUR_MS)
+
+
+async def seed(tree: LocalTree, clock: OffsetClock) -> list[tuple[str, str]]:
+    """Sample items in every state; returns (item id, what it shows)."""
+    s = Story(tree, clock)
+    shown: list[tuple[str, str]] = []
+
+    # 1. Assigned ten days ago, never touched: red (overdue).
+    town = "140201001"
+    item = await s.assign("140201", town, "排查农村危房安全隐患", source="topical")
+    shown.append((item, "assigned 10 days ago, nothing done: overdue (red)"))
+
+    # 2. A general item closed on time.
+    town = "140101001"
+    item = await s.assign("14", town, "整治农村人居环境", board="daily", source="plenary")
+    s.later(3)
+    await s.do(town, item, "14", Deployed, "deployed", note="已召开专题会议研究部署")
+    s.later(20)
+    await s.do(town, item, "14", Feedback, "reporting", text="已清理垃圾点12处", progress=60,
+               attachments=())
+    s.later(48)
+    await s.do(town, item, "14", Resolved, "resolved", text="全部整治完毕", attachments=())
+    s.later(5)
+    await s.do("14", item, town, Reviewed, "accepted", outcome="accept", reason="")
+    await s.do("14", item, town, Closed, "closed", note="销号")
+    shown.append((item, "deployed, reported, resolved, accepted and closed (0)"))
+
+    # 3. A general item returned for rework, now overdue.
+    town = "140101002"
+    item = await s.assign("14", town, "化解信访积案", board="daily", source="instruction")
+    s.later(10)
+    await s.do(town, item, "14", Deployed, "deployed", note="成立专班")
+    s.later(30)
+    await s.do(town, item, "14", Resolved, "resolved", text="已与信访人达成协议", attachments=())
+    s.later(4)
+    await s.do("14", item, town, Reviewed, "returned", outcome="return",
+               reason="缺少书面协议和回访记录")
+    shown.append((item, "resolved, then returned (退回) by the province"))
+
+    # 4. A major item on an approved plan (key investment board).
+    town = "140102001"
+    item = await s.assign("14", town, "推进重点招商项目落地", board="investment",
+                          source="executive", item_class="major")
+    s.later(5)
+    await s.do(town, item, "14", Deployed, "deployed", note="主要领导牵头")
+    s.later(30)
+    await s.do(town, item, "14", Feedback, "reporting", text="已与投资方完成首轮洽谈",
+               progress=15, attachments=())
+    now = clock.now_ms()
+    milestones = (
+        Milestone(title="完成项目签约", due=now + 10 * DAY_MS),
+        Milestone(title="完成土地供应", due=now + 40 * DAY_MS),
+        Milestone(title="项目开工", due=now + 70 * DAY_MS),
+    )
+    await s.do(town, item, "14", PlanSubmitted, "reporting+plan", milestones=milestones,
+               note="一个月内难以完成，报送解决方案和时间节点")
+    s.later(6)
+    await s.do("14", item, town, PlanDecided, "planned", approved=True, reason="")
+    shown.append((item, "major item on an approved plan with three milestones"))
+
+    # 5. Decomposition at a city: a key task for a county, deployed and reporting.
+    item = await s.assign("1402", "140202", "重点工程项目进度督查", board="engineering",
+                          source="office")
+    s.later(2)
+    await s.do("140202", item, "1402", Deployed, "deployed", note="已分解到乡镇")
+    await s.do("140202", item, "1402", Feedback, "reporting", text="三个项目均已复工",
+               progress=35, attachments=())
+    shown.append((item, "a city's item for a county, reporting 35%"))
+
+    # 6. A withdrawn item.
+    item = await s.assign("1401", "140102", "临时性检查任务", source="office")
+    await s.do("1401", item, "140102", Withdrawn, "withdrawn", reason="任务已由省级统一部署")
+    shown.append((item, "withdrawn (撤回) by the city"))
+
+    # 7. Resolved, awaiting the province's review.
+    town = "140202002"
+    item = await s.assign("14", town, "规范村级财务管理", source="topical")
+    s.later(8)
+    await s.do(town, item, "14", Deployed, "deployed", note="已部署")
+    await s.do(town, item, "14", Resolved, "resolved", text="已建立村级财务公开制度",
+               attachments=())
+    shown.append((item, "resolved, awaiting the province's review"))
+
+    # 8. Assigned just now: green, due tomorrow.
+    clock.offset_ms = 0
+    item = await s.assign("14", "140101", "做好安全生产大检查", source="office")
+    shown.append((item, "just assigned to a county: green"))
+    return shown
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    keep = args.data is not None
+    base = Path(args.data).expanduser().resolve() if keep else Path(
+        tempfile.mkdtemp(prefix="duban-demo-")
+    )
+    shape = four_levels()
+    clock = OffsetClock(-10 * DAY_MS)
+    ports = {node: args.base_port + i for i, (node, *_rest) in enumerate(shape)}
+    started = time.monotonic()
+    if (base / shape[0][0]).exists():
+        clock.offset_ms = 0
+        say(f"reopening the demo tree in {base}")
+        tree = await reopen(base, clock, shape)
+        shown: list[tuple[str, str]] = []
+    else:
+        say(f"creating a four-level demo tree in {base} …")
+        try:
+            tree = await build(base, clock, shape, extra=DEMO_SETTINGS, ports=ports)
+        except OSError as exc:
+            raise DemoError(
+                f"{exc.strerror or exc}: the demo uses ports {args.base_port}-"
+                f"{args.base_port + len(shape) - 1}; pick others with --base-port"
+            ) from None
+        say(f"  {len(shape)} nodes enrolled and running ({time.monotonic() - started:.1f}s)")
+        await _people(tree)
+        say("playing sample items through the federation …")
+        shown = await seed(tree, clock)
+    try:
+        _print_summary(tree, shape, shown, await _status_counts(tree[shape[0][0]]))
+        if args.no_wait:
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        say("running; press Ctrl-C to stop")
+        await stop.wait()
+        return 0
+    finally:
+        say("stopping the demo tree …")
+        await tree.stop()
+        if not keep:
+            say(f"(demo data was in {base}; pass --data DIR to keep it)")
+
+
+def _print_summary(
+    tree: LocalTree,
+    shape: list[tuple[str, str | None, str, str]],
+    shown: list[tuple[str, str]],
+    counts: list[tuple[str, int]],
+) -> None:
+    say("")
+    say(f"{'node':<12} {'level':<9} {'status (JSON)':<44} name")
+    for node, _parent, name, level in shape:
+        indent = {"province": "", "city": " ", "county": "  ", "township": "   "}[level]
+        say(f"{indent + node:<12} {level:<9} {tree[node].url + '/api/v1/status':<44} {name}")
+    if shown:
+        say("")
+        say("sample items, as the province's mirror holds them:")
+        for item, what in shown:
+            say(f"  {item:<14} {what}")
+        say("")
+        say("the province's mirror by status: " + ", ".join(
+            f"{status} {count}" for status, count in counts))
+    say("")
+    say(f"sign in at any node as admin (督查室) or leader (分管领导), password {DEMO_PASSWORD}")
+    say(f"  e.g. {tree['14'].url}/  — or with the API:")
+    say(f"  curl -s -c jar -H 'Content-Type: application/json' "
+        f"-d '{{\"name\":\"admin\",\"password\":\"{DEMO_PASSWORD}\"}}' "
+        f"{tree['14'].url}/api/v1/login")
+    say(f"  curl -s -b jar '{tree['14'].url}/api/v1/items?colour=red'")
+
+
+def main() -> None:  # pragma: no cover - `duban demo` is the entry point
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data")
+    parser.add_argument("--base-port", type=int, default=8400)
+    parser.add_argument("--no-wait", action="store_true")
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(run_demo(parser.parse_args())))
+
+
+__all__ = ["run_demo", "seed"]

@@ -1,0 +1,602 @@
+"""The item endpoints: assign, the ledger, one item with its verified history, actions.
+
+Request bodies are JSON (feedback and resolve also accept multipart with files);
+answers are JSON with ISO date-times in China time. Statuses are the stable
+English values of ``protocol.fold.Status``; pages translate them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from sqlalchemy import select
+
+from hierarchy.roles import ROLE_ACTIONS, Action
+from node.context import NodeContext
+from node.http.api import attachments
+from node.http.api.attachments import NewFile
+from node.http.api.auth import current_user
+from node.http.api.validate import Body, iso, read_bytes, read_json
+from node.http.errors import ApiError, bad
+from node.http.sync import CTX
+from node.queries import ledger
+from node.storage import schema as t
+from node.workflow.actions import Workflow
+from protocol import envelope
+from protocol.errors import ProtocolError
+from protocol.events import (
+    MAX_TEXT,
+    MAX_TITLE,
+    SOURCES,
+    Closed,
+    Deployed,
+    Feedback,
+    ItemEvent,
+    Milestone,
+    PlanDecided,
+    PlanSubmitted,
+    Resolved,
+    Reviewed,
+    Updated,
+    Withdrawn,
+    decode_event,
+)
+
+logger = logging.getLogger(__name__)
+
+WORKFLOW = web.AppKey("workflow", Workflow)
+_DIGEST = re.compile(r"[0-9a-f]{64}\Z")
+#: The actions that carry files, and the permission each needs.
+REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
+_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,19}\Z")
+
+
+def _ctx(request: web.Request) -> NodeContext:
+    return request.app[CTX]
+
+
+def _wf(request: web.Request) -> Workflow:
+    return request.app[WORKFLOW]
+
+
+def sources_of(ctx: NodeContext) -> tuple[str, ...]:
+    extra = str(ctx.config["workflow.extra_sources"])
+    return tuple(dict.fromkeys((*SOURCES, *(s.strip() for s in extra.split(",") if s.strip()))))
+
+
+def item_id_of(request: web.Request) -> str:
+    item = request.match_info["item"]
+    if not _ITEM_ID.match(item):
+        raise ApiError(404, "unknown_item", f"{item[:80]!r} is not an item id")
+    return item
+
+
+def _max_body(ctx: NodeContext) -> int:
+    return int(ctx.config["api.max_body_bytes"])
+
+
+# ------------------------------------------------------------------ create
+
+
+def assignment_fields(body: Body, ctx: NodeContext) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "title": body.text("title", max_len=MAX_TITLE),
+        "description": body.text(
+            "description", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
+        ),
+        "assignee": body.text("assignee", max_len=64),
+        "board": body.choice(
+            "board", ledger.boards_of(ctx), default="daily", reason="unknown_board"
+        ),
+        "source": body.choice("source", sources_of(ctx), default="office", reason="unknown_source"),
+        "calendar": body.choice(
+            "calendar", ("natural", "working"), default=str(ctx.config["workflow.calendar"])
+        ),
+        "lead_unit": body.optional_text("lead_unit", max_len=64),
+        "co_units": body.strings("co_units"),
+    }
+    deadline = body.moment("deadline", required=False)
+    if deadline is not None:
+        if body.has("class") and body.value.get("class") != "explicit":
+            raise bad("class", "give either class or deadline, not both")
+        body.seen.add("class")
+        fields["class"], fields["deadline"] = "explicit", deadline
+        if deadline <= ctx.clock.now_ms():
+            raise bad("deadline", "must be in the future")
+    else:
+        fields["class"] = body.choice("class", ("general", "major"), default="general")
+    return fields
+
+
+async def create_item(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    ctx = _ctx(request)
+    body = await read_json(request, max_bytes=_max_body(ctx))
+    fields = assignment_fields(body, ctx)
+    body.finish()
+    event, estimated = await _wf(request).assign(user, fields)
+    return web.json_response(
+        {
+            "id": event.item,
+            "status": "assigned",
+            "assignee": event.assignee,
+            "assignee_unit": event.assignee_unit,
+            "deadlines": _deadlines(
+                event.deadlines.deploy, event.deadlines.feedback, event.deadlines.resolve
+            ),
+            "calendar": event.calendar,
+            "calendar_estimated": estimated,
+        },
+        status=201,
+    )
+
+
+def _deadlines(deploy: int, feedback: int, resolve: int) -> dict[str, Any]:
+    return {
+        "deploy": iso(deploy),
+        "feedback": iso(feedback),
+        "resolve": iso(resolve),
+        "deploy_ms": deploy,
+        "feedback_ms": feedback,
+        "resolve_ms": resolve,
+    }
+
+
+# -------------------------------------------------------------------- read
+
+
+async def list_items(request: web.Request) -> web.Response:
+    await current_user(request)
+    ctx = _ctx(request)
+    tree = _wf(request).tree
+    answer = await ledger.list_items(ctx, request.query, ledger.boards_of(ctx), tree.__contains__)
+    return web.json_response(answer)
+
+
+async def get_item(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    ctx = _ctx(request)
+    wf = _wf(request)
+    item = item_id_of(request)
+    state = await wf.readable(user, item)
+    now = ctx.clock.now_ms()
+    history = await verified_history(ctx, item)
+    subs = await wf.sub_items(item)
+    done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
+    body = {
+        "item": state.to_dict(),
+        "id": item,
+        "status": str(state.status),
+        "colour": str(state.colour(now)),
+        "deadlines": _deadlines(state.deploy.due, state.first_feedback.due, state.resolve.due),
+        "history": history,
+        "verified": all(h["verified"] for h in history),
+        "sub_items": subs,
+        "rollup": {
+            "count": len(subs),
+            "done": done,
+            "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else None,
+        },
+        "nodes": await ledger.freshness(ctx, {state.assignee, state.assigner}),
+    }
+    return web.json_response(body)
+
+
+async def verified_history(ctx: NodeContext, item: str) -> list[dict[str, Any]]:
+    """Every stored event of the item, each signature checked again from its bytes."""
+    async with ctx.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(t.events.c.raw, t.events.c.source, t.events.c.received_at)
+                .where(t.events.c.item_id == item)
+                .order_by(t.events.c.lamport, t.events.c.pos)
+            )
+        ).all()
+    out = []
+    for raw, source, received_at in rows:
+        env = envelope.parse(raw)
+        event = decode_event(env.type, env.body)
+        verified, reason = True, None
+        try:
+            env.verify(ctx.trust.key_for(env.key_id))
+            ctx.trust.check_event_signer(env.key_id, event.origin, event.seq, event.at)
+        except ProtocolError as exc:
+            verified, reason = False, exc.reason
+        body = {
+            k: v
+            for k, v in _plain(event).items()
+            if k not in ("item", "origin", "seq", "lamport", "at", "to")
+        }
+        out.append(
+            {
+                "event_id": env.event_id,
+                "type": env.type,
+                "origin": event.origin,
+                "seq": event.seq,
+                "lamport": event.lamport,
+                "at": iso(event.at),
+                "to": event.to,
+                "signer_key": env.key_id.hex(),
+                "batch_signed": env.proof is not None,
+                "verified": verified,
+                "refusal": reason,
+                "received_from": source,
+                "received_at": iso(received_at),
+                "fields": body,
+            }
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+# ----------------------------------------------------------------- actions
+
+
+async def _attachments(ctx: NodeContext, digests: tuple[str, ...], field: str) -> tuple[bytes, ...]:
+    out = []
+    async with ctx.db.read() as conn:
+        for i, digest in enumerate(digests):
+            if not _DIGEST.match(digest):
+                raise bad(f"{field}[{i}]", "must be a 64-character hex SHA-256")
+            raw = bytes.fromhex(digest)
+            if not await conn.scalar(
+                select(t.attachments.c.digest).where(t.attachments.c.digest == raw)
+            ):
+                raise bad(
+                    f"{field}[{i}]", "no such attachment: upload it first", "unknown_attachment"
+                )
+            out.append(raw)
+    return tuple(out)
+
+
+async def _report_body(
+    request: web.Request, ctx: NodeContext
+) -> tuple[Body, tuple[bytes, ...], tuple[NewFile, ...]]:
+    """JSON citing uploaded files, or multipart with text fields and new files (read,
+    not stored: the action stores them once it is accepted)."""
+    if request.content_type.startswith("multipart/"):
+        fields: dict[str, Any] = {}
+        files: list[NewFile] = []
+        limit = int(ctx.config["api.max_attachment_bytes"])
+        together = int(ctx.config["api.max_upload_bytes"])
+        try:
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    continue
+                if part.filename:
+                    # Every file is held in memory until the action is accepted: bound
+                    # them together, not only one by one.
+                    left = together - sum(len(f.data) for f in files)
+                    if left < limit:
+                        try:
+                            data = await _read_part(part, left, "attachments")
+                        except ApiError as exc:
+                            exc.detail = (f"attachments: the files together are at most "
+                                          f"{together} bytes (api.max_upload_bytes)")
+                            raise
+                    else:
+                        data = await _read_part(part, limit, "attachments")
+                    content_type = part.headers.get("Content-Type", "application/octet-stream")
+                    files.append(NewFile(data, content_type, part.filename))
+                else:
+                    raw = await _read_part(part, _max_body(ctx), part.name)
+                    text = _part_text(raw, part.name)
+                    numeric = part.name in ("progress", "milestone")
+                    fields[part.name] = (
+                        int(text) if numeric and text.isascii() and text.isdigit() else text
+                    )
+        except (ValueError, RuntimeError, TypeError, HttpProcessingError) as exc:
+            raise ApiError(
+                400, "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
+            ) from None
+        return Body(fields), tuple(f.digest for f in files), tuple(files)
+    body = await read_json(request, max_bytes=_max_body(ctx))
+    cited = await _attachments(ctx, body.strings("attachments", max_len=64), "attachments")
+    return body, cited, ()
+
+
+async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
+    """A part's bytes, refusing it as soon as it passes ``limit``."""
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > limit:
+            name = part.filename or field
+            raise ApiError(413, "too_large", f"{name}: at most {limit} bytes", field)
+    return bytes(data)
+
+
+def _part_text(raw: bytes, field: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, "invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field
+        ) from None
+
+
+async def _act(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    ctx = _ctx(request)
+    wf = _wf(request)
+    item = item_id_of(request)
+    action = request.match_info["action"]
+    if action == "decompose":
+        return await _decompose(request, user, item)
+    new_files: tuple[NewFile, ...] = ()
+    if action in ("feedback", "resolve"):
+        # Refuse a person who may not report before reading (let alone keeping) files.
+        await wf.permitted(user, item, REPORTS[action])
+        body, files, new_files = await _report_body(request, ctx)
+    else:
+        body, files = await read_json(request, max_bytes=_max_body(ctx)), ()
+    step, kind, fields = await action_fields(action, body, files, wf, item, ctx)
+    body.finish()
+    event = await wf.act(user, item, step, kind, files=new_files, **fields)
+    state = await wf.state(item)
+    return web.json_response(
+        {
+            "id": item,
+            "event": event.TYPE,
+            "seq": event.seq,
+            "status": str(state.status),
+            "progress": state.progress,
+        }
+    )
+
+
+async def action_fields(
+    action: str,
+    body: Body,
+    files: tuple[bytes, ...],
+    wf: Workflow,
+    item: str,
+    ctx: NodeContext,
+) -> tuple[Action, type[ItemEvent], dict[str, Any]]:
+    """The permission step, event kind and fields of one item action, read from ``body``.
+
+    Shared by the JSON API and the pages' forms; the caller calls ``body.finish()``.
+    """
+    kind: type[ItemEvent]
+    fields: dict[str, Any]
+    match action:
+        case "deploy":
+            step, kind = Action.DEPLOY, Deployed
+            fields = {"note": body.text("note", max_len=MAX_TEXT, default="已研究部署")}
+        case "feedback":
+            step, kind = Action.FEEDBACK, Feedback
+            fields = {
+                "text": body.text("text", max_len=MAX_TEXT),
+                "progress": body.integer("progress", lo=0, hi=100),
+                "attachments": files,
+                "milestone": body.integer("milestone", lo=0, hi=99, required=False)
+                if body.has("milestone")
+                else None,
+            }
+            body.seen.add("milestone")
+        case "plan":
+            step, kind = Action.PLAN, PlanSubmitted
+            fields = {
+                "milestones": _milestones(body),
+                "note": body.text(
+                    "note", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
+                ),
+            }
+        case "approve" | "reject":
+            step, kind = Action.DECIDE_PLAN, PlanDecided
+            fields = {
+                "approved": action == "approve",
+                "reason": body.text(
+                    "reason",
+                    max_len=MAX_TEXT,
+                    required=action == "reject",
+                    allow_empty=action == "approve",
+                ),
+            }
+        case "resolve":
+            step, kind = Action.RESOLVE, Resolved
+            fields = {"text": body.text("text", max_len=MAX_TEXT), "attachments": files}
+        case "review":
+            step, kind = Action.REVIEW, Reviewed
+            outcome = body.choice("outcome", ("accept", "return"))
+            fields = {
+                "outcome": outcome,
+                "reason": body.text(
+                    "reason",
+                    max_len=MAX_TEXT,
+                    required=outcome == "return",
+                    allow_empty=outcome == "accept",
+                ),
+            }
+        case "close":
+            step, kind = Action.CLOSE, Closed
+            fields = {"note": body.text("note", max_len=MAX_TEXT, default="销号")}
+        case "withdraw":
+            step, kind = Action.WITHDRAW, Withdrawn
+            fields = {"reason": body.text("reason", max_len=MAX_TEXT)}
+        case "update":
+            step, kind = Action.UPDATE, Updated
+            fields = await _update_fields(body, wf, item, ctx)
+        case _:
+            raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+    return step, kind, fields
+
+
+def _milestones(body: Body) -> tuple[Milestone, ...]:
+    """The plan's milestones; each one's fields checked here, with its index."""
+    out = []
+    for i, m in enumerate(body.objects("milestones", max_items=24)):
+        title, due = m.text("title", max_len=MAX_TITLE), m.moment("due") or 0
+        m.finish()
+        try:
+            out.append(Milestone(title=title, due=due))
+        except ProtocolError as exc:
+            name = "due" if "due" in exc.detail.split(":", 1)[0] else "title"
+            raise bad(f"milestones[{i}].{name}", exc.detail.split(": ", 1)[-1]) from None
+    return tuple(out)
+
+
+async def _update_fields(body: Body, wf: Workflow, item: str, ctx: NodeContext) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if body.has("title"):
+        fields["title"] = body.text("title", max_len=MAX_TITLE)
+    if body.has("description"):
+        fields["description"] = body.text("description", max_len=MAX_TEXT, allow_empty=True)
+    if body.has("lead_unit"):
+        fields["lead_unit"] = body.text("lead_unit", max_len=64)
+    if body.has("co_units"):
+        fields["co_units"] = body.strings("co_units")
+    if body.has("deadline"):
+        state = await wf.state(item)
+        resolve = body.moment("deadline") or 0
+        if resolve <= ctx.clock.now_ms():
+            raise bad("deadline", "must be in the future")
+        from protocol.events import Deadlines
+
+        fields["deadlines"] = Deadlines(
+            deploy=min(state.deploy.due, resolve),
+            feedback=min(state.first_feedback.due, resolve),
+            resolve=resolve,
+        )
+    for name in ("title", "description", "lead_unit", "co_units", "deadline"):
+        body.seen.add(name)
+    body.finish()
+    if not fields:
+        raise ApiError(
+            400,
+            "missing_field",
+            "give at least one of title, description, deadline, lead_unit, co_units",
+            "body",
+        )
+    return fields
+
+
+async def _decompose(request: web.Request, user: Any, item: str) -> web.Response:
+    ctx = _ctx(request)
+    body = await read_json(request, max_bytes=_max_body(ctx))
+    parts: list[dict[str, Any]] = []
+    for part in body.objects("parts", max_items=50):
+        entry: dict[str, Any] = {
+            "assignee": part.text("assignee", max_len=64),
+            "title": part.text("title", max_len=MAX_TITLE),
+            "description": part.text(
+                "description", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
+            ),
+            "lead_unit": part.optional_text("lead_unit", max_len=64),
+            "co_units": part.strings("co_units"),
+        }
+        deadline = part.moment("deadline", required=False)
+        if deadline is not None:
+            if part.has("class"):
+                raise bad(f"parts[{len(parts)}].class", "give either class or deadline, not both")
+            entry["class"], entry["deadline"] = "explicit", deadline
+            part.seen.add("class")
+        else:
+            entry["class"] = part.choice(
+                "class", ("general", "major", "inherit"), default="inherit"
+            )
+        part.finish()
+        parts.append(entry)
+    body.finish()
+    events = await _wf(request).decompose(user, item, parts)
+    return web.json_response(
+        {
+            "id": item,
+            "sub_items": [
+                {
+                    "id": e.item,
+                    "assignee": e.assignee,
+                    "assignee_unit": e.assignee_unit,
+                    "deadlines": _deadlines(
+                        e.deadlines.deploy, e.deadlines.feedback, e.deadlines.resolve
+                    ),
+                }
+                for e in events
+            ],
+        },
+        status=201,
+    )
+
+
+# -------------------------------------------------------------- attachments
+
+
+async def upload_attachment(request: web.Request) -> web.Response:
+    """A file to cite in a later feedback or resolution: only for people who may
+    report (403 ``role_forbidden`` before the body is read), within the quotas."""
+    user = await current_user(request)
+    ctx = _ctx(request)
+    if not ROLE_ACTIONS[user.role] & set(REPORTS.values()):
+        raise ApiError(
+            403, "role_forbidden", f"a {user.role} does not report, so uploads no files"
+        )
+    limit = int(ctx.config["api.max_attachment_bytes"])
+    data = await read_bytes(request, limit)
+    if not data:
+        raise ApiError(400, "missing_body", "send the file as the request body", "body")
+    name = request.headers.get("X-Filename", "file")
+    file = NewFile(data, request.content_type or "application/octet-stream", name)
+    async with ctx.db.write() as conn:
+        await attachments.store(conn, ctx.config, user, [file], ctx.clock.now_ms())
+    return web.json_response({"digest": file.digest.hex(), "size": len(data)}, status=201)
+
+
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    await current_user(request)
+    ctx = _ctx(request)
+    digest = request.match_info["digest"]
+    if not _DIGEST.match(digest):
+        raise ApiError(404, "unknown_attachment", "not a SHA-256 digest")
+    async with ctx.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(t.attachments).where(t.attachments.c.digest == bytes.fromhex(digest))
+            )
+        ).first()
+    if row is None:
+        raise ApiError(
+            404,
+            "attachment_not_here",
+            "this node holds the attachment's hash but not its bytes "
+            "(attachments stay with the node that received them)",
+        )
+    return web.Response(
+        body=row.data,
+        headers={
+            # Set as a header: content_type= refuses any type that contains "charset".
+            "Content-Type": row.content_type,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/items", create_item)
+    app.router.add_get("/api/v1/items", list_items)
+    app.router.add_get("/api/v1/items/{item}", get_item)
+    app.router.add_post("/api/v1/items/{item}/{action}", _act)
+    app.router.add_post("/api/v1/attachments", upload_attachment)
+    app.router.add_get("/api/v1/attachments/{digest}", get_attachment)

@@ -1,0 +1,659 @@
+"""The OpenAPI 3.1 description of /api/v1, built in code and served at /api/v1/openapi.json.
+
+The request schemas say exactly what the handlers accept (required fields,
+types, lengths, enums, bounds); the boards and sources include this node's
+``workflow.extra_boards`` / ``workflow.extra_sources``, so the document is built
+for the node that serves it. A test compares the paths here with the routes the
+app registers, and schemathesis fuzzes every operation against a live node.
+
+Two things JSON Schema cannot say are said in descriptions instead: text is
+stripped before its length is checked and may not hold control characters
+(tabs and newlines are allowed in free text), and a ``null`` value counts as
+an absent field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from node.config import Config
+from node.http.api.reminders import openapi_paths as reminder_paths
+from node.http.api.reports import openapi_paths as report_paths
+from node.http.sync import CTX
+from node.queries.ledger import COLOURS, MAX_LIMIT, SORTS, known_boards
+from protocol.events import MAX_TEXT, MAX_TITLE, SOURCES
+from protocol.fold import Status
+
+Schema = dict[str, Any]
+
+PATH = "/api/v1/openapi.json"
+LOGIN_MAX_BYTES = 4096
+
+STATUS_MEANINGS: dict[str, str] = {
+    Status.ASSIGNED: "assigned; the handling node has not yet deployed it (研究部署)",
+    Status.DEPLOYED: "deployed: the handling unit has studied it and set to work",
+    Status.REPORTING: "at least one progress report (反馈) has been sent",
+    Status.PLANNED: (
+        "a plan with milestones was approved; its last milestone is the resolve deadline"
+    ),
+    Status.RESOLVED: "reported done (办结); awaiting the assigner's review",
+    Status.RETURNED: "the assigner returned the resolution; handling goes on",
+    Status.ACCEPTED: "the assigner accepted the resolution; only closing remains",
+    Status.CLOSED: "closed (销号): final",
+    Status.WITHDRAWN: "withdrawn by the assigner: final",
+}
+
+REASONS: dict[int, dict[str, str]] = {
+    400: {
+        "missing_body": "no body where a JSON object is expected",
+        "bad_json": "the body is not JSON, or not a JSON object",
+        "invalid_utf8": "the body (or a multipart text field) is not UTF-8",
+        "bad_multipart": "a multipart/form-data body that cannot be parsed",
+        "missing_field": "a required field is absent (or null)",
+        "bad_field": "a field has the wrong type, length, range or value",
+        "unknown_field": "a field or query parameter nobody asked for",
+        "unknown_board": "board is not one of this node's boards",
+        "unknown_source": "source is not one of this node's sources",
+        "unknown_assignee": "assignee is neither a unit here nor a known node",
+        "unknown_unit": "lead_unit is not a unit of this node",
+        "unknown_attachment": "an attachment digest that was never uploaded here",
+    },
+    401: {
+        "auth_required": "no bearer token and no session cookie",
+        "bad_credentials": "unknown token or session, malformed Authorization, wrong password",
+        "session_expired": "the session cookie is too old: sign in again",
+        "account_disabled": "the account is disabled",
+    },
+    403: {
+        "csrf_failed": "a session-cookie request not from this site (Origin, Referer or "
+        "X-Duban-CSRF; docs/api.md)",
+        "not_in_scope": "the item or scope is outside this node's subtree",
+        "not_ancestor": "assigning is only to this node's units or its descendants",
+        "not_assigner": "only the assigning node does this",
+        "not_assignee": "only the handling node does this",
+        "role_forbidden": "the person's role does not allow this",
+        "wrong_unit": "a unit-bound person acts only for their own unit",
+    },
+    404: {
+        "not_found": "no such path",
+        "unknown_item": "no such item here (or not an item id)",
+        "unknown_action": "no such item action",
+        "unknown_node": "the scope names no node known here",
+        "unknown_attachment": "not a SHA-256 digest",
+        "attachment_not_here": "this node does not hold the attachment's bytes",
+    },
+    405: {"method_not_allowed": "the path exists, the method does not"},
+    409: {
+        "invalid_transition": "the action does not fit the item's status",
+        "item_closed": "the item is closed",
+        "item_withdrawn": "the item is withdrawn",
+    },
+    413: {
+        "too_large": "the body is larger than the node accepts",
+        "quota_exceeded": "the person's attachments would pass their quota",
+        "node_quota_exceeded": "the node's attachments would pass its quota",
+    },
+    415: {"unsupported_media_type": "a JSON body sent without Content-Type: application/json"},
+    429: {"too_many_attempts": "too many failed sign-ins; see Retry-After"},
+    500: {"internal": "the server failed; the error is logged (never a stack trace)"},
+}
+
+_ITEM_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,19}$"
+_DIGEST = r"^[0-9a-f]{64}$"
+_TEXT_NOTE = (
+    " Stripped of surrounding white space, then checked; no control characters"
+    " (free text may hold tabs and newlines)."
+)
+
+
+# ------------------------------------------------------------------ schemas
+
+
+def text(max_len: int, description: str = "", *, empty: bool = False) -> Schema:
+    schema: Schema = {"type": "string", "maxLength": max_len}
+    note = _TEXT_NOTE
+    if not empty:
+        # Not a pattern such as \S: it makes schemathesis' negative generation ten times slower.
+        schema["minLength"] = 1
+        note = " Not only white space." + note
+    schema["description"] = (description + note).strip()
+    return schema
+
+
+def units_list() -> Schema:
+    return {
+        "type": "array",
+        "maxItems": 50,
+        "items": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": "Co-operating unit codes.",
+    }
+
+
+def moment(description: str) -> Schema:
+    return {
+        "description": description
+        + " A date (2026-12-01: the end of that day, China time), a date-time "
+        "(2026-12-01T18:00 is China time; or give an offset), or unix milliseconds.",
+        "anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time", "maxLength": 40},
+            {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$"},
+            {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
+        ],
+    }
+
+
+def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **more: Any) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema | more
+
+
+def attachments_field() -> Schema:
+    return {
+        "type": "array",
+        "maxItems": 32,
+        "items": {"type": "string", "pattern": _DIGEST},
+        "description": "SHA-256 digests (hex) of files uploaded with POST /api/v1/attachments.",
+    }
+
+
+def report_multipart(with_progress: bool) -> Schema:
+    """The multipart form of feedback/resolve: text fields plus any number of files."""
+    properties: Schema = {"text": text(MAX_TEXT, "The report.")}
+    required = ["text"]
+    if with_progress:
+        properties["progress"] = {"type": "string", "pattern": r"^[0-9]{1,3}$",
+                                  "description": "0-100."}
+        properties["milestone"] = {"type": "string", "pattern": r"^[0-9]{1,2}$"}
+        required.append("progress")
+    properties["files"] = {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "description": "Files (any part with a filename), each at most api.max_attachment_bytes.",
+    }
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def assignment(boards: tuple[str, ...], sources: tuple[str, ...]) -> Schema:
+    return obj(
+        {
+            "title": text(MAX_TITLE, "What is to be done."),
+            "description": text(MAX_TEXT, "Details (default empty).", empty=True),
+            "assignee": text(
+                64, "A unit code of this node, or the id of a node below it."
+            ),
+            "board": {"type": "string", "enum": list(boards), "default": "daily",
+                      "description": "The '1+5' board (plus this node's extra boards)."},
+            "source": {"type": "string", "enum": list(sources), "default": "office"},
+            "calendar": {"type": "string", "enum": ["natural", "working"],
+                         "description": "Day counting; default workflow.calendar."},
+            "class": {
+                "type": "string",
+                "enum": ["general", "major", "explicit"],
+                "default": "general",
+                "description": "general: resolve in 7 days; major: in 1 month; explicit: "
+                "only together with deadline (giving deadline implies explicit).",
+            },
+            "deadline": moment("The resolve deadline (class explicit); in the future."),
+            "lead_unit": text(64, "Lead unit code (a unit of this node when assigning here)."),
+            "co_units": units_list(),
+        },
+        ("title", "assignee"),
+    )
+
+
+def part() -> Schema:
+    return obj(
+        {
+            "assignee": text(64, "A unit code of this node, or a node below it."),
+            "title": text(MAX_TITLE),
+            "description": text(MAX_TEXT, empty=True),
+            "lead_unit": text(64),
+            "co_units": units_list(),
+            "class": {
+                "type": "string",
+                "enum": ["general", "major", "inherit"],
+                "default": "inherit",
+                "description": "inherit: the parent's resolve deadline (general when that is "
+                "less than an hour away). Not together with deadline.",
+            },
+            "deadline": moment("An explicit resolve deadline for this part."),
+        },
+        ("assignee", "title"),
+    )
+
+
+def action_bodies() -> dict[str, tuple[str, str, Schema]]:
+    """action -> (who, what, JSON body schema)."""
+    reason = text(MAX_TEXT, "Why.")
+    return {
+        "deploy": ("handling node", "Record that the item was studied and deployed (研究部署).",
+                   obj({"note": text(MAX_TEXT, "Default 已研究部署.")})),
+        "feedback": (
+            "handling node",
+            "Report progress (反馈). Also multipart/form-data with files.",
+            obj(
+                {
+                    "text": text(MAX_TEXT, "The report."),
+                    "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "milestone": {"type": "integer", "minimum": 0, "maximum": 99,
+                                  "description": "Index of the approved plan's milestone "
+                                  "this report says is reached."},
+                    "attachments": attachments_field(),
+                },
+                ("text", "progress"),
+            ),
+        ),
+        "plan": (
+            "handling node",
+            "Submit a plan with dated milestones; the last one becomes the resolve deadline "
+            "once approved.",
+            obj(
+                {
+                    "milestones": {
+                        "type": "array", "minItems": 1, "maxItems": 24,
+                        "items": obj({"title": text(MAX_TITLE), "due": moment("When.")},
+                                     ("title", "due")),
+                    },
+                    "note": text(MAX_TEXT, empty=True),
+                },
+                ("milestones",),
+            ),
+        ),
+        "approve": ("assigning node", "Approve the pending plan.",
+                    obj({"reason": text(MAX_TEXT, "Optional remark.", empty=True)})),
+        "reject": ("assigning node", "Reject the pending plan.",
+                   obj({"reason": reason}, ("reason",))),
+        "resolve": (
+            "handling node",
+            "Report the item done (办结). Also multipart/form-data with files.",
+            obj({"text": text(MAX_TEXT, "What was done."), "attachments": attachments_field()},
+                ("text",)),
+        ),
+        "review": (
+            "assigning node",
+            "Accept or return a resolution; returning needs a reason.",
+            obj(
+                {
+                    "outcome": {"type": "string", "enum": ["accept", "return"]},
+                    "reason": text(MAX_TEXT, "Required when returning.", empty=True),
+                },
+                ("outcome",),
+                **{"if": {"properties": {"outcome": {"const": "return"}}},
+                   "then": {"required": ["reason"],
+                            "properties": {"reason": text(MAX_TEXT)}}},
+            ),
+        ),
+        "close": ("assigning node", "Close (销号) an accepted item.",
+                  obj({"note": text(MAX_TEXT, "Default 销号.")})),
+        "withdraw": ("assigning node", "Withdraw an open item.",
+                     obj({"reason": reason}, ("reason",))),
+        "update": (
+            "assigning node",
+            "Change title, description, deadline or units of an open item (at least one).",
+            obj(
+                {
+                    "title": text(MAX_TITLE),
+                    "description": text(MAX_TEXT, empty=True),
+                    "deadline": moment("The new resolve deadline, in the future; deploy and "
+                                       "feedback deadlines are pulled in to it if later."),
+                    "lead_unit": text(64),
+                    "co_units": units_list(),
+                },
+                minProperties=1,
+            ),
+        ),
+        "decompose": (
+            "handling node",
+            "Split the item into sub-items assigned further down (or to own units).",
+            obj({"parts": {"type": "array", "minItems": 1, "maxItems": 50, "items": part()}},
+                ("parts",)),
+        ),
+    }
+
+
+ACTIONS: tuple[str, ...] = tuple(action_bodies())
+
+
+def components(config: Config) -> Schema:
+    deadlines = obj(
+        {k: {"type": ["string", "null"], "format": "date-time"}
+         for k in ("deploy", "feedback", "resolve")},
+    ) | {"additionalProperties": True}
+    freshness = {
+        "type": "object",
+        "description": "For each node drawn on: how fresh this node's copy of it is.",
+        "additionalProperties": {"type": "object"},
+    }
+    summary = {
+        "type": "object",
+        "required": ["id", "title", "board", "class", "status", "colour", "progress"],
+        "properties": {
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "board": {"type": "string"},
+            "class": {"type": "string", "enum": ["general", "major", "explicit"]},
+            "status": {"$ref": "#/components/schemas/Status"},
+            "colour": {"$ref": "#/components/schemas/Colour"},
+            "overdue": {"type": "boolean"},
+            "assigner": {"type": "string"},
+            "assignee": {"type": "string"},
+            "assignee_unit": {"type": ["string", "null"]},
+            "lead_unit": {"type": ["string", "null"]},
+            "parent_item": {"type": ["string", "null"]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "deadlines": deadlines,
+            "resolve_in_s": {"type": ["integer", "null"],
+                             "description": "Seconds to the resolve deadline (negative: late)."},
+            "assigned_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    reasons = "\n".join(
+        f"- {status} `{code}`: {meaning}"
+        for status, codes in REASONS.items()
+        for code, meaning in codes.items()
+    )
+    return {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "A token from `duban token NAME`."},
+            "session": {"type": "apiKey", "in": "cookie", "name": "duban_session",
+                        "description": "Set by POST /api/v1/login; lasts 12 hours."},
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "detail", "field"],
+                "properties": {
+                    "error": {"type": "string", "description": "Stable reason code:\n" + reasons},
+                    "detail": {"type": "string", "description": "Human-readable."},
+                    "field": {"type": ["string", "null"],
+                              "description": "The field or query parameter at fault."},
+                },
+                "x-reason-codes": {str(s): list(c) for s, c in REASONS.items()},
+            },
+            "Status": {
+                "type": "string",
+                "enum": [s.value for s in Status],
+                "description": "\n".join(f"- `{k}`: {v}" for k, v in STATUS_MEANINGS.items()),
+            },
+            "Colour": {"type": "string", "enum": list(COLOURS),
+                       "description": "grey: done; red: a deadline passed with its step "
+                       "undone; yellow: inside a reminder window; green otherwise."},
+            "User": obj({"name": {"type": "string"}, "display_name": {"type": "string"},
+                         "role": {"type": "string",
+                                  "enum": ["leader", "supervisor", "unit_head", "operator",
+                                           "viewer"]},
+                         "unit": {"type": ["string", "null"]}},
+                        ("name", "display_name", "role", "unit")),
+            "Deadlines": deadlines,
+            "ItemSummary": summary,
+            "Freshness": freshness,
+            "Assigned": {
+                "type": "object",
+                "required": ["id", "status", "assignee", "deadlines"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"const": "assigned"},
+                    "assignee": {"type": "string"},
+                    "assignee_unit": {"type": ["string", "null"]},
+                    "deadlines": deadlines,
+                    "calendar": {"type": "string"},
+                    "calendar_estimated": {"type": "boolean",
+                                           "description": "The holiday table did not cover "
+                                           "the deadline's year: working days estimated."},
+                },
+            },
+        },
+        "responses": {
+            str(status): {
+                "description": f"Refused: {', '.join(codes)}",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+            for status, codes in REASONS.items()
+        },
+    }
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _json(schema: Schema) -> Schema:
+    return {"application/json": {"schema": schema}}
+
+
+def _ok(description: str, schema: Schema, status: int = 200) -> dict[str, Any]:
+    return {str(status): {"description": description, "content": _json(schema)}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/{s}"} for s in (*statuses, 500)}
+
+
+def _body(schema: Schema, *, multipart: Schema | None = None, max_bytes: str = "") -> Schema:
+    content = _json(schema)
+    if multipart is not None:
+        content["multipart/form-data"] = {"schema": multipart}
+    note = f"At most {max_bytes} bytes (413 too_large beyond)." if max_bytes else ""
+    return {"required": True, "content": content, "description": note}
+
+
+ITEM_PARAM = {"name": "item", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": _ITEM_ID},
+              "description": "Item id: the assigning node's id, '-', a sequence number."}
+
+
+def ledger_parameters(boards: tuple[str, ...]) -> list[Schema]:
+    def q(name: str, schema: Schema, description: str) -> Schema:
+        return {"name": name, "in": "query", "required": False, "schema": schema,
+                "description": description}
+
+    def csv(values: list[str], description: str) -> Schema:
+        return q("", {"type": "array", "items": {"type": "string", "enum": values}},
+                 description + " Comma-separated; any of them.") | {"style": "form",
+                                                                     "explode": False}
+
+    sorts = [s for name in SORTS for s in (name, f"-{name}")]
+    return [
+        q("scope", {"type": "string", "maxLength": 64},
+          "A node in this node's subtree (default: this node)."),
+        q("depth", {"type": "string", "enum": ["subtree", "node"], "default": "subtree"},
+          "subtree: the scope and everything below; node: items assigned to the scope only."),
+        csv([s.value for s in Status], "Statuses.") | {"name": "status"},
+        csv(list(COLOURS), "Colours now.") | {"name": "colour"},
+        csv(list(boards), "Boards.") | {"name": "board"},
+        q("unit", {"type": "string", "maxLength": 64}, "Lead or handling unit code."),
+        q("overdue", {"type": "string", "enum": ["true", "false", "1", "0"]},
+          "true: red items only; false: no red items."),
+        q("due_from", {"type": "string", "maxLength": 40},
+          "Resolve deadline at or after (date or date-time)."),
+        q("due_to", {"type": "string", "maxLength": 40},
+          "Resolve deadline at or before (date: the end of that day)."),
+        q("q", {"type": "string", "maxLength": 100}, "Words in title or description."),
+        q("assigner", {"type": "string", "maxLength": 64}, "Assigning node id."),
+        q("assignee", {"type": "string", "maxLength": 64}, "Handling node id."),
+        q("parent_item", {"type": "string", "maxLength": 90}, "Sub-items of this item."),
+        q("sort", {"type": "string", "enum": sorts, "default": "resolve_due"},
+          "Order; '-' first for descending. Ties by id."),
+        q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+          "Page size."),
+        q("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0},
+          "Items to skip."),
+    ]
+
+
+def build_document(config: Config) -> Schema:
+    """The whole document for a node with ``config``."""
+    boards = known_boards(str(config["workflow.extra_boards"]))
+    extra = str(config["workflow.extra_sources"])
+    sources = tuple(dict.fromkeys((*SOURCES, *(s.strip() for s in extra.split(",") if s.strip()))))
+    max_body = str(config["api.max_body_bytes"])
+    max_file = str(config["api.max_attachment_bytes"])
+    public: list[Schema] = []
+    paths: dict[str, Any] = {
+        PATH: {"get": {
+            "operationId": "openapi", "summary": "This document.", "security": public,
+            "responses": _ok("The OpenAPI 3.1 document.", {"type": "object"}),
+        }},
+        "/api/v1/login": {"post": {
+            "operationId": "login", "security": public,
+            "summary": "Sign in with name and password; sets the duban_session cookie.",
+            "description": "5 failures for one name from one address within 15 minutes "
+            "give 429 too_many_attempts with Retry-After, whatever the password.",
+            "requestBody": _body(obj({"name": text(64), "password": {
+                "type": "string", "minLength": 1, "maxLength": 1024,
+                "description": "Not stripped."}}, ("name", "password")),
+                max_bytes=str(LOGIN_MAX_BYTES)),
+            "responses": _ok("Signed in.", obj({"user": {"$ref": "#/components/schemas/User"},
+                                               "node": {"type": "string"}}, ("user", "node")))
+            | _errors(400, 401, 403, 413, 415, 429),
+        }},
+        "/api/v1/logout": {"post": {
+            "operationId": "logout", "security": public,
+            "summary": "End the session of the duban_session cookie (if any).",
+            "responses": _ok("Signed out.", obj({"ok": {"const": True}}, ("ok",)))
+            | _errors(403),
+        }},
+        "/api/v1/me": {"get": {
+            "operationId": "me", "summary": "Who the credentials belong to, and this node.",
+            "responses": _ok("The person.", obj({"user": {"$ref": "#/components/schemas/User"},
+                                                "node": {"type": "string"}}, ("user", "node")))
+            | _errors(401),
+        }},
+        "/api/v1/status": {"get": {
+            "operationId": "status", "security": public,
+            "summary": "The node and its sync links (public, for monitoring).",
+            "responses": _ok("Status.", {"type": "object",
+                                         "required": ["node", "now", "counts", "links"]}),
+        }},
+        "/api/v1/items": {
+            "get": {
+                "operationId": "listItems",
+                "summary": "The ledger (台账): items in a subtree, filtered, sorted, paged.",
+                "parameters": ledger_parameters(boards),
+                "responses": _ok("A page of items.", {
+                    "type": "object",
+                    "required": ["items", "total", "limit", "offset", "now", "nodes"],
+                    "properties": {
+                        "items": {"type": "array",
+                                  "items": {"$ref": "#/components/schemas/ItemSummary"}},
+                        "total": {"type": "integer", "minimum": 0,
+                                  "description": "matching items; a lower bound when "
+                                  "total_exact is false (large subtrees are counted up "
+                                  "to 1,000 or just past the current page)"},
+                        "total_exact": {"type": "boolean"},
+                        "limit": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                        "now": {"type": "string", "format": "date-time"},
+                        "nodes": {"$ref": "#/components/schemas/Freshness"},
+                    },
+                }) | _errors(400, 401, 403, 404),
+            },
+            "post": {
+                "operationId": "createItem",
+                "summary": "Assign a new item to a unit of this node or a node below.",
+                "requestBody": _body(assignment(boards, sources), max_bytes=max_body),
+                "responses": _ok("Assigned.", {"$ref": "#/components/schemas/Assigned"}, 201)
+                | _errors(400, 401, 403, 409, 413, 415),
+            },
+        },
+        "/api/v1/items/{item}": {"get": {
+            "operationId": "getItem",
+            "summary": "One item: its state, colour, deadlines, sub-items and its signed "
+            "history, every signature checked again.",
+            "parameters": [ITEM_PARAM],
+            "responses": _ok("The item.", {
+                "type": "object",
+                "required": ["id", "item", "status", "colour", "deadlines", "history",
+                             "verified", "sub_items", "rollup", "nodes"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "item": {"type": "object", "description": "The folded state."},
+                    "status": {"$ref": "#/components/schemas/Status"},
+                    "colour": {"$ref": "#/components/schemas/Colour"},
+                    "deadlines": {"$ref": "#/components/schemas/Deadlines"},
+                    "history": {"type": "array", "items": {"type": "object"}},
+                    "verified": {"type": "boolean"},
+                    "sub_items": {"type": "array", "items": {"type": "object"}},
+                    "rollup": {"type": "object"},
+                    "nodes": {"$ref": "#/components/schemas/Freshness"},
+                },
+            }) | _errors(401, 403, 404),
+        }},
+        "/api/v1/attachments": {"post": {
+            "operationId": "uploadAttachment",
+            "summary": "Store a file (the raw body); answer its SHA-256 to cite in "
+            "feedback/resolve.",
+            "parameters": [{"name": "X-Filename", "in": "header", "required": False,
+                            "schema": {"type": "string", "maxLength": 200}}],
+            "requestBody": {"required": True, "description": f"At most {max_file} bytes.",
+                            "content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": _ok("Stored.", obj({"digest": {"type": "string", "pattern": _DIGEST},
+                                            "size": {"type": "integer"}},
+                                           ("digest", "size")), 201)
+            | _errors(400, 401, 403, 413),
+        }},
+        "/api/v1/attachments/{digest}": {"get": {
+            "operationId": "getAttachment",
+            "summary": "The bytes of a stored file (attachments stay on the node that "
+            "received them).",
+            "parameters": [{"name": "digest", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": _DIGEST}}],
+            "responses": {"200": {"description": "The file, with its content type.",
+                                  "content": {"*/*": {"schema": {"type": "string",
+                                                                 "format": "binary"}}}}}
+            | _errors(401, 404),
+        }},
+    }
+    act_answer = obj({"id": {"type": "string"}, "event": {"type": "string"},
+                      "seq": {"type": "integer"},
+                      "status": {"$ref": "#/components/schemas/Status"},
+                      "progress": {"type": "integer"}},
+                     ("id", "event", "seq", "status", "progress"))
+    for action, (who, what, schema) in action_bodies().items():
+        multipart = None
+        if action in ("feedback", "resolve"):
+            multipart = report_multipart(with_progress=action == "feedback")
+        answer = (
+            _ok("Sub-items assigned.", {"type": "object", "required": ["id", "sub_items"]}, 201)
+            if action == "decompose"
+            else _ok("Signed and stored; it syncs to the other node.", act_answer)
+        )
+        paths[f"/api/v1/items/{{item}}/{action}"] = {"post": {
+            "operationId": f"item_{action}",
+            "summary": what,
+            "description": f"Done by the {who}.",
+            "parameters": [ITEM_PARAM],
+            "requestBody": _body(schema, multipart=multipart, max_bytes=max_body),
+            "responses": answer | _errors(400, 401, 403, 404, 409, 413, 415),
+        }}
+    paths.update(reminder_paths())
+    paths.update(report_paths(ledger_parameters(boards)))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Duban node API",
+            "version": "1",
+            "description": "The JSON API of one Duban node (one government level). Errors "
+            "are `{error, detail, field}` with a stable reason code; times are ISO "
+            "date-times in China time (UTC+8). See docs/api.md.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+        "components": components(config),
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(build_document(request.app[CTX].config))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PATH, openapi_json)

@@ -1,0 +1,56 @@
+"""The pages every node serves (zh-CN by default, English with ``?lang=en``).
+
+``add_routes(app)`` registers them with their templates and stylesheet;
+docs/pages.md describes each page, the i18n layer, CSRF and the charts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from node.http.web import board, item, ledger, links, signin, tree
+from node.http.web.render import STATIC_URL, storage_full_page
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/ledger")
+
+
+def add_routes(app: web.Application) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(("html",), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["min"] = min
+    env.globals["max"] = max
+    css = (STATIC / "duban.css").read_bytes()
+    app[STATIC_URL] = {"css": f"/static/duban.css?v={hashlib.sha256(css).hexdigest()[:10]}"}
+    # Innermost: the API's error middleware answers JSON to whatever this lets by.
+    app.middlewares.append(storage_full_page)
+    r = app.router
+    r.add_get("/", home)
+    r.add_get("/login", signin.login_page)
+    r.add_post("/login", signin.login_submit)
+    r.add_get("/logout", signin.logout_page)
+    r.add_post("/logout", signin.logout_submit)
+    r.add_get("/ledger", ledger.ledger_page)
+    r.add_get("/items/new", item.new_page)
+    r.add_post("/items/new", item.new_submit)
+    r.add_get("/items/{item}", item.item_page)
+    r.add_post("/items/{item}/{action}", item.item_action)
+    r.add_get("/tree", tree.tree_page)
+    r.add_get("/board", board.board_page)
+    r.add_get("/links", links.links_page)
+    r.add_static("/static/", STATIC, append_version=False)

@@ -1,0 +1,396 @@
+"""One item's page and its action forms; the assign form.
+
+The page shows what ``GET /api/v1/items/{id}`` answers (the folded state, the
+history with every signature checked again, sub-items, freshness) and offers
+exactly the actions this person may take now: for each, the permission check
+(``hierarchy.permissions.check``) and the fold's own state check
+(``protocol.fold.can_apply``) run on a probe event, so the page never offers
+what the API would refuse. Forms post to the page, which reads them with the
+API's validators (``node.http.api.items.action_fields``) and acts through
+``Workflow``; a refusal comes back as the page with the sentence in place.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from sqlalchemy import select
+
+from hierarchy.errors import HierarchyError
+from hierarchy.permissions import check
+from hierarchy.roles import Action, role_allows
+from node.context import NodeContext
+from node.http.api.attachments import NewFile
+from node.http.api.items import (
+    REPORTS,
+    action_fields,
+    assignment_fields,
+    item_id_of,
+    sources_of,
+    verified_history,
+)
+from node.http.api.validate import Body
+from node.http.errors import ApiError
+from node.http.web import csrf
+from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
+from node.queries import ledger
+from node.storage import schema as t
+from node.storage.accounts import User
+from node.workflow.actions import actor_of, scope_of
+from protocol.errors import ProtocolError
+from protocol.events import (
+    CLASSES,
+    Closed,
+    Deployed,
+    Event,
+    Feedback,
+    Milestone,
+    PlanDecided,
+    PlanSubmitted,
+    Resolved,
+    Reviewed,
+    Withdrawn,
+)
+from protocol.fold import ItemState, can_apply
+
+DAY_MS = 86_400_000
+PLAN_ROWS = 4
+_PROBE_SEQ = 2**62
+_SPLIT = re.compile(r"[,，、;；\s]+")
+
+# (form, permission step, event kind, probe fields) in the order the page shows them.
+ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
+    ("deploy", Action.DEPLOY, Deployed, {"note": "-"}),
+    ("feedback", Action.FEEDBACK, Feedback, {"text": "-", "progress": 0, "attachments": ()}),
+    ("plan", Action.PLAN, PlanSubmitted, {"note": ""}),
+    ("decide", Action.DECIDE_PLAN, PlanDecided, {"approved": True, "reason": ""}),
+    ("resolve", Action.RESOLVE, Resolved, {"text": "-", "attachments": ()}),
+    ("review", Action.REVIEW, Reviewed, {"outcome": "accept", "reason": ""}),
+    ("close", Action.CLOSE, Closed, {"note": "-"}),
+    ("withdraw", Action.WITHDRAW, Withdrawn, {"reason": "-"}),
+)
+# What the forms post to (decide posts to approve or reject).
+POSTED = ("deploy", "feedback", "plan", "approve", "reject", "resolve", "review", "close",
+          "withdraw")
+NUMERIC = ("progress", "milestone")
+
+
+def allowed_actions(ctx: NodeContext, tree: Any, user: User, state: ItemState) -> list[str]:
+    """The forms to show: permitted to this person, and fitting the item's state now."""
+    actor = actor_of(ctx, user)
+    scope = scope_of(state)
+    now = ctx.clock.now_ms()
+    to = state.assignee if ctx.me == state.assigner else state.assigner
+    out = []
+    for name, step, kind, fields in ACTIONS:
+        try:
+            if check(tree, actor, step, scope) is not None:
+                continue
+            extra = dict(fields)
+            if kind is PlanSubmitted:
+                extra["milestones"] = (Milestone(title="-", due=now + DAY_MS),)
+            probe = kind(
+                item=state.item, origin=ctx.me, seq=_PROBE_SEQ, lamport=_PROBE_SEQ, at=now,
+                to=to, **extra,
+            )
+        except (HierarchyError, ProtocolError):
+            continue
+        if can_apply(state, probe) is None:
+            out.append(name)
+    return out
+
+
+def _ms(iso_text: str | None) -> int | None:
+    if not iso_text:
+        return None
+    return int(datetime.fromisoformat(iso_text).timestamp() * 1000)
+
+
+def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
+    """The deadlines in time order, each pending / overdue / done on time / done late."""
+    steps: list[dict[str, Any]] = [
+        {"key": "assigned", "due": state.assigned_at, "done_at": state.assigned_at, "met": True}
+    ]
+    for key, deadline in (
+        ("deploy", state.deploy),
+        ("feedback", state.first_feedback),
+        ("resolve", state.resolve),
+    ):
+        steps.append(
+            {"key": key, "due": deadline.due, "done_at": deadline.done_at, "met": deadline.met}
+        )
+    plan = state.approved_plan
+    if plan is not None:
+        for index, milestone in enumerate(plan.milestones[:-1]):
+            reached = index in state.milestones_reached
+            steps.append(
+                {
+                    "key": "milestone",
+                    "title": milestone.title,
+                    "due": milestone.due,
+                    "done_at": None,
+                    "met": True if reached else None,
+                    "reached": reached,
+                }
+            )
+    for step in steps:
+        if step["met"] is True:
+            step["state"] = "ok"
+        elif step["met"] is False:
+            step["state"] = "late"
+        elif state.done:
+            step["state"] = "skipped"
+        else:
+            step["state"] = "overdue" if step["due"] < now else "pending"
+    return sorted(steps, key=lambda s: (s["due"], s["key"] != "assigned"))
+
+
+async def attachment_names(ctx: NodeContext, digests: set[str]) -> dict[str, dict[str, Any]]:
+    """Name and size of the attachments held here; others stay with the handling node."""
+    if not digests:
+        return {}
+    async with ctx.db.read() as conn:
+        rows = await conn.execute(
+            select(t.attachments.c.digest, t.attachments.c.filename, t.attachments.c.size).where(
+                t.attachments.c.digest.in_([bytes.fromhex(d) for d in digests])
+            )
+        )
+        return {r.digest.hex(): {"name": r.filename, "size": r.size} for r in rows}
+
+
+async def _item_page(
+    request: web.Request,
+    user: User,
+    item: str,
+    *,
+    error: ApiError | None = None,
+    failed: str | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> web.Response:
+    ctx = ctx_of(request)
+    wf = workflow(request)
+    tree = wf.tree
+    state = await wf.readable(user, item)
+    now = ctx.clock.now_ms()
+    history = await verified_history(ctx, item)
+    digests: set[str] = set()
+    for entry in history:
+        entry["at_ms"] = _ms(entry["at"])
+        entry["received_ms"] = _ms(entry["received_at"])
+        digests.update(entry["fields"].get("attachments") or ())
+    subs = await wf.sub_items(item)
+    done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
+    fresh = await ledger.freshness(ctx, {state.assignee, state.assigner})
+    other = state.assignee if state.assignee != ctx.me else state.assigner
+    mirror = fresh.get(other, {}) if other != ctx.me else {}
+    actions = allowed_actions(ctx, tree, user, state)
+    pending = [(i, m) for i, m in state.pending_milestones()]
+    done_msg = request.query.get("done")
+    return await render(
+        request,
+        "item.html",
+        status=status,
+        user=user,
+        nav="ledger",
+        s=state,
+        item_id=item,
+        colour=str(state.colour(now)),
+        names={n: node_name(tree, n) for n in (state.assigner, state.assignee)},
+        timeline=timeline(state, now),
+        history=history,
+        verified=all(h["verified"] for h in history),
+        files=await attachment_names(ctx, digests),
+        subs=subs,
+        rollup={
+            "count": len(subs),
+            "done": done,
+            "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else 0,
+        },
+        sub_names={s["assignee"]: node_name(tree, s["assignee"]) for s in subs},
+        mirror_node=node_name(tree, other) if mirror else None,
+        mirror_ms=_ms(mirror.get("received_at")) if mirror else None,
+        mirror_via=mirror.get("via") if mirror else None,
+        actions=actions,
+        pending_milestones=pending,
+        plan_rows=range(PLAN_ROWS),
+        error=error,
+        failed=failed,
+        values=values or {},
+        done_key=("new.title" if done_msg == "assign" else f"act.{done_msg}")
+        if done_msg in (*POSTED, "assign")
+        else None,
+    )
+
+
+@page
+async def item_page(request: web.Request, user: User) -> web.StreamResponse:
+    return await _item_page(request, user, item_id_of(request))
+
+
+def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
+    """The form's files, read but not stored: the action stores them if it is taken."""
+    limit = int(ctx.config["api.max_attachment_bytes"])
+    out = []
+    for value in form.getall("attachments", []):
+        if not isinstance(value, web.FileField) or not value.filename:
+            continue
+        data = value.file.read(limit + 1)
+        if not data:
+            continue
+        if len(data) > limit:
+            raise ApiError(413, "too_large", f"{value.filename}: at most {limit} bytes",
+                           "attachments")
+        out.append(NewFile(data, value.content_type, value.filename))
+    return tuple(out)
+
+
+def action_body(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
+    """The API's JSON body for ``action`` from the posted form's text fields."""
+    fields: dict[str, Any] = {}
+    for key, value in form.items():
+        if key in (csrf.FIELD, "attachments", "lang") or not isinstance(value, str):
+            continue
+        if key.startswith("m_"):
+            continue
+        text = value.strip()
+        if text == "":
+            continue  # an empty field is an absent one: its default, or "missing"
+        if key in NUMERIC:
+            fields[key] = int(text) if text.isascii() and text.isdigit() else text
+        else:
+            fields[key] = value
+    if action == "plan":
+        milestones = []
+        for i in range(PLAN_ROWS):
+            title = str(form.get(f"m_title_{i}") or "").strip()
+            due = str(form.get(f"m_due_{i}") or "").strip()
+            if title or due:
+                milestones.append({"title": title or None, "due": due or None})
+        fields["milestones"] = milestones
+    return fields
+
+
+@page
+async def item_action(request: web.Request, user: User) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    wf = workflow(request)
+    item = item_id_of(request)
+    action = request.match_info["action"]
+    if action not in POSTED:
+        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+    values: dict[str, Any] = {}
+    try:
+        form = await form_of(request)
+        values = action_body(action, form)
+        files: tuple[NewFile, ...] = ()
+        if action in REPORTS:
+            await wf.permitted(user, item, REPORTS[action])
+            files = _files(ctx, form)
+        body = Body(dict(values))
+        digests = tuple(f.digest for f in files)
+        step, kind, fields = await action_fields(action, body, digests, wf, item, ctx)
+        body.finish()
+        await wf.act(user, item, step, kind, files=files, **fields)
+    except ApiError as exc:
+        if exc.status in (401, 404) or exc.status >= 500:
+            raise
+        failed = "decide" if action in ("approve", "reject") else action
+        return await _item_page(
+            request, user, item, error=exc, failed=failed, values=values, status=exc.status
+        )
+    raise web.HTTPSeeOther(f"/items/{item}?done={action}")
+
+
+# -------------------------------------------------------------------- assign
+
+
+async def _new_page(
+    request: web.Request,
+    user: User,
+    *,
+    error: ApiError | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> web.Response:
+    ctx = ctx_of(request)
+    tree = workflow(request).tree
+    me_depth = tree.depth(ctx.me) if ctx.me in tree else 0
+    below = [
+        (n, node_name(tree, n), tree.depth(n) - me_depth)
+        for n in (tree.descendants(ctx.me) if ctx.me in tree else ())
+    ]
+    return await render(
+        request,
+        "new.html",
+        status=status,
+        user=user,
+        nav="new",
+        may_assign=role_allows(user.role, Action.ASSIGN),
+        units=await ctx.accounts.units(),
+        below=below,
+        boards=ledger.boards_of(ctx),
+        sources=sources_of(ctx),
+        classes=CLASSES,
+        calendars=("natural", "working"),
+        default_calendar=str(ctx.config["workflow.calendar"]),
+        error=error,
+        values=values or {},
+    )
+
+
+@page
+async def new_page(request: web.Request, user: User) -> web.StreamResponse:
+    return await _new_page(request, user)
+
+
+def assign_body(form: MultiDictProxy[Any]) -> dict[str, Any]:
+    """The API's assignment body from the form (class and deadline are one choice)."""
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    body: dict[str, Any] = {
+        "title": text("title") or None,
+        "description": text("description"),
+        "assignee": text("assignee") or None,
+        "board": text("board") or None,
+        "source": text("source") or None,
+        "calendar": text("calendar") or None,
+    }
+    if text("lead_unit"):
+        body["lead_unit"] = text("lead_unit")
+    units = [u for u in _SPLIT.split(text("co_units")) if u]
+    if units:
+        body["co_units"] = units
+    klass = text("class") or "general"
+    if klass == "explicit":
+        if not text("deadline"):
+            raise ApiError(400, "missing_field", "deadline: is required", "deadline")
+        body["deadline"] = text("deadline")
+    else:
+        body["class"] = klass
+    return body
+
+
+@page
+async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    values: dict[str, Any] = {}
+    try:
+        form = await form_of(request)
+        values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
+        body = Body(assign_body(form))
+        fields = assignment_fields(body, ctx)
+        body.finish()
+        event, _ = await workflow(request).assign(user, fields)
+    except ApiError as exc:
+        if exc.status in (401,) or exc.status >= 500:
+            raise
+        return await _new_page(request, user, error=exc, values=values, status=exc.status)
+    raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")

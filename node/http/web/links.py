@@ -1,0 +1,39 @@
+"""The link status page: for each link to the parent and the children, its lag and last error."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.http.web.render import ctx_of, node_name, page, render, workflow
+from node.storage.accounts import User
+from node.storage.events import PARENT
+
+
+@page
+async def links_page(request: web.Request, user: User) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    tree = workflow(request).tree
+    store = ctx.store
+    links = ([PARENT] if ctx.parent else []) + store.view.children()
+    rows = []
+    for status in await store.link_statuses(links):
+        row = await store.link_row(status.link)
+        peer = ctx.parent if status.link == PARENT else status.link
+        rows.append(
+            {
+                "status": status,
+                "up": status.link == PARENT,
+                "peer": peer,
+                "peer_name": node_name(tree, peer),
+                "peer_pending": row.get("peer_pending"),
+            }
+        )
+    return await render(
+        request,
+        "links.html",
+        user=user,
+        nav="links",
+        rows=rows,
+        counts=await store.counts(),
+        own_seq=await store.own_seq(),
+    )

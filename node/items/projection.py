@@ -1,0 +1,159 @@
+"""Items materialised from the fold, inside the transaction that stored their events.
+
+An item's row is always the fold of every stored event of that item, so any
+node holding the same events holds the same rows, whatever order they came in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from node.items import tallies
+from node.storage import schema as t
+from protocol import envelope, rules
+from protocol.errors import ProtocolError
+from protocol.events import Event, decode_event
+from protocol.fold import ItemState, fold
+
+logger = logging.getLogger(__name__)
+
+_IN_CHUNK = 500
+
+
+async def item_events(
+    conn: AsyncConnection,
+    item_ids: Iterable[str],
+    known: Mapping[int, tuple[str, Event]] | None = None,
+) -> dict[str, list[tuple[str, Event]]]:
+    """Every stored event of each item, decoded (they were verified on receipt).
+
+    ``known`` maps the ``pos`` of events the caller has just stored to their
+    (event id, event): those are taken as given instead of being read back and
+    decoded again. Positions come from the (item, pos) index alone; only the
+    envelopes of the other events are read.
+    """
+    wanted = list(set(item_ids))
+    known = known or {}
+    out: dict[str, list[tuple[str, Event]]] = {i: [] for i in wanted}
+    stored: list[int] = []
+    for i in range(0, len(wanted), _IN_CHUNK):
+        rows = await conn.execute(
+            select(t.events.c.item_id, t.events.c.pos).where(
+                t.events.c.item_id.in_(wanted[i : i + _IN_CHUNK])
+            )
+        )
+        for item_id, pos in rows:
+            pair = known.get(pos)
+            if pair is None:
+                stored.append(pos)
+            else:
+                out[item_id].append(pair)
+    for i in range(0, len(stored), _IN_CHUNK):
+        rows = await conn.execute(
+            select(t.events.c.item_id, t.events.c.raw).where(
+                t.events.c.pos.in_(stored[i : i + _IN_CHUNK])
+            )
+        )
+        for item_id, raw in rows:
+            env = envelope.parse(raw)
+            out[item_id].append((env.event_id, decode_event(env.type, env.body)))
+    return out
+
+
+PathOf = Callable[[str], str]
+"""Node id -> its path from the root, "14/1401/140101/" (a subtree is a prefix)."""
+
+
+def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
+    yellow_from, red_from = rules.colour_thresholds(state)
+    search = " ".join(
+        part
+        for part in (
+            state.title,
+            state.description,
+            state.lead_unit or "",
+            state.assignee_unit or "",
+            *state.co_units,
+        )
+        if part
+    )
+    return {
+        "item_id": state.item,
+        "assigner": state.assigner,
+        "assignee": state.assignee,
+        "assignee_unit": state.assignee_unit,
+        "lead_unit": state.lead_unit,
+        "parent_item": state.parent_item,
+        "board": state.board,
+        "class": state.item_class,
+        "status": str(state.status),
+        "title": state.title,
+        "deploy_due": state.deploy.due,
+        "feedback_due": state.first_feedback.due,
+        "resolve_due": state.resolve.due,
+        "progress": state.progress,
+        "assigned_at": state.assigned_at,
+        "updated_at": max(state.last_event_at, state.assigned_at),
+        "done": state.done,
+        "state": json.dumps(state.to_dict(), ensure_ascii=False, sort_keys=True).encode(),
+        "assignee_path": path_of(state.assignee),
+        "yellow_from": yellow_from,
+        "red_from": red_from,
+        "search_text": search.lower(),
+    }
+
+
+async def materialise(
+    conn: AsyncConnection,
+    item_ids: Iterable[str],
+    path_of: PathOf,
+    known: Mapping[int, tuple[str, Event]] | None = None,
+) -> None:
+    """Refold the given items from their stored events and rewrite their rows.
+
+    ``known``: events just stored, by ``pos``, already decoded (see :func:`item_events`).
+    """
+    grouped = await item_events(conn, item_ids, known)
+    rows = []
+    for pairs in grouped.values():
+        try:
+            state = fold(pairs)
+        except ProtocolError:
+            continue  # no assignment stored yet: nothing to show
+        rows.append(row_of(state, path_of))
+    await write_rows(conn, rows)
+
+
+async def write_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Replace the item rows with these (each a :func:`row_of`): the one place item rows
+    are written, so anything kept alongside them (aggregates) is kept here.
+
+    The page tallies (``node.items.tallies``) follow in the same transaction, as a
+    delta from the old rows to the new ones; the items' cached points are dropped and
+    the items listed to be scored again.
+    """
+    if not rows:
+        return
+    ids = [r["item_id"] for r in rows]
+    old = await tallies.forget(conn, ids)
+    for i in range(0, len(ids), _IN_CHUNK):
+        await conn.execute(delete(t.items).where(t.items.c.item_id.in_(ids[i : i + _IN_CHUNK])))
+    await conn.execute(t.items.insert(), rows)
+    await tallies.record(conn, rows, old)
+
+
+async def load_state(conn: AsyncConnection, item_id: str) -> ItemState | None:
+    """The folded state of one item, or None when no assignment is stored."""
+    pairs = (await item_events(conn, [item_id]))[item_id]
+    if not pairs:
+        return None
+    try:
+        return fold(pairs)
+    except ProtocolError:
+        return None

@@ -1,0 +1,325 @@
+"""The 13710 actions a person takes on an item, checked before anything is signed.
+
+Every action goes through the same three gates, in this order, each refusing
+with a stable reason and changing nothing:
+
+1. the node and the person may do it (``hierarchy.permissions.check``: scope,
+   assigner/assignee, role and unit) — 403;
+2. it fits the item's state (``protocol.fold.can_apply``, run again inside the
+   write transaction so no other writer can slip in between) — 409;
+3. the event itself is valid (``protocol.events`` validation) — 400.
+
+Then one event (or, for assign and decompose, a batch under one signature) is
+signed by this node, stored and synced like any other. New attachments that a
+feedback or resolution cites are stored in that same transaction, after the
+three gates (node/http/api/attachments.py): a refused action keeps no file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hierarchy.errors import HierarchyError
+from hierarchy.permissions import ItemScope, check
+from hierarchy.roles import Action, Actor
+from hierarchy.tree import Node, Tree
+from node.context import NodeContext
+from node.http.api import attachments
+from node.http.api.attachments import NewFile
+from node.http.errors import ApiError
+from node.items.projection import load_state
+from node.storage import schema as t
+from node.storage.accounts import User
+from node.storage.events import Draft
+from node.workflow.drafts import act, assign
+from protocol import rules
+from protocol.errors import ProtocolError
+from protocol.events import Assigned, Event, ItemEvent
+from protocol.fold import ItemState, can_apply
+
+logger = logging.getLogger(__name__)
+
+_FORBIDDEN = 403
+_CONFLICT = 409
+
+
+class TreeCache:
+    """The tree this node knows (from its certificates), rebuilt when that grows."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self._size = -1
+        self._tree: Tree | None = None
+
+    def get(self) -> Tree:
+        trust = self.ctx.trust
+        if self._tree is None or len(trust) != self._size:
+            nodes = []
+            for node_id in trust.nodes():
+                cert = trust.current(node_id)
+                nodes.append(
+                    Node(id=cert.node, name=cert.name, level=cert.level, parent=cert.parent)
+                )
+            self._tree = Tree(nodes)
+            self._size = len(trust)
+        return self._tree
+
+
+def actor_of(ctx: NodeContext, user: User) -> Actor:
+    return Actor(node=ctx.me, role=user.role, unit=user.unit, person=user.name)
+
+
+def scope_of(state: ItemState) -> ItemScope:
+    return ItemScope(
+        assigner=state.assigner,
+        assignee=state.assignee,
+        assignee_unit=state.assignee_unit or state.lead_unit,
+        co_units=frozenset(state.co_units),
+    )
+
+
+def permit(tree: Tree, actor: Actor, action: Action, scope: ItemScope) -> None:
+    try:
+        refusal = check(tree, actor, action, scope)
+    except HierarchyError as exc:
+        raise ApiError(_FORBIDDEN, exc.reason, exc.detail) from None
+    if refusal is not None:
+        status = 404 if refusal.reason == "unknown_node" else _FORBIDDEN
+        raise ApiError(status, refusal.reason, refusal.detail)
+
+
+class Workflow:
+    """Checks and signs the actions of the people of one node."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.trees = TreeCache(ctx)
+
+    @property
+    def tree(self) -> Tree:
+        return self.trees.get()
+
+    async def state(self, item: str) -> ItemState:
+        async with self.ctx.db.read() as conn:
+            state = await load_state(conn, item)
+        if state is None:
+            raise ApiError(404, "unknown_item", f"no item {item!r} is held here")
+        return state
+
+    async def readable(self, user: User, item: str) -> ItemState:
+        state = await self.state(item)
+        permit(self.tree, actor_of(self.ctx, user), Action.READ, scope_of(state))
+        return state
+
+    # ------------------------------------------------------------- signing
+
+    async def _sign(
+        self,
+        drafts: Sequence[Draft],
+        *,
+        user: User | None = None,
+        files: Sequence[NewFile] = (),
+    ) -> list[Event]:
+        """Sign and store ``drafts`` if the items' states allow them; ``files`` (of
+        ``user``) are stored in the same transaction, after every check."""
+
+        async def precheck(conn: AsyncConnection, events: list[Event]) -> None:
+            states: dict[str, ItemState | None] = {}
+            for event in events:
+                if event.item not in states:
+                    states[event.item] = (
+                        None if isinstance(event, Assigned) else await load_state(conn, event.item)
+                    )
+                refusal = can_apply(states[event.item], event)
+                if refusal is not None:
+                    raise ApiError(_CONFLICT, refusal.reason, refusal.detail)
+            if any(isinstance(e, Assigned) and e.parent_item for e in events):
+                await self._check_parents(conn, events)
+            if files:
+                assert user is not None, "files are stored for the person who sent them"
+                await attachments.store(conn, self.ctx.config, user, files, events[0].at)
+
+        try:
+            done = await self.ctx.store.append_own(drafts, precheck=precheck)
+        except ProtocolError as exc:
+            field = exc.detail.split(":", 1)[0] if exc.detail else None
+            raise ApiError(400, exc.reason, exc.detail, field) from None
+        return [event for event, _ in done]
+
+    async def _check_parents(self, conn: AsyncConnection, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Assigned) and event.parent_item:
+                parent = await load_state(conn, event.parent_item)
+                if parent is None or parent.done:
+                    raise ApiError(
+                        _CONFLICT,
+                        "invalid_transition",
+                        f"{event.parent_item} is not an open item here",
+                    )
+
+    # ------------------------------------------------------------- actions
+
+    def resolve_assignee(self, assignee: str, units: dict[str, str]) -> tuple[str, str | None]:
+        """(node, unit): a unit code of this node, or a node id."""
+        if assignee in units:
+            return self.ctx.me, assignee
+        if assignee == self.ctx.me:
+            raise ApiError(400, "bad_field", "assignee: name one of this node's units", "assignee")
+        if assignee not in self.tree:
+            raise ApiError(
+                400,
+                "unknown_assignee",
+                f"assignee: {assignee!r} is neither a unit here nor a known node",
+                "assignee",
+            )
+        return assignee, None
+
+    async def assign(self, user: User, fields: dict[str, Any]) -> tuple[Assigned, bool]:
+        """Create one item. Returns the event and whether the holiday table was missing."""
+        units = await self.ctx.accounts.units()
+        node, unit = self.resolve_assignee(fields["assignee"], units)
+        for key in ("lead_unit",):
+            if fields.get(key) and node == self.ctx.me and fields[key] not in units:
+                raise ApiError(400, "unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
+        permit(
+            self.tree,
+            actor_of(self.ctx, user),
+            Action.ASSIGN,
+            ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
+        )
+        draft = assign(
+            me=self.ctx.me,
+            assignee=node,
+            assignee_unit=unit,
+            title=fields["title"],
+            description=fields.get("description", ""),
+            board=fields["board"],
+            source=fields["source"],
+            item_class=fields["class"],
+            calendar=fields["calendar"],
+            explicit_resolve=fields.get("deadline"),
+            lead_unit=fields.get("lead_unit") or unit,
+            co_units=fields.get("co_units", ()),
+            parent_item=fields.get("parent_item"),
+        )
+        estimated = self._estimated(fields)
+        [event] = await self._sign([draft])
+        assert isinstance(event, Assigned)
+        return event, estimated
+
+    def _estimated(self, fields: dict[str, Any]) -> bool:
+        try:
+            return rules.compute_deadlines(
+                assigned_at=self.ctx.clock.now_ms(),
+                item_class=fields["class"],
+                calendar=fields["calendar"],
+                explicit_resolve=fields.get("deadline"),
+            ).calendar_estimated
+        except ProtocolError as exc:
+            raise ApiError(400, exc.reason, exc.detail, "deadline") from None
+
+    async def permitted(self, user: User, item: str, action: Action) -> ItemState:
+        """The item's state if ``user`` may do ``action`` to it (404 or 403 otherwise):
+        the first gate alone, to refuse before reading a body with files."""
+        state = await self.state(item)
+        permit(self.tree, actor_of(self.ctx, user), action, scope_of(state))
+        return state
+
+    async def act(
+        self,
+        user: User,
+        item: str,
+        action: Action,
+        kind: type[ItemEvent],
+        *,
+        files: Sequence[NewFile] = (),
+        **fields: Any,
+    ) -> Event:
+        """Check, sign and store one action; ``files`` (the new attachments the
+        fields cite) are stored only if the event is, in its transaction."""
+        state = await self.permitted(user, item, action)
+        to = state.assignee if self.ctx.me == state.assigner else state.assigner
+        draft = act(kind, me=self.ctx.me, item=item, to=to, **fields)
+        [event] = await self._sign([draft], user=user, files=files)
+        return event
+
+    async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:
+        parent = await self.state(item)
+        actor = actor_of(self.ctx, user)
+        permit(self.tree, actor, Action.DECOMPOSE, scope_of(parent))
+        units = await self.ctx.accounts.units()
+        drafts = []
+        now = self.ctx.clock.now_ms()
+        for i, part in enumerate(parts):
+            node, unit = self.resolve_assignee(part["assignee"], units)
+            try:
+                permit(
+                    self.tree,
+                    actor,
+                    Action.ASSIGN,
+                    ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
+                )
+            except ApiError as exc:
+                exc.field = f"parts[{i}].assignee"
+                raise
+            item_class, deadline = part["class"], part.get("deadline")
+            if item_class == "inherit":
+                item_class = "explicit"
+                deadline = parent.resolve.due if parent.resolve.due > now + 3_600_000 else None
+                if deadline is None:
+                    item_class = "general"
+            drafts.append(
+                assign(
+                    me=self.ctx.me,
+                    assignee=node,
+                    assignee_unit=unit,
+                    title=part["title"],
+                    description=part.get("description", ""),
+                    board=parent.board,
+                    source=parent.source,
+                    item_class=item_class,
+                    calendar=parent.calendar,
+                    explicit_resolve=deadline,
+                    lead_unit=part.get("lead_unit") or unit,
+                    co_units=part.get("co_units", ()),
+                    parent_item=item,
+                )
+            )
+        events = await self._sign(drafts)
+        return [e for e in events if isinstance(e, Assigned)]
+
+    async def sub_items(self, item: str) -> list[dict[str, Any]]:
+        async with self.ctx.db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    t.items.c.item_id,
+                    t.items.c.assignee,
+                    t.items.c.assignee_unit,
+                    t.items.c.title,
+                    t.items.c.status,
+                    t.items.c.progress,
+                    t.items.c.done,
+                    t.items.c.yellow_from,
+                    t.items.c.red_from,
+                )
+                .where(t.items.c.parent_item == item)
+                .order_by(t.items.c.item_id)
+            )
+            now = self.ctx.clock.now_ms()
+            return [
+                {
+                    "id": r.item_id,
+                    "assignee": r.assignee,
+                    "assignee_unit": r.assignee_unit,
+                    "title": r.title,
+                    "status": r.status,
+                    "progress": r.progress,
+                    "colour": str(rules.colour_at(r.done, r.yellow_from, r.red_from, now)),
+                }
+                for r in rows
+            ]
