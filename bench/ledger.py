@@ -57,10 +57,9 @@ from sqlalchemy.sql import Select
 from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node import config as cfg
-from node.clock import ManualClock
+from node.clock import CHINA, ManualClock
 from node.context import open_node
 from node.demo.localtree import RunningNode
-from node.http.api.validate import CHINA
 from node.queries import ledger
 from node.setup import TEN_YEARS_MS, init_root
 from node.storage import schema as t

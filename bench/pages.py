@@ -57,9 +57,8 @@ from sqlalchemy.engine import make_url
 from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node import config as cfg
-from node.clock import ManualClock
+from node.clock import CHINA, ManualClock
 from node.context import open_node
-from node.http.api.validate import CHINA
 from node.items.projection import row_of
 from node.storage.events import MATERIALISED
 from protocol import codec, envelope

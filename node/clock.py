@@ -1,9 +1,16 @@
-"""Clocks: the node never reads the time itself, it asks the clock it was given."""
+"""Clocks and moments: the node never reads the time itself, it asks the clock it
+was given; people read and write moments in China time (:data:`CHINA`)."""
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as day_time
+from typing import Any, Protocol
+
+from node.errors import bad
+
+CHINA = timezone(timedelta(hours=8))
 
 
 class Clock(Protocol):
@@ -39,3 +46,32 @@ class OffsetClock:
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self.offset_ms
+
+
+def parse_moment(value: Any, field: str) -> int:
+    """A moment a person gave for ``field`` (unix ms, "2026-12-01" meaning the end of
+    that day in China time, or an ISO date-time), else ``Invalid`` naming the field."""
+    if type(value) is int:
+        if not 0 < value < 2**53:
+            raise bad(field, "out of range")
+        return value
+    if not isinstance(value, str) or len(value) > 40:
+        raise bad(field, "must be a date like 2026-12-01 or a date-time")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, day_time(23, 59, 59), CHINA)
+        else:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=CHINA)
+    except ValueError:
+        raise bad(field, "must be a date like 2026-12-01 or a date-time") from None
+    return int(moment.timestamp() * 1000)
+
+
+def iso(ms: int | None) -> str | None:
+    """Unix ms as an ISO date-time in China time (what people read)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, CHINA).isoformat(timespec="seconds")

@@ -23,11 +23,12 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
+from node.clock import iso
 from node.context import stop_task
+from node.errors import NotFound, bad
 from node.http.api.auth import current_user
 from node.http.api.items import WORKFLOW
-from node.http.api.validate import iso, read_json
-from node.http.errors import ApiError, bad
+from node.http.api.validate import read_json
 from node.http.sync import CTX
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import NO_MILESTONE, Settings
@@ -45,7 +46,7 @@ async def item_messages(request: web.Request) -> web.Response:
     user = await current_user(request)
     item = request.match_info["item"]
     if len(item) > 96:
-        raise ApiError(404, "unknown_item", "not an item id")
+        raise NotFound("unknown_item", "not an item id")
     await request.app[WORKFLOW].readable(user, item)
     ctx = request.app[CTX]
     r, m = t.reminders, t.reminder_messages

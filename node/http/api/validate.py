@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 
+from node.clock import parse_moment
 from node.http.errors import ApiError, bad
 
-CHINA = timezone(timedelta(hours=8))
 MAX_JSON = 256 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -191,30 +190,3 @@ class Body:
         extra = sorted(set(self.value) - self.seen)
         if extra:
             raise bad(self._name(extra[0]), "is not a known field", "unknown_field")
-
-
-def parse_moment(value: Any, field: str) -> int:
-    if type(value) is int:
-        if not 0 < value < 2**53:
-            raise bad(field, "out of range")
-        return value
-    if not isinstance(value, str) or len(value) > 40:
-        raise bad(field, "must be a date like 2026-12-01 or a date-time")
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(23, 59, 59), CHINA)
-        else:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=CHINA)
-    except ValueError:
-        raise bad(field, "must be a date like 2026-12-01 or a date-time") from None
-    return int(moment.timestamp() * 1000)
-
-
-def iso(ms: int | None) -> str | None:
-    """Unix ms as an ISO date-time in China time (what people read)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, CHINA).isoformat(timespec="seconds")

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from node.http.api.validate import CHINA
+from node.clock import CHINA
 
 DEFAULT = "zh-CN"
 LANGS = ("zh-CN", "en")

@@ -24,7 +24,7 @@ from hierarchy.errors import HierarchyError
 from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
 from node.context import NodeContext
-from node.http.api.attachments import NewFile
+from node.errors import KINDS, Invalid, NodeError, NotFound, TooLarge, Unauthenticated
 from node.http.api.items import (
     REPORTS,
     action_fields,
@@ -34,12 +34,13 @@ from node.http.api.items import (
     verified_history,
 )
 from node.http.api.validate import Body
-from node.http.errors import ApiError
+from node.http.errors import status_of
 from node.http.web import csrf
 from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
 from node.queries import ledger
 from node.storage import schema as t
 from node.storage.accounts import User
+from node.storage.attachments import NewFile
 from node.workflow.actions import actor_of, scope_of
 from protocol.errors import ProtocolError
 from protocol.events import (
@@ -167,7 +168,7 @@ async def _item_page(
     user: User,
     item: str,
     *,
-    error: ApiError | None = None,
+    error: NodeError | None = None,
     failed: str | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
@@ -243,7 +244,7 @@ def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
         if not data:
             continue
         if len(data) > limit:
-            raise ApiError(413, "too_large", f"{value.filename}: at most {limit} bytes",
+            raise TooLarge("too_large", f"{value.filename}: at most {limit} bytes",
                            "attachments")
         out.append(NewFile(data, value.content_type, value.filename))
     return tuple(out)
@@ -282,7 +283,7 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
     item = item_id_of(request)
     action = request.match_info["action"]
     if action not in POSTED:
-        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+        raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
     values: dict[str, Any] = {}
     try:
         form = await form_of(request)
@@ -296,12 +297,12 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
         step, kind, fields = await action_fields(action, body, digests, wf, item, ctx)
         body.finish()
         await wf.act(user, item, step, kind, files=files, **fields)
-    except ApiError as exc:
-        if exc.status in (401, 404) or exc.status >= 500:
+    except KINDS as exc:
+        if isinstance(exc, (Unauthenticated, NotFound)) or status_of(exc) >= 500:
             raise
         failed = "decide" if action in ("approve", "reject") else action
         return await _item_page(
-            request, user, item, error=exc, failed=failed, values=values, status=exc.status
+            request, user, item, error=exc, failed=failed, values=values, status=status_of(exc)
         )
     raise web.HTTPSeeOther(f"/items/{item}?done={action}")
 
@@ -313,7 +314,7 @@ async def _new_page(
     request: web.Request,
     user: User,
     *,
-    error: ApiError | None = None,
+    error: NodeError | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
@@ -371,7 +372,7 @@ def assign_body(form: MultiDictProxy[Any]) -> dict[str, Any]:
     klass = text("class") or "general"
     if klass == "explicit":
         if not text("deadline"):
-            raise ApiError(400, "missing_field", "deadline: is required", "deadline")
+            raise Invalid("missing_field", "deadline: is required", "deadline")
         body["deadline"] = text("deadline")
     else:
         body["class"] = klass
@@ -389,8 +390,8 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
         fields = assignment_fields(body, ctx)
         body.finish()
         event, _ = await workflow(request).assign(user, fields)
-    except ApiError as exc:
-        if exc.status in (401,) or exc.status >= 500:
+    except KINDS as exc:
+        if isinstance(exc, Unauthenticated) or status_of(exc) >= 500:
             raise
-        return await _new_page(request, user, error=exc, values=values, status=exc.status)
+        return await _new_page(request, user, error=exc, values=values, status=status_of(exc))
     raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")
