@@ -41,7 +41,7 @@ from node.errors import (
     Unavailable,
     Unsupported,
 )
-from node.errors import bad as bad
+from node.errors import bad as bad  # re-exported for validate.py's raise lines
 from node.storage.disk_full import storage_full
 from protocol.errors import ProtocolError
 
@@ -166,7 +166,12 @@ def _dumps(value: object) -> str:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_REASONS: Mapping[type[NodeError], str] = {
+    NotFound: "not_found",
+    NotAllowed: "method_not_allowed",
+}
+"""The reason of aiohttp's own refusals (no such path, a method the path does not
+take) by their kind; any other is ``http_error``."""
 
 
 @web.middleware
@@ -176,7 +181,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPRequestEntityTooLarge as exc:
         return response(TooLarge("too_large", exc.text or "request body too large"))
     except web.HTTPException as exc:
-        if exc.status >= 400 and request.path.startswith("/api/"):
+        if isinstance(exc, web.HTTPError) and request.path.startswith("/api/"):
             return _http_answer(exc)
         raise
     except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError too
@@ -194,16 +199,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if storage_full(exc):
             return response(storage_full_error(request, exc))
         logger.exception("%s %s failed", request.method, request.path)
-        return _json(INTERNAL, "internal", "the server failed; the error is logged", None)
+        return _internal()
+
+
+def _internal() -> web.Response:
+    return _json(INTERNAL, "internal", "the server failed; the error is logged", None)
 
 
 def _http_answer(exc: web.HTTPException) -> web.Response:
     """aiohttp's own 4xx/5xx under /api/ (no such path, a method the path does not
     take...) as the refusal of its status's kind; a 4xx of no kind is a 400."""
-    kind = kind_for(exc.status) or (Invalid if exc.status < INTERNAL else None)
+    kind = kind_for(exc.status) or (Invalid if isinstance(exc, web.HTTPClientError) else None)
     if kind is None:
-        return _json(INTERNAL, "internal", "the server failed; the error is logged", None)
-    return response(kind(_HTTP_REASONS.get(exc.status, "http_error"), exc.reason))
+        return _internal()
+    return response(kind(_HTTP_REASONS.get(kind, "http_error"), exc.reason))
 
 
 def storage_full_error(request: web.Request, exc: BaseException) -> Unavailable:
