@@ -90,7 +90,8 @@ async def names_of(ctx: NodeContext) -> Names:
 
 
 def resolve_scope(ctx: NodeContext, scope: str | None) -> tuple[str, str]:
-    """(scope node, its path): 404 for an unknown node, 403 outside this node's subtree."""
+    """(scope node, its path): NotFound for an unknown node, Forbidden outside this
+    node's subtree."""
     scope = scope or ctx.me
     if not ctx.trust.has_node(scope):
         raise NotFound("unknown_node", f"scope: no node {scope[:64]!r} is known here", "scope")
