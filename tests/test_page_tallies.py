@@ -471,3 +471,42 @@ def test_period_keys() -> None:
     # China time: Monday 00:00 +08:00 starts the week, even on Sunday 23:59 UTC+0 = Mon.
     sunday_utc_late = int(datetime(2026, 11, 22, 16, 30, tzinfo=CHINA_TZ).timestamp()) * 1000
     assert tallies.week_key(sunday_utc_late) == Week.of(sunday_utc_late).start
+
+
+async def test_a_database_the_migrations_left_without_tallies_gets_them_when_opened(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Migration 0004 creates the tally tables empty (a migration runs no live code): a
+    node opening a database with items and no watermark builds every tally first."""
+    tree = generate_tree(2, 2, 2, code=PROVINCE)
+    clock = ManualClock(START)
+    ctx = await province(tmp_path, db_url, tree, clock)
+    clock.set(START + 120 * DAY)
+    try:
+        arrivals = [a for h in histories(tree, 3, 20) for a in h]
+        held: dict[str, list[tuple[str, Event]]] = defaultdict(list)
+        await store(ctx, [(a.at, a) for a in arrivals], held)
+        now = clock.now_ms()
+        async with ctx.db.write() as conn:  # the marks where a rebuild now puts them
+            await tallies.advance(conn, now)
+            await tallies.roll(conn, tallies.quarter_key(now))
+        await standings.score_all(ctx)
+        kept = await tally_tables(ctx)
+        assert kept, "the histories made no tallies: the test would prove nothing"
+        async with ctx.db.write() as conn:
+            for table in (t.tally_marks, t.item_facts, t.score_exceptions, t.score_rows,
+                          *(x.table for x in (*tallies.ROW_TALLIES, tallies.SCORES,
+                                              tallies.RANKING))):
+                await conn.execute(table.delete())
+        config = ctx.config
+    finally:
+        await ctx.close()
+    ctx = await open_node(config, clock)
+    try:
+        async with ctx.db.read() as conn:
+            marks = await tallies.marks(conn)
+        assert marks == tallies.Marks(now, tallies.quarter_key(now))
+        await standings.score_all(ctx)
+        assert await tally_tables(ctx) == kept
+    finally:
+        await ctx.close()
