@@ -23,10 +23,10 @@ from node.http.api.auth import current_user
 from node.http.api.validate import Body, read_bytes, read_json
 from node.http.sync import CTX
 from node.queries import ledger
-from node.storage import attachments
 from node.storage import schema as t
-from node.storage.attachments import NewFile
+from node.workflow import attachments
 from node.workflow.actions import Workflow
+from node.workflow.attachments import NewFile
 from protocol import envelope
 from protocol.errors import ProtocolError
 from protocol.events import (

@@ -40,8 +40,8 @@ from node.http.web.render import ctx_of, form_of, node_name, page, render, workf
 from node.queries import ledger
 from node.storage import schema as t
 from node.storage.accounts import User
-from node.storage.attachments import NewFile
 from node.workflow.actions import actor_of, scope_of
+from node.workflow.attachments import NewFile
 from protocol.errors import ProtocolError
 from protocol.events import (
     CLASSES,
