@@ -1,42 +1,34 @@
 """Request bodies: one msgspec Struct per JSON body, the one statement of what it may hold.
 
-Both the checks and the OpenAPI document come from these classes: :func:`decode`
-turns a parsed JSON object into a Struct with ``msgspec.convert`` (types,
-lengths, bounds, patterns, required and unknown fields), and
-``node.http.api.openapi`` publishes ``msgspec.json.schema_components`` of
-:data:`ALL` as the request schemas. The protocol's own bounds and patterns
-(``protocol.events``) are used as they are, so the API never lets through what
-signing the event would refuse; the bounds that are the node's alone are the
-``MAX_*`` constants here.
+Both the checks and the OpenAPI document come from these classes:
+``node.http.api.validate.decode`` turns a parsed JSON object into a Struct with
+``msgspec.convert`` (types, lengths, bounds, patterns, required and unknown
+fields), and ``node.http.api.openapi`` publishes
+``msgspec.json.schema_components`` of :data:`ALL` as the request schemas. The
+protocol's bounds and patterns (``protocol.events``) are used as they are, so
+the API never lets through what signing the event would refuse; the bounds
+that are the node's alone are the ``MAX_*`` constants here.
 
-Three rules JSON Schema cannot state are applied by :func:`decode` around
-``msgspec.convert``, and said in the document's descriptions instead:
-
-- a ``null`` value counts as an absent field (so a required field given
-  ``null`` is ``missing_field``);
-- strings are stripped of surrounding white space before they are checked
-  (a field whose type carries ``Meta(extra={"strip": False})``, the password,
-  is not), so ``min_length=1`` means "not only white space"; the patterns
-  rely on it (Python's ``$`` also matches before a final newline);
-- rules across fields (a reason required only when returning, class or
-  deadline but not both, at least one field to update) are each Struct's
-  :meth:`Body.check`, run after conversion; rules that need the node (its
-  boards, units, clock) stay with the handler.
-
-A refusal is the API's 400: ``missing_field``, ``unknown_field`` or
-``bad_field`` (or the reason a field's type names in ``extra={"reason": ...}``),
-with the field's path (``parts[0].assignee``, ``milestones[1].due``).
+What JSON Schema cannot state is done around ``msgspec.convert`` (see
+``validate.decode``) and said in the document's descriptions: a ``null``
+counts as an absent field; strings are stripped before they are checked
+(not a type marked ``Meta(extra={"strip": False})``: the password), so
+``min_length=1`` means "not only white space" (and the patterns may end in
+``$``, which in Python also matches before a final newline); rules across
+fields (a reason required only when returning, class or deadline but not
+both, at least one field to update) are each Struct's :meth:`Body.check`,
+stated for the document in its ``schema_extra`` where JSON Schema can. Rules
+that need the node (its boards, units, clock) stay with the handlers. A field
+type's ``Meta(extra={"reason": ...})`` names the reason code of its refusals
+(``unknown_board``) instead of ``bad_field``.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import msgspec
 from msgspec import Meta, Struct, field
-from msgspec import inspect as mi
 
 from node.http.errors import ApiError, bad
 from protocol.events import (
@@ -450,183 +442,3 @@ def _distinct(values: tuple[str, ...], name: str) -> None:
             if value in seen:
                 raise bad(f"{name}[{i}]", "is given twice")
             seen.add(value)
-
-
-# -- decoding ------------------------------------------------------------------------------
-
-B = TypeVar("B", bound=Body)
-
-
-def decode(value: Any, kind: type[B], at: str = "") -> B:
-    """``value`` (a parsed JSON object) as a ``kind``, or the API's 400 saying why."""
-    prepared = _prepare(value, _plan(kind), at)
-    try:
-        body = msgspec.convert(prepared, kind)
-    except msgspec.ValidationError as exc:
-        raise _refusal(kind, str(exc), at) from None
-    body.check(at)
-    return body
-
-
-class _Plan:
-    """What :func:`_prepare` does to the fields of one Struct, worked out once."""
-
-    def __init__(self, fields: frozenset[str]) -> None:
-        self.fields = fields
-        self.strip: set[str] = set()
-        self.strip_items: set[str] = set()
-        self.nested: dict[str, _Plan] = {}
-        self.nested_items: dict[str, _Plan] = {}
-
-
-@functools.cache
-def _plan(kind: type[Struct]) -> _Plan:
-    info = mi.type_info(kind)
-    assert isinstance(info, mi.StructType)
-    plan = _Plan(frozenset(f.encode_name for f in info.fields))
-    for f in info.fields:
-        name = f.encode_name
-        for t, strip in _members(f.type):
-            if isinstance(t, mi.StrType) and strip:
-                plan.strip.add(name)
-            elif isinstance(t, mi.StructType):
-                plan.nested[name] = _plan(t.cls)
-            elif isinstance(t, mi.VarTupleType | mi.ListType):
-                for item, item_strip in _members(t.item_type):
-                    if isinstance(item, mi.StrType) and item_strip:
-                        plan.strip_items.add(name)
-                    elif isinstance(item, mi.StructType):
-                        plan.nested_items[name] = _plan(item.cls)
-    return plan
-
-
-def _members(t: mi.Type, strip: bool = True) -> list[tuple[mi.Type, bool]]:
-    """The types a value of ``t`` may have (unions and Meta unwrapped), each with
-    whether its strings are stripped."""
-    if isinstance(t, mi.Metadata):
-        return _members(t.type, strip and bool((t.extra or {}).get("strip", True)))
-    if isinstance(t, mi.UnionType):
-        return [m for member in t.types for m in _members(member, strip)]
-    return [(t, strip)]
-
-
-def _prepare(value: Any, plan: _Plan, at: str) -> Any:
-    """``value`` with nulls dropped and strings stripped, or an unknown field refused
-    (here, by its exact key: msgspec's message would have to be parsed for it)."""
-    if not isinstance(value, dict):
-        return value  # msgspec says what it should be
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        if key not in plan.fields:
-            raise bad(f"{at}{key}", "is not a known field", "unknown_field")
-        if item is None:
-            continue
-        if key in plan.strip and isinstance(item, str):
-            item = item.strip()
-        elif key in plan.strip_items and isinstance(item, list):
-            item = [v.strip() if isinstance(v, str) else v for v in item]
-        elif key in plan.nested:
-            item = _prepare(item, plan.nested[key], f"{at}{key}.")
-        elif key in plan.nested_items and isinstance(item, list):
-            item = [
-                _prepare(v, plan.nested_items[key], f"{at}{key}[{i}].")
-                for i, v in enumerate(item)
-            ]
-        out[key] = item
-    return out
-
-
-# -- refusals ------------------------------------------------------------------------------
-
-_AT = re.compile(r"(?s)(.*) - at `\$(.*)`\Z")
-_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-_WORDS = {
-    "str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
-    "array": "a list", "object": "an object", "null": "null",
-}
-
-
-def _refusal(kind: type[Body], message: str, at: str) -> ApiError:
-    """msgspec's ValidationError as the API's 400, naming the field by its path."""
-    match = _AT.match(message)
-    what, path = (match[1], match[2]) if match else (message, "")
-    steps: list[str | int] = [
-        name if name else int(index) for name, index in _PATH_STEP.findall(path)
-    ]
-    name = at + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".")
-    missing = re.fullmatch(r"Object missing required field `(.+)`", what)
-    if missing:
-        field_name = f"{name}.{missing[1]}" if name else f"{at}{missing[1]}"
-        return bad(field_name, "is required", "missing_field")
-    t = _type_at(mi.type_info(kind), steps)
-    extra = _extra_at(mi.type_info(kind), steps)
-    return bad(name or "body", _say(what, t), str(extra.get("reason", "bad_field")))
-
-
-def _say(what: str, t: mi.Type | None) -> str:
-    """msgspec's words for what is wrong, in the API's."""
-    if m := re.fullmatch(r"Expected `(.+)`, got `(.+)`", what):
-        wanted = [_WORDS.get(w, w) for w in m[1].split(" | ") if w != "null"]
-        return f"must be {' or '.join(wanted)}, not {_WORDS.get(m[2], m[2])}"
-    if what.startswith("Expected `str` matching regex") and isinstance(t, mi.StrType):
-        return PATTERN_MEANINGS.get(t.pattern or "", what)
-    if m := re.fullmatch(r"Expected `str` of length ([<>]=) (\d+)", what):
-        if m[1] == ">=" and m[2] == "1":
-            return "must not be empty"
-        return f"{'at most' if m[1] == '<=' else 'at least'} {m[2]} characters"
-    if m := re.fullmatch(r"Expected `array` of length ([<>]=) (\d+)", what):
-        if isinstance(t, mi.VarTupleType | mi.ListType):
-            return f"must list {t.min_length or 0} to {t.max_length}"
-        return f"must list {'at most' if m[1] == '<=' else 'at least'} {m[2]}"
-    if re.fullmatch(r"Expected `int` [<>]=? -?\d+", what) and isinstance(t, mi.IntType):
-        return f"must be between {t.ge} and {t.le}"
-    if what.startswith("Invalid enum value") and isinstance(t, mi.LiteralType):
-        return f"must be one of {', '.join(map(str, t.values))}"
-    return what
-
-
-def _type_at(t: mi.Type, steps: list[str | int]) -> mi.Type | None:
-    """The type at ``steps`` below ``t`` (Meta and optional unwrapped), if one."""
-    for step in steps:
-        t = _bare(t)
-        if isinstance(step, str) and isinstance(t, mi.StructType):
-            found = [f.type for f in t.fields if f.encode_name == step]
-            if not found:
-                return None
-            t = found[0]
-        elif isinstance(step, int) and isinstance(t, mi.VarTupleType | mi.ListType):
-            t = t.item_type
-        else:
-            return None
-    return _bare(t)
-
-
-def _bare(t: mi.Type) -> mi.Type:
-    while True:
-        if isinstance(t, mi.Metadata):
-            t = t.type
-        elif isinstance(t, mi.UnionType) and len(t.types) == 2 and t.includes_none:
-            t = next(m for m in t.types if not isinstance(m, mi.NoneType))
-        else:
-            return t
-
-
-def _extra_at(t: mi.Type, steps: list[str | int]) -> dict[str, Any]:
-    """The ``Meta(extra=...)`` of the field at ``steps``."""
-    leaf = _type_at(t, steps[:-1]) if steps else None
-    if not isinstance(leaf, mi.StructType) or not isinstance(steps[-1], str):
-        return {}
-    extra: dict[str, Any] = {}
-    for f in leaf.fields:
-        if f.encode_name == steps[-1]:
-            for member in _metadata(f.type):
-                extra |= member.extra or {}
-    return extra
-
-
-def _metadata(t: mi.Type) -> list[mi.Metadata]:
-    if isinstance(t, mi.Metadata):
-        return [t, *_metadata(t.type)]
-    if isinstance(t, mi.UnionType):
-        return [m for member in t.types for m in _metadata(member)]
-    return []

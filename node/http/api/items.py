@@ -19,7 +19,7 @@ from node.context import NodeContext
 from node.http.api import attachments, bodies
 from node.http.api.attachments import NewFile
 from node.http.api.auth import current_user
-from node.http.api.validate import iso, parse_moment, read_body, read_bytes, read_json
+from node.http.api.validate import decode, iso, parse_moment, read_body, read_bytes, read_json
 from node.http.errors import ApiError, bad
 from node.http.sync import CTX
 from node.queries import ledger
@@ -372,7 +372,7 @@ async def action_fields(
     kind = bodies.ACTIONS.get(action) if action != "decompose" else None
     if kind is None:
         raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
-    body = bodies.decode(data, kind)
+    body = decode(data, kind)
     match body:
         case bodies.Deploy():
             return Action.DEPLOY, Deployed, {"note": body.note}

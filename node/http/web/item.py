@@ -34,6 +34,7 @@ from node.http.api.items import (
     sources_of,
     verified_history,
 )
+from node.http.api.validate import decode
 from node.http.errors import ApiError
 from node.http.web import csrf
 from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
@@ -383,7 +384,7 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
     try:
         form = await form_of(request)
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
-        body = bodies.decode(assign_body(form), bodies.Assignment)
+        body = decode(assign_body(form), bodies.Assignment)
         event, _ = await workflow(request).assign(user, assignment_fields(body, ctx))
     except ApiError as exc:
         if exc.status in (401,) or exc.status >= 500:
