@@ -15,6 +15,7 @@ from pathlib import Path
 from node.background import Background, Backoff, Watch
 from node.clock import Clock
 from node.config import Config
+from node.items import tallies
 from node.storage import keyfile
 from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
@@ -120,6 +121,8 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
     key = keyfile.load(config.key_path)
     db = await open_database(config.database_url, create=create)
     try:
+        now = clock.now_ms()
+        await db.run_write(lambda conn: tallies.build_if_missing(conn, now))
         records = await _trust_records(db)
         fingerprint = str(config["node.root_fingerprint"])
         trust = TrustStore.from_records(fingerprint, records)

@@ -361,13 +361,15 @@ async def check(ctx: NodeContext, tree: Tree, now: int, scopes: list[str]) -> in
             for entries in (reference["nodes"], reference["units"]):
                 for entry in entries:
                     del entry["lines"]
-            ranked = await standings.standings(ctx, ctx.store.path_of(top), quarter, rules)
+            ranked = await standings.standings(
+                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
             assert isinstance(ranked, standings.QuarterScores)
             mine = assemble.standings_of(ranked, names)
             assert mine["nodes"] == reference["nodes"], (top, quarter, now)
             assert mine["units"] == reference["units"], (top, quarter, now)
             assert ranked.final == reference["final"]
-            top5 = await standings.standings(ctx, ctx.store.path_of(top), quarter, rules, 5)
+            top5 = await standings.standings(
+                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules, 5)
             assert isinstance(top5, standings.QuarterScores)
             five = assemble.standings_of(top5, names)
             assert five["nodes"] == reference["nodes"][:5]
@@ -420,9 +422,9 @@ async def test_figures_equal_their_references_as_time_moves(
                 await store(ctx, arrived, held)
             roll = rng.random()
             if roll < 0.4:
-                await standings.score_some(ctx, limit=rng.randint(5, 60))
+                await standings.score_some(ctx.db, limit=rng.randint(5, 60))
             elif roll < 0.55:
-                await standings.score_all(ctx)
+                await standings.score_all(ctx.db)
             if rng.random() < 0.5:
                 async with ctx.db.write() as conn:
                     await tallies.advance(conn, now + rng.choice((0, 0, -5 * DAY, 3 * DAY)))
@@ -438,7 +440,7 @@ async def test_figures_equal_their_references_as_time_moves(
             seen += await check(ctx, tree, later, scopes[:1])
             checks += 2
         # Long after: every deadline passed, every quarter final.
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         seen += await check(ctx, tree, now + 120 * DAY, scopes)
         assert checks > 20 and seen > 500
         async with ctx.db.read() as conn:
@@ -446,13 +448,13 @@ async def test_figures_equal_their_references_as_time_moves(
         assert "irregular" in kinds  # the skewed clocks were replayed, not tallied
 
         # Rebuilding from the rows gives what the deltas kept.
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         kept = await tally_tables(ctx)
         async with ctx.db.write() as conn:
             marks = await tallies.marks(conn)
             await conn.run_sync(lambda sync: tallies.rebuild(sync, marks.watermark))
             await tallies.roll(conn, marks.ranking)
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         assert await tally_tables(ctx) == kept
     finally:
         await ctx.close()
@@ -471,3 +473,42 @@ def test_period_keys() -> None:
     # China time: Monday 00:00 +08:00 starts the week, even on Sunday 23:59 UTC+0 = Mon.
     sunday_utc_late = int(datetime(2026, 11, 22, 16, 30, tzinfo=CHINA_TZ).timestamp()) * 1000
     assert tallies.week_key(sunday_utc_late) == Week.of(sunday_utc_late).start
+
+
+async def test_a_database_the_migrations_left_without_tallies_gets_them_when_opened(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Migration 0004 creates the tally tables empty (a migration runs no live code): a
+    node opening a database with items and no watermark builds every tally first."""
+    tree = generate_tree(2, 2, 2, code=PROVINCE)
+    clock = ManualClock(START)
+    ctx = await province(tmp_path, db_url, tree, clock)
+    clock.set(START + 120 * DAY)
+    try:
+        arrivals = [a for h in histories(tree, 3, 20) for a in h]
+        held: dict[str, list[tuple[str, Event]]] = defaultdict(list)
+        await store(ctx, [(a.at, a) for a in arrivals], held)
+        now = clock.now_ms()
+        async with ctx.db.write() as conn:  # the marks where a rebuild now puts them
+            await tallies.advance(conn, now)
+            await tallies.roll(conn, tallies.quarter_key(now))
+        await standings.score_all(ctx.db)
+        kept = await tally_tables(ctx)
+        assert kept, "the histories made no tallies: the test would prove nothing"
+        async with ctx.db.write() as conn:
+            for table in (t.tally_marks, t.item_facts, t.score_exceptions, t.score_rows,
+                          *(x.table for x in (*tallies.ROW_TALLIES, tallies.SCORES,
+                                              tallies.RANKING))):
+                await conn.execute(table.delete())
+        config = ctx.config
+    finally:
+        await ctx.close()
+    ctx = await open_node(config, clock)
+    try:
+        async with ctx.db.read() as conn:
+            marks = await tallies.marks(conn)
+        assert marks == tallies.Marks(now, tallies.quarter_key(now))
+        await standings.score_all(ctx.db)
+        assert await tally_tables(ctx) == kept
+    finally:
+        await ctx.close()

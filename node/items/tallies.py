@@ -523,6 +523,17 @@ async def drop_scores(
 # -- building everything from the items table -----------------------------------------------
 
 
+def build_if_missing(conn: Connection, now: int) -> bool:
+    """Build every tally (:func:`rebuild`) if the watermark was never set: a database
+    created or upgraded by the migrations, which hold no live code. Returns whether
+    it built them."""
+    names = set(conn.execute(select(t.tally_marks.c.name)).scalars())
+    if WATERMARK in names and RANKING_MARK in names:
+        return False
+    rebuild(conn, now)
+    return True
+
+
 def rebuild(conn: Connection, watermark_at: int, *, chunk: int = 5_000) -> int:
     """Build ``item_facts`` and every tally from the ``items`` table, on a sync
     connection (the schema migration, ``bench/pages.py``), with the watermark at

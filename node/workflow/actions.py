@@ -12,7 +12,7 @@ with a stable reason and changing nothing:
 Then one event (or, for assign and decompose, a batch under one signature) is
 signed by this node, stored and synced like any other. New attachments that a
 feedback or resolution cites are stored in that same transaction, after the
-three gates (node/http/api/attachments.py): a refused action keeps no file.
+three gates (node/workflow/attachments.py): a refused action keeps no file.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
 from hierarchy.tree import Node, Tree
 from node.context import NodeContext
-from node.http.api import attachments
-from node.http.api.attachments import NewFile
 from node.http.errors import ApiError
 from node.items.projection import load_state
 from node.storage import schema as t
 from node.storage.accounts import User
 from node.storage.events import Draft
+from node.workflow import attachments
+from node.workflow.attachments import NewFile
 from node.workflow.drafts import act, assign
 from protocol import rules
 from protocol.errors import ProtocolError

@@ -16,15 +16,16 @@ from sqlalchemy import select
 
 from hierarchy.roles import ROLE_ACTIONS, Action
 from node.context import NodeContext
-from node.http.api import attachments, bodies
-from node.http.api.attachments import NewFile
+from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, iso, parse_moment, read_body, read_bytes, read_json
 from node.http.errors import ApiError, bad
 from node.http.sync import CTX
 from node.queries import ledger
 from node.storage import schema as t
+from node.workflow import attachments
 from node.workflow.actions import Workflow
+from node.workflow.attachments import NewFile
 from protocol import envelope
 from protocol.errors import ProtocolError
 from protocol.events import (

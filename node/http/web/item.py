@@ -25,7 +25,6 @@ from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
 from node.context import NodeContext
 from node.http.api import bodies
-from node.http.api.attachments import NewFile
 from node.http.api.items import (
     REPORTS,
     action_fields,
@@ -42,6 +41,7 @@ from node.queries import ledger
 from node.storage import schema as t
 from node.storage.accounts import User
 from node.workflow.actions import actor_of, scope_of
+from node.workflow.attachments import NewFile
 from protocol.errors import ProtocolError
 from protocol.events import (
     CLASSES,

@@ -2,11 +2,10 @@
 
 Counts kept beside the item rows so the tree page and the command board read a
 few thousand small rows instead of every item (node/items/tallies.py,
-docs/pages.md "Scale"). The upgrade creates the tables and builds them from the
-``items`` table with the code of this version (``node.items.tallies.rebuild``:
-one pass over the rows, about a minute per million items); every item is listed
-to be scored, which the running node's keeper does in the background. A later
-revision that changes these tables rebuilds them itself.
+docs/pages.md "Scale"). The upgrade creates the tables empty; the node builds
+them from the ``items`` table when it next opens the database
+(``node.items.tallies.build_if_missing``: one pass over the rows, about a minute
+per million items), and its keeper scores every item in the background.
 
 Revision ID: 0004
 Revises: 0003
@@ -15,11 +14,10 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -147,12 +145,9 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_score_exceptions_path", "score_exceptions", ["path"])
-
-    if context.is_offline_mode():
-        return  # rendering SQL for review: there are no rows to build from
-    from node.items.tallies import rebuild
-
-    rebuild(op.get_bind(), watermark_at=int(time.time() * 1000))
+    # The tallies are filled by the node when it opens the database and finds no
+    # watermark (node.items.tallies.build_if_missing): a migration never runs live
+    # code, which moves on while this file must not.
 
 
 def downgrade() -> None:
