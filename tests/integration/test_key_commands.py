@@ -1,0 +1,271 @@
+"""``duban key rotate`` and ``duban revoke`` on a real tree on loopback.
+
+Province 14 -> city 1401 -> county 140101 -> township 140101001, each a real
+aiohttp server with its own SQLite file. The commands run as the CLI runs them
+(node/keys.py), on a stopped node's data directory, while the rest of the tree
+serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hierarchy import errors as herrors
+from hierarchy.errors import HierarchyError
+from node import keys as node_keys
+from node.clock import SystemClock
+from node.context import NodeError, open_node
+from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.http.enroll import issue_code
+from node.keys import next_from_seq, revoke_child, rotate_key
+from node.setup import join_parent
+from node.storage import keyfile
+from node.storage import schema as t
+from node.storage.events import PARENT, Draft
+from node.workflow.drafts import assign
+from protocol import errors
+from tests.federation import build, eventually
+
+SHAPE: Shape = [
+    ("14", None, "山西省", "province"),
+    ("1401", "14", "太原市", "city"),
+    ("140101", "1401", "小店区", "county"),
+    ("140101001", "140101", "坞城街道", "township"),
+]
+PROVINCE, CITY, COUNTY, TOWNSHIP = "14", "1401", "140101", "140101001"
+
+
+async def settled(fed: LocalTree) -> bool:
+    """Every running node knows every certificate; nothing waits on any link."""
+    for node in fed.nodes.values():
+        if node.runner is None:
+            continue
+        ctx = node.ctx
+        if len(ctx.trust.nodes()) < len(SHAPE):
+            return False
+        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
+        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+            return False
+    return True
+
+
+async def seqs_of(node: RunningNode, origin: str) -> list[int]:
+    async with node.ctx.db.read() as conn:
+        rows = await conn.execute(
+            select(t.events.c.origin_seq)
+            .where(t.events.c.origin == origin)
+            .order_by(t.events.c.origin_seq)
+        )
+        return [r[0] for r in rows]
+
+
+async def refused(node: RunningNode) -> list[str]:
+    async with node.ctx.db.read() as conn:
+        return list((await conn.scalars(select(t.refused.c.reason))).all())
+
+
+@pytest.fixture
+async def fed(tmp_path: Path) -> AsyncIterator[LocalTree]:
+    tree = await build(tmp_path, SystemClock(), SHAPE)
+    try:
+        await eventually(lambda: settled(tree), what="the tree to settle")
+        yield tree
+    finally:
+        await tree.stop()
+
+
+def to_township(title: str) -> list[Draft]:
+    return [assign(me=COUNTY, assignee=TOWNSHIP, title=title)]
+
+
+# ------------------------------------------------------------------ rotation
+
+
+async def test_a_rotated_key_signs_what_reaches_the_province(fed: LocalTree) -> None:
+    """The county rotates while stopped; the city certifies the new key. Its next
+    item verifies at the city, the province and the township; its events signed
+    before still verify everywhere; the old key file is kept."""
+    county, province = fed[COUNTY], fed[PROVINCE]
+    [(before, _)] = await county.ctx.store.append_own(to_township("轮换前"))
+    old = county.ctx.key
+
+    async def first_up() -> bool:
+        return await seqs_of(province, COUNTY) == [before.seq]
+
+    await eventually(first_up, what="the first item at the province")
+    with pytest.raises(keyfile.KeyFileError, match="running"):
+        await rotate_key(county.config, fed.clock)
+    await county.stop()
+
+    rotated = await rotate_key(county.config, fed.clock)
+    cert = rotated.certificate
+    assert (cert.node, cert.version, cert.from_seq) == (COUNTY, 2, before.seq + 1)
+    assert keyfile.load(county.config.key_path).key_id == cert.key_id != old.key_id
+    assert keyfile.load(rotated.kept_as).key_id == old.key_id == rotated.old_key_id
+    assert not keyfile.pending_path(county.config.key_path).exists()
+
+    await county.start()
+    [(after, env)] = await county.ctx.store.append_own(to_township("轮换后"))
+    assert env.key_id == cert.key_id
+
+    async def everywhere() -> bool:
+        return (
+            await seqs_of(province, COUNTY) == [before.seq, after.seq]
+            and await seqs_of(fed[TOWNSHIP], COUNTY) == [before.seq, after.seq]
+        )
+
+    await eventually(everywhere, what="the new key's item at the province and the township")
+    now = fed.clock.now_ms()
+    for node in fed.nodes.values():
+        trust = node.ctx.trust
+        assert trust.current(COUNTY).key_id == cert.key_id, node.id
+        trust.check_event_signer(old.key_id, COUNTY, before.seq, now)
+        trust.check_event_signer(cert.key_id, COUNTY, after.seq, now)
+        assert await refused(node) == [], node.id
+    # The township's own certificate, signed by the county's old key, still holds:
+    # its link to the county works.
+    await fed[TOWNSHIP].ctx.store.append_own(
+        [assign(me=TOWNSHIP, assignee=TOWNSHIP, assignee_unit="office", title="镇自办")]
+    )
+
+    async def township_up() -> bool:
+        return len(await seqs_of(province, TOWNSHIP)) == 1
+
+    await eventually(township_up, what="the township's item at the province")
+
+
+async def test_a_rotation_cut_short_is_finished_by_running_it_again(
+    fed: LocalTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The city certifies the new key but its answer is lost (the county stops before
+    storing it): the node refuses to start, and the same command finishes — the city
+    answers the repeated request (signed with the new key, the old one being retired
+    there) with the same certificate, no new version."""
+    county, city = fed[COUNTY], fed[CITY]
+    await county.stop()
+
+    def lost(*_args: object) -> list[bytes]:
+        raise OSError("connection reset before the answer was stored")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(node_keys, "_checked_records", lost)
+        with pytest.raises(OSError):
+            await rotate_key(county.config, fed.clock)
+    pending = keyfile.pending_path(county.config.key_path)
+    assert pending.exists()
+    new_key_id = keyfile.load(pending).key_id
+    assert city.ctx.trust.current(COUNTY).key_id == new_key_id  # certified there
+    with pytest.raises(keyfile.KeyFileError, match="did not finish"):
+        await county.start()
+
+    rotated = await rotate_key(county.config, fed.clock)
+    assert rotated.certificate.key_id == new_key_id
+    assert city.ctx.trust.version_of(COUNTY) == 2
+    await county.start()
+    [(event, _)] = await county.ctx.store.append_own(to_township("补完轮换"))
+
+    async def up() -> bool:
+        return await seqs_of(fed[PROVINCE], COUNTY) == [event.seq]
+
+    await eventually(up, what="the county's item at the province")
+
+
+# ---------------------------------------------------------------- revocation
+
+
+def township_own(title: str) -> list[Draft]:
+    return [assign(me=TOWNSHIP, assignee=TOWNSHIP, assignee_unit="office", title=title)]
+
+
+async def test_revoke_refuses_late_events_of_the_key_and_the_child_joins_again(
+    fed: LocalTree, tmp_path: Path
+) -> None:
+    """The county revokes the township's key (after its last event held there). A
+    late event signed by the old key is refused at the county and at the city; the
+    township's history still verifies; the township, enrolled again in a new data
+    directory as the command says, gets its history back and writes on."""
+    county, township, city = fed[COUNTY], fed[TOWNSHIP], fed[CITY]
+    written = await township.ctx.store.append_own(township_own("撤销前1") + township_own("撤销前2"))
+    old = township.ctx.key
+
+    async def both_up() -> bool:
+        return await seqs_of(fed[PROVINCE], TOWNSHIP) == [1, 2]
+
+    await eventually(both_up, what="the township's items at the province")
+    await township.stop()
+
+    with pytest.raises(keyfile.KeyFileError, match="running"):
+        await revoke_child(county.config, fed.clock, TOWNSHIP)
+    await county.stop()
+    for child, reason in (
+        ("140101099", herrors.UNKNOWN_NODE),
+        (CITY, herrors.WRONG_CHILD),  # the parent
+        (COUNTY, herrors.WRONG_CHILD),  # itself
+    ):
+        with pytest.raises(HierarchyError) as info:
+            await revoke_child(county.config, fed.clock, child)
+        assert info.value.reason == reason, child
+    with pytest.raises(NodeError, match="held here already"):
+        await revoke_child(county.config, fed.clock, TOWNSHIP, last_seq=1)
+
+    done = await revoke_child(county.config, fed.clock, TOWNSHIP, reason="钥匙遗失")
+    assert (done.last_seq, done.from_seq, done.signed_below) == (2, 3, ())
+    with pytest.raises(HierarchyError) as info:
+        await revoke_child(county.config, fed.clock, TOWNSHIP)
+    assert info.value.reason == herrors.ALREADY_REVOKED
+    await county.start()
+
+    async def travelled() -> bool:
+        return all(bool(fed[n].ctx.trust.revocations(TOWNSHIP)) for n in (CITY, PROVINCE))
+
+    await eventually(travelled, what="the revocation at the city and the province")
+
+    # The stolen key signs seq 3 (the township is stopped; its store is opened by hand).
+    thief = await open_node(township.config, fed.clock)
+    try:
+        [(_, late)] = await thief.store.append_own(township_own("伪造"))
+    finally:
+        await thief.close()
+    assert late.key_id == old.key_id
+    at_county = await county.ctx.ingestor.receive(TOWNSHIP, [late.raw])
+    at_city = await city.ctx.ingestor.receive(COUNTY, [late.raw])
+    for result in (at_county, at_city):
+        assert result.accepted == 0
+        assert [reason for _, reason, _ in result.refused] == [errors.KEY_REVOKED]
+    now = fed.clock.now_ms()
+    for node in (county, city, fed[PROVINCE]):
+        for event, _ in written:
+            node.ctx.trust.check_event_signer(old.key_id, TOWNSHIP, event.seq, now)
+        assert await seqs_of(node, TOWNSHIP) == [1, 2]
+
+    # Enrolled again, as `duban revoke` prints: a code with from_seq 3, a new directory.
+    from_seq = await next_from_seq(county.ctx, TOWNSHIP)
+    assert from_seq == done.from_seq
+    code = await issue_code(county.ctx, child=TOWNSHIP, name="坞城街道", level="township",
+                            from_seq=from_seq)
+    again = tmp_path / "township-again"
+    config = await join_parent(
+        again, parent_url=county.url, code=code,
+        root=str(county.config["node.root_fingerprint"]), clock=fed.clock,
+    )
+    back = RunningNode(TOWNSHIP, again, config, fed.clock)
+    fed.nodes["township-again"] = back
+    await back.start()
+
+    async def recovered() -> bool:
+        return await back.ctx.store.own_seq() == 2
+
+    await eventually(recovered, what="the township's history back from the county")
+    [(event, env)] = await back.ctx.store.append_own(township_own("重新入网后"))
+    assert (event.seq, env.key_id) == (3, back.ctx.key.key_id)
+
+    async def accepted() -> bool:
+        return await seqs_of(fed[PROVINCE], TOWNSHIP) == [1, 2, 3]
+
+    await eventually(accepted, what="the new key's event at the province")
+    assert await refused(fed[PROVINCE]) == []
+    assert await refused(city) == [errors.KEY_REVOKED]  # the forgery, kept for audit
