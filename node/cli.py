@@ -153,6 +153,21 @@ async def cmd_key_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_key_replace(args: argparse.Namespace) -> int:
+    from node.keys import replace_key
+
+    config = cfg.load(_data(args))
+    replaced = await replace_key(config, SystemClock(), args.code)
+    cert = replaced.certificate
+    print(
+        f"{cert.node} {cert.name} enrolled again: it signs with key {cert.key_id.hex()[:16]} "
+        f"from seq {cert.from_seq} (certificate version {cert.version}, signed by "
+        f"{cert.parent}); its children certified by the old key are certified again"
+    )
+    print(f"the old key {replaced.old_key_id.hex()[:16]} is kept in {replaced.kept_as}")
+    return 0
+
+
 async def cmd_revoke(args: argparse.Namespace) -> int:
     from node.keys import revoke_child
 
@@ -172,24 +187,27 @@ async def cmd_revoke(args: argparse.Namespace) -> int:
         f"after seq {done.last_seq}: {kept} everywhere the revocation reaches (it travels "
         "the tree as this node syncs: start it again)"
     )
-    if done.signed_below:
-        print(
-            f"warning: the revoked key certified {child.node}'s own children "
-            f"({', '.join(done.signed_below)}): their certificates stop verifying everywhere "
-            f"too, and {child.node} enrolled again in a new data directory cannot take back "
-            "its history with them nor certify them again: no command does that yet "
-            '(docs/operations.md, "Revoking a key")',
-            file=sys.stderr,
-        )
-        return 0
     url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
     print(
-        f"to enroll {child.node} again with a new key, here:\n"
+        f"to enroll {child.node} again with a new key, get a code here:\n"
         f"  duban invite --data {data} --child {child.node} --name {child.name} "
-        f"--level {child.level} --from-seq {done.from_seq}\n"
-        f"and on its machine, in a new data directory (its history up to seq "
-        f"{done.from_seq - 1} comes back from this node on its first sync; what it wrote "
-        "after that and had not sent is lost with its key):\n"
+        f"--level {child.level} --from-seq {done.from_seq}"
+    )
+    in_place = "  duban key replace --data DIR --code CODE"
+    if done.signed_below:
+        print(
+            f"then on {child.node}'s machine, in its data directory (restored from a backup "
+            f"if need be): the certificates of its children ({', '.join(done.signed_below)}) "
+            "were signed by the revoked key and stop verifying everywhere until it certifies "
+            f"them again, which this does:\n{in_place}"
+        )
+        return 0
+    print(
+        f"then on {child.node}'s machine, either in its data directory if it survives:\n"
+        f"{in_place}\n"
+        f"or in a new one (its history up to seq {done.from_seq - 1} comes back from this "
+        "node on its first sync; what it wrote after that and had not sent is lost with its "
+        "key):\n"
         f"  duban join --data NEW_DIR --parent {url} --code CODE "
         f"--root {config['node.root_fingerprint']}"
     )
@@ -502,6 +520,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--data", required=True)
     q.set_defaults(func=cmd_key_rotate)
+    q = key_commands.add_parser(
+        "replace",
+        help="after the parent revoked this node's key: enroll again in place with a code "
+        "(the node stopped)",
+    )
+    q.add_argument("--data", required=True)
+    q.add_argument("--code", required=True, help="from the parent's `duban invite`")
+    q.set_defaults(func=cmd_key_replace)
 
     p = sub.add_parser("revoke", help="revoke a child's key (this node stopped)")
     p.add_argument("--data", required=True)

@@ -22,8 +22,11 @@ Revocation (unplanned: a key is lost or stolen). The parent signs the
 revocation of its child's current key after ``last_seq`` — by default the last
 event of that child it holds — and stores it; it travels the whole tree like
 any trust record, and everywhere the key's later events are refused. The child
-then joins again in a new data directory, with a code whose ``from_seq`` follows
-what the parent holds; its history comes back from the parent on its first sync.
+then joins again with a code whose ``from_seq`` follows what the parent holds:
+in a new data directory (its history comes back from the parent on its first
+sync), or in place with ``duban key replace`` when its data directory survives —
+the only way for a node with children, whose certificates its revoked key signed
+and which it then certifies again with its new key.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from typing import Any
 import aiohttp
 
 from hierarchy import keys
+from hierarchy.enrollment import JoinResponse, make_join_request
+from hierarchy.errors import HierarchyError
 from node.clock import Clock
 from node.config import Config
 from node.context import NodeContext, NodeError, open_node
@@ -196,10 +201,11 @@ async def _post(
 
 
 def _checked_records(
-    ctx: NodeContext, chain: list[bytes], new: SigningKey, from_seq: int
+    ctx: NodeContext, chain: list[bytes], new: SigningKey, from_seq: int | None
 ) -> list[bytes]:
     """Check the chain up to the pinned root (the new key is the node's current one,
-    from ``from_seq``), add what is new in it to the trust store and return that."""
+    from ``from_seq`` if given), add what is new in it to the trust store and return
+    that."""
     now = ctx.clock.now_ms()
     try:
         alone = TrustStore(ctx.trust.root_fingerprint)
@@ -209,7 +215,7 @@ def _checked_records(
         alone.check_key(new.key_id, now)
     except ProtocolError as exc:
         raise NodeError(f"the parent's chain does not verify: {exc}") from None
-    if cert.key_id != new.key_id or cert.from_seq != from_seq:
+    if cert.key_id != new.key_id or from_seq not in (None, cert.from_seq):
         raise NodeError(
             f"the parent certified key {cert.key_id.hex()[:16]} from seq {cert.from_seq}, "
             f"not ours from seq {from_seq}"
@@ -222,6 +228,70 @@ def _checked_records(
     except ProtocolError as exc:
         raise NodeError(f"the parent's chain disagrees with what this node holds: {exc}") from None
     return fresh
+
+
+async def replace_key(config: Config, clock: Clock, code: str) -> Rotated:
+    """Enroll the node in ``config`` again in place, with a one-time ``code`` from its
+    parent, after its key was revoked: a new key, certified from the code's
+    ``from_seq``; then its children's certificates that the old key signed are
+    certified again with the new one (same keys, next versions), which a node
+    enrolled in a new data directory cannot do (it holds no certificate its
+    revoked key signed). The node must be stopped; the parent running.
+
+    Cut short, it is run again with a new code if the parent used the first."""
+    path = config.key_path
+    pending = keyfile.pending_path(path)
+    with keyfile.hold(config.data_dir, exclusive=True):
+        ctx = await open_node(config, clock)
+        try:
+            old = ctx.key
+            if ctx.parent is None:
+                raise NodeError("the root has no parent to enroll with: use `duban key rotate`")
+            new = keyfile.load(pending) if pending.exists() else keyfile.create(pending)
+            if ctx.certificate.key_id != new.key_id:
+                request = make_join_request(
+                    new, parent=ctx.parent, node=ctx.me, code=code, now=ctx.clock.now_ms()
+                )
+                chain = await _join_again(ctx, request)
+                fresh = _checked_records(ctx, chain, new, None)
+                await ctx.store.store_trust_records(fresh, PARENT)
+            try:
+                again = keys.reissue_signed_by(
+                    ctx.trust, new, old_key_id=old.key_id, now=ctx.clock.now_ms()
+                )
+            except HierarchyError as exc:
+                raise NodeError(f"cannot certify the children again: {exc}") from None
+            if again:
+                await ctx.store.store_trust_records(again, SELF)
+                logger.info("certified %d children again with the new key", len(again))
+            cert = ctx.certificate
+        finally:
+            await ctx.close()
+        day = time.strftime("%Y%m%d", time.gmtime(clock.now_ms() / 1000))
+        kept_as = keyfile.retired_path(path, old, day)
+        keyfile.install(path, pending, kept_as)
+    return Rotated(certificate=cert, old_key_id=old.key_id, kept_as=kept_as)
+
+
+async def _join_again(ctx: NodeContext, request: bytes) -> list[bytes]:
+    url = ctx.parent_url
+    if not url:
+        raise NodeError("node.parent_url is not set: the parent cannot be asked")
+    timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
+        url + "/enroll/v1/join", data=request
+    ) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            hint = (
+                ": if it was this node's (an earlier run cut short), ask for a new code"
+                if b"code_used" in body
+                else ""
+            )
+            raise NodeError(
+                f"the parent {ctx.parent} refused: {body.decode('utf-8', 'replace')}{hint}"
+            )
+    return list(JoinResponse.from_bytes(body).chain)
 
 
 # -------------------------------------------------------------- revocation

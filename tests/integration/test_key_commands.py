@@ -8,6 +8,9 @@ serves.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,6 +40,7 @@ SHAPE: Shape = [
     ("140101001", "140101", "坞城街道", "township"),
 ]
 PROVINCE, CITY, COUNTY, TOWNSHIP = "14", "1401", "140101", "140101001"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def settled(fed: LocalTree) -> bool:
@@ -269,3 +273,118 @@ async def test_revoke_refuses_late_events_of_the_key_and_the_child_joins_again(
     await eventually(accepted, what="the new key's event at the province")
     assert await refused(fed[PROVINCE]) == []
     assert await refused(city) == [errors.KEY_REVOKED]  # the forgery, kept for audit
+
+
+async def test_a_node_with_children_enrolls_again_in_place(fed: LocalTree) -> None:
+    """The city revokes the county's key; the township's certificate, which that key
+    signed, stops verifying. The county enrolls again in its own data directory with
+    a code (`duban key replace`): its new key signs on from the code's from_seq, it
+    certifies the township again, and both write events that reach the province.
+    Its event written with the revoked key after the revocation is refused by the
+    city (the township, which learns of the revocation from the county, took it
+    before: a revoked node's subtree hears of it last)."""
+    city, county, township, province = fed[CITY], fed[COUNTY], fed[TOWNSHIP], fed[PROVINCE]
+    await county.ctx.store.append_own(to_township("撤销前"))
+    old = county.ctx.key
+
+    async def first_up() -> bool:
+        return await seqs_of(province, COUNTY) == [1]
+
+    await eventually(first_up, what="the county's item at the province")
+    await county.stop()
+    await city.stop()
+    done = await revoke_child(city.config, fed.clock, COUNTY)
+    assert (done.last_seq, done.from_seq, done.signed_below) == (1, 2, (TOWNSHIP,))
+    await city.start()
+
+    async def travelled() -> bool:
+        return bool(province.ctx.trust.revocations(COUNTY))
+
+    await eventually(travelled, what="the revocation at the province")
+    now = fed.clock.now_ms()
+    with pytest.raises(errors.ProtocolError) as info:
+        province.ctx.trust.check_event_signer(township.ctx.key.key_id, TOWNSHIP, 1, now)
+    assert info.value.reason == errors.KEY_REVOKED
+
+    # Written with the revoked key while the county did not know: refused later.
+    offline = await open_node(county.config, fed.clock)
+    try:
+        await offline.store.append_own(to_township("撤销后旧钥匙"))
+    finally:
+        await offline.close()
+    code = await issue_code(city.ctx, child=COUNTY, name="小店区", level="county",
+                            from_seq=await next_from_seq(city.ctx, COUNTY))
+    replaced = await node_keys.replace_key(county.config, fed.clock, code)
+    cert = replaced.certificate
+    assert (cert.from_seq, replaced.old_key_id) == (2, old.key_id)
+    await county.start()
+    [(event, env)] = await county.ctx.store.append_own(to_township("重新入网后"))
+    assert (event.seq, env.key_id) == (3, cert.key_id)
+    await township.ctx.store.append_own(
+        [assign(me=TOWNSHIP, assignee=TOWNSHIP, assignee_unit="office", title="镇自办")]
+    )
+
+    async def both_up() -> bool:
+        return (
+            await seqs_of(province, COUNTY) == [1, 3]
+            and await seqs_of(province, TOWNSHIP) == [1]
+            and 3 in await seqs_of(township, COUNTY)
+        )
+
+    await eventually(both_up, what="the county's and the township's new events up")
+    now = fed.clock.now_ms()
+    for node in (city, province, township):
+        trust = node.ctx.trust
+        assert trust.current(TOWNSHIP).version == 2
+        trust.check_event_signer(township.ctx.key.key_id, TOWNSHIP, 1, now)
+        trust.check_event_signer(old.key_id, COUNTY, 1, now)
+    # Seq 2, the old key's after the revocation, out of its range once the new key
+    # signs from 2 (retired, and revoked too).
+    assert await refused(city) == [errors.KEY_RETIRED]
+
+
+async def duban(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "node.cli", *args], cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+async def test_the_commands_as_an_operator_runs_them(fed: LocalTree) -> None:
+    """What the CLI prints and refuses: one line for a mistake, the next commands to
+    run after a revocation, and those commands working."""
+    county, township = fed[COUNTY], fed[TOWNSHIP]
+    running = await duban("revoke", "--data", str(county.data), TOWNSHIP)
+    assert running.returncode == 2 and "is running" in running.stderr
+    await township.stop()
+    rotated = await duban("key", "rotate", "--data", str(township.data))
+    assert rotated.returncode == 0, rotated.stderr
+    assert "now signs with key" in rotated.stdout and "node.key.old-" in rotated.stdout
+
+    await county.stop()
+    unknown = await duban("revoke", "--data", str(county.data), "140101099")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("duban: unknown_node") and "Traceback" not in unknown.stderr
+    revoked = await duban("revoke", "--data", str(county.data), TOWNSHIP, "--reason", "钥匙遗失")
+    assert revoked.returncode == 0, revoked.stderr
+    invite = (
+        f"duban invite --data {county.data} --child {TOWNSHIP} --name 坞城街道 "
+        "--level township --from-seq 1"
+    )
+    assert invite in revoked.stdout
+    assert "duban key replace --data DIR --code CODE" in revoked.stdout
+    assert "duban join --data NEW_DIR" in revoked.stdout
+
+    code = (await duban(*invite.split()[1:])).stdout.strip()
+    await county.start()
+    replaced = await duban("key", "replace", "--data", str(township.data), "--code", code)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "enrolled again" in replaced.stdout
+    await township.start()
+    [(event, env)] = await township.ctx.store.append_own(township_own("换钥匙后"))
+
+    async def up() -> bool:
+        return await seqs_of(fed[PROVINCE], TOWNSHIP) == [event.seq]
+
+    await eventually(up, what="the township's event at the province")
+    assert fed[PROVINCE].ctx.trust.current(TOWNSHIP).key_id == env.key_id
