@@ -31,6 +31,7 @@ and which it then certifies again with its new key.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -60,6 +61,11 @@ REQUEST_SECONDS = 30.0
 _REPLY_LIMITS = codec.Limits(
     max_size=1024 * 1024, max_str=64, max_bin=8192, max_array=1024, max_map=4, max_depth=2
 )
+
+
+class NotCertified(NodeError):
+    """The parent certainly did not certify the new key (it refused the request, or
+    was never reached): the new key is dropped and the node goes on with its old one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +101,9 @@ async def rotate_key(config: Config, clock: Clock) -> Rotated:
         ctx = await open_node(config, clock)
         try:
             old = ctx.key
-            new = keyfile.load(pending) if pending.exists() else keyfile.create(pending)
+            new = keyfile.load(pending) if pending.exists() else None
             current = ctx.certificate
-            if current.key_id == new.key_id:
+            if new is not None and current.key_id == new.key_id:
                 logger.info("the new key is certified and stored already: installing it")
             elif current.key_id != old.key_id:
                 raise NodeError(
@@ -105,7 +111,12 @@ async def rotate_key(config: Config, clock: Clock) -> Rotated:
                     f"{current.key_id.hex()[:16]}: this is not the node's key file"
                 )
             else:
-                await _certify(ctx, old, new)
+                new = new or keyfile.create(pending)
+                try:
+                    await _certify(ctx, old, new)
+                except NotCertified:
+                    pending.unlink()
+                    raise
             cert = ctx.certificate
         finally:
             await ctx.close()
@@ -130,8 +141,8 @@ async def _certify(ctx: NodeContext, old: SigningKey, new: SigningKey) -> None:
                 ctx.trust, old, node=ctx.me, public_key=new.public_key, from_seq=from_seq,
                 now=now, not_after=now + span,
             )
-        except ProtocolError as exc:
-            raise NodeError(f"cannot certify the new root key: {exc}") from None
+        except HierarchyError as exc:
+            raise NotCertified(f"cannot certify the new root key: {exc}") from None
         await ctx.store.store_trust_records([record], SELF)
         return
     request = keys.make_rotation_request(old, new, node=ctx.me, from_seq=from_seq, now=now)
@@ -150,16 +161,22 @@ async def _ask_parent(
     goes again signed by the new key."""
     url = ctx.parent_url
     if not url:
-        raise NodeError("node.parent_url is not set: the parent cannot be asked")
+        raise NotCertified("node.parent_url is not set: the parent cannot be asked")
     timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         status, reply = await _post(session, ctx, request, old)
-        if status == 403 and reply.get("error") == errors.KEY_RETIRED:
+        if status != 200 and reply.get("error") != errors.KEY_RETIRED:
+            raise NotCertified(
+                f"the parent {ctx.parent} refused the rotation: {reply.get('error')} "
+                f"({reply.get('detail')}); nothing changed, the node keeps its key"
+            )
+        if status != 200:
             status, reply = await _post(session, ctx, request, new)
     if status != 200:
         raise NodeError(
             f"the parent {ctx.parent} refused the rotation: {reply.get('error')} "
-            f"({reply.get('detail')}); the node still signs with its old key"
+            f"({reply.get('detail')}), and no longer takes the old key either; "
+            f"{keyfile.pending_path(ctx.config.key_path)} is kept"
         )
     chain = reply.get("chain")
     if not isinstance(chain, list) or not all(type(r) is bytes for r in chain):
@@ -176,28 +193,41 @@ async def _post(
         key, node=ctx.me, parent=parent, method="POST", target=ROTATE_TARGET, body=body,
         now_ms=ctx.clock.now_ms(),
     )
-    async with session.post(
-        ctx.parent_url + ROTATE_TARGET,
-        data=body,
-        headers={"Content-Type": "application/msgpack", "Duban-Auth": header},
-    ) as resp:
-        raw = await resp.read()
-        if resp.status != 200:
-            try:
-                refused = await resp.json(content_type=None)
-            except ValueError:
-                refused = None
-            if not isinstance(refused, dict):
-                detail = raw[:200].decode("utf-8", "replace")
-                refused = {"error": f"HTTP {resp.status}", "detail": detail}
-            return resp.status, refused
+    try:
+        async with session.post(
+            ctx.parent_url + ROTATE_TARGET,
+            data=body,
+            headers={"Content-Type": "application/msgpack", "Duban-Auth": header},
+        ) as resp:
+            raw = await resp.read()
+            status = resp.status
+    except aiohttp.ClientConnectorError as exc:
+        raise NotCertified(f"the parent is not reachable at {ctx.parent_url}: {exc}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise NodeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
+    if status != 200:
+        try:
+            refused = json.loads(raw)
+        except ValueError:
+            refused = None
+        if not isinstance(refused, dict):
+            refused = {"error": f"HTTP {status}", "detail": raw[:200].decode("utf-8", "replace")}
+        return status, refused
     try:
         value = codec.decode(raw, _REPLY_LIMITS)
     except ProtocolError as exc:
         raise NodeError(f"the parent's answer is not msgpack ({exc.reason})") from None
     if not isinstance(value, dict):
         raise NodeError("the parent's answer is not a map")
-    return resp.status, value
+    return status, value
+
+
+def _lost(ctx: NodeContext, what: str) -> str:
+    return (
+        f"the exchange with the parent at {ctx.parent_url} broke off ({what}): it may have "
+        f"certified the new key. Run the same command again to finish; the node does not "
+        f"start until then ({keyfile.pending_path(ctx.config.key_path).name} exists)"
+    )
 
 
 def _checked_records(
@@ -252,7 +282,11 @@ async def replace_key(config: Config, clock: Clock, code: str) -> Rotated:
                 request = make_join_request(
                     new, parent=ctx.parent, node=ctx.me, code=code, now=ctx.clock.now_ms()
                 )
-                chain = await _join_again(ctx, request)
+                try:
+                    chain = await _join_again(ctx, request)
+                except NotCertified:
+                    pending.unlink()
+                    raise
                 fresh = _checked_records(ctx, chain, new, None)
                 await ctx.store.store_trust_records(fresh, PARENT)
             try:
@@ -276,21 +310,25 @@ async def replace_key(config: Config, clock: Clock, code: str) -> Rotated:
 async def _join_again(ctx: NodeContext, request: bytes) -> list[bytes]:
     url = ctx.parent_url
     if not url:
-        raise NodeError("node.parent_url is not set: the parent cannot be asked")
+        raise NotCertified("node.parent_url is not set: the parent cannot be asked")
     timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-        url + "/enroll/v1/join", data=request
-    ) as resp:
-        body = await resp.read()
-        if resp.status != 200:
-            hint = (
-                ": if it was this node's (an earlier run cut short), ask for a new code"
-                if b"code_used" in body
-                else ""
-            )
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
+            url + "/enroll/v1/join", data=request
+        ) as resp:
+            body, status = await resp.read(), resp.status
+    except aiohttp.ClientConnectorError as exc:
+        raise NotCertified(f"the parent is not reachable at {url}: {exc}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise NodeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
+    if status != 200:
+        text = body[:300].decode("utf-8", "replace")
+        if b"code_used" in body:  # perhaps by this very key, in a run cut short
             raise NodeError(
-                f"the parent {ctx.parent} refused: {body.decode('utf-8', 'replace')}{hint}"
+                f"the parent {ctx.parent} refused: {text}. If an earlier run of this command "
+                "used the code, ask for a new one and run it again"
             )
+        raise NotCertified(f"the parent {ctx.parent} refused: {text}; nothing changed")
     return list(JoinResponse.from_bytes(body).chain)
 
 

@@ -14,23 +14,28 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
 from hierarchy import errors as herrors
 from hierarchy.errors import HierarchyError
+from hierarchy.keys import make_rotation_request
 from node import keys as node_keys
 from node.clock import SystemClock
 from node.context import NodeError, open_node
 from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.http import keys as node_http_keys
 from node.http.enroll import issue_code
 from node.keys import next_from_seq, revoke_child, rotate_key
 from node.setup import join_parent
 from node.storage import keyfile
 from node.storage import schema as t
 from node.storage.events import PARENT, Draft
+from node.sync.auth import make_header
 from node.workflow.drafts import assign
 from protocol import errors
+from protocol.keys import SigningKey
 from tests.federation import build, eventually
 
 SHAPE: Shape = [
@@ -151,6 +156,12 @@ async def test_a_rotation_cut_short_is_finished_by_running_it_again(
     there) with the same certificate, no new version."""
     county, city = fed[COUNTY], fed[CITY]
     await county.stop()
+    # A parent not reachable certified nothing: the new key is dropped, nothing waits.
+    await city.stop()
+    with pytest.raises(node_keys.NotCertified, match="not reachable"):
+        await rotate_key(county.config, fed.clock)
+    assert not keyfile.pending_path(county.config.key_path).exists()
+    await city.start()
 
     def lost(*_args: object) -> list[bytes]:
         raise OSError("connection reset before the answer was stored")
@@ -245,6 +256,11 @@ async def test_revoke_refuses_late_events_of_the_key_and_the_child_joins_again(
         for event, _ in written:
             node.ctx.trust.check_event_signer(old.key_id, TOWNSHIP, event.seq, now)
         assert await seqs_of(node, TOWNSHIP) == [1, 2]
+
+    # A revoked key cannot rotate itself: refused, and the new key is dropped.
+    with pytest.raises(node_keys.NotCertified, match="key_revoked"):
+        await rotate_key(township.config, fed.clock)
+    assert not keyfile.pending_path(township.config.key_path).exists()
 
     # Enrolled again, as `duban revoke` prints: a code with from_seq 3, a new directory.
     from_seq = await next_from_seq(county.ctx, TOWNSHIP)
@@ -388,3 +404,42 @@ async def test_the_commands_as_an_operator_runs_them(fed: LocalTree) -> None:
 
     await eventually(up, what="the township's event at the province")
     assert fed[PROVINCE].ctx.trust.current(TOWNSHIP).key_id == env.key_id
+
+
+async def test_the_rotate_endpoint_refuses_and_changes_nothing(fed: LocalTree) -> None:
+    """``POST /sync/v1/rotate`` at the city, by hand: a request for another node, a
+    ``from_seq`` inside the history the city holds, a body too large, a header
+    missing. Each is refused with its reason, and the county's certificate stays."""
+    city, county = fed[CITY], fed[COUNTY]
+    [(event, _)] = await county.ctx.store.append_own(to_township("轮换前"))
+
+    async def held() -> bool:
+        return await city.ctx.store.max_seq_of(COUNTY) == event.seq
+
+    await eventually(held, what="the county's event at the city")
+    await county.stop()
+    key = keyfile.load(county.config.key_path)
+    township_key = keyfile.load(fed[TOWNSHIP].config.key_path)
+    now = fed.clock.now_ms()
+
+    async def post(body: bytes, *, signed: bool = True) -> tuple[int, str]:
+        headers = {"Content-Type": "application/msgpack"}
+        if signed:
+            headers["Duban-Auth"] = make_header(
+                key, node=COUNTY, parent=CITY, method="POST", target="/sync/v1/rotate",
+                body=body, now_ms=fed.clock.now_ms(),
+            )
+        async with aiohttp.ClientSession() as session, session.post(
+            city.url + "/sync/v1/rotate", data=body, headers=headers
+        ) as resp:
+            return resp.status, (await resp.json(content_type=None))["error"]
+
+    new = SigningKey.generate()
+    behind = make_rotation_request(key, new, node=COUNTY, from_seq=event.seq, now=now)
+    other = make_rotation_request(township_key, new, node=TOWNSHIP, from_seq=9, now=now)
+    assert await post(behind) == (409, node_http_keys.FROM_SEQ_BEHIND)
+    assert await post(other) == (403, herrors.WRONG_CHILD)
+    assert await post(b"\x00" * (node_http_keys.MAX_REQUEST + 1)) == (413, errors.TOO_LARGE)
+    assert await post(behind, signed=False) == (401, "auth_required")
+    assert city.ctx.trust.version_of(COUNTY) == 1
+    assert city.ctx.trust.current(COUNTY).key_id == key.key_id
