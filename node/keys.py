@@ -165,6 +165,8 @@ async def _ask_parent(
     timeout = aiohttp.ClientTimeout(total=REQUEST_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         status, reply = await _post(session, ctx, request, old)
+        if status >= 500:  # it may have certified the key before it failed
+            raise NodeError(_lost(ctx, f"HTTP {status} {reply.get('error')}"))
         if status != 200 and reply.get("error") != errors.KEY_RETIRED:
             raise NotCertified(
                 f"the parent {ctx.parent} refused the rotation: {reply.get('error')} "
@@ -323,6 +325,8 @@ async def _join_again(ctx: NodeContext, request: bytes) -> list[bytes]:
         raise NodeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
     if status != 200:
         text = body[:300].decode("utf-8", "replace")
+        if status >= 500:
+            raise NodeError(_lost(ctx, f"HTTP {status} {text}"))
         if b"code_used" in body:  # perhaps by this very key, in a run cut short
             raise NodeError(
                 f"the parent {ctx.parent} refused: {text}. If an earlier run of this command "
@@ -350,7 +354,7 @@ async def revoke_child(
             cert = keys.check_revocable(ctx.trust, parent=ctx.me, node=child)
             held = await ctx.store.max_seq_of(child)
             last = held if last_seq is None else last_seq
-            if last < held:
+            if held and last < held:
                 raise NodeError(
                     f"{child}'s events up to seq {held} are held here already (and sent up the "
                     f"tree): a revocation cannot take them back. Revoke after seq {held} or later"
