@@ -57,7 +57,7 @@ from sqlalchemy.sql import Select
 from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node import config as cfg
-from node.clock import CHINA, ManualClock
+from node.clock import ManualClock
 from node.context import open_node
 from node.demo.localtree import RunningNode
 from node.queries import ledger
@@ -68,6 +68,7 @@ from protocol import rules
 from protocol.certs import issue_certificate
 from protocol.events import make_item_id
 from protocol.keys import SigningKey
+from protocol.rules import CHINA_TZ as CHINA
 
 PROVINCE = "14"
 NOW = int(datetime(2026, 12, 1, 9, 30, tzinfo=CHINA).timestamp() * 1000)

@@ -57,7 +57,7 @@ from sqlalchemy.engine import make_url
 from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node import config as cfg
-from node.clock import CHINA, ManualClock
+from node.clock import ManualClock
 from node.context import open_node
 from node.items.projection import row_of
 from node.storage.events import MATERIALISED
@@ -81,6 +81,7 @@ from protocol.events import (
 )
 from protocol.fold import fold
 from protocol.keys import SigningKey
+from protocol.rules import CHINA_TZ as CHINA
 
 
 def _load_ledger_bench() -> Any:
