@@ -348,8 +348,7 @@ async def _act(request: web.Request) -> web.Response:
         body, files = await read_json(request, max_bytes=_max_body(ctx)), ()
     step, kind, fields = await action_fields(action, body, files, wf, item, ctx)
     body.finish()
-    event = await wf.act(user, item, step, kind, files=new_files, **fields)
-    state = await wf.state(item)
+    event, state = await wf.act(user, item, step, kind, files=new_files, **fields)
     return web.json_response(
         {
             "id": item,
