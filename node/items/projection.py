@@ -183,12 +183,14 @@ class Projection:
     async def states(
         self, conn: AsyncConnection, item_ids: Iterable[str]
     ) -> dict[str, ItemState | None]:
-        """Each item's state folded from its stored events (one fold per item); None
-        when no assignment of it is stored."""
+        """Each item's state folded from its stored events (one fold per item): None
+        when events of it but no assignment are stored, absent when none are."""
         out: dict[str, ItemState | None] = {}
         for item_id, pairs in (await item_events(conn, item_ids)).items():
+            if not pairs:
+                continue
             try:
-                out[item_id] = fold(pairs) if pairs else None
+                out[item_id] = fold(pairs)
             except ProtocolError:
                 out[item_id] = None
         return out
@@ -202,17 +204,27 @@ class Projection:
         """The node's own events just stored, as (event id, event), applied to their
         items' states ``before`` them (:meth:`states`) and the rows written: equal to
         folding everything again, as our own new events come last in fold order (our
-        Lamport clock is above every stored event's). An item with no state before
-        (a new one) is folded from what is now stored. Returns the states after."""
+        Lamport clock is above every stored event's). A new item (nothing stored
+        before) is the fold of our events alone; one with events but no assignment
+        stored before is folded from everything now stored. Returns the states after
+        (none for an item still without an assignment)."""
         after: dict[str, ItemState] = {}
-        new: set[str] = set()
+        new: dict[str, list[tuple[str, Event]]] = {}
+        again: set[str] = set()
         for event_id, event in written:
-            state = after[event.item] if event.item in after else before.get(event.item)
-            if state is None or event.item in new:
-                new.add(event.item)
-                continue
-            after[event.item] = apply(state, event_id, event)
+            item = event.item
+            if item not in before:
+                new.setdefault(item, []).append((event_id, event))
+            elif before[item] is None:
+                again.add(item)
+            else:
+                after[item] = apply(after.get(item) or before[item], event_id, event)
+        for item, pairs in new.items():
+            try:
+                after[item] = fold(pairs)
+            except ProtocolError:
+                continue  # no assignment among them: nothing to show
         await write_rows(conn, [row_of(s, self.path_of) for s in after.values()])
-        if new:
-            after.update(await materialise(conn, new, self.path_of))
+        if again:
+            after.update(await materialise(conn, again, self.path_of))
         return after

@@ -114,7 +114,7 @@ async def db_state(node: RunningNode) -> dict[str, Any]:
     """What a refusal must not change: the counts and the county's link row at ``node``."""
     store = node.ctx.store
     await folded(node)
-    return {"counts": await store.counts(), "link": await store.link_row(COUNTY)}
+    return {"counts": await store.counts(), "link": await node.ctx.outbox.link_row(COUNTY)}
 
 
 async def refused_rows(node: RunningNode) -> list[tuple[str, bytes | None]]:
