@@ -17,7 +17,7 @@ from hierarchy import errors
 from hierarchy.errors import HierarchyError
 from hierarchy.tree import Node, Tree
 from node.storage.events import PARENT, RECOVERY
-from protocol.certs import TrustStore
+from protocol.certs import Certificate, TrustStore
 
 _MAX_PATHS = 100_000  # rows may name nodes no certificate does: keep the cache bounded
 
@@ -36,6 +36,10 @@ class KnownTree:
         self._tree: Tree | None = None
         self._of = -1
         self._paths: dict[str, str] = {}
+        # Each node's Node, by the certificate it was made from: a rebuild after a
+        # record is added (a catch-up may add one between any two events) makes only
+        # the new ones.
+        self._made: dict[str, tuple[Certificate, Node]] = {}
 
     def _current(self) -> Tree | None:
         """The tree now; None while the trust store holds no certificate."""
@@ -43,9 +47,11 @@ class KnownTree:
             nodes = []
             for node_id in self.trust.nodes():
                 cert = self.trust.current(node_id)
-                nodes.append(
-                    Node(id=cert.node, name=cert.name, level=cert.level, parent=cert.parent)
-                )
+                made = self._made.get(node_id)
+                if made is None or made[0] is not cert:
+                    node = Node(id=cert.node, name=cert.name, level=cert.level, parent=cert.parent)
+                    made = self._made[node_id] = (cert, node)
+                nodes.append(made[1])
             self._tree = Tree.certified(nodes) if nodes else None
             self._of = len(self.trust)
             self._paths.clear()
