@@ -429,7 +429,7 @@ async def measure(
                 http_ms, raw = await timed(http, runs, budget)
                 answer = json.loads(raw)
                 query = ledger.parse_query(params, PROVINCE, boards)
-                path = node.ctx.store.path_of(query.scope)
+                path = node.ctx.tree.path_of(query.scope)
 
                 async def sql(query: ledger.Query = query, path: str = path) -> Any:
                     return run_direct(direct, query, path)

@@ -440,7 +440,7 @@ async def before_tree(ctx: Any, top: str, now: int) -> dict[str, tuple[int, int,
 
     c = t.items.c
     query = ledger.parse_query({"scope": top}, ctx.me, ())
-    scope = ledger.where_clauses(query, ctx.store.path_of(top), now)
+    scope = ledger.where_clauses(query, ctx.tree.path_of(top), now)
     stmt = select(
         c.assignee, _before_sum(c.done.is_(False)), _before_sum(ledger.colour_clause("red", now)),
         _before_sum(ledger.colour_clause("yellow", now)),
@@ -461,10 +461,10 @@ async def before_board(
 
     c = t.items.c
     query = ledger.parse_query({"scope": top}, ctx.me, ())
-    scope = ledger.where_clauses(query, ctx.store.path_of(top), now)
+    scope = ledger.where_clauses(query, ctx.tree.path_of(top), now)
     whens = []
     for child in children:
-        path = ctx.store.path_of(child)
+        path = ctx.tree.path_of(child)
         whens.append((and_(c.assignee_path >= path, c.assignee_path < path[:-1] + "0"), child))
     bucket = (case(*whens, else_=top) if whens else c.assignee).label("bucket")
     resolved = c.status.in_(("resolved", "accepted", "closed"))
@@ -673,14 +673,14 @@ async def in_process(
 
             async def ranking_after(top: str = top) -> Any:
                 return await standings.standings(
-                    ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules,
+                    ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules,
                     limit=20,  # as the board asks
                 )
 
             after_ms, ranked = await timed(ranking_after, runs, budget)
             assert isinstance(ranked, standings.QuarterScores), ranked
             whole = await standings.standings(
-                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
+                ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules)
             assert isinstance(whole, standings.QuarterScores), whole
             assert ranked.nodes == whole.nodes[:20] and ranked.units == whole.units[:20]
             before_ms: list[float] = []

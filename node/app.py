@@ -39,8 +39,7 @@ CLIENT = web.AppKey("sync_client", SyncClient)
 
 async def status_payload(ctx: NodeContext) -> dict[str, object]:
     now = ctx.clock.now_ms()
-    links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-    statuses = await ctx.store.link_statuses(links)
+    statuses = await ctx.outbox.link_statuses(ctx.outbox.all_links())
     cert = ctx.certificate
     shown = [s.to_dict(now) for s in statuses]
     # The link to the parent as the running sync client knows it: its last error is
@@ -115,7 +114,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         session = None
         folding_watch = ctx.watch("materialiser", materialiser.logger)
         folding = asyncio.create_task(
-            materialiser.run(ctx.store, ctx.stopping, folding_watch),
+            materialiser.run(ctx.store, ctx.activity, ctx.stopping, folding_watch),
             name=f"materialiser {ctx.me}",
         )
         if ctx.parent is not None:
@@ -131,7 +130,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
             yield
         finally:
             ctx.stopping.set()
-            await ctx.store.notify()
+            await ctx.outbox.notify()
             # A pull may sit in a long-poll: give the loops a moment, then cancel.
             await stop_task(task, grace=2.0)
             await stop_task(folding, grace=10.0)
@@ -144,7 +143,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         ctx = app.get(sync_server.CTX)
         if ctx is not None:
             ctx.stopping.set()
-            await ctx.store.notify()
+            await ctx.outbox.notify()
 
     # Every long-lived task of the node, in start order (aiohttp unwinds them in
     # reverse): the node itself with its sync client and materialiser, then the

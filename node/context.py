@@ -16,12 +16,16 @@ from node.background import Background, Backoff, Watch
 from node.clock import Clock
 from node.config import Config, ConfigError
 from node.items import tallies
+from node.items.materialiser import SyncActivity
+from node.items.projection import Projection
 from node.storage import keyfile
 from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
-from node.storage.events import Store
+from node.storage.events import EventLog
 from node.sync.decoding import Decoder
 from node.sync.ingest import Ingestor
+from node.sync.outbox import Outbox
+from node.sync.routing import KnownTree
 from protocol.certs import Certificate, TrustStore
 from protocol.keys import SigningKey
 
@@ -35,7 +39,9 @@ class NodeContext:
     key: SigningKey
     db: Database
     trust: TrustStore
-    store: Store
+    tree: KnownTree  # the tree the trust store draws
+    store: EventLog
+    outbox: Outbox
     ingestor: Ingestor
     executor: ThreadPoolExecutor
     accounts: Accounts
@@ -46,6 +52,8 @@ class NodeContext:
     link_written: dict[str, float] = field(default_factory=dict)
     # The background tasks' failures, in memory (shown even when the disk is full).
     background: Background = field(default_factory=Background)
+    # Whether sync is busy (background work gives way to a catch-up).
+    activity: SyncActivity = field(default_factory=SyncActivity)
 
     @property
     def me(self) -> str:
@@ -103,7 +111,7 @@ class NodeContext:
 
     async def close(self) -> None:
         self.stopping.set()
-        await self.store.notify()
+        await self.outbox.notify()
         await self.db.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         await self.ingestor.decoder.close()
@@ -127,8 +135,10 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         threads = int(config["sync.verify_threads"])
         executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="verify")
         has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
-        store = Store(
-            db, trust, me=me, key=key, clock=clock, has_parent=has_parent,
+        tree = KnownTree(trust, me)
+        outbox = Outbox(db, tree, has_parent=has_parent)
+        store = EventLog(
+            db, me=me, key=key, clock=clock, router=outbox, projection=Projection(tree.path_of),
             max_clock_ahead=int(config["sync.max_clock_ahead"]),
             refused_keep_events=int(config["sync.refused_keep_events"]),
             refused_keep_bytes=int(config["sync.refused_keep_bytes"]),
@@ -136,7 +146,10 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         await store.start_materialised_cursor()
         await store.repair_clock()
         decoder = Decoder(int(config["sync.decode_processes"]))
-        ingestor = Ingestor(store, executor=executor, threads=threads, decoder=decoder)
+        activity = SyncActivity()
+        ingestor = Ingestor(
+            store, outbox, tree, activity, executor=executor, threads=threads, decoder=decoder
+        )
     except BaseException:
         await db.close()
         raise
@@ -146,10 +159,13 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         key=key,
         db=db,
         trust=trust,
+        tree=tree,
         store=store,
+        outbox=outbox,
         ingestor=ingestor,
         executor=executor,
         accounts=Accounts(db),
+        activity=activity,
     )
 
 

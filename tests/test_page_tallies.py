@@ -243,14 +243,14 @@ async def store(ctx: NodeContext, arrived: list[tuple[int, Arrival]],
     items = sorted({a.event.item for _, a in arrived})
     async with ctx.db.write() as conn:
         await conn.execute(t.events.insert(), rows)
-        await write_rows(conn, [row_of(fold(held[i]), ctx.store.path_of) for i in items])
+        await write_rows(conn, [row_of(fold(held[i]), ctx.tree.path_of) for i in items])
 
 
 # -- references ----------------------------------------------------------------------------
 
 
 async def item_rows(ctx: NodeContext, top: str) -> list[dict[str, Any]]:
-    path = ctx.store.path_of(top)
+    path = ctx.tree.path_of(top)
     c = t.items.c
     async with ctx.db.read() as conn:
         rows = await conn.execute(
@@ -285,7 +285,7 @@ def reference_board(
     weeks: list[int], now: int,
 ) -> figures.Board:
     out = figures.Board()
-    children = {c: ctx.store.path_of(c) for c in tree.children(top)}
+    children = {c: ctx.tree.path_of(c) for c in tree.children(top)}
 
     def bucket(path: str) -> str:
         return next((c for c, p in children.items() if path.startswith(p)), top)
@@ -362,14 +362,14 @@ async def check(ctx: NodeContext, tree: Tree, now: int, scopes: list[str]) -> in
                 for entry in entries:
                     del entry["lines"]
             ranked = await standings.standings(
-                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
+                ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules)
             assert isinstance(ranked, standings.QuarterScores)
             mine = assemble.standings_of(ranked, names)
             assert mine["nodes"] == reference["nodes"], (top, quarter, now)
             assert mine["units"] == reference["units"], (top, quarter, now)
             assert ranked.final == reference["final"]
             top5 = await standings.standings(
-                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules, 5)
+                ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules, 5)
             assert isinstance(top5, standings.QuarterScores)
             five = assemble.standings_of(top5, names)
             assert five["nodes"] == reference["nodes"][:5]

@@ -24,7 +24,7 @@ from hierarchy.enrollment import Enrollment, code_hash
 from hierarchy.errors import HierarchyError
 from node.context import NodeContext
 from node.http import sync as sync_server
-from node.storage.events import SELF, Accepted, Store
+from node.storage.events import SELF, Accepted, EventLog
 from protocol import envelope
 from protocol.certs import parse_certificate
 
@@ -44,14 +44,14 @@ MAX_REQUEST = 8192
 
 
 async def load_enrollment(conn: AsyncConnection, me: str) -> Enrollment:
-    raw = await Store.get_meta(conn, "enrollment")
+    raw = await EventLog.get_meta(conn, "enrollment")
     if raw is None:
         return Enrollment(me)
     return Enrollment.from_dict(json.loads(raw))
 
 
 async def save_enrollment(conn: AsyncConnection, book: Enrollment) -> None:
-    await Store.set_meta(conn, "enrollment", json.dumps(book.export()).encode())
+    await EventLog.set_meta(conn, "enrollment", json.dumps(book.export()).encode())
 
 
 async def issue_code(
@@ -125,12 +125,12 @@ async def join(request: web.Request) -> web.Response:
                 now,
             )
             child = parse_certificate(response.certificate).certificate.node
-            await ctx.store.route_trust_records(conn, child)
+            await ctx.outbox.route_trust_records(conn, child)
     except HierarchyError as exc:
         logger.warning("join refused from %s: %s %s", request.remote, exc.reason, exc.detail)
         return _refuse(exc)
     ctx.store.fold_later(stored)
-    await ctx.store.notify()
+    await ctx.outbox.notify()
     logger.info("enrolled a child: %s", cert_env.event_id[:16])
     return web.Response(body=response.to_bytes(), content_type="application/msgpack")
 

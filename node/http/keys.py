@@ -97,7 +97,7 @@ async def rotate(request: web.Request) -> web.Response:
         return _refuse(child, exc.reason, exc.detail)
     if stored is not None:
         ctx.store.fold_later(stored)
-        await ctx.store.notify(stored.links)
+        await ctx.outbox.queued(stored.links)
         logger.info(
             "certified a new key of %s (version %d, from seq %d)",
             child, ctx.trust.version_of(child), asked.from_seq,

@@ -161,8 +161,8 @@ async def hello(request: web.Request) -> web.Response:
     if isinstance(child, web.Response):
         return child
     ctx = request.app[CTX]
-    link = await ctx.store.link_row(child)
-    await ctx.store.update_link(child, last_contact=ctx.clock.now_ms())
+    link = await ctx.outbox.link_row(child)
+    await ctx.outbox.update_link(child, last_contact=ctx.clock.now_ms())
     return msgpack_response(
         {
             "node": ctx.me,
@@ -170,7 +170,7 @@ async def hello(request: web.Request) -> web.Response:
             "applied_pos": int(link["applied_pos"]),
             "max_seq": await ctx.store.max_seq_of(child),
             # How much waits for the child (it may get ready for a catch-up).
-            "pending": await ctx.store.pending_count(child, int(link["acked_pos"])),
+            "pending": await ctx.outbox.pending_count(child, int(link["acked_pos"])),
         }
     )
 
@@ -231,7 +231,7 @@ async def up(request: web.Request) -> web.Response:
         child, raws, applied_pos=through, peer_epoch=epoch  # type: ignore[arg-type]
     )
     if pending is not None:
-        await ctx.store.update_link(child, peer_pending=pending)
+        await ctx.outbox.update_link(child, peer_pending=pending)
     return msgpack_response(
         {
             # Where the child's cursor is now: never behind an earlier answer.
@@ -265,7 +265,7 @@ async def down(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     asked = loop.time()
     if wait or asked - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
-        await ctx.store.advance_link(child, "acked_pos", ack, last_contact=ctx.clock.now_ms())
+        await ctx.outbox.advance_link(child, "acked_pos", ack, last_contact=ctx.clock.now_ms())
         ctx.link_written[child] = asked
     ctx.listening[child] = ctx.listening.get(child, 0) + 1
     try:
@@ -276,7 +276,7 @@ async def down(request: web.Request) -> web.Response:
             del ctx.listening[child]
     # A child catching up asks for the next page at once: background work waits.
     now = loop.time()
-    ctx.store.sending_until = max(ctx.store.sending_until, now + SENDING_GRACE if more else now)
+    ctx.activity.sending(now + SENDING_GRACE if more else now)
     return msgpack_response(
         {"epoch": await ctx.epoch(), "events": list(raws), "through": through, "more": more}
     )
@@ -285,28 +285,18 @@ async def down(request: web.Request) -> web.Response:
 async def _wait_for_outbox(
     ctx: NodeContext, child: str, after: int, limit: int, wait: int
 ) -> tuple[list[bytes], int, bool]:
-    store = ctx.store
+    outbox = ctx.outbox
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        generation = store.outbox_generation(child)
-        raws, through, more = await store.outbox(
+        generation = outbox.generation(child)
+        raws, through, more = await outbox.page(
             child, after, limit=limit, max_bytes=ctx.batch_bytes
         )
         remaining = deadline - loop.time()
         if raws or remaining <= 0 or ctx.stopping.is_set():
             return raws, through, more
-        def changed(seen: tuple[int, int] = generation) -> bool:
-            return store.outbox_generation(child) != seen or ctx.stopping.is_set()
-
-        async with store.changed:
-            try:
-                await asyncio.wait_for(
-                    store.changed.wait_for(changed),
-                    timeout=remaining,
-                )
-            except TimeoutError:
-                pass
+        await outbox.wait(child, generation, ctx.stopping, remaining)
 
 
 async def recover(request: web.Request) -> web.Response:
@@ -315,7 +305,7 @@ async def recover(request: web.Request) -> web.Response:
     if isinstance(child, web.Response):
         return child
     after = _int_param(request, "after", 0, 0, MAX_POSITION)
-    raws, through = await ctx.store.events_of_subtree(child, after, ctx.batch_events)
+    raws, through = await ctx.store.events_of(ctx.tree.subtree(child), after, ctx.batch_events)
     return msgpack_response({"events": list(raws), "through": through, "more": bool(raws)})
 
 

@@ -95,11 +95,11 @@ def resolve_scope(ctx: NodeContext, scope: str | None) -> tuple[str, str]:
     scope = scope or ctx.me
     if not ctx.trust.has_node(scope):
         raise NotFound("unknown_node", f"scope: no node {scope[:64]!r} is known here", "scope")
-    if not ctx.store.view.in_subtree(scope, ctx.me):
+    if not ctx.tree.in_subtree(ctx.me, scope):
         raise Forbidden(
             "not_in_scope", f"scope: {scope} is outside {ctx.me}'s subtree", "scope"
         )
-    return scope, ctx.store.path_of(scope)
+    return scope, ctx.tree.path_of(scope)
 
 
 def _scope_where(ctx: NodeContext, scope: str | None) -> tuple[str, list[ColumnElement[bool]]]:

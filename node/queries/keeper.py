@@ -62,7 +62,7 @@ async def run(ctx: NodeContext, stopping: asyncio.Event) -> None:
 
     async def once() -> None:
         nonlocal pruned, pause
-        await give_way(ctx.store, stopping)  # a catch-up stores its events first
+        await give_way(ctx.activity, stopping)  # a catch-up stores its events first
         started = time.monotonic()
         prune = started - pruned >= PRUNE_EVERY
         scored = await step(ctx, prune=prune)

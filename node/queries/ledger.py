@@ -491,7 +491,6 @@ async def freshness(
         async with ctx.db.read() as own:
             return await freshness(ctx, nodes, own)
     now = ctx.clock.now_ms()
-    view = ctx.store.view
     out: dict[str, dict[str, Any]] = {}
     seen = {
         r.node: r
@@ -504,7 +503,7 @@ async def freshness(
         if node == ctx.me:
             out[node] = {"as_of": iso(now), "via": None, "live": True}
             continue
-        via = view.child_toward(node) or (PARENT if ctx.parent else None)
+        via = ctx.tree.child_toward(node) or (PARENT if ctx.parent else None)
         link = links.get(via) if via else None
         row = seen.get(node)
         connected = via is not None and via in ctx.listening
@@ -531,12 +530,12 @@ async def list_items(
         raise NotFound(
             "unknown_node", f"scope: no node {query.scope!r} is known here", "scope"
         )
-    if not ctx.store.view.in_subtree(query.scope, ctx.me):
+    if not ctx.tree.in_subtree(ctx.me, query.scope):
         raise Forbidden(
             "not_in_scope", f"scope: {query.scope} is outside {ctx.me}'s subtree", "scope"
         )
     now = ctx.clock.now_ms()
-    path = ctx.store.path_of(query.scope)
+    path = ctx.tree.path_of(query.scope)
     async with ctx.db.read() as conn:
         page = await fetch_page(conn, query, path, now, me=ctx.me, dialect=ctx.db.dialect)
         items = [summary(r, now) for r in page.rows]

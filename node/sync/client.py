@@ -26,10 +26,9 @@ from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from node.background import sleep_unless
 from node.context import NodeContext
 from node.errors import Unavailable
-from node.storage.events import PARENT
+from node.storage.events import PARENT, RECOVERY
 from node.sync.auth import make_header
 from node.sync.decoding import MIN_EVENTS
-from node.sync.routing import RECOVERY
 from protocol import codec
 from protocol.errors import ProtocolError, printable
 from protocol.transfer import Decoded
@@ -207,19 +206,19 @@ class SyncClient:
 
     async def hello(self) -> None:
         ctx = self.ctx
-        store = ctx.store
+        outbox = ctx.outbox
         reply = await self._call("GET", "/sync/v1/hello")
-        link = await store.link_row(PARENT)
+        link = await outbox.link_row(PARENT)
         epoch = reply["epoch"]
         if link.get("peer_epoch") not in (None, epoch):
             logger.warning(
                 "parent %s started a new stream: pulling again from the start", self.parent
             )
-            await store.update_link(PARENT, applied_pos=0, peer_epoch=epoch)
+            await outbox.update_link(PARENT, applied_pos=0, peer_epoch=epoch)
         elif link.get("peer_epoch") is None:
-            await store.update_link(PARENT, peer_epoch=epoch)
-        own_seq = await store.own_seq()
-        mine_max = await store.max_route_pos(PARENT)
+            await outbox.update_link(PARENT, peer_epoch=epoch)
+        own_seq = await ctx.store.own_seq()
+        mine_max = await outbox.max_route_pos(PARENT)
         if reply["max_seq"] > own_seq or reply["applied_pos"] > mine_max:
             await self.recover(reply)
         elif reply["applied_pos"] < link["acked_pos"]:
@@ -228,8 +227,8 @@ class SyncClient:
                 self.parent,
                 reply["applied_pos"],
             )
-            await store.update_link(PARENT, acked_pos=reply["applied_pos"])
-        await store.update_link(PARENT, last_contact=ctx.clock.now_ms())
+            await outbox.update_link(PARENT, acked_pos=reply["applied_pos"])
+        await outbox.update_link(PARENT, last_contact=ctx.clock.now_ms())
         if int(reply.get("pending", 0)) >= MIN_EVENTS:  # a catch-up: get the worker ready
             ctx.ingestor.decoder.start()
 
@@ -251,19 +250,20 @@ class SyncClient:
             if not page["more"]:
                 break
             after = page["through"]
-        await ctx.store.finish_recovery()
+        await ctx.store.finish_recovery(ctx.outbox.renumbered)
+        await ctx.outbox.notify()
         logger.warning("recovered %d events from %s; new stream epoch started", total, self.parent)
 
     async def push_once(self) -> int:
         """Send one batch of our outbox; returns how many events went."""
         ctx = self.ctx
-        link = await ctx.store.link_row(PARENT)
-        raws, through, _more = await ctx.store.outbox(
+        link = await ctx.outbox.link_row(PARENT)
+        raws, through, _more = await ctx.outbox.page(
             PARENT, int(link["acked_pos"]), limit=ctx.batch_events, max_bytes=ctx.batch_bytes
         )
         if not raws:
             return 0
-        pending = await ctx.store.pending_count(PARENT, through)
+        pending = await ctx.outbox.pending_count(PARENT, through)
         # The epoch names our numbering: the parent's cursor for us only moves forward
         # within it (node/http/sync.py).
         epoch = await ctx.store.epoch()
@@ -273,7 +273,7 @@ class SyncClient:
         reply = await self._call("POST", "/sync/v1/up", body)
         if reply["refused"]:
             _log_refused(reply["refused"], len(raws))
-        await ctx.store.advance_link(
+        await ctx.outbox.advance_link(
             # Never past what this upload carried: the parent's word is bounded too.
             PARENT, "acked_pos", min(int(reply["applied_pos"]), through),
             last_contact=ctx.clock.now_ms(),
@@ -321,7 +321,7 @@ class SyncClient:
         node's cores and its disk work at the same time. Commits stay in order, one
         at a time, and each page's ``ack`` is what is durable here when it is asked for."""
         ctx = self.ctx
-        link = await ctx.store.link_row(PARENT)
+        link = await ctx.outbox.link_row(PARENT)
         applied = self._applied = int(link["applied_pos"])
         # A timeline of the catch-up, page by page, for `duban -v run` (bench/catchup.py
         # --timeline): what each page waited for says which stage holds the rest up.
@@ -393,18 +393,13 @@ class SyncClient:
     # ----------------------------------------------------------------- loops
 
     async def _push_loop(self) -> None:
-        store = self.ctx.store
+        outbox = self.ctx.outbox
         while True:
-            generation = store.outbox_generation(PARENT)
+            generation = outbox.generation(PARENT)
             if await self.push_once():
                 await self._working()
                 continue
-
-            def changed(seen: tuple[int, int] = generation) -> bool:
-                return store.outbox_generation(PARENT) != seen or self.ctx.stopping.is_set()
-
-            async with store.changed:
-                await store.changed.wait_for(changed)
+            await outbox.wait(PARENT, generation, self.ctx.stopping)
             if self.ctx.stopping.is_set():
                 return
 
@@ -418,7 +413,7 @@ class SyncClient:
         """A batch went up or a pull completed (stored what came): the link works. Not
         at ``hello``, which a node whose disk is full still passes."""
         if self.watch.health.failures or not self._cleared:
-            await self.ctx.store.update_link(PARENT, failures=0, last_error=None)
+            await self.ctx.outbox.update_link(PARENT, failures=0, last_error=None)
             self._cleared = True
             self.watch.succeeded()
 
@@ -448,7 +443,7 @@ class SyncClient:
                 delay = watch.failed(exc)
                 health = watch.health
                 try:
-                    await ctx.store.update_link(
+                    await ctx.outbox.update_link(
                         PARENT,
                         last_error=health.last_error,
                         last_error_at=health.last_error_at,

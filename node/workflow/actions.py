@@ -17,8 +17,9 @@ three gates (node/workflow/attachments.py): a refused action keeps no file.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -27,13 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hierarchy.errors import HierarchyError
 from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
-from hierarchy.tree import Node, Tree
+from hierarchy.tree import Tree
 from node.context import NodeContext
 from node.errors import Conflict, Invalid, NodeError, NotFound, invalid, refused
 from node.items.projection import load_state
 from node.storage import schema as t
 from node.storage.accounts import User
-from node.storage.events import Draft
+from node.storage.events import Appended, Draft, States
 from node.workflow import attachments
 from node.workflow.attachments import NewFile
 from node.workflow.drafts import act, assign
@@ -43,28 +44,6 @@ from protocol.events import Assigned, Event, ItemEvent
 from protocol.fold import ItemState, can_apply
 
 logger = logging.getLogger(__name__)
-
-
-class TreeCache:
-    """The tree this node knows (from its certificates), rebuilt when that grows."""
-
-    def __init__(self, ctx: NodeContext) -> None:
-        self.ctx = ctx
-        self._size = -1
-        self._tree: Tree | None = None
-
-    def get(self) -> Tree:
-        trust = self.ctx.trust
-        if self._tree is None or len(trust) != self._size:
-            nodes = []
-            for node_id in trust.nodes():
-                cert = trust.current(node_id)
-                nodes.append(
-                    Node(id=cert.node, name=cert.name, level=cert.level, parent=cert.parent)
-                )
-            self._tree = Tree(nodes)
-            self._size = len(trust)
-        return self._tree
 
 
 def actor_of(ctx: NodeContext, user: User) -> Actor:
@@ -94,11 +73,11 @@ class Workflow:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
-        self.trees = TreeCache(ctx)
 
     @property
     def tree(self) -> Tree:
-        return self.trees.get()
+        """The tree this node knows, from its certificates (``NodeContext.tree``)."""
+        return self.ctx.tree.tree
 
     async def state(self, item: str) -> ItemState:
         async with self.ctx.db.read() as conn:
@@ -120,18 +99,22 @@ class Workflow:
         *,
         user: User | None = None,
         files: Sequence[NewFile] = (),
-    ) -> list[Event]:
+        gate: Callable[[ItemState], None] | None = None,
+    ) -> Appended:
         """Sign and store ``drafts`` if the items' states allow them; ``files`` (of
-        ``user``) are stored in the same transaction, after every check."""
+        ``user``) are stored in the same transaction, after every check. Each item's
+        state is folded once, in the write transaction (``EventLog.append_own``):
+        ``gate`` (the first gate, the person's permission) is checked again on it,
+        then whether it allows the event; the states after are returned with the events."""
 
-        async def precheck(conn: AsyncConnection, events: list[Event]) -> None:
-            states: dict[str, ItemState | None] = {}
+        async def precheck(conn: AsyncConnection, events: list[Event], states: States) -> None:
             for event in events:
-                if event.item not in states:
-                    states[event.item] = (
-                        None if isinstance(event, Assigned) else await load_state(conn, event.item)
-                    )
-                refusal = can_apply(states[event.item], event)
+                state = states.get(event.item)
+                if gate is not None:
+                    if state is None:
+                        raise NotFound("unknown_item", f"no item {event.item!r} is held here")
+                    gate(state)
+                refusal = can_apply(state, event)
                 if refusal is not None:
                     raise Conflict(refusal.reason, refusal.detail)
             if any(isinstance(e, Assigned) and e.parent_item for e in events):
@@ -141,11 +124,10 @@ class Workflow:
                 await attachments.store(conn, self.ctx.config, user, files, events[0].at)
 
         try:
-            done = await self.ctx.store.append_own(drafts, precheck=precheck)
+            return await self.ctx.store.append_own(drafts, precheck=precheck)
         except ProtocolError as exc:
             field = exc.detail.split(":", 1)[0] if exc.detail else None
             raise invalid(exc, field) from None
-        return [event for event, _ in done]
 
     async def _check_parents(self, conn: AsyncConnection, events: list[Event]) -> None:
         for event in events:
@@ -202,7 +184,7 @@ class Workflow:
             parent_item=fields.get("parent_item"),
         )
         estimated = self._estimated(fields)
-        [event] = await self._sign([draft])
+        [(event, _)] = await self._sign([draft])
         assert isinstance(event, Assigned)
         return event, estimated
 
@@ -217,12 +199,39 @@ class Workflow:
         except ProtocolError as exc:
             raise invalid(exc, "deadline") from None
 
-    async def permitted(self, user: User, item: str, action: Action) -> ItemState:
-        """The item's state if ``user`` may do ``action`` to it (else NotFound or Forbidden):
-        the first gate alone, to refuse before reading a body with files."""
-        state = await self.state(item)
-        permit(self.tree, actor_of(self.ctx, user), action, scope_of(state))
-        return state
+    async def permitted(self, user: User, item: str, action: Action) -> tuple[str, str]:
+        """The item's (assigner, assignee) if ``user`` may do ``action`` to it (NotFound or
+        Forbidden otherwise): the first gate alone, to refuse before reading a body with files
+        or signing anything. Read from the item's row, not folded again, while the
+        rows hold every event received (else folded); :meth:`act` checks it again on
+        the state it folds to write."""
+        scope = await self._row_scope(item) if self.ctx.store.rows_are_current() else None
+        if scope is None:
+            scope = scope_of(await self.state(item))
+        permit(self.tree, actor_of(self.ctx, user), action, scope)
+        return scope.assigner, scope.assignee
+
+    async def _row_scope(self, item: str) -> ItemScope | None:
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        t.items.c.assigner,
+                        t.items.c.assignee,
+                        t.items.c.assignee_unit,
+                        t.items.c.lead_unit,
+                        t.items.c.state,
+                    ).where(t.items.c.item_id == item)
+                )
+            ).first()
+        if row is None:
+            return None
+        return ItemScope(
+            assigner=row.assigner,
+            assignee=row.assignee,
+            assignee_unit=row.assignee_unit or row.lead_unit,
+            co_units=frozenset(json.loads(row.state)["co_units"]),
+        )
 
     async def act(
         self,
@@ -233,14 +242,21 @@ class Workflow:
         *,
         files: Sequence[NewFile] = (),
         **fields: Any,
-    ) -> Event:
+    ) -> tuple[Event, ItemState]:
         """Check, sign and store one action; ``files`` (the new attachments the
-        fields cite) are stored only if the event is, in its transaction."""
-        state = await self.permitted(user, item, action)
-        to = state.assignee if self.ctx.me == state.assigner else state.assigner
+        fields cite) are stored only if the event is, in its transaction. Returns the
+        event and the item's state after it (the item folded once)."""
+        assigner, assignee = await self.permitted(user, item, action)
+        to = assignee if self.ctx.me == assigner else assigner
         draft = act(kind, me=self.ctx.me, item=item, to=to, **fields)
-        [event] = await self._sign([draft], user=user, files=files)
-        return event
+        actor = actor_of(self.ctx, user)
+
+        def gate(state: ItemState) -> None:
+            permit(self.tree, actor, action, scope_of(state))
+
+        done = await self._sign([draft], user=user, files=files, gate=gate)
+        [(event, _)] = done
+        return event, done.states[item]
 
     async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:
         parent = await self.state(item)
@@ -285,7 +301,7 @@ class Workflow:
                 )
             )
         events = await self._sign(drafts)
-        return [e for e in events if isinstance(e, Assigned)]
+        return [e for e, _ in events if isinstance(e, Assigned)]
 
     async def sub_items(self, item: str) -> list[dict[str, Any]]:
         async with self.ctx.db.read() as conn:

@@ -32,7 +32,7 @@ from node.keys import next_from_seq, revoke_child, rotate_key
 from node.setup import join_parent
 from node.storage import keyfile
 from node.storage import schema as t
-from node.storage.events import PARENT, Draft
+from node.storage.events import Draft
 from node.sync.auth import make_header
 from node.workflow.drafts import assign
 from protocol import errors
@@ -57,8 +57,8 @@ async def settled(fed: LocalTree) -> bool:
         ctx = node.ctx
         if len(ctx.trust.nodes()) < len(SHAPE):
             return False
-        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False
     return True
 

@@ -122,7 +122,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             held = await received(ctx)
             assert 0 < len(held) < QUEUED
             assert len(held) == len(set(held)) and set(held) <= queued
-            applied = int((await ctx.store.link_row(PARENT))["applied_pos"])
+            applied = int((await ctx.outbox.link_row(PARENT))["applied_pos"])
             async with province.ctx.db.read() as conn:
                 upto = await conn.scalars(
                     select(t.events.c.event_id)

@@ -346,8 +346,7 @@ async def _act(request: web.Request) -> web.Response:
         data = await read_json(request, max_bytes=_max_body(ctx))
     files = tuple(f.digest for f in new_files)
     step, kind, fields = await action_fields(action, data, files, wf, item, ctx)
-    event = await wf.act(user, item, step, kind, files=new_files, **fields)
-    state = await wf.state(item)
+    event, state = await wf.act(user, item, step, kind, files=new_files, **fields)
     return web.json_response(
         {
             "id": item,

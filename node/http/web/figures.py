@@ -63,7 +63,7 @@ class Counts:
 async def counts_by_node(ctx: NodeContext, top: str) -> dict[str, Counts]:
     """Open / overdue / yellow / done items handled by each node of ``top``'s subtree."""
     async with ctx.db.read() as conn:
-        by_path = await tallies.node_counts(conn, ctx.store.path_of(top), ctx.clock.now_ms())
+        by_path = await tallies.node_counts(conn, ctx.tree.path_of(top), ctx.clock.now_ms())
     return {
         tallies.node_of(path): Counts(open_, red, warn - red, done)
         for path, (open_, done, red, warn) in by_path.items()
@@ -121,7 +121,7 @@ def child_bucket(ctx: NodeContext, top: str, children: Iterable[str], column: An
     """SQL: the child of ``top`` whose subtree holds the path in ``column`` (else ``top``)."""
     whens = []
     for child in children:
-        lo, hi = tallies.path_range(ctx.store.path_of(child))
+        lo, hi = tallies.path_range(ctx.tree.path_of(child))
         whens.append((and_(column >= lo, column < hi), child))
     return case(*whens, else_=top) if whens else literal(top)
 
@@ -146,7 +146,7 @@ async def board(
     """Every figure of the command board for ``top``'s subtree and ``quarter``
     (the ranking aside)."""
     now = ctx.clock.now_ms()
-    top_path = ctx.store.path_of(top)
+    top_path = ctx.tree.path_of(top)
     lo, hi = tallies.path_range(top_path)
     out = Board()
     async with ctx.db.read() as conn:

@@ -13,11 +13,10 @@ from node.storage.events import PARENT
 async def links_page(request: web.Request, user: User) -> web.StreamResponse:
     ctx = ctx_of(request)
     tree = workflow(request).tree
-    store = ctx.store
-    links = ([PARENT] if ctx.parent else []) + store.view.children()
+    store, outbox = ctx.store, ctx.outbox
     rows = []
-    for status in await store.link_statuses(links):
-        row = await store.link_row(status.link)
+    for status in await outbox.link_statuses(outbox.all_links()):
+        row = await outbox.link_row(status.link)
         peer = ctx.parent if status.link == PARENT else status.link
         rows.append(
             {
