@@ -26,20 +26,22 @@ from hierarchy.errors import HierarchyError
 from node import config as cfg
 from node.app import create_app, status_payload
 from node.clock import SystemClock
-from node.context import NodeContext, NodeError, open_node
-from node.demo.play import DemoError
+from node.context import NodeContext, open_node
+from node.errors import KINDS, NodeError
 from node.http.timeouts import ConnectionTimeouts, TimedRunner
-from node.setup import SetupError, first_admin, init_root, join_parent
-from node.storage import keyfile
-from node.storage.accounts import AccountError
-from node.storage.db import StorageError, migrate
+from node.setup import first_admin, init_root, join_parent
+from node.storage.db import migrate
 from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
 
-class CliError(Exception):
-    pass
+class CliError(NodeError):
+    """A command that cannot do what it was asked; ``str()`` is the detail alone (a
+    report's refusal, as the API words it)."""
+
+    def __str__(self) -> str:
+        return self.detail or self.reason
 
 
 def _data(args: argparse.Namespace) -> Path:
@@ -423,7 +425,6 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 async def cmd_report(args: argparse.Namespace) -> int:
     """The weekly summary or the quarterly bulletin, as Markdown text or JSON."""
-    from node.http.errors import ApiError
     from node.queries import assemble, render
 
     try:
@@ -437,8 +438,8 @@ async def cmd_report(args: argparse.Namespace) -> int:
                     ctx, scope=args.scope, quarter=args.quarter
                 )
                 text = render.quarterly_text
-    except ApiError as exc:
-        raise CliError(exc.detail or exc.reason) from None
+    except KINDS as exc:
+        raise CliError(exc.reason, exc.detail, exc.field) from None
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
@@ -448,7 +449,6 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 async def cmd_export_ledger(args: argparse.Namespace) -> int:
     """The ledger (台账) as an Excel file, with the ledger API's filters."""
-    from node.http.errors import ApiError
     from node.queries import assemble
 
     params = {
@@ -460,8 +460,8 @@ async def cmd_export_ledger(args: argparse.Namespace) -> int:
         async with opened(args) as (_config, ctx):
             await ctx.store.materialise_all()  # the node may have stopped mid-way
             data, _, count = await assemble.ledger_xlsx(ctx, params)
-    except ApiError as exc:
-        raise CliError(exc.detail or exc.reason) from None
+    except KINDS as exc:
+        raise CliError(exc.reason, exc.detail, exc.field) from None
     out = Path(args.out).expanduser()
     out.write_bytes(data)
     print(f"wrote {count} items to {out}")
@@ -645,20 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-    except (
-        CliError,
-        AccountError,
-        DemoError,
-        SetupError,
-        cfg.ConfigError,
-        keyfile.KeyFileError,
-        NodeError,
-        StorageError,
-        HierarchyError,
-        ProtocolError,
-        aiohttp.ClientError,
-        OSError,
-    ) as exc:
+    except (NodeError, HierarchyError, ProtocolError, aiohttp.ClientError, OSError) as exc:
         print(f"duban: {exc}", file=sys.stderr)
         return 2
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from node.background import Background, Backoff, Watch
 from node.clock import Clock
-from node.config import Config
+from node.config import Config, ConfigError
 from node.items import tallies
 from node.items.materialiser import SyncActivity
 from node.items.projection import Projection
@@ -30,10 +30,6 @@ from protocol.certs import Certificate, TrustStore
 from protocol.keys import SigningKey
 
 logger = logging.getLogger(__name__)
-
-
-class NodeError(Exception):
-    """A node that cannot start or act; the message says what to do."""
 
 
 @dataclass(slots=True)
@@ -125,7 +121,9 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
     """Open a node's key, database and trust store from its configuration."""
     me = str(config["node.id"])
     if not me:
-        raise NodeError(f"{config.data_dir}: node.id is not set; run `duban init` or `duban join`")
+        raise ConfigError(
+            f"{config.data_dir}: node.id is not set; run `duban init` or `duban join`"
+        )
     key = keyfile.load(config.key_path)
     db = await open_database(config.database_url, create=create)
     try:

@@ -10,7 +10,7 @@
 
 Past instants are seen as they were: an item touched after the instant is
 folded again from its events dated up to it; the others are read from their
-rows. Refusals are :class:`node.http.errors.ApiError` with a stable reason.
+rows. Refusals are :mod:`node.errors` kinds with a stable reason.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, case, func, or_, select
 
+from node.clock import iso
 from node.config import Config, ConfigError
 from node.context import NodeContext
-from node.http.api.validate import iso
-from node.http.errors import ApiError, bad
+from node.errors import Forbidden, Invalid, NotFound, bad
 from node.items.projection import item_events
 from node.queries import excel, labels, ledger
 from node.queries.periods import PeriodError, Quarter, Week
@@ -90,13 +90,14 @@ async def names_of(ctx: NodeContext) -> Names:
 
 
 def resolve_scope(ctx: NodeContext, scope: str | None) -> tuple[str, str]:
-    """(scope node, its path): 404 for an unknown node, 403 outside this node's subtree."""
+    """(scope node, its path): NotFound for an unknown node, Forbidden outside this
+    node's subtree."""
     scope = scope or ctx.me
     if not ctx.trust.has_node(scope):
-        raise ApiError(404, "unknown_node", f"scope: no node {scope[:64]!r} is known here", "scope")
+        raise NotFound("unknown_node", f"scope: no node {scope[:64]!r} is known here", "scope")
     if not ctx.tree.in_subtree(ctx.me, scope):
-        raise ApiError(
-            403, "not_in_scope", f"scope: {scope} is outside {ctx.me}'s subtree", "scope"
+        raise Forbidden(
+            "not_in_scope", f"scope: {scope} is outside {ctx.me}'s subtree", "scope"
         )
     return scope, ctx.tree.path_of(scope)
 
@@ -538,8 +539,8 @@ async def ledger_xlsx(ctx: NodeContext, params: Mapping[str, str]) -> tuple[byte
             total = int(await conn.scalar(select(func.count()).select_from(t.items).where(*where))
                         or 0)
             if total > MAX_EXPORT_ROWS:
-                raise ApiError(
-                    400, "too_many_rows",
+                raise Invalid(
+                    "too_many_rows",
                     f"{total} items match; narrow the filters to at most {MAX_EXPORT_ROWS}",
                 )
         rows = [_ledger_row(row, names, now) for row in await conn.execute(stmt)]

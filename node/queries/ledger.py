@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
+from node.clock import iso, parse_moment
 from node.context import NodeContext
-from node.http.api.validate import iso, parse_moment
-from node.http.errors import ApiError, bad
+from node.errors import Forbidden, NotFound, bad
 from node.storage import schema as t
 from node.storage.events import PARENT
 from protocol import rules
@@ -527,12 +527,12 @@ async def list_items(
 ) -> dict[str, Any]:
     query = parse_query(params, ctx.me, boards)
     if not tree_has(query.scope):
-        raise ApiError(
-            404, "unknown_node", f"scope: no node {query.scope!r} is known here", "scope"
+        raise NotFound(
+            "unknown_node", f"scope: no node {query.scope!r} is known here", "scope"
         )
     if not ctx.tree.in_subtree(ctx.me, query.scope):
-        raise ApiError(
-            403, "not_in_scope", f"scope: {query.scope} is outside {ctx.me}'s subtree", "scope"
+        raise Forbidden(
+            "not_in_scope", f"scope: {query.scope} is outside {ctx.me}'s subtree", "scope"
         )
     now = ctx.clock.now_ms()
     path = ctx.tree.path_of(query.scope)

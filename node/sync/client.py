@@ -25,6 +25,7 @@ from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
 from node.background import sleep_unless
 from node.context import NodeContext
+from node.errors import Unavailable
 from node.storage.events import PARENT, RECOVERY
 from node.sync.auth import make_header
 from node.sync.decoding import MIN_EVENTS
@@ -95,14 +96,17 @@ LINK_TASK = "link to parent"
 """The sync client's name among the node's background tasks (``status``)."""
 
 
-class SyncFailure(Exception):
-    """A sync request that failed (network, HTTP status, bad reply): part of a link's
-    normal life, retried with backoff. ``retry_after``: the parent asked us to wait
-    (a 503 with ``Retry-After``, e.g. its disk is full)."""
+class SyncFailure(Unavailable):
+    """A sync request that failed (network, HTTP status, bad reply; reason
+    ``sync_failed``): part of a link's normal life, retried with backoff.
+    ``retry_after``: the parent asked us to wait (a 503 with ``Retry-After``, e.g. its
+    disk is full). ``str()`` is the message, which the link's status shows."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__("sync_failed", message, retry_after=retry_after)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 _Ahead = (

@@ -4,10 +4,10 @@ Every action goes through the same three gates, in this order, each refusing
 with a stable reason and changing nothing:
 
 1. the node and the person may do it (``hierarchy.permissions.check``: scope,
-   assigner/assignee, role and unit) — 403;
+   assigner/assignee, role and unit) — ``Forbidden`` (``NotFound`` for an unknown node);
 2. it fits the item's state (``protocol.fold.can_apply``, run again inside the
-   write transaction so no other writer can slip in between) — 409;
-3. the event itself is valid (``protocol.events`` validation) — 400.
+   write transaction so no other writer can slip in between) — ``Conflict``;
+3. the event itself is valid (``protocol.events`` validation) — ``Invalid``.
 
 Then one event (or, for assign and decompose, a batch under one signature) is
 signed by this node, stored and synced like any other. New attachments that a
@@ -30,7 +30,7 @@ from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
 from hierarchy.tree import Tree
 from node.context import NodeContext
-from node.http.errors import ApiError
+from node.errors import Conflict, Invalid, NodeError, NotFound, invalid, refused
 from node.items.projection import load_state
 from node.storage import schema as t
 from node.storage.accounts import User
@@ -44,9 +44,6 @@ from protocol.events import Assigned, Event, ItemEvent
 from protocol.fold import ItemState, can_apply
 
 logger = logging.getLogger(__name__)
-
-_FORBIDDEN = 403
-_CONFLICT = 409
 
 
 def actor_of(ctx: NodeContext, user: User) -> Actor:
@@ -66,10 +63,9 @@ def permit(tree: Tree, actor: Actor, action: Action, scope: ItemScope) -> None:
     try:
         refusal = check(tree, actor, action, scope)
     except HierarchyError as exc:
-        raise ApiError(_FORBIDDEN, exc.reason, exc.detail) from None
+        raise refused(exc) from None
     if refusal is not None:
-        status = 404 if refusal.reason == "unknown_node" else _FORBIDDEN
-        raise ApiError(status, refusal.reason, refusal.detail)
+        raise refused(refusal)
 
 
 class Workflow:
@@ -87,7 +83,7 @@ class Workflow:
         async with self.ctx.db.read() as conn:
             state = await load_state(conn, item)
         if state is None:
-            raise ApiError(404, "unknown_item", f"no item {item!r} is held here")
+            raise NotFound("unknown_item", f"no item {item!r} is held here")
         return state
 
     async def readable(self, user: User, item: str) -> ItemState:
@@ -116,11 +112,11 @@ class Workflow:
                 state = states.get(event.item)
                 if gate is not None:
                     if state is None:
-                        raise ApiError(404, "unknown_item", f"no item {event.item!r} is held here")
+                        raise NotFound("unknown_item", f"no item {event.item!r} is held here")
                     gate(state)
                 refusal = can_apply(state, event)
                 if refusal is not None:
-                    raise ApiError(_CONFLICT, refusal.reason, refusal.detail)
+                    raise Conflict(refusal.reason, refusal.detail)
             if any(isinstance(e, Assigned) and e.parent_item for e in events):
                 await self._check_parents(conn, events)
             if files:
@@ -131,15 +127,14 @@ class Workflow:
             return await self.ctx.store.append_own(drafts, precheck=precheck)
         except ProtocolError as exc:
             field = exc.detail.split(":", 1)[0] if exc.detail else None
-            raise ApiError(400, exc.reason, exc.detail, field) from None
+            raise invalid(exc, field) from None
 
     async def _check_parents(self, conn: AsyncConnection, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Assigned) and event.parent_item:
                 parent = await load_state(conn, event.parent_item)
                 if parent is None or parent.done:
-                    raise ApiError(
-                        _CONFLICT,
+                    raise Conflict(
                         "invalid_transition",
                         f"{event.parent_item} is not an open item here",
                     )
@@ -151,10 +146,9 @@ class Workflow:
         if assignee in units:
             return self.ctx.me, assignee
         if assignee == self.ctx.me:
-            raise ApiError(400, "bad_field", "assignee: name one of this node's units", "assignee")
+            raise Invalid("bad_field", "assignee: name one of this node's units", "assignee")
         if assignee not in self.tree:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "unknown_assignee",
                 f"assignee: {assignee!r} is neither a unit here nor a known node",
                 "assignee",
@@ -167,7 +161,7 @@ class Workflow:
         node, unit = self.resolve_assignee(fields["assignee"], units)
         for key in ("lead_unit",):
             if fields.get(key) and node == self.ctx.me and fields[key] not in units:
-                raise ApiError(400, "unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
+                raise Invalid("unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
         permit(
             self.tree,
             actor_of(self.ctx, user),
@@ -203,11 +197,11 @@ class Workflow:
                 explicit_resolve=fields.get("deadline"),
             ).calendar_estimated
         except ProtocolError as exc:
-            raise ApiError(400, exc.reason, exc.detail, "deadline") from None
+            raise invalid(exc, "deadline") from None
 
     async def permitted(self, user: User, item: str, action: Action) -> tuple[str, str]:
-        """The item's (assigner, assignee) if ``user`` may do ``action`` to it (404 or 403
-        otherwise): the first gate alone, to refuse before reading a body with files
+        """The item's (assigner, assignee) if ``user`` may do ``action`` to it (NotFound or
+        Forbidden otherwise): the first gate alone, to refuse before reading a body with files
         or signing anything. Read from the item's row, not folded again, while the
         rows hold every event received (else folded); :meth:`act` checks it again on
         the state it folds to write."""
@@ -280,7 +274,7 @@ class Workflow:
                     Action.ASSIGN,
                     ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
                 )
-            except ApiError as exc:
+            except NodeError as exc:
                 exc.field = f"parts[{i}].assignee"
                 raise
             item_class, deadline = part["class"], part.get("deadline")

@@ -9,10 +9,10 @@ transaction that signs the event (:meth:`node.workflow.actions.Workflow.act`), s
 refusal at any step leaves nothing behind.
 
 Quotas, in the same transaction: the bytes a person's uploads stored
-(``api.attachment_quota_user_bytes``, 413 ``quota_exceeded``) and all the
-bytes of this node's files (``api.attachment_quota_node_bytes``, 413
-``node_quota_exceeded``). A file already held (the same hash) costs nothing
-again; it stays counted for whoever stored it first.
+(``api.attachment_quota_user_bytes``, ``quota_exceeded``) and all the bytes of
+this node's files (``api.attachment_quota_node_bytes``, ``node_quota_exceeded``),
+both :class:`node.errors.TooLarge`. A file already held (the same hash) costs
+nothing again; it stays counted for whoever stored it first.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.config import Config
-from node.http.errors import ApiError
+from node.errors import TooLarge
 from node.storage import schema as t
 from node.storage.accounts import User
 
@@ -57,7 +57,7 @@ class NewFile:
 async def store(
     conn: AsyncConnection, config: Config, user: User, files: Sequence[NewFile], now: int
 ) -> None:
-    """Keep ``files`` in the caller's write transaction, or refuse them all (413)."""
+    """Keep ``files`` in the caller's write transaction, or refuse them all (TooLarge)."""
     digest = t.attachments.c.digest
     held = set(
         (await conn.execute(select(digest).where(digest.in_({f.digest for f in files}))))
@@ -100,8 +100,7 @@ async def _check_quotas(conn: AsyncConnection, config: Config, user: User, addin
     )
     limit = int(config["api.attachment_quota_user_bytes"])
     if mine + adding > limit:
-        raise ApiError(
-            413,
+        raise TooLarge(
             "quota_exceeded",
             f"attachments: your files would take {mine + adding} bytes; "
             f"your quota is {limit} bytes (api.attachment_quota_user_bytes)",
@@ -110,8 +109,7 @@ async def _check_quotas(conn: AsyncConnection, config: Config, user: User, addin
     held = int(await conn.scalar(select(func.coalesce(func.sum(size), 0))) or 0)
     limit = int(config["api.attachment_quota_node_bytes"])
     if held + adding > limit:
-        raise ApiError(
-            413,
+        raise TooLarge(
             "node_quota_exceeded",
             f"attachments: this node's files would take {held + adding} bytes; "
             f"its quota is {limit} bytes (api.attachment_quota_node_bytes): "

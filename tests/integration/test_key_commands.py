@@ -23,8 +23,9 @@ from hierarchy.errors import HierarchyError
 from hierarchy.keys import make_rotation_request
 from node import keys as node_keys
 from node.clock import SystemClock
-from node.context import NodeError, open_node
+from node.context import open_node
 from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.errors import NodeError
 from node.http import keys as node_http_keys
 from node.http.enroll import issue_code
 from node.keys import next_from_seq, revoke_child, rotate_key

@@ -27,10 +27,10 @@ from aiohttp import web
 
 from node.config import Config
 from node.context import NodeContext
+from node.errors import TooMany, Unauthenticated
 from node.http import clients, forgery
 from node.http.api.bodies import SMALL_JSON_BYTES, Login
 from node.http.api.validate import read_body
-from node.http.errors import ApiError
 from node.http.sync import CTX
 from node.storage.accounts import SESSION_MS, User
 
@@ -144,7 +144,7 @@ def _secret(request: web.Request) -> str | None:
         # the origin check (node/http/forgery.py) let through for this header.
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise ApiError(401, "bad_credentials", "use 'Authorization: Bearer <token>'")
+            raise Unauthenticated("bad_credentials", "use 'Authorization: Bearer <token>'")
         return value.strip()
     return request.cookies.get(COOKIE)
 
@@ -156,11 +156,11 @@ async def current_user(request: web.Request) -> User:
         return cached
     secret = _secret(request)
     if not secret:
-        raise ApiError(401, "auth_required", "sign in or send a bearer token")
+        raise Unauthenticated("auth_required", "sign in or send a bearer token")
     ctx = request.app[CTX]
     user, reason = await ctx.accounts.resolve(secret, ctx.clock.now_ms())
     if user is None:
-        raise ApiError(401, reason, "sign in again")
+        raise Unauthenticated(reason, "sign in again")
     request[USER_KEY] = user
     return user
 
@@ -172,8 +172,8 @@ def context(request: web.Request) -> NodeContext:
 async def authenticate(request: web.Request, name: str, password: str) -> tuple[User, str]:
     """Check a name and password under the login limiter; (user, new session id).
 
-    Raises 429 ``too_many_attempts`` (``retry_after`` seconds on the error) or
-    401 ``bad_credentials``. The JSON login and the sign-in page both use this.
+    Raises ``TooMany`` ``too_many_attempts`` (``retry_after`` seconds on the error)
+    or ``Unauthenticated`` ``bad_credentials``. The JSON login and the sign-in page both use this.
     """
     ctx = context(request)
     now = ctx.clock.now_ms()
@@ -182,17 +182,15 @@ async def authenticate(request: web.Request, name: str, password: str) -> tuple[
     limiter = request.app[LIMITER]
     wait, scope = limiter.attempt(counted, name, now)
     if wait:
-        error = ApiError(
-            429,
+        raise TooMany(
             "too_many_attempts",
             f"too many failed sign-ins {_SCOPES[scope]}; try again in {wait}s",
+            retry_after=wait,
         )
-        error.retry_after = wait
-        raise error
     user = await ctx.accounts.sign_in(name, password)
     if user is None:
         logger.warning("failed sign-in for %r from %s", name, address)
-        raise ApiError(401, "bad_credentials", "wrong name or password")
+        raise Unauthenticated("bad_credentials", "wrong name or password")
     limiter.succeeded(counted, name, now)
     session = await ctx.accounts.issue(user, kind="session", now=now, ttl_ms=SESSION_MS)
     return user, session

@@ -15,11 +15,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select
 
 from hierarchy.roles import ROLE_ACTIONS, Action
+from node.clock import iso, parse_moment
 from node.context import NodeContext
+from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
-from node.http.api.validate import decode, iso, parse_moment, read_body, read_bytes, read_json
-from node.http.errors import ApiError, bad
+from node.http.api.validate import decode, read_body, read_bytes, read_json
 from node.http.sync import CTX
 from node.queries import ledger
 from node.storage import schema as t
@@ -74,7 +75,7 @@ def sources_of(ctx: NodeContext) -> tuple[str, ...]:
 def item_id_of(request: web.Request) -> str:
     item = request.match_info["item"]
     if not ITEM_RE.match(item):
-        raise ApiError(404, "unknown_item", f"{item[:80]!r} is not an item id")
+        raise NotFound("unknown_item", f"{item[:80]!r} is not an item id")
     return item
 
 
@@ -285,7 +286,7 @@ async def _report_body(
                     if left < limit:
                         try:
                             data = await _read_part(part, left, "attachments")
-                        except ApiError as exc:
+                        except TooLarge as exc:
                             exc.detail = (f"attachments: the files together are at most "
                                           f"{together} bytes (api.max_upload_bytes)")
                             raise
@@ -301,8 +302,8 @@ async def _report_body(
                         int(text) if numeric and text.isascii() and text.isdigit() else text
                     )
         except (ValueError, RuntimeError, TypeError, HttpProcessingError) as exc:
-            raise ApiError(
-                400, "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
+            raise Invalid(
+                "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
             ) from None
         return fields, tuple(files)
     return await read_json(request, max_bytes=_max_body(ctx)), ()
@@ -315,7 +316,7 @@ async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
         data += chunk
         if len(data) > limit:
             name = part.filename or field
-            raise ApiError(413, "too_large", f"{name}: at most {limit} bytes", field)
+            raise TooLarge("too_large", f"{name}: at most {limit} bytes", field)
     return bytes(data)
 
 
@@ -323,8 +324,8 @@ def _part_text(raw: bytes, field: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(
-            400, "invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field
+        raise Invalid(
+            "invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field
         ) from None
 
 
@@ -371,7 +372,7 @@ async def action_fields(
     """
     kind = bodies.ACTIONS.get(action) if action != "decompose" else None
     if kind is None:
-        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+        raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
     body = decode(data, kind)
     match body:
         case bodies.Deploy():
@@ -494,13 +495,13 @@ async def upload_attachment(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = _ctx(request)
     if not ROLE_ACTIONS[user.role] & set(REPORTS.values()):
-        raise ApiError(
-            403, "role_forbidden", f"a {user.role} does not report, so uploads no files"
+        raise Forbidden(
+            "role_forbidden", f"a {user.role} does not report, so uploads no files"
         )
     limit = int(ctx.config["api.max_attachment_bytes"])
     data = await read_bytes(request, limit)
     if not data:
-        raise ApiError(400, "missing_body", "send the file as the request body", "body")
+        raise Invalid("missing_body", "send the file as the request body", "body")
     name = request.headers.get("X-Filename", "file")
     file = NewFile(data, request.content_type or "application/octet-stream", name)
     async with ctx.db.write() as conn:
@@ -513,7 +514,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
     digest = request.match_info["digest"]
     if not bodies.DIGEST_RE.match(digest):
-        raise ApiError(404, "unknown_attachment", "not a SHA-256 digest")
+        raise NotFound("unknown_attachment", "not a SHA-256 digest")
     async with ctx.db.read() as conn:
         row = (
             await conn.execute(
@@ -521,8 +522,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
             )
         ).first()
     if row is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "attachment_not_here",
             "this node holds the attachment's hash but not its bytes "
             "(attachments stay with the node that received them)",

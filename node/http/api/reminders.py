@@ -23,12 +23,13 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
+from node.clock import iso
 from node.context import stop_task
+from node.errors import bad
 from node.http.api.auth import current_user
 from node.http.api.bodies import ITEM_ID, SMALL_JSON_BYTES, Contact, ref
 from node.http.api.items import WORKFLOW, item_id_of
-from node.http.api.validate import iso, read_body
-from node.http.errors import bad
+from node.http.api.validate import read_body
 from node.http.sync import CTX
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import NO_MILESTONE, Settings

@@ -21,8 +21,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from node.context import NodeContext
+from node.errors import bad
 from node.http.api.auth import current_user
-from node.http.errors import bad
 from node.http.sync import CTX
 from node.queries import assemble, excel, render
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node.http.errors import ApiError
+from node.errors import Forbidden, Invalid, NotFound
 from node.http.web import charts, figures
 from node.http.web.render import ctx_of, node_name, page, render, translator, workflow
 from node.queries import assemble, ledger, standings
@@ -51,14 +51,14 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
     now = ctx.clock.now_ms()
     top = request.query.get("node") or ctx.me
     if top not in tree:
-        raise ApiError(404, "unknown_node", f"no node {top[:80]!r} is known here", "node")
+        raise NotFound("unknown_node", f"no node {top[:80]!r} is known here", "node")
     if not tree.in_subtree(ctx.me, top):
-        raise ApiError(403, "not_in_scope", f"{top} is outside {ctx.me}'s subtree", "node")
+        raise Forbidden("not_in_scope", f"{top} is outside {ctx.me}'s subtree", "node")
     try:
         quarter = Quarter.parse(request.query["quarter"]) if "quarter" in request.query \
             else Quarter.of(now)
     except PeriodError as exc:
-        raise ApiError(400, "bad_field", f"quarter: {exc}", "quarter") from None
+        raise Invalid("bad_field", f"quarter: {exc}", "quarter") from None
     week = Week.of(now)
     weeks = [week]
     for _ in range(WEEKS - 1):

@@ -24,6 +24,7 @@ from hierarchy.errors import HierarchyError
 from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
 from node.context import NodeContext
+from node.errors import KINDS, Invalid, NodeError, NotFound, TooLarge, Unauthenticated
 from node.http.api import bodies
 from node.http.api.items import (
     REPORTS,
@@ -34,7 +35,7 @@ from node.http.api.items import (
     verified_history,
 )
 from node.http.api.validate import decode
-from node.http.errors import ApiError
+from node.http.errors import status_of
 from node.http.web import csrf
 from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
 from node.queries import ledger
@@ -168,7 +169,7 @@ async def _item_page(
     user: User,
     item: str,
     *,
-    error: ApiError | None = None,
+    error: NodeError | None = None,
     failed: str | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
@@ -244,7 +245,7 @@ def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
         if not data:
             continue
         if len(data) > limit:
-            raise ApiError(413, "too_large", f"{value.filename}: at most {limit} bytes",
+            raise TooLarge("too_large", f"{value.filename}: at most {limit} bytes",
                            "attachments")
         out.append(NewFile(data, value.content_type, value.filename))
     return tuple(out)
@@ -283,7 +284,7 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
     item = item_id_of(request)
     action = request.match_info["action"]
     if action not in POSTED:
-        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+        raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
     values: dict[str, Any] = {}
     try:
         form = await form_of(request)
@@ -295,12 +296,12 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
         digests = tuple(f.digest for f in files)
         step, kind, fields = await action_fields(action, values, digests, wf, item, ctx)
         await wf.act(user, item, step, kind, files=files, **fields)
-    except ApiError as exc:
-        if exc.status in (401, 404) or exc.status >= 500:
+    except KINDS as exc:
+        if isinstance(exc, (Unauthenticated, NotFound)) or status_of(exc) >= 500:
             raise
         failed = "decide" if action in ("approve", "reject") else action
         return await _item_page(
-            request, user, item, error=exc, failed=failed, values=values, status=exc.status
+            request, user, item, error=exc, failed=failed, values=values, status=status_of(exc)
         )
     raise web.HTTPSeeOther(f"/items/{item}?done={action}")
 
@@ -312,7 +313,7 @@ async def _new_page(
     request: web.Request,
     user: User,
     *,
-    error: ApiError | None = None,
+    error: NodeError | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
@@ -370,7 +371,7 @@ def assign_body(form: MultiDictProxy[Any]) -> dict[str, Any]:
     klass = text("class") or "general"
     if klass == "explicit":
         if not text("deadline"):
-            raise ApiError(400, "missing_field", "deadline: is required", "deadline")
+            raise Invalid("missing_field", "deadline: is required", "deadline")
         body["deadline"] = text("deadline")
     else:
         body["class"] = klass
@@ -386,8 +387,8 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
         body = decode(assign_body(form), bodies.Assignment)
         event, _ = await workflow(request).assign(user, assignment_fields(body, ctx))
-    except ApiError as exc:
-        if exc.status in (401,) or exc.status >= 500:
+    except KINDS as exc:
+        if isinstance(exc, Unauthenticated) or status_of(exc) >= 500:
             raise
-        return await _new_page(request, user, error=exc, values=values, status=exc.status)
+        return await _new_page(request, user, error=exc, values=values, status=status_of(exc))
     raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")

@@ -7,8 +7,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from node.http.api.validate import parse_moment
-from node.http.errors import ApiError
+from node.clock import parse_moment
+from node.errors import KINDS, NodeError
+from node.http.errors import status_of
 from node.http.web.render import ctx_of, node_name, page, render, workflow
 from node.queries import ledger
 from node.storage.accounts import User
@@ -61,11 +62,11 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
     tree = wf.tree
     params = filters_of(request)
     boards = ledger.boards_of(ctx)
-    error: ApiError | None = None
+    error: NodeError | None = None
     try:
         answer = await ledger.list_items(ctx, params, boards, tree.__contains__)
-    except ApiError as exc:
-        if exc.status >= 500:
+    except KINDS as exc:
+        if status_of(exc) >= 500:
             raise
         error = exc
         answer = {"items": [], "total": 0, "limit": 50, "offset": 0, "nodes": {}}
@@ -100,7 +101,7 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
         filing=await ctx.store.unfolded_count(),
         user=user,
         nav="ledger",
-        status=error.status if error else 200,
+        status=status_of(error) if error else 200,
         error=error,
         rows=rows,
         # A large subtree is counted only up to a cap: then the total is a lower bound.

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node.http.errors import ApiError
+from node.errors import Forbidden, NotFound
 from node.http.web import figures
 from node.http.web.i18n import I18n
 from node.http.web.render import ctx_of, node_name, page, render, translator, workflow
@@ -71,9 +71,9 @@ async def tree_page(request: web.Request, user: User) -> web.StreamResponse:
     tree = workflow(request).tree
     top = request.query.get("node") or ctx.me
     if top not in tree:
-        raise ApiError(404, "unknown_node", f"no node {top[:80]!r} is known here", "node")
+        raise NotFound("unknown_node", f"no node {top[:80]!r} is known here", "node")
     if not tree.in_subtree(ctx.me, top):
-        raise ApiError(403, "not_in_scope", f"{top} is outside {ctx.me}'s subtree", "node")
+        raise Forbidden("not_in_scope", f"{top} is outside {ctx.me}'s subtree", "node")
     nodes = list(tree.subtree(top))
     own = await figures.counts_by_node(ctx, top)
     totals = figures.roll_up(own, nodes, {n: tree.parent(n) for n in nodes})
