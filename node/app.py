@@ -16,6 +16,7 @@ from node.config import Config
 from node.context import NodeContext, open_node, stop_task
 from node.http import enroll as enroll_http
 from node.http import keys as keys_http
+from node.http import services
 from node.http import sync as sync_server
 from node.http import web as web_pages
 from node.http.api import auth as api_auth
@@ -86,6 +87,24 @@ async def current_rows(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def provide(app: web.Application, ctx: NodeContext) -> None:
+    """Each service of the opened node under its key (node/http/services.py)."""
+    app[services.CONFIG] = ctx.config
+    app[services.CLOCK] = ctx.clock
+    app[services.DB] = ctx.db
+    app[services.KEY] = ctx.key
+    app[services.TREE] = ctx.tree
+    app[services.EVENTS] = ctx.store
+    app[services.OUTBOX] = ctx.outbox
+    app[services.INGESTOR] = ctx.ingestor
+    app[services.ACCOUNTS] = ctx.accounts
+    app[services.PRESENCE] = ctx.presence
+    app[services.ACTIVITY] = ctx.activity
+    app[services.BACKGROUND] = ctx.background
+    app[services.STOPPING] = ctx.stopping
+    app[services.WORKFLOW] = Workflow(ctx)
+
+
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     """Everything a node serves; long-lived work starts and stops with the app."""
     clock = clock or SystemClock()
@@ -109,7 +128,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
         # otherwise walk it all again (~65 ms of a catch-up; docs/performance.md).
         gc.collect()
         gc.freeze()
-        app[api_items.WORKFLOW] = Workflow(ctx)
+        provide(app, ctx)
         task = None
         session = None
         folding_watch = ctx.watch("materialiser", materialiser.logger)

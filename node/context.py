@@ -25,6 +25,7 @@ from node.storage.events import EventLog
 from node.sync.decoding import Decoder
 from node.sync.ingest import Ingestor
 from node.sync.outbox import Outbox
+from node.sync.presence import Presence
 from node.sync.routing import KnownTree
 from protocol.certs import Certificate, TrustStore
 from protocol.keys import SigningKey
@@ -46,10 +47,8 @@ class NodeContext:
     executor: ThreadPoolExecutor
     accounts: Accounts
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # Children holding a long-poll open right now: they are connected, we are current.
-    listening: dict[str, int] = field(default_factory=dict)
-    # When each child's link row was last written by a down request (loop time).
-    link_written: dict[str, float] = field(default_factory=dict)
+    # Children holding a page request open right now: connected, and we are current.
+    presence: Presence = field(default_factory=Presence)
     # The background tasks' failures, in memory (shown even when the disk is full).
     background: Background = field(default_factory=Background)
     # Whether sync is busy (background work gives way to a catch-up).

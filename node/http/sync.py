@@ -254,7 +254,7 @@ async def down(request: web.Request) -> web.Response:
     ack = _int_param(request, "ack", after, 0, after)
     wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
     limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
-    if ctx.listening.get(child, 0) >= MAX_DOWN_PER_CHILD:
+    if ctx.presence.open_requests(child) >= MAX_DOWN_PER_CHILD:
         logger.warning("sync request refused from %s: too_many_requests (down)", child)
         return refuse(
             429, "too_many_requests", f"at most {MAX_DOWN_PER_CHILD} page requests at once"
@@ -264,16 +264,10 @@ async def down(request: web.Request) -> web.Response:
     # LINK_WRITE_SECONDS, not each a transaction; a long-poll always writes it first.
     loop = asyncio.get_running_loop()
     asked = loop.time()
-    if wait or asked - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
+    if ctx.presence.link_write_due(child, asked, 0.0 if wait else LINK_WRITE_SECONDS):
         await ctx.outbox.advance_link(child, "acked_pos", ack, last_contact=ctx.clock.now_ms())
-        ctx.link_written[child] = asked
-    ctx.listening[child] = ctx.listening.get(child, 0) + 1
-    try:
+    with ctx.presence.holding(child):
         raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
-    finally:
-        ctx.listening[child] -= 1
-        if not ctx.listening[child]:
-            del ctx.listening[child]
     # A child catching up asks for the next page at once: background work waits.
     now = loop.time()
     ctx.activity.sending(now + SENDING_GRACE if more else now)

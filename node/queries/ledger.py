@@ -506,7 +506,7 @@ async def freshness(
         via = ctx.tree.child_toward(node) or (PARENT if ctx.parent else None)
         link = links.get(via) if via else None
         row = seen.get(node)
-        connected = via is not None and via in ctx.listening
+        connected = via is not None and ctx.presence.connected(via)
         out[node] = {
             "as_of": iso(now) if connected else (
                 iso(link.last_contact) if link is not None else None

@@ -389,7 +389,7 @@ async def test_a_child_holds_a_bounded_number_of_page_requests(
     ]
     try:
         await eventually(
-            lambda: _true(city.ctx.listening.get(COUNTY, 0) == MAX_DOWN_PER_CHILD),
+            lambda: _true(city.ctx.presence.open_requests(COUNTY) == MAX_DOWN_PER_CHILD),
             what="the long-polls to be held",
         )
         began = asyncio.get_running_loop().time()

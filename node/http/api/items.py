@@ -21,6 +21,7 @@ from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
+from node.http.services import WORKFLOW
 from node.http.sync import CTX
 from node.queries import ledger
 from node.storage import schema as t
@@ -49,7 +50,6 @@ from protocol.events import (
 
 logger = logging.getLogger(__name__)
 
-WORKFLOW = web.AppKey("workflow", Workflow)
 #: The actions that carry files, and the permission each needs.
 REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
 

@@ -28,8 +28,9 @@ from node.context import stop_task
 from node.errors import bad
 from node.http.api.auth import current_user
 from node.http.api.bodies import ITEM_ID, SMALL_JSON_BYTES, Contact, ref
-from node.http.api.items import WORKFLOW, item_id_of
+from node.http.api.items import item_id_of
 from node.http.api.validate import read_body
+from node.http.services import WORKFLOW
 from node.http.sync import CTX
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import NO_MILESTONE, Settings

@@ -22,8 +22,8 @@ from hierarchy.tree import Tree
 from node.context import NodeContext
 from node.errors import KINDS, Forbidden, NodeError, TooLarge, Unauthenticated
 from node.http.api.auth import current_user
-from node.http.api.items import WORKFLOW
 from node.http.errors import refusal, seconds, status_of, storage_full_error
+from node.http.services import WORKFLOW
 from node.http.sync import CTX
 from node.http.web import csrf, i18n
 from node.storage.accounts import User
