@@ -20,7 +20,7 @@ from node.storage import keyfile
 from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
 from node.storage.events import Store
-from node.sync.decoding import Decoder
+from node.sync.catchup.decoder import Decoder
 from node.sync.ingest import Ingestor
 from protocol.certs import Certificate, TrustStore
 from protocol.keys import SigningKey

@@ -421,7 +421,7 @@ def verify_signed(
 ) -> list[ProtocolError | None]:
     """:func:`verify_all` of envelopes whose signed messages were worked out already
     (``Envelope.signed_message``, or the error it raised): by
-    ``protocol.transfer.decode_all``, maybe in another process."""
+    ``protocol.decoded.decode_all``, maybe in another process."""
     good: set[tuple[bytes, bytes]] = set()
     out: list[ProtocolError | None] = []
     for env, message in signed:
