@@ -898,6 +898,11 @@ def _decode_strict(type_: str, body: bytes) -> Event:
     return _event_of(cls, codec.decode(body, EVENT_LIMITS))
 
 
+EVENT_PATHS: Final = fastpath.Paths(fast=_decode_fast, strict=_decode_strict)
+""":func:`decode_event`'s two paths, named for the tests that hold the fast one to the
+strict one (protocol/fastpath.py)."""
+
+
 def _event_of(cls: type[Event], value: codec.Value) -> Event:
     try:
         if type(value) is not dict:
