@@ -689,7 +689,7 @@ _TITLE_TYPE: Final[Any] = Annotated[
     str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(_LINE_CONTROLS))
 ]
 # The fields of an event body itself leave their patterns to :data:`_AFTER`: msgspec
-# calls into Python's ``re`` for each, which was more than half of its decoding
+# calls into Python's ``re`` for each, which cost much of its decoding
 # (docs/performance.md); the checks there accept most values without a match.
 _TITLE_FIELD: Final[Any] = Annotated[str, Meta(min_length=1, max_length=MAX_TITLE)]
 _MS_TYPE: Final[Any] = Annotated[int, Meta(ge=0, le=MAX_MS)]
