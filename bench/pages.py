@@ -386,7 +386,7 @@ def build_tallies(data: Path, db_file: Path) -> None:
     async def score() -> int:
         ctx = await open_node(cfg.load(data), ManualClock(NOW))
         try:
-            return await standings.score_all(ctx)
+            return await standings.score_all(ctx.db)
         finally:
             await ctx.close()
 
@@ -672,12 +672,15 @@ async def in_process(
             out.append((f"overdue by unit ({kind})", [0.0], before_ms))
 
             async def ranking_after(top: str = top) -> Any:
-                return await standings.standings(ctx, ctx.store.path_of(top), quarter, rules,
-                                                 limit=20)  # as the board asks
+                return await standings.standings(
+                    ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules,
+                    limit=20,  # as the board asks
+                )
 
             after_ms, ranked = await timed(ranking_after, runs, budget)
             assert isinstance(ranked, standings.QuarterScores), ranked
-            whole = await standings.standings(ctx, ctx.store.path_of(top), quarter, rules)
+            whole = await standings.standings(
+                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
             assert isinstance(whole, standings.QuarterScores), whole
             assert ranked.nodes == whole.nodes[:20] and ranked.units == whole.units[:20]
             before_ms: list[float] = []
@@ -746,7 +749,7 @@ async def write_cost(data: Path, n: int) -> tuple[float, float]:
                     await conn.execute(delete(t.items).where(
                         t.items.c.item_id.in_([r["item_id"] for r in rows])))
                     await conn.execute(t.items.insert(), rows)
-        await standings.score_all(ctx)  # what write_rows listed, scored again
+        await standings.score_all(ctx.db)  # what write_rows listed, scored again
     finally:
         await ctx.close()
     return n / spent[True], n / spent[False]

@@ -361,13 +361,15 @@ async def check(ctx: NodeContext, tree: Tree, now: int, scopes: list[str]) -> in
             for entries in (reference["nodes"], reference["units"]):
                 for entry in entries:
                     del entry["lines"]
-            ranked = await standings.standings(ctx, ctx.store.path_of(top), quarter, rules)
+            ranked = await standings.standings(
+                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
             assert isinstance(ranked, standings.QuarterScores)
             mine = assemble.standings_of(ranked, names)
             assert mine["nodes"] == reference["nodes"], (top, quarter, now)
             assert mine["units"] == reference["units"], (top, quarter, now)
             assert ranked.final == reference["final"]
-            top5 = await standings.standings(ctx, ctx.store.path_of(top), quarter, rules, 5)
+            top5 = await standings.standings(
+                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules, 5)
             assert isinstance(top5, standings.QuarterScores)
             five = assemble.standings_of(top5, names)
             assert five["nodes"] == reference["nodes"][:5]
@@ -420,9 +422,9 @@ async def test_figures_equal_their_references_as_time_moves(
                 await store(ctx, arrived, held)
             roll = rng.random()
             if roll < 0.4:
-                await standings.score_some(ctx, limit=rng.randint(5, 60))
+                await standings.score_some(ctx.db, limit=rng.randint(5, 60))
             elif roll < 0.55:
-                await standings.score_all(ctx)
+                await standings.score_all(ctx.db)
             if rng.random() < 0.5:
                 async with ctx.db.write() as conn:
                     await tallies.advance(conn, now + rng.choice((0, 0, -5 * DAY, 3 * DAY)))
@@ -438,7 +440,7 @@ async def test_figures_equal_their_references_as_time_moves(
             seen += await check(ctx, tree, later, scopes[:1])
             checks += 2
         # Long after: every deadline passed, every quarter final.
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         seen += await check(ctx, tree, now + 120 * DAY, scopes)
         assert checks > 20 and seen > 500
         async with ctx.db.read() as conn:
@@ -446,13 +448,13 @@ async def test_figures_equal_their_references_as_time_moves(
         assert "irregular" in kinds  # the skewed clocks were replayed, not tallied
 
         # Rebuilding from the rows gives what the deltas kept.
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         kept = await tally_tables(ctx)
         async with ctx.db.write() as conn:
             marks = await tallies.marks(conn)
             await conn.run_sync(lambda sync: tallies.rebuild(sync, marks.watermark))
             await tallies.roll(conn, marks.ranking)
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         assert await tally_tables(ctx) == kept
     finally:
         await ctx.close()
@@ -490,7 +492,7 @@ async def test_a_database_the_migrations_left_without_tallies_gets_them_when_ope
         async with ctx.db.write() as conn:  # the marks where a rebuild now puts them
             await tallies.advance(conn, now)
             await tallies.roll(conn, tallies.quarter_key(now))
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         kept = await tally_tables(ctx)
         assert kept, "the histories made no tallies: the test would prove nothing"
         async with ctx.db.write() as conn:
@@ -506,7 +508,7 @@ async def test_a_database_the_migrations_left_without_tallies_gets_them_when_ope
         async with ctx.db.read() as conn:
             marks = await tallies.marks(conn)
         assert marks == tallies.Marks(now, tallies.quarter_key(now))
-        await standings.score_all(ctx)
+        await standings.score_all(ctx.db)
         assert await tally_tables(ctx) == kept
     finally:
         await ctx.close()

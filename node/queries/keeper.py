@@ -50,7 +50,7 @@ async def step(ctx: NodeContext, *, prune: bool = False) -> int:
                 await tallies.roll(conn, quarter)
             if prune:
                 await tallies.prune(conn)
-    return await standings.score_some(ctx)
+    return await standings.score_some(ctx.db)
 
 
 async def run(ctx: NodeContext, stopping: asyncio.Event) -> None:

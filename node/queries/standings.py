@@ -48,7 +48,6 @@ from typing import Any, Final
 from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.context import NodeContext
 from node.items import tallies
 from node.items.projection import item_events
 from node.queries.periods import PeriodError, Quarter
@@ -66,6 +65,7 @@ from node.queries.scores import (
     walk,
 )
 from node.storage import schema as t
+from node.storage.db import Database
 from protocol import rules as deadlines
 from protocol.fold import ItemState
 
@@ -204,9 +204,9 @@ def summarise(pairs: Sequence[Pair], facts: Mapping[str, Any]) -> Summary:
 # -- the keeper's step ----------------------------------------------------------------------
 
 
-async def score_some(ctx: NodeContext, limit: int = _CHUNK) -> int:
+async def score_some(db: Database, limit: int = _CHUNK) -> int:
     """Score up to ``limit`` dirty items in one write transaction; returns how many."""
-    async with ctx.db.write() as conn:
+    async with db.write() as conn:
         c = t.score_exceptions.c
         stmt = select(c.item_id).where(c.reason == "dirty").order_by(c.item_id).limit(limit)
         if conn.dialect.name == "postgresql":
@@ -258,12 +258,12 @@ async def score_items(conn: AsyncConnection, ids: Sequence[str]) -> None:
             )
 
 
-async def score_all(ctx: NodeContext) -> int:
+async def score_all(db: Database) -> int:
     """Score every dirty item at once (tests, benchmarks; a running node's keeper
     scores a chunk at a time, node/queries/keeper.py)."""
     total = 0
     while True:
-        n = await score_some(ctx)
+        n = await score_some(db)
         total += n
         if n < _CHUNK:
             return total
@@ -292,18 +292,17 @@ def _slot(counts: Counts, key: tuple[str, str]) -> list[int]:
 
 
 async def standings(
-    ctx: NodeContext, scope_path: str, quarter: Quarter, rules: ScoreRules,
+    db: Database, now: int, scope_path: str, quarter: Quarter, rules: ScoreRules,
     limit: int | None = None,
 ) -> QuarterScores | Pending:
     """Ranked standings of ``quarter`` for the subtree at ``scope_path`` (without lines):
     every node and unit, or the ``limit`` best of each (ranks counted over all)."""
-    now = ctx.clock.now_ms()
     end = quarter.end - 1
     instant = min(end, now)
     running = instant < end
     q = quarter.start
     lo, hi = tallies.path_range(scope_path)
-    async with ctx.db.read() as conn:
+    async with db.read() as conn:
         e = t.score_exceptions.c
         replay = set(await conn.scalars(select(e.item_id).where(e.path >= lo, e.path < hi)))
         if running:

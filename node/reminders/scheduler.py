@@ -36,7 +36,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -44,8 +44,8 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import and_, false, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.background import run_forever, sleep_unless
-from node.context import NodeContext
+from node.background import Watch, run_forever, sleep_unless
+from node.clock import Clock
 from node.items.projection import item_events
 from node.reminders.channels import DeliveryError, Notifier, Outgoing
 from node.reminders.schedule import (
@@ -62,6 +62,7 @@ from node.reminders.schedule import (
     retry_delay,
 )
 from node.storage import schema as t
+from node.storage.db import Database
 from protocol.errors import ProtocolError
 from protocol.fold import ItemState, fold
 from protocol.rules import Reminder, reminders
@@ -106,13 +107,21 @@ class Reminders:
 
     def __init__(
         self,
-        ctx: NodeContext,
+        *,
+        me: str,
+        db: Database,
+        clock: Clock,
+        rows_current: Callable[[], Awaitable[object]],
         notifiers: Mapping[str, Notifier],
         settings: Settings,
-        *,
         rng: random.Random | None = None,
     ) -> None:
-        self.ctx = ctx
+        """``rows_current()`` returns once the item rows hold every event received so
+        far (the scan reads rows)."""
+        self.me = me
+        self.db = db
+        self.clock = clock
+        self.rows_current = rows_current
         self.notifiers = dict(notifiers)
         self.settings = settings
         self.rng = rng or random.Random()
@@ -123,16 +132,11 @@ class Reminders:
 
     # ------------------------------------------------------------------ loop
 
-    async def run(self) -> None:
-        """Run a pass now and then every tick until the node stops; a failed pass is
-        retried with backoff, at most a tick apart (``node.background``)."""
-        stopping = self.ctx.stopping
+    async def run(self, watch: Watch, stopping: asyncio.Event) -> None:
+        """Run a pass now and then every tick until ``stopping``; a failed pass is
+        retried with ``watch``'s backoff (``node.background``), which the caller caps
+        at a tick."""
         tick = self.settings.tick_ms / 1000
-        watch = self.ctx.watch(
-            "reminders",
-            logger,
-            cap=min(tick, float(self.ctx.config["background.retry_max_seconds"])),
-        )
 
         async def once() -> None:
             await self.run_once()
@@ -146,13 +150,13 @@ class Reminders:
         """One pass at ``now`` (default: the node's clock): record, queue and send."""
         async with self._lock:
             if now is None:
-                now = self.ctx.clock.now_ms()
-            if not await self.ctx.db.try_lock(LOCK):
+                now = self.clock.now_ms()
+            if not await self.db.try_lock(LOCK):
                 return RunReport(leader=False)
             report = RunReport()
             # The scan reads item rows: let those of events already received be
             # folded first (just after a start, or a sync batch, they may not be yet).
-            await self.ctx.store.rows_current()
+            await self.rows_current()
             await self._scan()
             await self._dispatch(now, report)
             await self._send(now, report)
@@ -170,11 +174,11 @@ class Reminders:
 
     async def _scan(self) -> None:
         """Refresh the open items handled here; refold only those whose state changed."""
-        async with self.ctx.db.read() as conn:
+        async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(t.items.c.item_id, t.items.c.state).where(
-                        t.items.c.assignee == self.ctx.me, t.items.c.done == false()
+                        t.items.c.assignee == self.me, t.items.c.done == false()
                     )
                 )
             ).all()
@@ -191,7 +195,7 @@ class Reminders:
                 state = fold(pairs)
             except ProtocolError:
                 continue
-            if state.done or state.assignee != self.ctx.me:
+            if state.done or state.assignee != self.me:
                 continue
             found = reminders(state, self.settings.policy)
             self._open[item] = _Open(
@@ -215,7 +219,7 @@ class Reminders:
         if not candidates:
             return
         recorded: set[Key] = set()
-        async with self.ctx.db.write() as conn:
+        async with self.db.write() as conn:
             existing = await _recorded_keys(conn, {item for item, _ in candidates.values()})
             recorded |= existing & set(candidates)
             fresh: dict[str, list[Reminder]] = {}
@@ -315,7 +319,7 @@ class Reminders:
 
         def row(channel: str, person: str, recipient: str, body: str | None) -> dict[str, Any]:
             return {
-                "message_key": message_key(self.ctx.me, key, channel, recipient),
+                "message_key": message_key(self.me, key, channel, recipient),
                 "item_id": state.item,
                 "channel": channel,
                 "person": person,
@@ -338,10 +342,10 @@ class Reminders:
                     out.append(row(channel, person.name, address, None))
         webhook = self.notifiers.get("webhook")
         if webhook is not None and people:
-            message_id = message_key(self.ctx.me, key, "webhook", "webhook")
+            message_id = message_key(self.me, key, "webhook", "webhook")
             body = {
                 "message_id": message_id,
-                "node": self.ctx.me,
+                "node": self.me,
                 "item": state.item,
                 "title": state.title,
                 "deadline": r.deadline,
@@ -370,7 +374,7 @@ class Reminders:
         seen: set[int] = set()
         gate = asyncio.Semaphore(_CONCURRENCY)
         while True:
-            async with self.ctx.db.read() as conn:
+            async with self.db.read() as conn:
                 rows = (
                     await conn.execute(
                         select(t.reminder_messages, t.reminders.c.deadline,
@@ -424,9 +428,9 @@ class Reminders:
         return None
 
     async def _mark(self, results: list[tuple[Any, str | None]], report: RunReport) -> None:
-        now = self.ctx.clock.now_ms()
+        now = self.clock.now_ms()
         m = t.reminder_messages
-        async with self.ctx.db.write() as conn:
+        async with self.db.write() as conn:
             for row, error in results:
                 if error == "cancel":
                     reason = "item done" if row.item_id not in self._open else "step done"

@@ -210,10 +210,20 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession()
     task = None
     try:
-        service = Reminders(ctx, build_notifiers(ctx.config, session), settings)
+        service = Reminders(
+            me=ctx.me, db=ctx.db, clock=ctx.clock, rows_current=ctx.store.rows_current,
+            notifiers=build_notifiers(ctx.config, session), settings=settings,
+        )
         app[REMINDERS] = service
         if settings.enabled:
-            task = asyncio.create_task(service.run(), name=f"reminders {ctx.me}")
+            tick = settings.tick_ms / 1000
+            watch = ctx.watch(
+                "reminders", logger,
+                cap=min(tick, float(ctx.config["background.retry_max_seconds"])),
+            )
+            task = asyncio.create_task(
+                service.run(watch, ctx.stopping), name=f"reminders {ctx.me}"
+            )
             logger.info("reminders on: channels %s", ", ".join(service.notifiers) or "none")
         yield
     finally:

@@ -67,7 +67,8 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
     fig = await figures.board(ctx, top, children, quarter, [w.start for w in weeks])
     names = await assemble.names_of(ctx)
     ranking = await standings.standings(
-        ctx, ctx.store.path_of(top), quarter, assemble.score_rules(ctx.config), limit=RANKED
+        ctx.db, now, ctx.store.path_of(top), quarter, assemble.score_rules(ctx.config),
+        limit=RANKED,
     )
 
     def label(node: str) -> str:
