@@ -389,7 +389,7 @@ def test_envelopes_at_their_edges() -> None:
     assert taken > 10
 
 
-@settings(max_examples=300)
+@_relaxed(300)
 @given(st.data())
 def test_mutated_envelopes_agree(data: st.DataObject) -> None:
     envs = envelope.sign_batch(KEY, [("item.deployed", bytes([n])) for n in range(3)])
