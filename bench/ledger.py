@@ -60,7 +60,6 @@ from node import config as cfg
 from node.clock import ManualClock
 from node.context import open_node
 from node.demo.localtree import RunningNode
-from node.http.api.validate import CHINA
 from node.queries import ledger
 from node.setup import TEN_YEARS_MS, init_root
 from node.storage import schema as t
@@ -69,6 +68,7 @@ from protocol import rules
 from protocol.certs import issue_certificate
 from protocol.events import make_item_id
 from protocol.keys import SigningKey
+from protocol.rules import CHINA_TZ as CHINA
 
 PROVINCE = "14"
 NOW = int(datetime(2026, 12, 1, 9, 30, tzinfo=CHINA).timestamp() * 1000)

@@ -59,7 +59,6 @@ from hierarchy.tree import Tree
 from node import config as cfg
 from node.clock import ManualClock
 from node.context import open_node
-from node.http.api.validate import CHINA
 from node.items.projection import row_of
 from node.storage.events import MATERIALISED
 from protocol import codec, envelope
@@ -82,6 +81,7 @@ from protocol.events import (
 )
 from protocol.fold import fold
 from protocol.keys import SigningKey
+from protocol.rules import CHINA_TZ as CHINA
 
 
 def _load_ledger_bench() -> Any:

@@ -9,13 +9,17 @@ because the person fixing it is at a spreadsheet, not a debugger: unknown
 parent, duplicate code, cycle, second root, unknown level, empty name, missing
 or extra columns. Line numbers are physical lines of the file (1 is the header),
 so they match what an editor shows, even when a quoted field spans lines.
+
+:func:`compare` checks a published tree against the certificates a node holds
+(``duban tree import``): a node's place in the tree is fixed by its certificate,
+so the file must agree with it; only names may differ.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hierarchy import errors
@@ -88,9 +92,8 @@ def _row(record: list[str], index: dict[str, int], line: int) -> tuple[_Row | No
     return _Row(id=code, name=name, level=level, parent=parent or None, line=line), problems
 
 
-def read_rows(data: bytes | str, levels: Sequence[str] = DEFAULT_LEVELS) -> list[Node]:
-    """Parse and check a CSV file; return its nodes or refuse with every problem."""
-    levels = check_levels(levels)
+def _read(data: bytes | str, levels: tuple[str, ...]) -> tuple[list[_Row], list[Problem]]:
+    """The file's rows and every problem found in it (none: a good tree)."""
     text = _decode(data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     problems: list[Problem] = []
@@ -119,17 +122,96 @@ def read_rows(data: bytes | str, levels: Sequence[str] = DEFAULT_LEVELS) -> list
     if index is not None and not problems and not rows:
         problems.append(Problem(0, errors.NO_ROOT, "no data lines"))
     structural = find_problems(rows, levels) if rows else []
-    problems.extend(
-        Problem(rows[p.line - 1].line if p.line else 0, p.reason, p.detail) for p in structural
-    )
+    first_line: dict[str, int] = {}
+    for row in rows:
+        first_line.setdefault(row.id, row.line)
+    for p in structural:
+        # find_problems counts rows; the person at the spreadsheet counts lines.
+        at = rows[p.line - 1] if p.line else None
+        detail = p.detail
+        if at is not None and p.reason == errors.DUPLICATE_CODE:
+            detail = f"{at.id} already on line {first_line[at.id]}"
+        problems.append(Problem(at.line if at is not None else 0, p.reason, detail))
+    return rows, problems
+
+
+def _refuse(problems: list[Problem]) -> HierarchyError:
+    problems.sort(key=lambda p: p.line)
+    shown = "; ".join(str(p) for p in problems[:MAX_PROBLEMS_IN_MESSAGE])
+    more = len(problems) - MAX_PROBLEMS_IN_MESSAGE
+    if more > 0:
+        shown += f"; and {more} more"
+    return HierarchyError(errors.BAD_CSV, f"{len(problems)} problems: {shown}", tuple(problems))
+
+
+def read_rows(data: bytes | str, levels: Sequence[str] = DEFAULT_LEVELS) -> list[Node]:
+    """Parse and check a CSV file; return its nodes or refuse with every problem."""
+    rows, problems = _read(data, check_levels(levels))
     if problems:
-        problems.sort(key=lambda p: p.line)
-        shown = "; ".join(str(p) for p in problems[:MAX_PROBLEMS_IN_MESSAGE])
-        more = len(problems) - MAX_PROBLEMS_IN_MESSAGE
-        if more > 0:
-            shown += f"; and {more} more"
-        raise HierarchyError(errors.BAD_CSV, f"{len(problems)} problems: {shown}", tuple(problems))
-    return [Node(id=r.id, name=r.name, level=r.level, parent=r.parent) for r in rows]
+        raise _refuse(problems)
+    return [_node(r) for r in rows]
+
+
+def _node(row: _Row) -> Node:
+    return Node(id=row.id, name=row.name, level=row.level, parent=row.parent)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A published tree that agrees with the certificates a node holds.
+
+    ``renamed``: certified nodes the file names differently, as the file has them;
+    ``not_enrolled``: nodes of the file that hold no certificate yet."""
+
+    tree: Tree
+    renamed: tuple[Node, ...]
+    not_enrolled: tuple[Node, ...]
+
+
+def compare(
+    data: bytes | str, certified: Mapping[str, Node], levels: Sequence[str] = DEFAULT_LEVELS
+) -> Comparison:
+    """Check a published tree against ``certified`` (the nodes a node knows by their
+    certificates): each must be in the file with the same parent and level; only
+    names may differ. Refuses with every problem of the file and of the comparison
+    at once (``bad_csv``, with ``parent_differs``, ``level_differs`` and
+    ``not_in_file`` among the problems; line 0 is the file as a whole)."""
+    rows, problems = _read(data, check_levels(levels))
+    first: dict[str, _Row] = {}
+    for each in rows:
+        first.setdefault(each.id, each)
+    for node_id, cert in certified.items():
+        row = first.get(node_id)
+        if row is None:
+            problems.append(
+                Problem(0, errors.NOT_IN_FILE, f"{node_id} {cert.name} holds a certificate")
+            )
+            continue
+        if row.parent != cert.parent:
+            problems.append(
+                Problem(
+                    row.line,
+                    errors.PARENT_DIFFERS,
+                    f"{node_id}: parent {row.parent or '(none)'} in the file, "
+                    f"{cert.parent or '(none)'} in its certificate",
+                )
+            )
+        if row.level != cert.level:
+            problems.append(
+                Problem(
+                    row.line,
+                    errors.LEVEL_DIFFERS,
+                    f"{node_id}: level {row.level} in the file, {cert.level} in its certificate",
+                )
+            )
+    if problems:
+        raise _refuse(problems)
+    nodes = [_node(r) for r in rows]
+    return Comparison(
+        tree=Tree(nodes, levels),
+        renamed=tuple(n for n in nodes if n.id in certified and certified[n.id].name != n.name),
+        not_enrolled=tuple(n for n in nodes if n.id not in certified),
+    )
 
 
 def import_csv(data: bytes | str, levels: Sequence[str] = DEFAULT_LEVELS) -> Tree:

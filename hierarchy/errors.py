@@ -78,6 +78,10 @@ BAD_COLUMNS = "bad_columns"
 BAD_ENCODING = "bad_encoding"
 BAD_CSV = "bad_csv"
 NOT_DESCENDANT = "not_descendant"
+# A published tree against the certificates a node holds (``duban tree import``)
+PARENT_DIFFERS = "parent_differs"
+LEVEL_DIFFERS = "level_differs"
+NOT_IN_FILE = "not_in_file"
 
 # Permissions
 NOT_IN_SCOPE = "not_in_scope"
@@ -107,3 +111,4 @@ BAD_STATE = "bad_state"
 # Keys: rotation and revocation
 NOT_CURRENT_KEY = "not_current_key"
 BAD_ROTATION = "bad_rotation"
+ALREADY_REVOKED = "already_revoked"

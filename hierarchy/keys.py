@@ -5,8 +5,11 @@ Rotation (planned: a key ages out, an operator changes machines):
 1. The child generates a new key and sends :func:`make_rotation_request`:
    the same body (node, new public key, ``from_seq``, time, nonce) signed once
    by its *current* key (authority) and once by the *new* key (possession).
-2. The parent runs :func:`accept_rotation`, which signs certificate version
-   N+1 for the new key. The old key stays verify-only for ``seq < from_seq``.
+2. The parent runs :func:`accept_rotation` (or :func:`certify_rotation`), which
+   signs certificate version N+1 for the new key. The old key stays verify-only
+   for ``seq < from_seq``. The same request sent again (the child lost the
+   answer) is answered with the chain again, not refused: the child cannot
+   sign with its old key any more, nor use the new one until it has the answer.
 
 Revocation (unplanned: a key is lost or stolen): the parent runs
 :func:`revoke`, a signed record of version N+1 naming the key and
@@ -20,7 +23,8 @@ Certificates cannot be ordered by sequence like events, so when a node's key
 is revoked, every certificate that key signed stops verifying. The node, with
 its new key, runs :func:`reissue_signed_by` to give its children the same keys
 in new versions. :func:`reissue` is also how a certificate is renewed before
-it expires.
+it expires, and :func:`rename` how a node's name changes (a name is what the
+certificate says).
 
 Every function checks first, signs, adds the record to the store (which
 enforces versions) and returns the raw record to send on; on refusal nothing
@@ -85,9 +89,9 @@ def make_rotation_request(
     return codec.encode({"old": old.raw, "new": new.raw})
 
 
-def read_rotation_request(raw: bytes, trust: TrustStore, now: int) -> RotationRequest:
-    """Check both signatures: the old key is the node's usable current key, and
-    the new key signed the very same body."""
+def _read_request(raw: bytes, now: int) -> tuple[RotationRequest, envelope.Envelope]:
+    """What the request says, with the new key's signature checked; the old key's
+    envelope is returned for the caller to check against the trust store."""
     try:
         outer = codec.decode(raw, _LIMITS)
         if type(outer) is not dict or set(outer) != {"old", "new"}:
@@ -123,15 +127,7 @@ def read_rotation_request(raw: bytes, trust: TrustStore, now: int) -> RotationRe
         new.verify(VerifyKey(public_key))
     except ProtocolError:
         raise HierarchyError(errors.BAD_PROOF, "new key signature") from None
-    try:
-        current = trust.current(node)
-        if old.key_id != current.key_id:
-            raise HierarchyError(errors.NOT_CURRENT_KEY, f"not {node}'s current key")
-        trust.check_key(old.key_id, now)
-        old.verify(trust.key_for(old.key_id))
-    except ProtocolError as exc:
-        raise _protocol(exc) from None
-    return RotationRequest(
+    request = RotationRequest(
         node=node,
         public_key=public_key,
         from_seq=from_seq,
@@ -139,6 +135,53 @@ def read_rotation_request(raw: bytes, trust: TrustStore, now: int) -> RotationRe
         nonce=nonce,
         old_key_id=old.key_id,
     )
+    return request, old
+
+
+def parse_rotation_request(raw: bytes, now: int) -> RotationRequest:
+    """What a request asks for, with the new key's proof of possession and the time
+    checked; the old key is not checked yet (:func:`read_rotation_request` does)."""
+    return _read_request(raw, now)[0]
+
+
+def read_rotation_request(raw: bytes, trust: TrustStore, now: int) -> RotationRequest:
+    """Check both signatures: the old key is the node's usable current key, and
+    the new key signed the very same body."""
+    request, old = _read_request(raw, now)
+    try:
+        current = trust.current(request.node)
+        if old.key_id != current.key_id:
+            raise HierarchyError(errors.NOT_CURRENT_KEY, f"not {request.node}'s current key")
+        trust.check_key(old.key_id, now)
+        old.verify(trust.key_for(old.key_id))
+    except ProtocolError as exc:
+        raise _protocol(exc) from None
+    return request
+
+
+def _accepted_before(trust: TrustStore, raw: bytes, now: int) -> RotationRequest | None:
+    """The request, if it asks for what is certified already: the node's current key
+    is its new key from its ``from_seq``, and the old key, one of the node's, signed
+    it too. Such a request is answered again, not refused: the child lost the first
+    answer (a crash, a cut connection) and retries with the same keys."""
+    request, old = _read_request(raw, now)
+    try:
+        current = trust.current(request.node)
+        if current.key_id != key_id_of(request.public_key):
+            return None
+        if current.from_seq != request.from_seq:
+            raise HierarchyError(
+                errors.NOT_CURRENT_KEY,
+                f"{request.node}'s new key is certified from seq {current.from_seq}, "
+                f"not {request.from_seq}",
+            )
+        former = trust.certificate_for_key(old.key_id)
+        if former.node != request.node or old.key_id == current.key_id:
+            raise HierarchyError(errors.NOT_CURRENT_KEY, f"not a former key of {request.node}")
+        old.verify(trust.key_for(old.key_id))
+    except ProtocolError as exc:
+        raise _protocol(exc) from None
+    return request
 
 
 def _issuer_for(trust: TrustStore, issuer: SigningKey, node: str, now: int) -> Certificate:
@@ -162,12 +205,13 @@ def _certify(
     public_key: bytes | None,
     from_seq: int | None,
     not_after: int | None,
+    name: str | None = None,
 ) -> bytes:
     try:
         current = _issuer_for(trust, issuer, node, now)
         cert = Certificate.for_key(
             node=node,
-            name=current.name,
+            name=current.name if name is None else name,
             level=current.level,
             parent=current.parent,
             public_key=current.public_key if public_key is None else public_key,
@@ -199,6 +243,34 @@ def rotate(
     )
 
 
+def certify_rotation(
+    raw_request: bytes,
+    *,
+    trust: TrustStore,
+    issuer: SigningKey,
+    now: int,
+    not_after: int | None = None,
+) -> tuple[bytes | None, list[bytes]]:
+    """Step 2, on the parent: check the request and certify the new key.
+
+    Returns the new certificate (None when this very rotation was certified
+    before: a retry is answered, not refused) and the node's chain."""
+    again = _accepted_before(trust, raw_request, now)
+    if again is not None:
+        return None, trust.chain(again.node)
+    request = read_rotation_request(raw_request, trust, now)
+    raw = rotate(
+        trust,
+        issuer,
+        node=request.node,
+        public_key=request.public_key,
+        from_seq=request.from_seq,
+        now=now,
+        not_after=not_after,
+    )
+    return raw, trust.chain(request.node)
+
+
 def accept_rotation(
     raw_request: bytes,
     *,
@@ -208,17 +280,9 @@ def accept_rotation(
     not_after: int | None = None,
 ) -> list[bytes]:
     """Step 2, on the parent: check the request, certify the new key, return the chain."""
-    request = read_rotation_request(raw_request, trust, now)
-    rotate(
-        trust,
-        issuer,
-        node=request.node,
-        public_key=request.public_key,
-        from_seq=request.from_seq,
-        now=now,
-        not_after=not_after,
-    )
-    return trust.chain(request.node)
+    return certify_rotation(
+        raw_request, trust=trust, issuer=issuer, now=now, not_after=not_after
+    )[1]
 
 
 def reissue(
@@ -239,6 +303,48 @@ def reissue_signed_by(
     except ProtocolError as exc:
         raise _protocol(exc) from None
     return [reissue(trust, issuer, node=c, now=now, not_after=end) for c, end in children]
+
+
+def rename(trust: TrustStore, issuer: SigningKey, *, node: str, name: str, now: int) -> bytes:
+    """Certify ``node`` again under ``name``: same key, same ``from_seq``, same expiry,
+    next version. A node's name is what its certificate says, signed by its parent
+    (the root names itself), so a new name is a new certificate that travels the
+    tree like any other."""
+    try:
+        not_after = trust.current(node).not_after
+    except ProtocolError as exc:
+        raise _protocol(exc) from None
+    return _certify(
+        trust, issuer, node, now, public_key=None, from_seq=None, not_after=not_after, name=name
+    )
+
+
+def check_revocable(trust: TrustStore, *, parent: str, node: str) -> Certificate:
+    """``node``'s newest certificate, once shown to be a direct child of ``parent``
+    whose current key is not revoked yet; refused with ``unknown_node``,
+    ``wrong_child`` or ``already_revoked``, so an operator learns which."""
+    if not trust.has_node(node):
+        raise HierarchyError(errors.UNKNOWN_NODE, f"no certificate of {node} is known here")
+    current = trust.current(node)
+    if node == parent:
+        raise HierarchyError(
+            errors.WRONG_CHILD, f"{node} is this node: its parent revokes its key, not itself"
+        )
+    if current.parent is None:
+        raise HierarchyError(
+            errors.WRONG_CHILD, f"{node} is the root: its key is not revoked in band"
+        )
+    if current.parent != parent:
+        raise HierarchyError(
+            errors.WRONG_CHILD,
+            f"{node} is a child of {current.parent}, not of {parent}: "
+            "only its parent revokes its key",
+        )
+    if any(r.key_id == current.key_id for r in trust.revocations(node)):
+        raise HierarchyError(
+            errors.ALREADY_REVOKED, f"{node}'s key {current.key_id.hex()[:16]} is revoked already"
+        )
+    return current
 
 
 def revoke(

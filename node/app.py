@@ -15,6 +15,7 @@ from node.clock import Clock, SystemClock
 from node.config import Config
 from node.context import NodeContext, open_node, stop_task
 from node.http import enroll as enroll_http
+from node.http import keys as keys_http
 from node.http import sync as sync_server
 from node.http import web as web_pages
 from node.http.api import auth as api_auth
@@ -25,6 +26,7 @@ from node.http.api import reports as reports_api
 from node.http.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
 from node.items import materialiser
 from node.queries import keeper
+from node.storage import keyfile
 from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
 from node.sync.catchup.tuning import Streaming
@@ -105,6 +107,12 @@ def create_app(
     app[sync_server.GUARD] = ReplayGuard(window)
     app[STORAGE_NOTICE] = StorageFullNotice()
 
+    async def data_dir_lock(app: web.Application) -> AsyncIterator[None]:
+        # First in, last out: while the node runs, `duban key rotate`, `revoke` and
+        # `tree import` refuse (node/storage/keyfile.py).
+        with keyfile.running(config.data_dir, config.key_path):
+            yield
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx = await open_node(config, clock)
         app[sync_server.CTX] = ctx
@@ -147,12 +155,14 @@ def create_app(
     # Every long-lived task of the node, in start order (aiohttp unwinds them in
     # reverse): the node itself with its sync client and materialiser, then the
     # reminder scheduler and the page tallies' keeper, which need the node open.
+    app.cleanup_ctx.append(data_dir_lock)
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(reminders_http.scheduler_ctx)
     app.cleanup_ctx.append(keeper.keeper_ctx(sync_server.CTX))
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
     enroll_http.add_routes(app)
+    keys_http.add_routes(app)
     app.router.add_get("/api/v1/status", status)
     api_auth.add_routes(app)
     api_items.add_routes(app)

@@ -90,14 +90,25 @@ def _extra(args: argparse.Namespace) -> dict[str, Any]:
 
 async def cmd_invite(args: argparse.Namespace) -> int:
     from node.http.enroll import issue_code
+    from node.keys import next_from_seq
 
     async with opened(args) as (config, ctx):
-        code = await issue_code(ctx, child=args.child, name=args.name, level=args.level)
+        from_seq = args.from_seq
+        if from_seq is None:
+            from_seq = await next_from_seq(ctx, args.child)
+        code = await issue_code(
+            ctx, child=args.child, name=args.name, level=args.level, from_seq=from_seq
+        )
         url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
     print(code)
+    again = (
+        f" {args.child} holds a certificate already: its new key signs from seq {from_seq}."
+        if from_seq
+        else ""
+    )
     print(
         f"# one-time code for {args.child} {args.name} ({args.level}), valid "
-        f"{config['enroll.code_ttl_hours']} h. On the child's machine run:\n"
+        f"{config['enroll.code_ttl_hours']} h.{again} On the child's machine run:\n"
         f"#   duban join --data DIR --parent {url} --code {code} "
         f"--root {ctx.trust.root_fingerprint}",
         file=sys.stderr,
@@ -121,6 +132,134 @@ async def cmd_join(args: argparse.Namespace) -> int:
     )
     admin, password = await first_admin(config, SystemClock())
     print(f"first administrator: {admin}  password: {password}  (shown once)")
+    return 0
+
+
+async def cmd_key_rotate(args: argparse.Namespace) -> int:
+    from node.keys import rotate_key
+
+    config = cfg.load(_data(args))
+    rotated = await rotate_key(config, SystemClock())
+    cert = rotated.certificate
+    print(
+        f"{cert.node} {cert.name} now signs with key {cert.key_id.hex()[:16]} from seq "
+        f"{cert.from_seq} (certificate version {cert.version}"
+        f"{', self-signed' if cert.parent is None else ', signed by ' + cert.parent})"
+    )
+    print(
+        f"the old key {rotated.old_key_id.hex()[:16]} is kept in {rotated.kept_as}: it signs "
+        "nothing new; the events it signed still verify everywhere"
+    )
+    return 0
+
+
+async def cmd_key_replace(args: argparse.Namespace) -> int:
+    from node.keys import replace_key
+
+    config = cfg.load(_data(args))
+    replaced = await replace_key(config, SystemClock(), args.code)
+    cert = replaced.certificate
+    print(
+        f"{cert.node} {cert.name} enrolled again: it signs with key {cert.key_id.hex()[:16]} "
+        f"from seq {cert.from_seq} (certificate version {cert.version}, signed by "
+        f"{cert.parent}); its children certified by the old key are certified again"
+    )
+    print(f"the old key {replaced.old_key_id.hex()[:16]} is kept in {replaced.kept_as}")
+    return 0
+
+
+async def cmd_revoke(args: argparse.Namespace) -> int:
+    from node.keys import revoke_child
+
+    data = _data(args)
+    config = cfg.load(data)
+    done = await revoke_child(
+        config, SystemClock(), args.child, last_seq=args.last_seq, reason=args.reason
+    )
+    child = done.child
+    kept = (
+        f"its events up to seq {done.last_seq} still verify, later ones are refused"
+        if done.last_seq > 0
+        else "every event it signs is refused"
+    )
+    print(
+        f"revoked key {child.key_id.hex()[:16]} of {child.node} {child.name} ({child.level}) "
+        f"after seq {done.last_seq}: {kept} everywhere the revocation reaches (it travels "
+        "the tree as this node syncs: start it again)"
+    )
+    url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
+    print(
+        f"to enroll {child.node} again with a new key, get a code here:\n"
+        f"  duban invite --data {data} --child {child.node} --name {child.name} "
+        f"--level {child.level} --from-seq {done.from_seq}"
+    )
+    in_place = "  duban key replace --data DIR --code CODE"
+    if done.signed_below:
+        print(
+            f"then on {child.node}'s machine, in its data directory (restored from a backup "
+            f"if need be): the certificates of its children ({', '.join(done.signed_below)}) "
+            "were signed by the revoked key and stop verifying everywhere until it certifies "
+            f"them again, which this does:\n{in_place}"
+        )
+        return 0
+    print(
+        f"then on {child.node}'s machine, either in its data directory if it survives:\n"
+        f"{in_place}\n"
+        f"or in a new one (its history up to seq {done.from_seq - 1} comes back from this "
+        "node on its first sync; what it wrote after that and had not sent is lost with its "
+        "key):\n"
+        f"  duban join --data NEW_DIR --parent {url} --code CODE "
+        f"--root {config['node.root_fingerprint']}"
+    )
+    return 0
+
+
+async def cmd_tree_import(args: argparse.Namespace) -> int:
+    from node.tree_import import import_tree
+
+    data = _data(args)
+    config = cfg.load(data)
+    path = Path(args.file).expanduser()
+    try:
+        done = await import_tree(config, SystemClock(), path.read_bytes(), dry_run=args.dry_run)
+    except HierarchyError as exc:
+        if not exc.problems:
+            raise
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        print(
+            f"duban: {len(exc.problems)} problems in {path}: nothing changed", file=sys.stderr
+        )
+        return 2
+    tree = done.comparison.tree
+    print(
+        f"{path}: {len(tree)} nodes under {tree.root.id} {tree.root.name}; every node known "
+        f"here by certificate is in it with the same parent and level"
+    )
+    if done.renamed:
+        verb = "would be certified" if done.dry_run else "certified"
+        print(f"{verb} again under the file's name (the new certificates travel the tree):")
+        for r in done.renamed:
+            print(f"  {r.node}  {r.old} -> {r.new}")
+    for r in done.revoked:
+        print(f"  {r.node}  {r.old} -> {r.new}: its key is revoked; give the new name when "
+              "it is invited again")
+    if done.elsewhere:
+        print(
+            f"renamed in the file, certified by another node ({len(done.elsewhere)}; each "
+            "parent renames its children when it imports the file):"
+        )
+        for r in done.elsewhere[:20]:
+            print(f"  {r.node}  {r.old} -> {r.new}")
+        if len(done.elsewhere) > 20:
+            print(f"  and {len(done.elsewhere) - 20} more")
+    if not (done.renamed or done.revoked or done.elsewhere):
+        print("no name differs")
+    if done.to_invite:
+        print(f"children of {done.me} in the file that are not enrolled yet:")
+        for node in done.to_invite:
+            print(f"  duban invite --data {data} --child {node.id} --name {node.name} "
+                  f"--level {node.level}")
     return 0
 
 
@@ -365,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--child", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--level", required=True)
+    p.add_argument(
+        "--from-seq", type=int,
+        help="first sequence number the child's key signs (default: 0 for a new node, after "
+        "its last event held here for one enrolled before)",
+    )
     p.set_defaults(func=cmd_invite)
 
     p = sub.add_parser("join", help="enroll this new node under its parent")
@@ -375,6 +519,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen")
     p.add_argument("--database-url")
     p.set_defaults(func=cmd_join)
+
+    p = sub.add_parser("key", help="this node's key (docs/operations.md)")
+    key_commands = p.add_subparsers(dest="key_command", required=True)
+    q = key_commands.add_parser(
+        "rotate", help="make a new key and have the parent certify it (the node stopped)"
+    )
+    q.add_argument("--data", required=True)
+    q.set_defaults(func=cmd_key_rotate)
+    q = key_commands.add_parser(
+        "replace",
+        help="after the parent revoked this node's key: enroll again in place with a code "
+        "(the node stopped)",
+    )
+    q.add_argument("--data", required=True)
+    q.add_argument("--code", required=True, help="from the parent's `duban invite`")
+    q.set_defaults(func=cmd_key_replace)
+
+    p = sub.add_parser("revoke", help="revoke a child's key (this node stopped)")
+    p.add_argument("--data", required=True)
+    p.add_argument("child", help="the child's node id")
+    p.add_argument(
+        "--last-seq", type=int,
+        help="the child's last event still vouched for (default: its last one held here)",
+    )
+    p.add_argument("--reason", default="", help="free text kept in the record, e.g. 钥匙遗失")
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("tree", help="the government tree")
+    tree_commands = p.add_subparsers(dest="tree_command", required=True)
+    q = tree_commands.add_parser(
+        "import", help="check a published tree (CSV) and take its names (this node stopped)"
+    )
+    q.add_argument("file", help="CSV with columns code,name,parent_code,level")
+    q.add_argument("--data", required=True)
+    q.add_argument("--dry-run", action="store_true", help="only check; change nothing")
+    q.set_defaults(func=cmd_tree_import)
 
     p = sub.add_parser("run", help="serve the node until Ctrl-C or SIGTERM")
     p.add_argument("--data", required=True)

@@ -74,14 +74,27 @@ EVENT_LIMITS = codec.Limits(
 )
 """Decoding caps for one event body: far above any honest event, far below harm."""
 
-NODE_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+# The patterns as text (unanchored, in the syntax Python's re and JSON Schema share),
+# for the node's request schemas; the compiled forms below are what this module checks.
+NODE_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+"""A node id, also a unit code (:data:`UNIT_RE`)."""
+CODE_PATTERN: Final = r"[a-z0-9_]{1,32}"
+"""A board or source code."""
+_SEQ_PATTERN: Final = r"[0-9]{6,19}"
+ITEM_ID_PATTERN: Final = f"{NODE_ID_PATTERN}-{_SEQ_PATTERN}"
+"""An item id (:func:`parse_item_id` also wants it canonical)."""
+LINE_CONTROLS: Final = r"\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029"
+"""The characters a one-line string (a title) may not hold, as a character-class range."""
+TEXT_CONTROLS: Final = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+"""The characters free text may not hold: as :data:`LINE_CONTROLS` but tab, LF, CR
+and the line and paragraph separators."""
+
+NODE_ID_RE: Final = re.compile(f"{NODE_ID_PATTERN}\\Z")
 UNIT_RE: Final = NODE_ID_RE
-CODE_RE: Final = re.compile(r"[a-z0-9_]{1,32}\Z")
-_ITEM_RE: Final = re.compile(r"(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<seq>[0-9]{6,19})\Z")
-_LINE_CONTROLS: Final = r"\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029"
-_TEXT_CONTROLS: Final = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
-_BAD_LINE: Final = re.compile(f"[{_LINE_CONTROLS}]")
-_BAD_TEXT: Final = re.compile(f"[{_TEXT_CONTROLS}]")
+CODE_RE: Final = re.compile(f"{CODE_PATTERN}\\Z")
+ITEM_RE: Final = re.compile(f"({NODE_ID_PATTERN})-({_SEQ_PATTERN})\\Z")
+_BAD_LINE: Final = re.compile(f"[{LINE_CONTROLS}]")
+_BAD_TEXT: Final = re.compile(f"[{TEXT_CONTROLS}]")
 
 
 def make_item_id(node: str, seq: int) -> str:
@@ -91,7 +104,7 @@ def make_item_id(node: str, seq: int) -> str:
 
 def parse_item_id(item: str, name: str = "item") -> tuple[str, int]:
     """Split an item id into (assigning node, sequence); ``bad_field`` if malformed."""
-    match = _ITEM_RE.match(item) if type(item) is str else None
+    match = ITEM_RE.match(item) if type(item) is str else None
     if match is None:
         raise _bad(name, "not an item id")
     node, digits = match.groups()
@@ -686,7 +699,7 @@ def _one_of_type(choices: tuple[str, ...]) -> Any:
 
 
 _TITLE_TYPE: Final[Any] = Annotated[
-    str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(_LINE_CONTROLS))
+    str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(LINE_CONTROLS))
 ]
 # The fields of an event body itself leave their patterns to :data:`_AFTER`: msgspec
 # calls into Python's ``re`` for each, which cost much of its decoding

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hierarchy import errors
-from hierarchy.csv_import import dump_csv, import_csv, read_rows
+from hierarchy.csv_import import compare, dump_csv, import_csv, read_rows
 from hierarchy.errors import HierarchyError
 from hierarchy.synthetic import (
     COUNTRY_LEVELS,
@@ -14,6 +14,7 @@ from hierarchy.synthetic import (
     generate_csv,
     generate_tree,
 )
+from hierarchy.tree import Node
 
 HEADER = "code,name,parent_code,level\n"
 GOOD = HEADER + "14,山西省,,province\n1401,太原市,14,city\n140105,小店区,1401,county\n"
@@ -142,3 +143,51 @@ def test_many_problems_are_all_kept_but_the_message_stays_short() -> None:
         read_rows(text)
     assert len(info.value.problems) == 100
     assert "and 80 more" in info.value.detail
+
+
+CERTIFIED = {
+    n.id: n
+    for n in (
+        Node(id="14", name="山西省", level="province"),
+        Node(id="1401", name="太原市", level="city", parent="14"),
+        Node(id="140105", name="小店区", level="county", parent="1401"),
+    )
+}
+
+
+def test_a_published_tree_against_the_certificates() -> None:
+    """Names may differ (renamed), nodes may be new (not enrolled); nothing else."""
+    text = GOOD.replace("太原市", "太原市（新）") + "1402,大同市,14,city\n"
+    result = compare(text, CERTIFIED)
+    assert len(result.tree) == 4
+    assert [(n.id, n.name) for n in result.renamed] == [("1401", "太原市（新）")]
+    assert [n.id for n in result.not_enrolled] == ["1402"]
+    unchanged = compare(GOOD, CERTIFIED)
+    assert (unchanged.renamed, unchanged.not_enrolled) == ((), ())
+
+
+def test_every_disagreement_with_the_certificates_has_its_line() -> None:
+    text = (
+        HEADER
+        + "14,山西省,,province\n"  # 2
+        + "1401,太原市,14,county\n"  # 3 level differs
+        + "1402,大同市,14,city\n"  # 4
+        + "1402,大同市,14,city\n"  # 5 duplicate of line 4
+        + "1403,,14,city\n"  # 6 empty name: a problem of the file itself
+    )  # 140105 is missing: certified, not in the file
+    with pytest.raises(HierarchyError) as info:
+        compare(text, CERTIFIED)
+    got = [(p.line, p.reason) for p in info.value.problems]
+    assert got == [
+        (0, errors.NOT_IN_FILE),
+        (3, errors.LEVEL_DIFFERS),
+        (5, errors.DUPLICATE_CODE),
+        (6, errors.EMPTY_NAME),
+    ]
+    assert "already on line 4" in info.value.problems[2].detail
+    moved = GOOD.replace("140105,小店区,1401,county", "140105,小店区,14,county")
+    with pytest.raises(HierarchyError) as info:
+        compare(moved, CERTIFIED)
+    [problem] = info.value.problems
+    assert (problem.line, problem.reason) == (4, errors.PARENT_DIFFERS)
+    assert "parent 14 in the file, 1401 in its certificate" in problem.detail

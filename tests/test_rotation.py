@@ -10,10 +10,13 @@ from hierarchy import errors
 from hierarchy.errors import HierarchyError
 from hierarchy.keys import (
     accept_rotation,
+    certify_rotation,
+    check_revocable,
     make_rotation_request,
     read_rotation_request,
     reissue,
     reissue_signed_by,
+    rename,
     revoke,
     rotate,
 )
@@ -73,6 +76,71 @@ def test_rotation_keeps_the_old_key_for_history_only() -> None:
     again = make_rotation_request(old, SigningKey.generate(), node=TOWNSHIP, from_seq=200, now=NOW)
     call = lambda: accept_rotation(again, trust=trust, issuer=KEYS[COUNTY], now=NOW)  # noqa: E731
     assert hierarchy_reason(call) == errors.NOT_CURRENT_KEY
+
+
+def test_a_rotation_asked_again_is_answered_again() -> None:
+    """The child lost the answer: the same keys and from_seq get the same chain, no
+    new version; a different from_seq for the certified key is refused."""
+    trust = store()
+    old, new = KEYS[TOWNSHIP], SigningKey.generate()
+    request = make_rotation_request(old, new, node=TOWNSHIP, from_seq=30, now=NOW)
+    record, chain = certify_rotation(request, trust=trust, issuer=KEYS[COUNTY], now=NOW)
+    assert record is not None and record in chain
+    again = make_rotation_request(old, new, node=TOWNSHIP, from_seq=30, now=NOW + 1000)
+    assert certify_rotation(again, trust=trust, issuer=KEYS[COUNTY], now=NOW + 1000) == (
+        None, chain,
+    )
+    assert trust.version_of(TOWNSHIP) == 2
+    moved = make_rotation_request(old, new, node=TOWNSHIP, from_seq=31, now=NOW)
+    call = lambda: certify_rotation(moved, trust=trust, issuer=KEYS[COUNTY], now=NOW)  # noqa: E731
+    assert hierarchy_reason(call) == errors.NOT_CURRENT_KEY
+    # Only a former key of the node vouches for a retry.
+    forged = make_rotation_request(
+        KEYS[COUNTY], new, node=TOWNSHIP, from_seq=30, now=NOW
+    )
+    call = lambda: certify_rotation(forged, trust=trust, issuer=KEYS[COUNTY], now=NOW)  # noqa: E731
+    assert hierarchy_reason(call) == errors.NOT_CURRENT_KEY
+    assert trust.version_of(TOWNSHIP) == 2
+
+
+def test_a_new_name_is_a_new_certificate_of_the_same_key() -> None:
+    trust = store()
+    before = trust.current(TOWNSHIP)
+    raw = rename(trust, KEYS[COUNTY], node=TOWNSHIP, name="坞城街道（新）", now=NOW)
+    after = trust.current(TOWNSHIP)
+    assert certs.parse_certificate(raw).certificate == after
+    assert (after.name, after.version) == ("坞城街道（新）", before.version + 1)
+    assert (after.key_id, after.from_seq, after.not_after) == (
+        before.key_id, before.from_seq, before.not_after,
+    )
+    trust.check_event_signer(KEYS[TOWNSHIP].key_id, TOWNSHIP, 1, NOW)
+    by_city = lambda: rename(trust, KEYS[CITY], node=TOWNSHIP, name="x", now=NOW)  # noqa: E731
+    assert hierarchy_reason(by_city) == errors.WRONG_PARENT
+    # The root names itself.
+    rename(trust, KEYS["14"], node="14", name="山西", now=NOW)
+    assert trust.current("14").name == "山西"
+
+
+def test_who_may_be_revoked_by_whom() -> None:
+    trust = store()
+    assert check_revocable(trust, parent=COUNTY, node=TOWNSHIP).node == TOWNSHIP
+    for parent, node, reason in (
+        (COUNTY, "140105009", errors.UNKNOWN_NODE),
+        (CITY, TOWNSHIP, errors.WRONG_CHILD),  # a grandchild
+        (COUNTY, COUNTY, errors.WRONG_CHILD),  # itself
+        ("14", "14", errors.WRONG_CHILD),  # the root
+    ):
+        call = lambda p=parent, n=node: check_revocable(trust, parent=p, node=n)  # noqa: E731
+        assert hierarchy_reason(call) == reason, (parent, node)
+    revoke(trust, KEYS[COUNTY], node=TOWNSHIP, key_id=KEYS[TOWNSHIP].key_id, last_seq=3, now=NOW)
+    call = lambda: check_revocable(trust, parent=COUNTY, node=TOWNSHIP)  # noqa: E731
+    assert hierarchy_reason(call) == errors.ALREADY_REVOKED
+    # A new key (enrolled again) may be revoked in its turn.
+    rotate(
+        trust, KEYS[COUNTY], node=TOWNSHIP, public_key=SigningKey.generate().public_key,
+        from_seq=4, now=NOW,
+    )
+    assert check_revocable(trust, parent=COUNTY, node=TOWNSHIP).from_seq == 4
 
 
 def test_a_retired_key_still_verifies_history_after_its_certificate_expires() -> None:

@@ -16,9 +16,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select
 
 from node.clock import SystemClock
 from node.http.api.auth import COOKIE, MAX_FAILURES
+from node.storage import schema as t
+from protocol.events import MAX_REASON
 from tests.api_client import Api, person
 from tests.federation import Federation, build, folded
 
@@ -239,6 +242,55 @@ async def test_actions_refuse_bad_fields(checker: Checker) -> None:
                                    headers=api.headers) as resp:
         assert resp.status == 200 and resp.content_type == "application/pdf"
         assert await resp.read() == b"%PDF-1.4 minutes"
+
+
+async def test_what_the_protocol_refuses_is_refused_before_anything_is_kept(
+    checker: Checker,
+) -> None:
+    """The API's bounds are the protocol's: a milestone index past MAX_MILESTONES - 1
+    (the API once allowed 0..99), a reason past MAX_REASON, a title with a C1 control,
+    a repeated co-unit are refused with the field named, nothing stored, no file kept."""
+    api = checker.api
+    item = (await api.post("/api/v1/items", {"title": "本级事项", "assignee": UNIT},
+                           expect=201))["id"]
+    await api.post(f"/api/v1/items/{item}/deploy", {})
+    act = f"/api/v1/items/{item}"
+    answer = await checker.refused(f"{act}/feedback", 400, "bad_field", "milestone",
+                                   body={"text": "进展", "progress": 10, "milestone": 64})
+    assert "63" in answer["detail"], answer
+    await checker.refused(f"{act}/withdraw", 400, "bad_field", "reason",
+                          body={"reason": "x" * (MAX_REASON + 1)})
+    await checker.refused("/api/v1/items", 400, "bad_field", "title",
+                          body={**GOOD, "title": "签\u0085约"})
+    await checker.refused("/api/v1/items", 400, "bad_field", "co_units[1]",
+                          body={**GOOD, "co_units": ["a", "a"]})
+
+    async def files() -> int:
+        async with api.node.ctx.db.read() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(t.attachments)) or 0)
+
+    held, before = await files(), await checker.counts()
+    form = aiohttp.FormData()
+    form.add_field("text", "到达第65个节点")
+    form.add_field("progress", "60")
+    form.add_field("milestone", "64")
+    form.add_field("files", b"%PDF-1.4 evidence", filename="证明.pdf",
+                   content_type="application/pdf")
+    async with checker.session.post(f"{api.node.url}{act}/feedback", data=form,
+                                    headers=api.headers) as resp:
+        answer = await resp.json()
+        assert (resp.status, answer["error"], answer["field"]) == (400, "bad_field", "milestone")
+    assert (await files(), await checker.counts()) == (held, before)
+    # The same report without the index is taken, file and all.
+    form = aiohttp.FormData()
+    form.add_field("text", "已完成过半")
+    form.add_field("progress", "60")
+    form.add_field("files", b"%PDF-1.4 evidence", filename="证明.pdf",
+                   content_type="application/pdf")
+    async with checker.session.post(f"{api.node.url}{act}/feedback", data=form,
+                                    headers=api.headers) as resp:
+        assert resp.status == 200, await resp.text()
+    assert await files() == held + 1
 
 
 async def test_unknown_items(checker: Checker) -> None:

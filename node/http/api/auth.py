@@ -28,7 +28,8 @@ from aiohttp import web
 from node.config import Config
 from node.context import NodeContext
 from node.http import clients, forgery
-from node.http.api.validate import Body, read_json
+from node.http.api.bodies import SMALL_JSON_BYTES, Login
+from node.http.api.validate import read_body
 from node.http.errors import ApiError
 from node.http.sync import CTX
 from node.storage.accounts import SESSION_MS, User
@@ -213,11 +214,8 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
 
 async def login(request: web.Request) -> web.Response:
     ctx = context(request)
-    body: Body = await read_json(request, max_bytes=4096)
-    name = body.text("name", max_len=64)
-    password = body.text("password", max_len=1024, strip=False)
-    body.finish()
-    user, session = await authenticate(request, name, password)
+    body = await read_body(request, Login, max_bytes=SMALL_JSON_BYTES)
+    user, session = await authenticate(request, body.name, body.password)
     response = web.json_response({"user": user.to_dict(), "node": ctx.me})
     set_session_cookie(response, session)
     return response

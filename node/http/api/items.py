@@ -8,7 +8,6 @@ English values of ``protocol.fold.Status``; pages translate them.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -17,8 +16,9 @@ from sqlalchemy import select
 
 from hierarchy.roles import ROLE_ACTIONS, Action
 from node.context import NodeContext
+from node.http.api import bodies
 from node.http.api.auth import current_user
-from node.http.api.validate import Body, iso, read_bytes, read_json
+from node.http.api.validate import decode, iso, parse_moment, read_body, read_bytes, read_json
 from node.http.errors import ApiError, bad
 from node.http.sync import CTX
 from node.queries import ledger
@@ -29,10 +29,10 @@ from node.workflow.attachments import NewFile
 from protocol import envelope
 from protocol.errors import ProtocolError
 from protocol.events import (
-    MAX_TEXT,
-    MAX_TITLE,
+    ITEM_RE,
     SOURCES,
     Closed,
+    Deadlines,
     Deployed,
     Feedback,
     ItemEvent,
@@ -49,10 +49,8 @@ from protocol.events import (
 logger = logging.getLogger(__name__)
 
 WORKFLOW = web.AppKey("workflow", Workflow)
-_DIGEST = re.compile(r"[0-9a-f]{64}\Z")
 #: The actions that carry files, and the permission each needs.
 REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
-_ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,19}\Z")
 
 
 def _ctx(request: web.Request) -> NodeContext:
@@ -63,14 +61,19 @@ def _wf(request: web.Request) -> Workflow:
     return request.app[WORKFLOW]
 
 
-def sources_of(ctx: NodeContext) -> tuple[str, ...]:
-    extra = str(ctx.config["workflow.extra_sources"])
+def known_sources(extra: str) -> tuple[str, ...]:
+    """The known sources and the comma-separated ``extra`` ones."""
     return tuple(dict.fromkeys((*SOURCES, *(s.strip() for s in extra.split(",") if s.strip()))))
+
+
+def sources_of(ctx: NodeContext) -> tuple[str, ...]:
+    """This node's sources (``workflow.extra_sources`` too)."""
+    return known_sources(str(ctx.config["workflow.extra_sources"]))
 
 
 def item_id_of(request: web.Request) -> str:
     item = request.match_info["item"]
-    if not _ITEM_ID.match(item):
+    if not ITEM_RE.match(item):
         raise ApiError(404, "unknown_item", f"{item[:80]!r} is not an item id")
     return item
 
@@ -82,43 +85,39 @@ def _max_body(ctx: NodeContext) -> int:
 # ------------------------------------------------------------------ create
 
 
-def assignment_fields(body: Body, ctx: NodeContext) -> dict[str, Any]:
+def assignment_fields(body: bodies.Assignment, ctx: NodeContext) -> dict[str, Any]:
+    """The fields of ``Workflow.assign`` from an assignment body, with this node's rules:
+    its boards and sources, its default calendar, a deadline in the future."""
+    boards, sources = ledger.boards_of(ctx), sources_of(ctx)
+    if body.board not in boards:
+        raise bad("board", f"must be one of {', '.join(boards)}", "unknown_board")
+    if body.source not in sources:
+        raise bad("source", f"must be one of {', '.join(sources)}", "unknown_source")
     fields: dict[str, Any] = {
-        "title": body.text("title", max_len=MAX_TITLE),
-        "description": body.text(
-            "description", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
-        ),
-        "assignee": body.text("assignee", max_len=64),
-        "board": body.choice(
-            "board", ledger.boards_of(ctx), default="daily", reason="unknown_board"
-        ),
-        "source": body.choice("source", sources_of(ctx), default="office", reason="unknown_source"),
-        "calendar": body.choice(
-            "calendar", ("natural", "working"), default=str(ctx.config["workflow.calendar"])
-        ),
-        "lead_unit": body.optional_text("lead_unit", max_len=64),
-        "co_units": body.strings("co_units"),
+        "title": body.title,
+        "description": body.description,
+        "assignee": body.assignee,
+        "board": body.board,
+        "source": body.source,
+        "calendar": body.calendar or str(ctx.config["workflow.calendar"]),
+        "lead_unit": body.lead_unit,
+        "co_units": body.co_units,
     }
-    deadline = body.moment("deadline", required=False)
-    if deadline is not None:
-        if body.has("class") and body.value.get("class") != "explicit":
-            raise bad("class", "give either class or deadline, not both")
-        body.seen.add("class")
-        fields["class"], fields["deadline"] = "explicit", deadline
+    if body.deadline is not None:
+        deadline = parse_moment(body.deadline, "deadline")
         if deadline <= ctx.clock.now_ms():
             raise bad("deadline", "must be in the future")
+        fields["class"], fields["deadline"] = "explicit", deadline
     else:
-        fields["class"] = body.choice("class", ("general", "major"), default="general")
+        fields["class"] = body.item_class or "general"
     return fields
 
 
 async def create_item(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = _ctx(request)
-    body = await read_json(request, max_bytes=_max_body(ctx))
-    fields = assignment_fields(body, ctx)
-    body.finish()
-    event, estimated = await _wf(request).assign(user, fields)
+    body = await read_body(request, bodies.Assignment, max_bytes=_max_body(ctx))
+    event, estimated = await _wf(request).assign(user, assignment_fields(body, ctx))
     return web.json_response(
         {
             "id": event.item,
@@ -247,18 +246,18 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------- actions
 
 
-async def _attachments(ctx: NodeContext, digests: tuple[str, ...], field: str) -> tuple[bytes, ...]:
+async def _cited(ctx: NodeContext, digests: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The digests of files uploaded before (``POST /api/v1/attachments``), each held here."""
     out = []
     async with ctx.db.read() as conn:
         for i, digest in enumerate(digests):
-            if not _DIGEST.match(digest):
-                raise bad(f"{field}[{i}]", "must be a 64-character hex SHA-256")
             raw = bytes.fromhex(digest)
             if not await conn.scalar(
                 select(t.attachments.c.digest).where(t.attachments.c.digest == raw)
             ):
                 raise bad(
-                    f"{field}[{i}]", "no such attachment: upload it first", "unknown_attachment"
+                    f"attachments[{i}]", "no such attachment: upload it first",
+                    "unknown_attachment",
                 )
             out.append(raw)
     return tuple(out)
@@ -266,7 +265,7 @@ async def _attachments(ctx: NodeContext, digests: tuple[str, ...], field: str) -
 
 async def _report_body(
     request: web.Request, ctx: NodeContext
-) -> tuple[Body, tuple[bytes, ...], tuple[NewFile, ...]]:
+) -> tuple[dict[str, Any], tuple[NewFile, ...]]:
     """JSON citing uploaded files, or multipart with text fields and new files (read,
     not stored: the action stores them once it is accepted)."""
     if request.content_type.startswith("multipart/"):
@@ -305,10 +304,8 @@ async def _report_body(
             raise ApiError(
                 400, "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
             ) from None
-        return Body(fields), tuple(f.digest for f in files), tuple(files)
-    body = await read_json(request, max_bytes=_max_body(ctx))
-    cited = await _attachments(ctx, body.strings("attachments", max_len=64), "attachments")
-    return body, cited, ()
+        return fields, tuple(files)
+    return await read_json(request, max_bytes=_max_body(ctx)), ()
 
 
 async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
@@ -340,14 +337,14 @@ async def _act(request: web.Request) -> web.Response:
     if action == "decompose":
         return await _decompose(request, user, item)
     new_files: tuple[NewFile, ...] = ()
-    if action in ("feedback", "resolve"):
+    if action in REPORTS:
         # Refuse a person who may not report before reading (let alone keeping) files.
         await wf.permitted(user, item, REPORTS[action])
-        body, files, new_files = await _report_body(request, ctx)
+        data, new_files = await _report_body(request, ctx)
     else:
-        body, files = await read_json(request, max_bytes=_max_body(ctx)), ()
-    step, kind, fields = await action_fields(action, body, files, wf, item, ctx)
-    body.finish()
+        data = await read_json(request, max_bytes=_max_body(ctx))
+    files = tuple(f.digest for f in new_files)
+    step, kind, fields = await action_fields(action, data, files, wf, item, ctx)
     event = await wf.act(user, item, step, kind, files=new_files, **fields)
     state = await wf.state(item)
     return web.json_response(
@@ -363,157 +360,112 @@ async def _act(request: web.Request) -> web.Response:
 
 async def action_fields(
     action: str,
-    body: Body,
+    data: dict[str, Any],
     files: tuple[bytes, ...],
     wf: Workflow,
     item: str,
     ctx: NodeContext,
 ) -> tuple[Action, type[ItemEvent], dict[str, Any]]:
-    """The permission step, event kind and fields of one item action, read from ``body``.
-
-    Shared by the JSON API and the pages' forms; the caller calls ``body.finish()``.
+    """The permission step, event kind and fields of one item action, read from the
+    JSON object ``data`` (its Struct: ``bodies.ACTIONS[action]``); ``files`` are the
+    digests of new files sent with it. Shared by the JSON API and the pages' forms.
     """
-    kind: type[ItemEvent]
-    fields: dict[str, Any]
-    match action:
-        case "deploy":
-            step, kind = Action.DEPLOY, Deployed
-            fields = {"note": body.text("note", max_len=MAX_TEXT, default="已研究部署")}
-        case "feedback":
-            step, kind = Action.FEEDBACK, Feedback
-            fields = {
-                "text": body.text("text", max_len=MAX_TEXT),
-                "progress": body.integer("progress", lo=0, hi=100),
-                "attachments": files,
-                "milestone": body.integer("milestone", lo=0, hi=99, required=False)
-                if body.has("milestone")
-                else None,
+    kind = bodies.ACTIONS.get(action) if action != "decompose" else None
+    if kind is None:
+        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+    body = decode(data, kind)
+    match body:
+        case bodies.Deploy():
+            return Action.DEPLOY, Deployed, {"note": body.note}
+        case bodies.Feedback():
+            cited = await _cited(ctx, body.attachments)
+            return Action.FEEDBACK, Feedback, {
+                "text": body.text,
+                "progress": body.progress,
+                "attachments": files + cited,
+                "milestone": body.milestone,
             }
-            body.seen.add("milestone")
-        case "plan":
-            step, kind = Action.PLAN, PlanSubmitted
-            fields = {
-                "milestones": _milestones(body),
-                "note": body.text(
-                    "note", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
-                ),
+        case bodies.Plan():
+            return Action.PLAN, PlanSubmitted, {
+                "milestones": _milestones(body), "note": body.note
             }
-        case "approve" | "reject":
-            step, kind = Action.DECIDE_PLAN, PlanDecided
-            fields = {
-                "approved": action == "approve",
-                "reason": body.text(
-                    "reason",
-                    max_len=MAX_TEXT,
-                    required=action == "reject",
-                    allow_empty=action == "approve",
-                ),
+        case bodies.Approve() | bodies.Reject():
+            return Action.DECIDE_PLAN, PlanDecided, {
+                "approved": isinstance(body, bodies.Approve), "reason": body.reason
             }
-        case "resolve":
-            step, kind = Action.RESOLVE, Resolved
-            fields = {"text": body.text("text", max_len=MAX_TEXT), "attachments": files}
-        case "review":
-            step, kind = Action.REVIEW, Reviewed
-            outcome = body.choice("outcome", ("accept", "return"))
-            fields = {
-                "outcome": outcome,
-                "reason": body.text(
-                    "reason",
-                    max_len=MAX_TEXT,
-                    required=outcome == "return",
-                    allow_empty=outcome == "accept",
-                ),
+        case bodies.Resolve():
+            cited = await _cited(ctx, body.attachments)
+            return Action.RESOLVE, Resolved, {"text": body.text, "attachments": files + cited}
+        case bodies.Review():
+            return Action.REVIEW, Reviewed, {
+                "outcome": body.outcome, "reason": body.reason or ""
             }
-        case "close":
-            step, kind = Action.CLOSE, Closed
-            fields = {"note": body.text("note", max_len=MAX_TEXT, default="销号")}
-        case "withdraw":
-            step, kind = Action.WITHDRAW, Withdrawn
-            fields = {"reason": body.text("reason", max_len=MAX_TEXT)}
-        case "update":
-            step, kind = Action.UPDATE, Updated
-            fields = await _update_fields(body, wf, item, ctx)
-        case _:
-            raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
-    return step, kind, fields
+        case bodies.Close():
+            return Action.CLOSE, Closed, {"note": body.note}
+        case bodies.Withdraw():
+            return Action.WITHDRAW, Withdrawn, {"reason": body.reason}
+        case bodies.Update():
+            return Action.UPDATE, Updated, await _update_fields(body, wf, item, ctx)
+    raise AssertionError(f"no event for {type(body).__name__}")  # pragma: no cover
 
 
-def _milestones(body: Body) -> tuple[Milestone, ...]:
-    """The plan's milestones; each one's fields checked here, with its index."""
+def _milestones(body: bodies.Plan) -> tuple[Milestone, ...]:
+    """The plan's milestones, each one's due read here, with its index."""
     out = []
-    for i, m in enumerate(body.objects("milestones", max_items=24)):
-        title, due = m.text("title", max_len=MAX_TITLE), m.moment("due") or 0
-        m.finish()
+    for i, m in enumerate(body.milestones):
+        due = parse_moment(m.due, f"milestones[{i}].due")
         try:
-            out.append(Milestone(title=title, due=due))
+            out.append(Milestone(title=m.title, due=due))
         except ProtocolError as exc:
             name = "due" if "due" in exc.detail.split(":", 1)[0] else "title"
             raise bad(f"milestones[{i}].{name}", exc.detail.split(": ", 1)[-1]) from None
     return tuple(out)
 
 
-async def _update_fields(body: Body, wf: Workflow, item: str, ctx: NodeContext) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if body.has("title"):
-        fields["title"] = body.text("title", max_len=MAX_TITLE)
-    if body.has("description"):
-        fields["description"] = body.text("description", max_len=MAX_TEXT, allow_empty=True)
-    if body.has("lead_unit"):
-        fields["lead_unit"] = body.text("lead_unit", max_len=64)
-    if body.has("co_units"):
-        fields["co_units"] = body.strings("co_units")
-    if body.has("deadline"):
+async def _update_fields(
+    body: bodies.Update, wf: Workflow, item: str, ctx: NodeContext
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("title", body.title),
+            ("description", body.description),
+            ("lead_unit", body.lead_unit),
+            ("co_units", body.co_units),
+        )
+        if value is not None
+    }
+    if body.deadline is not None:
         state = await wf.state(item)
-        resolve = body.moment("deadline") or 0
+        resolve = parse_moment(body.deadline, "deadline")
         if resolve <= ctx.clock.now_ms():
             raise bad("deadline", "must be in the future")
-        from protocol.events import Deadlines
-
         fields["deadlines"] = Deadlines(
             deploy=min(state.deploy.due, resolve),
             feedback=min(state.first_feedback.due, resolve),
             resolve=resolve,
-        )
-    for name in ("title", "description", "lead_unit", "co_units", "deadline"):
-        body.seen.add(name)
-    body.finish()
-    if not fields:
-        raise ApiError(
-            400,
-            "missing_field",
-            "give at least one of title, description, deadline, lead_unit, co_units",
-            "body",
         )
     return fields
 
 
 async def _decompose(request: web.Request, user: Any, item: str) -> web.Response:
     ctx = _ctx(request)
-    body = await read_json(request, max_bytes=_max_body(ctx))
+    body = await read_body(request, bodies.Decompose, max_bytes=_max_body(ctx))
     parts: list[dict[str, Any]] = []
-    for part in body.objects("parts", max_items=50):
+    for i, part in enumerate(body.parts):
         entry: dict[str, Any] = {
-            "assignee": part.text("assignee", max_len=64),
-            "title": part.text("title", max_len=MAX_TITLE),
-            "description": part.text(
-                "description", max_len=MAX_TEXT, required=False, allow_empty=True, default=""
-            ),
-            "lead_unit": part.optional_text("lead_unit", max_len=64),
-            "co_units": part.strings("co_units"),
+            "assignee": part.assignee,
+            "title": part.title,
+            "description": part.description,
+            "lead_unit": part.lead_unit,
+            "co_units": part.co_units,
         }
-        deadline = part.moment("deadline", required=False)
-        if deadline is not None:
-            if part.has("class"):
-                raise bad(f"parts[{len(parts)}].class", "give either class or deadline, not both")
-            entry["class"], entry["deadline"] = "explicit", deadline
-            part.seen.add("class")
+        if part.deadline is not None:
+            entry["class"] = "explicit"
+            entry["deadline"] = parse_moment(part.deadline, f"parts[{i}].deadline")
         else:
-            entry["class"] = part.choice(
-                "class", ("general", "major", "inherit"), default="inherit"
-            )
-        part.finish()
+            entry["class"] = part.item_class or "inherit"
         parts.append(entry)
-    body.finish()
     events = await _wf(request).decompose(user, item, parts)
     return web.json_response(
         {
@@ -561,7 +513,7 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
     await current_user(request)
     ctx = _ctx(request)
     digest = request.match_info["digest"]
-    if not _DIGEST.match(digest):
+    if not bodies.DIGEST_RE.match(digest):
         raise ApiError(404, "unknown_attachment", "not a SHA-256 digest")
     async with ctx.db.read() as conn:
         row = (

@@ -1,35 +1,42 @@
 """The OpenAPI 3.1 description of /api/v1, built in code and served at /api/v1/openapi.json.
 
-The request schemas say exactly what the handlers accept (required fields,
-types, lengths, enums, bounds); the boards and sources include this node's
-``workflow.extra_boards`` / ``workflow.extra_sources``, so the document is built
-for the node that serves it. A test compares the paths here with the routes the
-app registers, and schemathesis fuzzes every operation against a live node.
+The request schemas are generated from the Structs the handlers decode with
+(:mod:`node.http.api.bodies`: required fields, types, lengths, enums, bounds,
+patterns), so they say exactly what is accepted; the boards and sources are
+this node's (with ``workflow.extra_boards`` / ``workflow.extra_sources``), so
+the document is built for the node that serves it. What is written here by
+hand is what no Struct holds: the operations' summaries, the answers and the
+query parameters. A test compares the paths here with the routes the app
+registers, and schemathesis fuzzes every operation against a live node.
 
-Two things JSON Schema cannot say are said in descriptions instead: text is
-stripped before its length is checked and may not hold control characters
-(tabs and newlines are allowed in free text), and a ``null`` value counts as
-an absent field.
+What JSON Schema cannot say is said in descriptions (:data:`BODY_RULES`): a
+``null`` counts as an absent field, strings are stripped before they are
+checked, and a few rules across fields.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from node.config import Config
+from node.http.api import bodies
+from node.http.api.items import REPORTS, known_sources
 from node.http.api.reminders import openapi_paths as reminder_paths
 from node.http.api.reports import openapi_paths as report_paths
 from node.http.sync import CTX
 from node.queries.ledger import COLOURS, MAX_LIMIT, SORTS, known_boards
-from protocol.events import MAX_TEXT, MAX_TITLE, SOURCES
 from protocol.fold import Status
 
 Schema = dict[str, Any]
 
 PATH = "/api/v1/openapi.json"
-LOGIN_MAX_BYTES = 4096
+BODY_RULES = (
+    "A null value counts as an absent field; strings are stripped of surrounding "
+    "white space before they are checked (the password is not)."
+)
 
 STATUS_MEANINGS: dict[str, str] = {
     Status.ASSIGNED: "assigned; the handling node has not yet deployed it (研究部署)",
@@ -100,49 +107,24 @@ REASONS: dict[int, dict[str, str]] = {
     500: {"internal": "the server failed; the error is logged (never a stack trace)"},
 }
 
-_ITEM_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,19}$"
-_DIGEST = r"^[0-9a-f]{64}$"
-_TEXT_NOTE = (
-    " Stripped of surrounding white space, then checked; no control characters"
-    " (free text may hold tabs and newlines)."
-)
+ACTION_SIDES: dict[str, str] = {
+    "deploy": "handling node",
+    "feedback": "handling node",
+    "plan": "handling node",
+    "approve": "assigning node",
+    "reject": "assigning node",
+    "resolve": "handling node",
+    "review": "assigning node",
+    "close": "assigning node",
+    "withdraw": "assigning node",
+    "update": "assigning node",
+    "decompose": "handling node",
+}
+"""Who does each item action (its body is ``bodies.ACTIONS[action]``)."""
+ACTIONS: tuple[str, ...] = tuple(bodies.ACTIONS)
 
 
 # ------------------------------------------------------------------ schemas
-
-
-def text(max_len: int, description: str = "", *, empty: bool = False) -> Schema:
-    schema: Schema = {"type": "string", "maxLength": max_len}
-    note = _TEXT_NOTE
-    if not empty:
-        # Not a pattern such as \S: it makes schemathesis' negative generation ten times slower.
-        schema["minLength"] = 1
-        note = " Not only white space." + note
-    schema["description"] = (description + note).strip()
-    return schema
-
-
-def units_list() -> Schema:
-    return {
-        "type": "array",
-        "maxItems": 50,
-        "items": {"type": "string", "minLength": 1, "maxLength": 64},
-        "description": "Co-operating unit codes.",
-    }
-
-
-def moment(description: str) -> Schema:
-    return {
-        "description": description
-        + " A date (2026-12-01: the end of that day, China time), a date-time "
-        "(2026-12-01T18:00 is China time; or give an offset), or unix milliseconds.",
-        "anyOf": [
-            {"type": "string", "format": "date"},
-            {"type": "string", "format": "date-time", "maxLength": 40},
-            {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$"},
-            {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
-        ],
-    }
 
 
 def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **more: Any) -> Schema:
@@ -152,174 +134,45 @@ def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **more: A
     return schema | more
 
 
-def attachments_field() -> Schema:
-    return {
-        "type": "array",
-        "maxItems": 32,
-        "items": {"type": "string", "pattern": _DIGEST},
-        "description": "SHA-256 digests (hex) of files uploaded with POST /api/v1/attachments.",
-    }
+def request_schemas(boards: tuple[str, ...], sources: tuple[str, ...]) -> dict[str, Schema]:
+    """The request bodies' schemas, by Struct name: msgspec's for ``bodies.ALL`` (with
+    the Structs they nest), each Struct's ``schema_extra``, and this node's boards
+    and sources as enums."""
+    _, schemas = msgspec.json.schema_components(bodies.ALL, ref_template=bodies.REF)
+    kinds = {kind.__name__: kind for kind in bodies.Body.__subclasses__()}
+    for name, schema in schemas.items():
+        schema.update(kinds[name].schema_extra)
+    fields = schemas[bodies.Assignment.__name__]["properties"]
+    fields["board"]["enum"] = list(boards)
+    fields["source"]["enum"] = list(sources)
+    return schemas
 
 
-def report_multipart(with_progress: bool) -> Schema:
-    """The multipart form of feedback/resolve: text fields plus any number of files."""
-    properties: Schema = {"text": text(MAX_TEXT, "The report.")}
-    required = ["text"]
-    if with_progress:
-        properties["progress"] = {"type": "string", "pattern": r"^[0-9]{1,3}$",
-                                  "description": "0-100."}
-        properties["milestone"] = {"type": "string", "pattern": r"^[0-9]{1,2}$"}
-        required.append("progress")
+def report_multipart(schema: Schema) -> Schema:
+    """The multipart form of feedback/resolve, from its JSON ``schema``: the same
+    fields as text (integers as digits) and any number of files for ``attachments``."""
+    properties: Schema = {}
+    for name, field in schema["properties"].items():
+        if name == "attachments":
+            continue
+        number = next(
+            (s for s in (field, *field.get("anyOf", ())) if s.get("type") == "integer"), None
+        )
+        if number is not None:
+            top = number["maximum"]
+            field = {"type": "string", "pattern": f"^[0-9]{{1,{len(str(top))}}}$",
+                     "description": f"{number['minimum']}-{top}."}
+        properties[name] = field
     properties["files"] = {
         "type": "array",
         "items": {"type": "string", "format": "binary"},
         "description": "Files (any part with a filename), each at most api.max_attachment_bytes.",
     }
-    return {"type": "object", "properties": properties, "required": required}
+    return {"type": "object", "properties": properties, "required": schema["required"]}
 
 
-def assignment(boards: tuple[str, ...], sources: tuple[str, ...]) -> Schema:
-    return obj(
-        {
-            "title": text(MAX_TITLE, "What is to be done."),
-            "description": text(MAX_TEXT, "Details (default empty).", empty=True),
-            "assignee": text(
-                64, "A unit code of this node, or the id of a node below it."
-            ),
-            "board": {"type": "string", "enum": list(boards), "default": "daily",
-                      "description": "The '1+5' board (plus this node's extra boards)."},
-            "source": {"type": "string", "enum": list(sources), "default": "office"},
-            "calendar": {"type": "string", "enum": ["natural", "working"],
-                         "description": "Day counting; default workflow.calendar."},
-            "class": {
-                "type": "string",
-                "enum": ["general", "major", "explicit"],
-                "default": "general",
-                "description": "general: resolve in 7 days; major: in 1 month; explicit: "
-                "only together with deadline (giving deadline implies explicit).",
-            },
-            "deadline": moment("The resolve deadline (class explicit); in the future."),
-            "lead_unit": text(64, "Lead unit code (a unit of this node when assigning here)."),
-            "co_units": units_list(),
-        },
-        ("title", "assignee"),
-    )
-
-
-def part() -> Schema:
-    return obj(
-        {
-            "assignee": text(64, "A unit code of this node, or a node below it."),
-            "title": text(MAX_TITLE),
-            "description": text(MAX_TEXT, empty=True),
-            "lead_unit": text(64),
-            "co_units": units_list(),
-            "class": {
-                "type": "string",
-                "enum": ["general", "major", "inherit"],
-                "default": "inherit",
-                "description": "inherit: the parent's resolve deadline (general when that is "
-                "less than an hour away). Not together with deadline.",
-            },
-            "deadline": moment("An explicit resolve deadline for this part."),
-        },
-        ("assignee", "title"),
-    )
-
-
-def action_bodies() -> dict[str, tuple[str, str, Schema]]:
-    """action -> (who, what, JSON body schema)."""
-    reason = text(MAX_TEXT, "Why.")
-    return {
-        "deploy": ("handling node", "Record that the item was studied and deployed (研究部署).",
-                   obj({"note": text(MAX_TEXT, "Default 已研究部署.")})),
-        "feedback": (
-            "handling node",
-            "Report progress (反馈). Also multipart/form-data with files.",
-            obj(
-                {
-                    "text": text(MAX_TEXT, "The report."),
-                    "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-                    "milestone": {"type": "integer", "minimum": 0, "maximum": 99,
-                                  "description": "Index of the approved plan's milestone "
-                                  "this report says is reached."},
-                    "attachments": attachments_field(),
-                },
-                ("text", "progress"),
-            ),
-        ),
-        "plan": (
-            "handling node",
-            "Submit a plan with dated milestones; the last one becomes the resolve deadline "
-            "once approved.",
-            obj(
-                {
-                    "milestones": {
-                        "type": "array", "minItems": 1, "maxItems": 24,
-                        "items": obj({"title": text(MAX_TITLE), "due": moment("When.")},
-                                     ("title", "due")),
-                    },
-                    "note": text(MAX_TEXT, empty=True),
-                },
-                ("milestones",),
-            ),
-        ),
-        "approve": ("assigning node", "Approve the pending plan.",
-                    obj({"reason": text(MAX_TEXT, "Optional remark.", empty=True)})),
-        "reject": ("assigning node", "Reject the pending plan.",
-                   obj({"reason": reason}, ("reason",))),
-        "resolve": (
-            "handling node",
-            "Report the item done (办结). Also multipart/form-data with files.",
-            obj({"text": text(MAX_TEXT, "What was done."), "attachments": attachments_field()},
-                ("text",)),
-        ),
-        "review": (
-            "assigning node",
-            "Accept or return a resolution; returning needs a reason.",
-            obj(
-                {
-                    "outcome": {"type": "string", "enum": ["accept", "return"]},
-                    "reason": text(MAX_TEXT, "Required when returning.", empty=True),
-                },
-                ("outcome",),
-                **{"if": {"properties": {"outcome": {"const": "return"}}},
-                   "then": {"required": ["reason"],
-                            "properties": {"reason": text(MAX_TEXT)}}},
-            ),
-        ),
-        "close": ("assigning node", "Close (销号) an accepted item.",
-                  obj({"note": text(MAX_TEXT, "Default 销号.")})),
-        "withdraw": ("assigning node", "Withdraw an open item.",
-                     obj({"reason": reason}, ("reason",))),
-        "update": (
-            "assigning node",
-            "Change title, description, deadline or units of an open item (at least one).",
-            obj(
-                {
-                    "title": text(MAX_TITLE),
-                    "description": text(MAX_TEXT, empty=True),
-                    "deadline": moment("The new resolve deadline, in the future; deploy and "
-                                       "feedback deadlines are pulled in to it if later."),
-                    "lead_unit": text(64),
-                    "co_units": units_list(),
-                },
-                minProperties=1,
-            ),
-        ),
-        "decompose": (
-            "handling node",
-            "Split the item into sub-items assigned further down (or to own units).",
-            obj({"parts": {"type": "array", "minItems": 1, "maxItems": 50, "items": part()}},
-                ("parts",)),
-        ),
-    }
-
-
-ACTIONS: tuple[str, ...] = tuple(action_bodies())
-
-
-def components(config: Config) -> Schema:
+def components(requests: dict[str, Schema]) -> Schema:
+    """The shared schemas (answers, and the request bodies ``requests``) and refusals."""
     deadlines = obj(
         {k: {"type": ["string", "null"], "format": "date-time"}
          for k in ("deploy", "feedback", "resolve")},
@@ -365,7 +218,7 @@ def components(config: Config) -> Schema:
             "session": {"type": "apiKey", "in": "cookie", "name": "duban_session",
                         "description": "Set by POST /api/v1/login; lasts 12 hours."},
         },
-        "schemas": {
+        "schemas": _disjoint(requests, {
             "Error": {
                 "type": "object",
                 "required": ["error", "detail", "field"],
@@ -409,7 +262,7 @@ def components(config: Config) -> Schema:
                                            "the deadline's year: working days estimated."},
                 },
             },
-        },
+        }),
         "responses": {
             str(status): {
                 "description": f"Refused: {', '.join(codes)}",
@@ -418,6 +271,12 @@ def components(config: Config) -> Schema:
             for status, codes in REASONS.items()
         },
     }
+
+
+def _disjoint(requests: dict[str, Schema], answers: dict[str, Schema]) -> dict[str, Schema]:
+    clash = requests.keys() & answers.keys()
+    assert not clash, f"a request body and an answer are both named {sorted(clash)}"
+    return requests | answers
 
 
 # ------------------------------------------------------------------ operations
@@ -435,16 +294,21 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/{s}"} for s in (*statuses, 500)}
 
 
-def _body(schema: Schema, *, multipart: Schema | None = None, max_bytes: str = "") -> Schema:
-    content = _json(schema)
+def _body(kind: type[bodies.Body], max_bytes: str, *, multipart: Schema | None = None) -> Schema:
+    content = _json(bodies.ref(kind))
     if multipart is not None:
         content["multipart/form-data"] = {"schema": multipart}
-    note = f"At most {max_bytes} bytes (413 too_large beyond)." if max_bytes else ""
+    note = f"At most {max_bytes} bytes (413 too_large beyond). {BODY_RULES}"
     return {"required": True, "content": content, "description": note}
 
 
+def _summary(kind: type[bodies.Body]) -> str:
+    """The first paragraph of a body's docstring, on one line."""
+    return " ".join((kind.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 ITEM_PARAM = {"name": "item", "in": "path", "required": True,
-              "schema": {"type": "string", "pattern": _ITEM_ID},
+              "schema": {"type": "string", "pattern": bodies.ITEM_ID},
               "description": "Item id: the assigning node's id, '-', a sequence number."}
 
 
@@ -470,9 +334,9 @@ def ledger_parameters(boards: tuple[str, ...]) -> list[Schema]:
         q("unit", {"type": "string", "maxLength": 64}, "Lead or handling unit code."),
         q("overdue", {"type": "string", "enum": ["true", "false", "1", "0"]},
           "true: red items only; false: no red items."),
-        q("due_from", {"type": "string", "maxLength": 40},
+        q("due_from", {"type": "string", "maxLength": bodies.MAX_MOMENT_TEXT},
           "Resolve deadline at or after (date or date-time)."),
-        q("due_to", {"type": "string", "maxLength": 40},
+        q("due_to", {"type": "string", "maxLength": bodies.MAX_MOMENT_TEXT},
           "Resolve deadline at or before (date: the end of that day)."),
         q("q", {"type": "string", "maxLength": 100}, "Words in title or description."),
         q("assigner", {"type": "string", "maxLength": 64}, "Assigning node id."),
@@ -490,8 +354,8 @@ def ledger_parameters(boards: tuple[str, ...]) -> list[Schema]:
 def build_document(config: Config) -> Schema:
     """The whole document for a node with ``config``."""
     boards = known_boards(str(config["workflow.extra_boards"]))
-    extra = str(config["workflow.extra_sources"])
-    sources = tuple(dict.fromkeys((*SOURCES, *(s.strip() for s in extra.split(",") if s.strip()))))
+    sources = known_sources(str(config["workflow.extra_sources"]))
+    requests = request_schemas(boards, sources)
     max_body = str(config["api.max_body_bytes"])
     max_file = str(config["api.max_attachment_bytes"])
     public: list[Schema] = []
@@ -505,10 +369,7 @@ def build_document(config: Config) -> Schema:
             "summary": "Sign in with name and password; sets the duban_session cookie.",
             "description": "5 failures for one name from one address within 15 minutes "
             "give 429 too_many_attempts with Retry-After, whatever the password.",
-            "requestBody": _body(obj({"name": text(64), "password": {
-                "type": "string", "minLength": 1, "maxLength": 1024,
-                "description": "Not stripped."}}, ("name", "password")),
-                max_bytes=str(LOGIN_MAX_BYTES)),
+            "requestBody": _body(bodies.Login, str(bodies.SMALL_JSON_BYTES)),
             "responses": _ok("Signed in.", obj({"user": {"$ref": "#/components/schemas/User"},
                                                "node": {"type": "string"}}, ("user", "node")))
             | _errors(400, 401, 403, 413, 415, 429),
@@ -557,7 +418,7 @@ def build_document(config: Config) -> Schema:
             "post": {
                 "operationId": "createItem",
                 "summary": "Assign a new item to a unit of this node or a node below.",
-                "requestBody": _body(assignment(boards, sources), max_bytes=max_body),
+                "requestBody": _body(bodies.Assignment, max_body),
                 "responses": _ok("Assigned.", {"$ref": "#/components/schemas/Assigned"}, 201)
                 | _errors(400, 401, 403, 409, 413, 415),
             },
@@ -594,7 +455,7 @@ def build_document(config: Config) -> Schema:
             "requestBody": {"required": True, "description": f"At most {max_file} bytes.",
                             "content": {"application/octet-stream": {
                                 "schema": {"type": "string", "format": "binary"}}}},
-            "responses": _ok("Stored.", obj({"digest": {"type": "string", "pattern": _DIGEST},
+            "responses": _ok("Stored.", obj({"digest": {"type": "string", "pattern": bodies.DIGEST},
                                             "size": {"type": "integer"}},
                                            ("digest", "size")), 201)
             | _errors(400, 401, 403, 413),
@@ -604,7 +465,7 @@ def build_document(config: Config) -> Schema:
             "summary": "The bytes of a stored file (attachments stay on the node that "
             "received them).",
             "parameters": [{"name": "digest", "in": "path", "required": True,
-                            "schema": {"type": "string", "pattern": _DIGEST}}],
+                            "schema": {"type": "string", "pattern": bodies.DIGEST}}],
             "responses": {"200": {"description": "The file, with its content type.",
                                   "content": {"*/*": {"schema": {"type": "string",
                                                                  "format": "binary"}}}}}
@@ -616,10 +477,12 @@ def build_document(config: Config) -> Schema:
                       "status": {"$ref": "#/components/schemas/Status"},
                       "progress": {"type": "integer"}},
                      ("id", "event", "seq", "status", "progress"))
-    for action, (who, what, schema) in action_bodies().items():
+    for action, kind in bodies.ACTIONS.items():
         multipart = None
-        if action in ("feedback", "resolve"):
-            multipart = report_multipart(with_progress=action == "feedback")
+        what = _summary(kind)
+        if action in REPORTS:
+            multipart = report_multipart(requests[kind.__name__])
+            what += " Also multipart/form-data with files."
         answer = (
             _ok("Sub-items assigned.", {"type": "object", "required": ["id", "sub_items"]}, 201)
             if action == "decompose"
@@ -628,9 +491,9 @@ def build_document(config: Config) -> Schema:
         paths[f"/api/v1/items/{{item}}/{action}"] = {"post": {
             "operationId": f"item_{action}",
             "summary": what,
-            "description": f"Done by the {who}.",
+            "description": f"Done by the {ACTION_SIDES[action]}.",
             "parameters": [ITEM_PARAM],
-            "requestBody": _body(schema, multipart=multipart, max_bytes=max_body),
+            "requestBody": _body(kind, max_body, multipart=multipart),
             "responses": answer | _errors(400, 401, 403, 404, 409, 413, 415),
         }}
     paths.update(reminder_paths())
@@ -642,12 +505,12 @@ def build_document(config: Config) -> Schema:
             "version": "1",
             "description": "The JSON API of one Duban node (one government level). Errors "
             "are `{error, detail, field}` with a stable reason code; times are ISO "
-            "date-times in China time (UTC+8). See docs/api.md.",
+            "date-times in China time (UTC+8). " + BODY_RULES + " See docs/api.md.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
-        "components": components(config),
+        "components": components(requests),
     }
 
 

@@ -25,9 +25,10 @@ from sqlalchemy import func, select
 
 from node.context import stop_task
 from node.http.api.auth import current_user
-from node.http.api.items import WORKFLOW
-from node.http.api.validate import iso, read_json
-from node.http.errors import ApiError, bad
+from node.http.api.bodies import ITEM_ID, SMALL_JSON_BYTES, Contact, ref
+from node.http.api.items import WORKFLOW, item_id_of
+from node.http.api.validate import iso, read_body
+from node.http.errors import bad
 from node.http.sync import CTX
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import NO_MILESTONE, Settings
@@ -43,9 +44,7 @@ _MAX_LOG = 1000
 
 async def item_messages(request: web.Request) -> web.Response:
     user = await current_user(request)
-    item = request.match_info["item"]
-    if len(item) > 96:
-        raise ApiError(404, "unknown_item", "not an item id")
+    item = item_id_of(request)
     await request.app[WORKFLOW].readable(user, item)
     ctx = request.app[CTX]
     r, m = t.reminders, t.reminder_messages
@@ -169,22 +168,9 @@ async def notification_status(request: web.Request) -> web.Response:
 async def set_contact(request: web.Request) -> web.Response:
     user = await current_user(request)
     ctx = request.app[CTX]
-    body = await read_json(request, max_bytes=4096)
-
-    def optional(name: str, max_len: int) -> str | None:
-        if not body.has(name):
-            body.seen.add(name)
-            return None
-        return body.text(name, max_len=max_len, allow_empty=True)
-
-    phone, email = optional("phone", 32), optional("email", 254)
-    body.finish()
-    if phone is None and email is None:
-        raise bad("phone", 'give phone or email ("" clears one)', "missing_field")
+    body = await read_body(request, Contact, max_bytes=SMALL_JSON_BYTES)
     try:
-        updated = await ctx.accounts.set_contact(
-            user.name, phone=phone, email=email
-        )
+        updated = await ctx.accounts.set_contact(user.name, phone=body.phone, email=body.email)
     except AccountError as exc:
         field = "email" if exc.reason == "bad_email" else "phone"
         raise bad(field, exc.detail) from None
@@ -241,7 +227,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 _ITEM_PARAM = {
     "name": "item", "in": "path", "required": True,
-    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,19}$"},
+    "schema": {"type": "string", "pattern": ITEM_ID},
     "description": "Item id: the assigning node's id, '-', a sequence number.",
 }
 _NULL_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -327,15 +313,8 @@ def openapi_paths() -> dict[str, Any]:
         "/api/v1/me/contact": {"post": {
             "operationId": "setContact",
             "summary": "Set your own phone (SMS) and email for reminders; \"\" clears one.",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "additionalProperties": False, "minProperties": 1,
-                "properties": {
-                    "phone": {"type": "string", "maxLength": 32,
-                              "description": "5-20 digits, optionally after +; spaces and "
-                              "dashes are dropped."},
-                    "email": {"type": "string", "maxLength": 254},
-                },
-            }}}},
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": ref(Contact)}}},
             "responses": {"200": {"description": "Saved.", "content": {"application/json": {
                 "schema": {"type": "object", "required": ["user", "phone", "email"]}}}}}
             | _errors(400, 401, 413),

@@ -1,25 +1,35 @@
-"""Reading request bodies: every refusal names the field and says why.
+"""Reading request bodies: the bytes (capped), UTF-8, JSON, then the body's Struct.
 
-``read_json`` takes the body (capped), checks UTF-8 and JSON, and gives a
-:class:`Body` whose typed getters raise 400 ``bad_field`` / ``missing_field``
-with the field's name; ``Body.finish()`` refuses fields nobody asked for
-(``unknown_field``), so a misspelt field is never silently ignored.
+:func:`read_json` takes the body (capped), checks its media type, UTF-8 and
+JSON, and gives the JSON object; :func:`decode` checks such an object against
+its Struct (:mod:`node.http.api.bodies`, where every field's rule is stated
+once) and :func:`read_body` does both. A refusal is the API's 400:
+``missing_field``, ``unknown_field`` or ``bad_field`` (or the reason the
+field's type names), with the field's path (``parts[0].assignee``,
+``milestones[1].due``). Times in requests are read by :func:`parse_moment`;
+:func:`iso` writes them in answers, both in China time
+(``protocol.rules.CHINA_TZ``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from datetime import date, datetime, time
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
+from msgspec import Struct
+from msgspec import inspect as mi
 
+from node.http.api.bodies import MAX_JSON_BYTES, MAX_MOMENT_TEXT, PATTERN_MEANINGS, Body
 from node.http.errors import ApiError, bad
+from protocol.events import MAX_MS
+from protocol.rules import CHINA_TZ
 
-CHINA = timezone(timedelta(hours=8))
-MAX_JSON = 256 * 1024
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+B = TypeVar("B", bound=Body)
 
 
 async def read_bytes(request: web.Request, max_bytes: int) -> bytes:
@@ -50,7 +60,7 @@ def parse_json_bytes(data: bytes, where: str = "body") -> Any:
         raise ApiError(400, "bad_json", f"{where} is not JSON: {exc}", where) from None
 
 
-async def read_json(request: web.Request, *, max_bytes: int = MAX_JSON) -> Body:
+async def read_json(request: web.Request, *, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The body as a JSON object; 415 ``unsupported_media_type`` unless it is sent as
     ``application/json`` (HTML forms cannot send that type: node/http/forgery.py)."""
     if request.content_type != "application/json":
@@ -66,148 +76,205 @@ async def read_json(request: web.Request, *, max_bytes: int = MAX_JSON) -> Body:
     value = parse_json_bytes(data)
     if not isinstance(value, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object", "body")
-    return Body(value)
+    return value
 
 
-class Body:
-    """A JSON object being read field by field."""
+async def read_body(request: web.Request, kind: type[B], *, max_bytes: int = MAX_JSON_BYTES) -> B:
+    """The JSON body checked as a ``kind``."""
+    return decode(await read_json(request, max_bytes=max_bytes), kind)
 
-    def __init__(self, value: dict[str, Any], prefix: str = "") -> None:
-        self.value = value
-        self.prefix = prefix
-        self.seen: set[str] = set()
 
-    def _name(self, name: str) -> str:
-        return f"{self.prefix}{name}"
+def decode(value: Any, kind: type[B]) -> B:
+    """``value`` (a parsed JSON object) as a ``kind``, or the API's 400 saying why."""
+    prepared = _prepare(value, _preparation(kind), "")
+    try:
+        body = msgspec.convert(prepared, kind)
+    except msgspec.ValidationError as exc:
+        raise _refusal(kind, str(exc)) from None
+    body.check()
+    return body
 
-    def has(self, name: str) -> bool:
-        return self.value.get(name) is not None
 
-    def _get(self, name: str, required: bool) -> Any:
-        self.seen.add(name)
-        value = self.value.get(name)
-        if value is None and required:
-            raise bad(self._name(name), "is required", "missing_field")
-        return value
+class _Preparation:
+    """What :func:`_prepare` does to the fields of one Struct, worked out once."""
 
-    def text(
-        self,
-        name: str,
-        *,
-        max_len: int = 200,
-        required: bool = True,
-        strip: bool = True,
-        allow_empty: bool = False,
-        default: str | None = None,
-    ) -> str:
-        value = self._get(name, required and default is None)
-        if value is None:
-            return default if default is not None else ""
-        if not isinstance(value, str):
-            raise bad(self._name(name), f"must be a string, not {type(value).__name__}")
-        if strip:
-            value = value.strip()
-        if not value and not allow_empty:
-            raise bad(self._name(name), "must not be empty")
-        if len(value) > max_len:
-            raise bad(self._name(name), f"at most {max_len} characters")
-        if _CONTROL.search(value):
-            raise bad(self._name(name), "contains control characters")
-        return value
+    def __init__(self, fields: frozenset[str]) -> None:
+        self.fields = fields
+        self.strip: set[str] = set()
+        self.strip_items: set[str] = set()
+        self.nested: dict[str, _Preparation] = {}
+        self.nested_items: dict[str, _Preparation] = {}
 
-    def optional_text(self, name: str, *, max_len: int = 200) -> str | None:
-        if not self.has(name):
-            self.seen.add(name)
+
+@functools.cache
+def _preparation(kind: type[Struct]) -> _Preparation:
+    info = mi.type_info(kind)
+    assert isinstance(info, mi.StructType)
+    plan = _Preparation(frozenset(f.encode_name for f in info.fields))
+    for f in info.fields:
+        name = f.encode_name
+        for t, strip in _members(f.type):
+            if isinstance(t, mi.StrType) and strip:
+                plan.strip.add(name)
+            elif isinstance(t, mi.StructType):
+                plan.nested[name] = _preparation(t.cls)
+            elif isinstance(t, mi.VarTupleType | mi.ListType):
+                for item, item_strip in _members(t.item_type):
+                    if isinstance(item, mi.StrType) and item_strip:
+                        plan.strip_items.add(name)
+                    elif isinstance(item, mi.StructType):
+                        plan.nested_items[name] = _preparation(item.cls)
+    return plan
+
+
+def _members(t: mi.Type, strip: bool = True) -> list[tuple[mi.Type, bool]]:
+    """The types a value of ``t`` may have (unions and Meta unwrapped), each with
+    whether its strings are stripped."""
+    if isinstance(t, mi.Metadata):
+        return _members(t.type, strip and bool((t.extra or {}).get("strip", True)))
+    if isinstance(t, mi.UnionType):
+        return [m for member in t.types for m in _members(member, strip)]
+    return [(t, strip)]
+
+
+def _prepare(value: Any, prep: _Preparation, at: str) -> Any:
+    """``value`` with nulls dropped and strings stripped, or an unknown field refused
+    (here, by its exact key: msgspec's message would have to be parsed for it)."""
+    if not isinstance(value, dict):
+        return value  # msgspec says what it should be
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in prep.fields:
+            raise bad(f"{at}{key}", "is not a known field", "unknown_field")
+        if item is None:
+            continue
+        if key in prep.strip and isinstance(item, str):
+            item = item.strip()
+        elif key in prep.strip_items and isinstance(item, list):
+            item = [v.strip() if isinstance(v, str) else v for v in item]
+        elif key in prep.nested:
+            item = _prepare(item, prep.nested[key], f"{at}{key}.")
+        elif key in prep.nested_items and isinstance(item, list):
+            item = [
+                _prepare(v, prep.nested_items[key], f"{at}{key}[{i}].")
+                for i, v in enumerate(item)
+            ]
+        out[key] = item
+    return out
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+_AT = re.compile(r"(?s)(.*) - at `\$(.*)`\Z")
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_WORDS = {
+    "str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+    "array": "a list", "object": "an object", "null": "null",
+}
+
+
+def _refusal(kind: type[Body], message: str) -> ApiError:
+    """msgspec's ValidationError as the API's 400, naming the field by its path."""
+    match = _AT.match(message)
+    what, path = (match[1], match[2]) if match else (message, "")
+    steps: list[str | int] = [
+        name if name else int(index) for name, index in _PATH_STEP.findall(path)
+    ]
+    name = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".")
+    missing = re.fullmatch(r"Object missing required field `(.+)`", what)
+    if missing:
+        return bad(f"{name}.{missing[1]}" if name else missing[1], "is required", "missing_field")
+    t = _type_at(mi.type_info(kind), steps)
+    extra = _extra_at(mi.type_info(kind), steps)
+    return bad(name or "body", _say(what, t), str(extra.get("reason", "bad_field")))
+
+
+def _say(what: str, t: mi.Type | None) -> str:
+    """msgspec's words for what is wrong, in the API's."""
+    if m := re.fullmatch(r"Expected `(.+)`, got `(.+)`", what):
+        wanted = [_WORDS.get(w, w) for w in m[1].split(" | ") if w != "null"]
+        return f"must be {' or '.join(wanted)}, not {_WORDS.get(m[2], m[2])}"
+    if what.startswith("Expected `str` matching regex") and isinstance(t, mi.StrType):
+        return PATTERN_MEANINGS.get(t.pattern or "", what)
+    if m := re.fullmatch(r"Expected `str` of length ([<>]=) (\d+)", what):
+        if m[1] == ">=" and m[2] == "1":
+            return "must not be empty"
+        return f"{'at most' if m[1] == '<=' else 'at least'} {m[2]} characters"
+    if m := re.fullmatch(r"Expected `array` of length ([<>]=) (\d+)", what):
+        if isinstance(t, mi.VarTupleType | mi.ListType):
+            return f"must list {t.min_length or 0} to {t.max_length}"
+        return f"must list {'at most' if m[1] == '<=' else 'at least'} {m[2]}"
+    if re.fullmatch(r"Expected `int` [<>]=? -?\d+", what) and isinstance(t, mi.IntType):
+        return f"must be between {t.ge} and {t.le}"
+    if what.startswith("Invalid enum value") and isinstance(t, mi.LiteralType):
+        return f"must be one of {', '.join(map(str, t.values))}"
+    return what
+
+
+def _type_at(t: mi.Type, steps: list[str | int]) -> mi.Type | None:
+    """The type at ``steps`` below ``t`` (Meta and optional unwrapped), if one."""
+    for step in steps:
+        t = _bare(t)
+        if isinstance(step, str) and isinstance(t, mi.StructType):
+            found = [f.type for f in t.fields if f.encode_name == step]
+            if not found:
+                return None
+            t = found[0]
+        elif isinstance(step, int) and isinstance(t, mi.VarTupleType | mi.ListType):
+            t = t.item_type
+        else:
             return None
-        return self.text(name, max_len=max_len)
+    return _bare(t)
 
-    def integer(
-        self, name: str, *, lo: int, hi: int, required: bool = True, default: int | None = None
-    ) -> int:
-        value = self._get(name, required and default is None)
-        if value is None:
-            return default if default is not None else lo
-        if type(value) is not int:
-            raise bad(self._name(name), f"must be an integer, not {type(value).__name__}")
-        if not lo <= value <= hi:
-            raise bad(self._name(name), f"must be between {lo} and {hi}")
-        return value
 
-    def boolean(self, name: str) -> bool:
-        value = self._get(name, True)
-        if type(value) is not bool:
-            raise bad(self._name(name), "must be true or false")
-        return value
+def _bare(t: mi.Type) -> mi.Type:
+    while True:
+        if isinstance(t, mi.Metadata):
+            t = t.type
+        elif isinstance(t, mi.UnionType) and len(t.types) == 2 and t.includes_none:
+            t = next(m for m in t.types if not isinstance(m, mi.NoneType))
+        else:
+            return t
 
-    def choice(
-        self,
-        name: str,
-        options: tuple[str, ...] | list[str],
-        *,
-        default: str | None = None,
-        reason: str = "bad_field",
-    ) -> str:
-        value = self._get(name, default is None)
-        if value is None:
-            assert default is not None
-            return default
-        if not isinstance(value, str) or value not in options:
-            raise bad(self._name(name), f"must be one of {', '.join(options)}", reason)
-        return value
 
-    def strings(self, name: str, *, max_items: int = 50, max_len: int = 64) -> tuple[str, ...]:
-        value = self._get(name, False)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or len(value) > max_items:
-            raise bad(self._name(name), f"must be a list of at most {max_items} strings")
-        out = []
-        for i, entry in enumerate(value):
-            if not isinstance(entry, str) or not entry.strip() or len(entry) > max_len:
-                raise bad(f"{self._name(name)}[{i}]", f"must be a string of 1-{max_len} chars")
-            out.append(entry.strip())
-        return tuple(out)
+def _extra_at(t: mi.Type, steps: list[str | int]) -> dict[str, Any]:
+    """The ``Meta(extra=...)`` of the field at ``steps``."""
+    leaf = _type_at(t, steps[:-1]) if steps else None
+    if not isinstance(leaf, mi.StructType) or not isinstance(steps[-1], str):
+        return {}
+    extra: dict[str, Any] = {}
+    for f in leaf.fields:
+        if f.encode_name == steps[-1]:
+            for member in _metadata(f.type):
+                extra |= member.extra or {}
+    return extra
 
-    def objects(self, name: str, *, min_items: int = 1, max_items: int = 50) -> list[Body]:
-        value = self._get(name, True)
-        if not isinstance(value, list) or not min_items <= len(value) <= max_items:
-            raise bad(self._name(name), f"must be a list of {min_items}-{max_items} objects")
-        out = []
-        for i, entry in enumerate(value):
-            if not isinstance(entry, dict):
-                raise bad(f"{self._name(name)}[{i}]", "must be an object")
-            out.append(Body(entry, f"{self._name(name)}[{i}]."))
-        return out
 
-    def moment(self, name: str, *, required: bool = True) -> int | None:
-        """A date or date-time: "2026-12-01" (end of that day, China time),
-        "2026-12-01T18:00" (China time) or with an offset; or unix ms."""
-        value = self._get(name, required)
-        if value is None:
-            return None
-        return parse_moment(value, self._name(name))
-
-    def finish(self) -> None:
-        extra = sorted(set(self.value) - self.seen)
-        if extra:
-            raise bad(self._name(extra[0]), "is not a known field", "unknown_field")
+def _metadata(t: mi.Type) -> list[mi.Metadata]:
+    if isinstance(t, mi.Metadata):
+        return [t, *_metadata(t.type)]
+    if isinstance(t, mi.UnionType):
+        return [m for member in t.types for m in _metadata(member)]
+    return []
 
 
 def parse_moment(value: Any, field: str) -> int:
+    """A date or date-time: "2026-12-01" (end of that day, China time),
+    "2026-12-01T18:00" (China time) or with an offset; or unix ms."""
     if type(value) is int:
-        if not 0 < value < 2**53:
+        if not 0 < value <= MAX_MS:
             raise bad(field, "out of range")
         return value
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > MAX_MOMENT_TEXT:
         raise bad(field, "must be a date like 2026-12-01 or a date-time")
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(23, 59, 59), CHINA)
+            moment = datetime.combine(day, time(23, 59, 59), CHINA_TZ)
         else:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=CHINA)
+                moment = moment.replace(tzinfo=CHINA_TZ)
     except ValueError:
         raise bad(field, "must be a date like 2026-12-01 or a date-time") from None
     return int(moment.timestamp() * 1000)
@@ -217,4 +284,4 @@ def iso(ms: int | None) -> str | None:
     """Unix ms as an ISO date-time in China time (what people read)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, CHINA).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ms / 1000, CHINA_TZ).isoformat(timespec="seconds")

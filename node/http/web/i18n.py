@@ -14,7 +14,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from node.http.api.validate import CHINA
+from protocol.rules import CHINA_TZ
 
 DEFAULT = "zh-CN"
 LANGS = ("zh-CN", "en")
@@ -566,7 +566,7 @@ class I18n:
         """A moment in China time, as offices write it."""
         if ms is None:
             return self("common.dash")
-        moment = datetime.fromtimestamp(ms / 1000, CHINA)
+        moment = datetime.fromtimestamp(ms / 1000, CHINA_TZ)
         if self.lang == "en":
             return moment.strftime("%Y-%m-%d %H:%M")
         return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
@@ -574,7 +574,7 @@ class I18n:
     def day(self, ms: int | None) -> str:
         if ms is None:
             return self("common.dash")
-        moment = datetime.fromtimestamp(ms / 1000, CHINA)
+        moment = datetime.fromtimestamp(ms / 1000, CHINA_TZ)
         if self.lang == "en":
             return moment.strftime("%Y-%m-%d")
         return f"{moment.year}年{moment.month}月{moment.day}日"

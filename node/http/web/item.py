@@ -24,6 +24,7 @@ from hierarchy.errors import HierarchyError
 from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
 from node.context import NodeContext
+from node.http.api import bodies
 from node.http.api.items import (
     REPORTS,
     action_fields,
@@ -32,7 +33,7 @@ from node.http.api.items import (
     sources_of,
     verified_history,
 )
-from node.http.api.validate import Body
+from node.http.api.validate import decode
 from node.http.errors import ApiError
 from node.http.web import csrf
 from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
@@ -291,10 +292,8 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
         if action in REPORTS:
             await wf.permitted(user, item, REPORTS[action])
             files = _files(ctx, form)
-        body = Body(dict(values))
         digests = tuple(f.digest for f in files)
-        step, kind, fields = await action_fields(action, body, digests, wf, item, ctx)
-        body.finish()
+        step, kind, fields = await action_fields(action, values, digests, wf, item, ctx)
         await wf.act(user, item, step, kind, files=files, **fields)
     except ApiError as exc:
         if exc.status in (401, 404) or exc.status >= 500:
@@ -385,10 +384,8 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
     try:
         form = await form_of(request)
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
-        body = Body(assign_body(form))
-        fields = assignment_fields(body, ctx)
-        body.finish()
-        event, _ = await workflow(request).assign(user, fields)
+        body = decode(assign_body(form), bodies.Assignment)
+        event, _ = await workflow(request).assign(user, assignment_fields(body, ctx))
     except ApiError as exc:
         if exc.status in (401,) or exc.status >= 500:
             raise
