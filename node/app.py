@@ -31,8 +31,10 @@ from node.storage import keyfile
 from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
 from node.sync.catchup.tuning import Streaming
-from node.sync.client import LINK_TASK, SyncClient
+from node.sync.client import LINK_TASK, SyncClient, SyncFailure
+from node.sync.client import logger as sync_client_logger
 from node.workflow.actions import Workflow
+from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,29 @@ async def current_rows(request: web.Request, handler: Handler) -> web.StreamResp
         if ctx is not None:
             await ctx.store.rows_current()
     return await handler(request)
+
+
+def sync_client(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    streaming: Streaming = contextlib.nullcontext,
+    *,
+    kind: type[SyncClient] = SyncClient,
+) -> SyncClient:
+    """The link of an opened node to its parent (``ctx.parent`` must be set); ``kind``
+    a subclass (tests cut the link)."""
+    assert ctx.parent is not None, "the root has no parent to sync with"
+    watch = ctx.watch(
+        LINK_TASK, sync_client_logger,
+        initial=float(ctx.config["sync.retry_initial_seconds"]),
+        cap=float(ctx.config["sync.retry_max_seconds"]),
+        expected=(SyncFailure, ProtocolError),
+    )
+    return kind(
+        me=ctx.me, parent=ctx.parent, parent_url=ctx.parent_url, key=ctx.key, clock=ctx.clock,
+        config=ctx.config, events=ctx.store, outbox=ctx.outbox, ingestor=ctx.ingestor,
+        stopping=ctx.stopping, watch=watch, session=session, streaming=streaming,
+    )
 
 
 def provide(app: web.Application, ctx: NodeContext) -> None:
@@ -147,7 +172,7 @@ def create_app(
                 logger.warning("node.parent_url is not set: this node cannot sync")
             else:
                 session = aiohttp.ClientSession()
-                client = SyncClient(ctx, session, streaming=streaming)
+                client = sync_client(ctx, session, streaming)
                 app[CLIENT] = client
                 task = asyncio.create_task(client.run(), name=f"sync {ctx.me}")
         logger.info("node %s (%s) ready", ctx.me, ctx.certificate.name)
