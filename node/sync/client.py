@@ -287,7 +287,14 @@ class SyncClient:
                     raise SyncFailure("bad reply: no events")
                 needed = asyncio.Event()
                 decoding = asyncio.ensure_future(self.ingestor.decode(events, needed=needed))
-                await out.put((page, decoding, needed))
+                try:
+                    await out.put((page, decoding, needed))
+                except asyncio.CancelledError:
+                    # Stopped while the queue was full: this page's decoding is no
+                    # one's to stop but ours.
+                    decoding.cancel()
+                    await asyncio.gather(decoding, return_exceptions=True)
+                    raise
                 if not events:
                     return
         except (SyncFailure, ProtocolError, KeyError, TypeError, ValueError) as exc:
