@@ -32,6 +32,7 @@ from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
 from node.sync.client import LINK_TASK, SyncClient
 from node.workflow.actions import Workflow
+from node.workflow.attachments import Quotas
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,14 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
     app[services.ACTIVITY] = ctx.activity
     app[services.BACKGROUND] = ctx.background
     app[services.STOPPING] = ctx.stopping
-    app[services.WORKFLOW] = Workflow(ctx)
+    app[services.WORKFLOW] = Workflow(
+        db=ctx.db,
+        events=ctx.store,
+        tree=ctx.tree,
+        accounts=ctx.accounts,
+        clock=ctx.clock,
+        quotas=Quotas.from_config(ctx.config),
+    )
 
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
