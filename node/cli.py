@@ -99,7 +99,8 @@ async def cmd_invite(args: argparse.Namespace) -> int:
         if from_seq is None:
             from_seq = await next_from_seq(ctx, args.child)
         code = await issue_code(
-            ctx, child=args.child, name=args.name, level=args.level, from_seq=from_seq
+            ctx.db, ctx.me, ctx.clock, ctx.config,
+            child=args.child, name=args.name, level=args.level, from_seq=from_seq,
         )
         url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
     print(code)

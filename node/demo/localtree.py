@@ -114,7 +114,10 @@ async def build(
             )
         else:
             up = tree.nodes[parent]
-            code = await issue_code(up.ctx, child=node_id, name=name, level=level)
+            code = await issue_code(
+                up.ctx.db, up.ctx.me, up.ctx.clock, up.ctx.config,
+                child=node_id, name=name, level=level,
+            )
             config = await join_parent(
                 data, parent_url=up.url, code=code,
                 root=str(up.config["node.root_fingerprint"]), clock=clock, extra=settings,
