@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -30,9 +30,12 @@ from node.queries import keeper
 from node.storage import keyfile
 from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
-from node.sync.client import LINK_TASK, SyncClient
+from node.sync.catchup.tuning import Streaming
+from node.sync.client import LINK_TASK, SyncClient, SyncFailure
+from node.sync.client import logger as sync_client_logger
 from node.workflow.actions import Workflow
 from node.workflow.attachments import Quotas
+from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,29 @@ async def current_rows(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
+def sync_client(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    streaming: Streaming = contextlib.nullcontext,
+    *,
+    kind: type[SyncClient] = SyncClient,
+) -> SyncClient:
+    """The link of an opened node to its parent (``ctx.parent`` must be set); ``kind``
+    a subclass (tests cut the link)."""
+    assert ctx.parent is not None, "the root has no parent to sync with"
+    watch = ctx.watch(
+        LINK_TASK, sync_client_logger,
+        initial=float(ctx.config["sync.retry_initial_seconds"]),
+        cap=float(ctx.config["sync.retry_max_seconds"]),
+        expected=(SyncFailure, ProtocolError),
+    )
+    return kind(
+        me=ctx.me, parent=ctx.parent, parent_url=ctx.parent_url, key=ctx.key, clock=ctx.clock,
+        config=ctx.config, events=ctx.store, outbox=ctx.outbox, ingestor=ctx.ingestor,
+        stopping=ctx.stopping, watch=watch, session=session, streaming=streaming,
+    )
+
+
 def provide(app: web.Application, ctx: NodeContext) -> None:
     """Each service of the opened node under its key (node/http/services.py)."""
     app[services.CONFIG] = ctx.config
@@ -113,8 +139,18 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
     )
 
 
-def create_app(config: Config, clock: Clock | None = None) -> web.Application:
-    """Everything a node serves; long-lived work starts and stops with the app."""
+def create_app(
+    config: Config,
+    clock: Clock | None = None,
+    *,
+    streaming: Streaming = contextlib.nullcontext,
+) -> web.Application:
+    """Everything a node serves; long-lived work starts and stops with the app.
+
+    ``streaming``: what the sync client holds while a catch-up's pages stream in,
+    handed down by the owner of the process (``ProcessTuning.streaming``,
+    node/sync/catchup/tuning.py); by default nothing: a node never changes the
+    settings of a process it shares."""
     clock = clock or SystemClock()
     max_body = int(config["sync.batch_bytes"]) * 2 + 1024 * 1024
     app = web.Application(client_max_size=max_body, middlewares=[error_middleware, current_rows])
@@ -131,11 +167,6 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx = await open_node(config, clock)
         app[sync_server.CTX] = ctx
-        # What start-up built (modules, tables, the trust store) lives as long as the
-        # node: keep it out of the collector's full passes, each of which would
-        # otherwise walk it all again (~65 ms of a catch-up; docs/performance.md).
-        gc.collect()
-        gc.freeze()
         provide(app, ctx)
         task = None
         session = None
@@ -149,7 +180,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
                 logger.warning("node.parent_url is not set: this node cannot sync")
             else:
                 session = aiohttp.ClientSession()
-                client = SyncClient(ctx, session)
+                client = sync_client(ctx, session, streaming)
                 app[CLIENT] = client
                 task = asyncio.create_task(client.run(), name=f"sync {ctx.me}")
         logger.info("node %s (%s) ready", ctx.me, ctx.certificate.name)

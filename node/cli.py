@@ -267,12 +267,18 @@ async def cmd_tree_import(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from node.sync.catchup.tuning import ProcessTuning
+
     config = cfg.load(_data(args))
     listen = args.listen or str(config["server.listen"])
     host, _, port = listen.rpartition(":")
-    app = create_app(config)
+    # This process is the node's alone: it takes the catch-up's settings
+    # (node/sync/catchup/tuning.py), applied once the node is open.
+    tuning = ProcessTuning()
+    app = create_app(config, streaming=tuning.streaming)
     runner = TimedRunner(app, ConnectionTimeouts.from_config(config), handle_signals=False)
     await runner.setup()
+    tuning.apply()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     await site.start()
     print(f"node {config['node.id']} serving on http://{listen}  (Ctrl-C stops)", flush=True)
@@ -283,6 +289,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     await stop.wait()
     print("stopping…", flush=True)
     await runner.cleanup()
+    tuning.restore()
     return 0
 
 
