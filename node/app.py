@@ -34,6 +34,7 @@ from node.sync.catchup.tuning import Streaming
 from node.sync.client import LINK_TASK, SyncClient, SyncFailure
 from node.sync.client import logger as sync_client_logger
 from node.workflow.actions import Workflow
+from node.workflow.attachments import Quotas
 from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,14 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
     app[services.ACTIVITY] = ctx.activity
     app[services.BACKGROUND] = ctx.background
     app[services.STOPPING] = ctx.stopping
-    app[services.WORKFLOW] = Workflow(ctx)
+    app[services.WORKFLOW] = Workflow(
+        db=ctx.db,
+        events=ctx.store,
+        tree=ctx.tree,
+        accounts=ctx.accounts,
+        clock=ctx.clock,
+        quotas=Quotas.from_config(ctx.config),
+    )
 
 
 def create_app(

@@ -29,14 +29,16 @@ from hierarchy.errors import HierarchyError
 from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
 from hierarchy.tree import Tree
-from node.context import NodeContext
+from node.clock import Clock
 from node.errors import Conflict, Invalid, NodeError, NotFound, invalid, refused
 from node.items.projection import load_state
 from node.storage import schema as t
-from node.storage.accounts import User
-from node.storage.events import Appended, Draft, States
+from node.storage.accounts import Accounts, User
+from node.storage.db import Database
+from node.storage.events import Appended, Draft, EventLog, States
+from node.sync.routing import KnownTree
 from node.workflow import attachments
-from node.workflow.attachments import NewFile
+from node.workflow.attachments import NewFile, Quotas
 from node.workflow.drafts import act, assign
 from protocol import rules
 from protocol.errors import ProtocolError
@@ -46,8 +48,9 @@ from protocol.fold import ItemState, can_apply
 logger = logging.getLogger(__name__)
 
 
-def actor_of(ctx: NodeContext, user: User) -> Actor:
-    return Actor(node=ctx.me, role=user.role, unit=user.unit, person=user.name)
+def actor_of(me: str, user: User) -> Actor:
+    """``user`` of node ``me`` as ``hierarchy.permissions`` sees them."""
+    return Actor(node=me, role=user.role, unit=user.unit, person=user.name)
 
 
 def scope_of(state: ItemState) -> ItemScope:
@@ -69,18 +72,41 @@ def permit(tree: Tree, actor: Actor, action: Action, scope: ItemScope) -> None:
 
 
 class Workflow:
-    """Checks and signs the actions of the people of one node."""
+    """Checks and signs the actions of the people of one node.
 
-    def __init__(self, ctx: NodeContext) -> None:
-        self.ctx = ctx
+    It reads the items' rows and states from ``db``, signs and stores through the
+    event log ``events``, checks permissions on the tree its certificates draw
+    (``tree``, whose ``me`` is this node), reads the node's units from ``accounts``,
+    dates deadlines by ``clock`` and keeps new files within ``quotas``."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        events: EventLog,
+        tree: KnownTree,
+        accounts: Accounts,
+        clock: Clock,
+        quotas: Quotas,
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.known = tree
+        self.accounts = accounts
+        self.clock = clock
+        self.quotas = quotas
+
+    @property
+    def me(self) -> str:
+        return self.known.me
 
     @property
     def tree(self) -> Tree:
-        """The tree this node knows, from its certificates (``NodeContext.tree``)."""
-        return self.ctx.tree.tree
+        """The tree this node knows, from its certificates."""
+        return self.known.tree
 
     async def state(self, item: str) -> ItemState:
-        async with self.ctx.db.read() as conn:
+        async with self.db.read() as conn:
             state = await load_state(conn, item)
         if state is None:
             raise NotFound("unknown_item", f"no item {item!r} is held here")
@@ -88,7 +114,7 @@ class Workflow:
 
     async def readable(self, user: User, item: str) -> ItemState:
         state = await self.state(item)
-        permit(self.tree, actor_of(self.ctx, user), Action.READ, scope_of(state))
+        permit(self.tree, actor_of(self.me, user), Action.READ, scope_of(state))
         return state
 
     # ------------------------------------------------------------- signing
@@ -121,10 +147,10 @@ class Workflow:
                 await self._check_parents(conn, events)
             if files:
                 assert user is not None, "files are stored for the person who sent them"
-                await attachments.store(conn, self.ctx.config, user, files, events[0].at)
+                await attachments.store(conn, self.quotas, user, files, events[0].at)
 
         try:
-            return await self.ctx.store.append_own(drafts, precheck=precheck)
+            return await self.events.append_own(drafts, precheck=precheck)
         except ProtocolError as exc:
             field = exc.detail.split(":", 1)[0] if exc.detail else None
             raise invalid(exc, field) from None
@@ -144,8 +170,8 @@ class Workflow:
     def resolve_assignee(self, assignee: str, units: dict[str, str]) -> tuple[str, str | None]:
         """(node, unit): a unit code of this node, or a node id."""
         if assignee in units:
-            return self.ctx.me, assignee
-        if assignee == self.ctx.me:
+            return self.me, assignee
+        if assignee == self.me:
             raise Invalid("bad_field", "assignee: name one of this node's units", "assignee")
         if assignee not in self.tree:
             raise Invalid(
@@ -157,19 +183,19 @@ class Workflow:
 
     async def assign(self, user: User, fields: dict[str, Any]) -> tuple[Assigned, bool]:
         """Create one item. Returns the event and whether the holiday table was missing."""
-        units = await self.ctx.accounts.units()
+        units = await self.accounts.units()
         node, unit = self.resolve_assignee(fields["assignee"], units)
         for key in ("lead_unit",):
-            if fields.get(key) and node == self.ctx.me and fields[key] not in units:
+            if fields.get(key) and node == self.me and fields[key] not in units:
                 raise Invalid("unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
         permit(
             self.tree,
-            actor_of(self.ctx, user),
+            actor_of(self.me, user),
             Action.ASSIGN,
-            ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
+            ItemScope(assigner=self.me, assignee=node, assignee_unit=unit),
         )
         draft = assign(
-            me=self.ctx.me,
+            me=self.me,
             assignee=node,
             assignee_unit=unit,
             title=fields["title"],
@@ -191,7 +217,7 @@ class Workflow:
     def _estimated(self, fields: dict[str, Any]) -> bool:
         try:
             return rules.compute_deadlines(
-                assigned_at=self.ctx.clock.now_ms(),
+                assigned_at=self.clock.now_ms(),
                 item_class=fields["class"],
                 calendar=fields["calendar"],
                 explicit_resolve=fields.get("deadline"),
@@ -205,14 +231,14 @@ class Workflow:
         or signing anything. Read from the item's row, not folded again, while the
         rows hold every event received (else folded); :meth:`act` checks it again on
         the state it folds to write."""
-        scope = await self._row_scope(item) if self.ctx.store.rows_are_current() else None
+        scope = await self._row_scope(item) if self.events.rows_are_current() else None
         if scope is None:
             scope = scope_of(await self.state(item))
-        permit(self.tree, actor_of(self.ctx, user), action, scope)
+        permit(self.tree, actor_of(self.me, user), action, scope)
         return scope.assigner, scope.assignee
 
     async def _row_scope(self, item: str) -> ItemScope | None:
-        async with self.ctx.db.read() as conn:
+        async with self.db.read() as conn:
             row = (
                 await conn.execute(
                     select(
@@ -247,9 +273,9 @@ class Workflow:
         fields cite) are stored only if the event is, in its transaction. Returns the
         event and the item's state after it (the item folded once)."""
         assigner, assignee = await self.permitted(user, item, action)
-        to = assignee if self.ctx.me == assigner else assigner
-        draft = act(kind, me=self.ctx.me, item=item, to=to, **fields)
-        actor = actor_of(self.ctx, user)
+        to = assignee if self.me == assigner else assigner
+        draft = act(kind, me=self.me, item=item, to=to, **fields)
+        actor = actor_of(self.me, user)
 
         def gate(state: ItemState) -> None:
             permit(self.tree, actor, action, scope_of(state))
@@ -260,11 +286,11 @@ class Workflow:
 
     async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:
         parent = await self.state(item)
-        actor = actor_of(self.ctx, user)
+        actor = actor_of(self.me, user)
         permit(self.tree, actor, Action.DECOMPOSE, scope_of(parent))
-        units = await self.ctx.accounts.units()
+        units = await self.accounts.units()
         drafts = []
-        now = self.ctx.clock.now_ms()
+        now = self.clock.now_ms()
         for i, part in enumerate(parts):
             node, unit = self.resolve_assignee(part["assignee"], units)
             try:
@@ -272,7 +298,7 @@ class Workflow:
                     self.tree,
                     actor,
                     Action.ASSIGN,
-                    ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
+                    ItemScope(assigner=self.me, assignee=node, assignee_unit=unit),
                 )
             except NodeError as exc:
                 exc.field = f"parts[{i}].assignee"
@@ -285,7 +311,7 @@ class Workflow:
                     item_class = "general"
             drafts.append(
                 assign(
-                    me=self.ctx.me,
+                    me=self.me,
                     assignee=node,
                     assignee_unit=unit,
                     title=part["title"],
@@ -304,7 +330,7 @@ class Workflow:
         return [e for e, _ in events if isinstance(e, Assigned)]
 
     async def sub_items(self, item: str) -> list[dict[str, Any]]:
-        async with self.ctx.db.read() as conn:
+        async with self.db.read() as conn:
             rows = await conn.execute(
                 select(
                     t.items.c.item_id,
@@ -320,7 +346,7 @@ class Workflow:
                 .where(t.items.c.parent_item == item)
                 .order_by(t.items.c.item_id)
             )
-            now = self.ctx.clock.now_ms()
+            now = self.clock.now_ms()
             return [
                 {
                     "id": r.item_id,

@@ -54,8 +54,24 @@ class NewFile:
         object.__setattr__(self, "digest", hashlib.sha256(self.data).digest())
 
 
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """The bytes a person's uploads may take (``api.attachment_quota_user_bytes``) and
+    all of this node's files (``api.attachment_quota_node_bytes``)."""
+
+    user_bytes: int
+    node_bytes: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> Quotas:
+        return cls(
+            user_bytes=int(config["api.attachment_quota_user_bytes"]),
+            node_bytes=int(config["api.attachment_quota_node_bytes"]),
+        )
+
+
 async def store(
-    conn: AsyncConnection, config: Config, user: User, files: Sequence[NewFile], now: int
+    conn: AsyncConnection, quotas: Quotas, user: User, files: Sequence[NewFile], now: int
 ) -> None:
     """Keep ``files`` in the caller's write transaction, or refuse them all (TooLarge)."""
     digest = t.attachments.c.digest
@@ -70,7 +86,7 @@ async def store(
     if not new:
         return
     adding = sum(len(f.data) for f in new.values())
-    await _check_quotas(conn, config, user, adding)
+    await _check_quotas(conn, quotas, user, adding)
     await conn.execute(
         t.attachments.insert(),
         [
@@ -88,7 +104,7 @@ async def store(
     )
 
 
-async def _check_quotas(conn: AsyncConnection, config: Config, user: User, adding: int) -> None:
+async def _check_quotas(conn: AsyncConnection, quotas: Quotas, user: User, adding: int) -> None:
     size = t.attachments.c.size
     mine = int(
         await conn.scalar(
@@ -98,7 +114,7 @@ async def _check_quotas(conn: AsyncConnection, config: Config, user: User, addin
         )
         or 0
     )
-    limit = int(config["api.attachment_quota_user_bytes"])
+    limit = quotas.user_bytes
     if mine + adding > limit:
         raise TooLarge(
             "quota_exceeded",
@@ -107,7 +123,7 @@ async def _check_quotas(conn: AsyncConnection, config: Config, user: User, addin
             "attachments",
         )
     held = int(await conn.scalar(select(func.coalesce(func.sum(size), 0))) or 0)
-    limit = int(config["api.attachment_quota_node_bytes"])
+    limit = quotas.node_bytes
     if held + adding > limit:
         raise TooLarge(
             "node_quota_exceeded",

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
+from node.background import Backoff, Watch
 from node.clock import iso
 from node.context import stop_task
 from node.errors import bad
@@ -30,8 +31,17 @@ from node.http.api.auth import current_user
 from node.http.api.bodies import ITEM_ID, SMALL_JSON_BYTES, Contact, ref
 from node.http.api.items import item_id_of
 from node.http.api.validate import read_body
-from node.http.services import WORKFLOW
-from node.http.sync import CTX
+from node.http.services import (
+    ACCOUNTS,
+    BACKGROUND,
+    CLOCK,
+    CONFIG,
+    DB,
+    EVENTS,
+    STOPPING,
+    TREE,
+    WORKFLOW,
+)
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import NO_MILESTONE, Settings
 from node.reminders.scheduler import CHANNELS, Reminders
@@ -48,9 +58,8 @@ async def item_messages(request: web.Request) -> web.Response:
     user = await current_user(request)
     item = item_id_of(request)
     await request.app[WORKFLOW].readable(user, item)
-    ctx = request.app[CTX]
     r, m = t.reminders, t.reminder_messages
-    async with ctx.db.read() as conn:
+    async with request.app[DB].read() as conn:
         reminders = (
             await conn.execute(select(r).where(r.c.item_id == item).order_by(r.c.at, r.c.id))
         ).all()
@@ -106,7 +115,6 @@ async def item_messages(request: web.Request) -> web.Response:
 
 async def notification_status(request: web.Request) -> web.Response:
     await current_user(request)
-    ctx = request.app[CTX]
     service = request.app.get(REMINDERS)
     m, r = t.reminder_messages, t.reminders
     channels: dict[str, dict[str, Any]] = {
@@ -122,7 +130,7 @@ async def notification_status(request: web.Request) -> web.Response:
         }
         for name in CHANNELS
     }
-    async with ctx.db.read() as conn:
+    async with request.app[DB].read() as conn:
         tried = m.c.attempts > 0
         counts = await conn.execute(
             select(m.c.channel, m.c.status, tried, func.count(), func.min(m.c.created_at))
@@ -169,10 +177,11 @@ async def notification_status(request: web.Request) -> web.Response:
 
 async def set_contact(request: web.Request) -> web.Response:
     user = await current_user(request)
-    ctx = request.app[CTX]
     body = await read_body(request, Contact, max_bytes=SMALL_JSON_BYTES)
     try:
-        updated = await ctx.accounts.set_contact(user.name, phone=body.phone, email=body.email)
+        updated = await request.app[ACCOUNTS].set_contact(
+            user.name, phone=body.phone, email=body.email
+        )
     except AccountError as exc:
         field = "email" if exc.reason == "bad_email" else "phone"
         raise bad(field, exc.detail) from None
@@ -193,29 +202,35 @@ def add_routes(app: web.Application) -> None:
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """An ``app.cleanup_ctx`` entry: the reminder scheduler, while the app runs."""
-    ctx = app[CTX]
-    settings = Settings.from_config(ctx.config)
+    config, clock, me = app[CONFIG], app[CLOCK], app[TREE].me
+    stopping = app[STOPPING]
+    settings = Settings.from_config(config)
     session = aiohttp.ClientSession()
     task = None
     try:
         service = Reminders(
-            me=ctx.me, db=ctx.db, clock=ctx.clock, rows_current=ctx.store.rows_current,
-            notifiers=build_notifiers(ctx.config, session), settings=settings,
+            me=me, db=app[DB], clock=clock, rows_current=app[EVENTS].rows_current,
+            notifiers=build_notifiers(config, session), settings=settings,
         )
         app[REMINDERS] = service
         if settings.enabled:
             tick = settings.tick_ms / 1000
-            watch = ctx.watch(
-                "reminders", logger,
-                cap=min(tick, float(ctx.config["background.retry_max_seconds"])),
+            backoff = Backoff(
+                float(config["background.retry_initial_seconds"]),
+                min(tick, float(config["background.retry_max_seconds"])),
             )
-            task = asyncio.create_task(
-                service.run(watch, ctx.stopping), name=f"reminders {ctx.me}"
+            watch = app[BACKGROUND].add(
+                Watch(
+                    "reminders", clock=clock, log=logger, backoff=backoff,
+                    summary_seconds=float(config["background.summary_seconds"]),
+                    label=f"{me} reminders",
+                )
             )
+            task = asyncio.create_task(service.run(watch, stopping), name=f"reminders {me}")
             logger.info("reminders on: channels %s", ", ".join(service.notifiers) or "none")
         yield
     finally:
-        ctx.stopping.set()
+        stopping.set()
         await stop_task(task)
         await session.close()
 

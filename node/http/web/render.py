@@ -23,7 +23,7 @@ from node.context import NodeContext
 from node.errors import KINDS, Forbidden, NodeError, TooLarge, Unauthenticated
 from node.http.api.auth import current_user
 from node.http.errors import refusal, seconds, status_of, storage_full_error
-from node.http.services import WORKFLOW
+from node.http.services import CLOCK, TREE, WORKFLOW
 from node.http.sync import CTX
 from node.http.web import csrf, i18n
 from node.storage.accounts import User
@@ -49,6 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def ctx_of(request: web.Request) -> NodeContext:
+    """The node context, for the pages that still read it (ledger, board, tree): goes
+    when they take each service from its key (node/http/services.py)."""
     return request.app[CTX]
 
 
@@ -184,7 +186,8 @@ async def render(
     """A page in the chosen language with the shared frame's values."""
     lang, remember = i18n.choose(request)
     t = i18n.I18n(lang)
-    ctx = ctx_of(request)
+    tree = request.app[TREE]
+    certificate = tree.trust.current(tree.me)
     user = context.pop("user", None)
     if user is None:
         try:
@@ -197,10 +200,10 @@ async def render(
         "user": user,
         "csrf_field": csrf.FIELD,
         "csrf_token": csrf.token_for(request),
-        "node_id": ctx.me,
-        "node_name": ctx.certificate.name,
-        "node_level": ctx.certificate.level,
-        "now": ctx.clock.now_ms(),
+        "node_id": tree.me,
+        "node_name": certificate.name,
+        "node_level": certificate.level,
+        "now": request.app[CLOCK].now_ms(),
         "nav": context.pop("nav", ""),
         "lang_url": lang_switch_url(request, lang),
         "css_url": request.app[STATIC_URL]["css"],
