@@ -27,6 +27,9 @@ from node.http.api import reports as reports_api
 from node.http.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
 from node.items import materialiser
 from node.queries import keeper
+from node.queries.assemble import Reports, score_rules
+from node.queries.figures import Figures
+from node.queries.ledger import Ledger, boards_of
 from node.storage import keyfile
 from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
@@ -103,6 +106,30 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
     app[services.BACKGROUND] = ctx.background
     app[services.STOPPING] = ctx.stopping
     app[services.WORKFLOW] = Workflow(ctx)
+    boards = boards_of(ctx.config)
+    app[services.LEDGER] = Ledger(ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards)
+    # Unusable [scores] settings refuse the start here, naming the setting.
+    app[services.REPORTS] = Reports(
+        ctx.db, ctx.clock, ctx.tree, ctx.accounts, score_rules(ctx.config), boards
+    )
+    app[services.FIGURES] = Figures(ctx.db, ctx.clock, ctx.tree)
+
+
+async def tally_keeper(app: web.Application) -> AsyncIterator[None]:
+    """An ``app.cleanup_ctx`` entry: the page tallies' keeper (node/queries/keeper.py)
+    while the app runs; it stops with the app, or when the node stops."""
+    ctx = app[sync_server.CTX]
+    tallies = keeper.TallyKeeper(ctx.db, ctx.clock, ctx.activity)
+    watch = ctx.watch(keeper.WATCH_NAME, keeper.logger)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        tallies.run(watch, stopping, ctx.stopping), name=f"tally keeper {ctx.me}"
+    )
+    try:
+        yield
+    finally:
+        stopping.set()
+        await stop_task(task, grace=10.0)
 
 
 def create_app(config: Config, clock: Clock | None = None) -> web.Application:
@@ -170,7 +197,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     app.cleanup_ctx.append(data_dir_lock)
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(reminders_http.scheduler_ctx)
-    app.cleanup_ctx.append(keeper.keeper_ctx(sync_server.CTX))
+    app.cleanup_ctx.append(tally_keeper)
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
     enroll_http.add_routes(app)

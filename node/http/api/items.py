@@ -21,7 +21,7 @@ from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
-from node.http.services import WORKFLOW
+from node.http.services import LEDGER, WORKFLOW
 from node.http.sync import CTX
 from node.queries import ledger
 from node.storage import schema as t
@@ -89,7 +89,7 @@ def _max_body(ctx: NodeContext) -> int:
 def assignment_fields(body: bodies.Assignment, ctx: NodeContext) -> dict[str, Any]:
     """The fields of ``Workflow.assign`` from an assignment body, with this node's rules:
     its boards and sources, its default calendar, a deadline in the future."""
-    boards, sources = ledger.boards_of(ctx), sources_of(ctx)
+    boards, sources = ledger.boards_of(ctx.config), sources_of(ctx)
     if body.board not in boards:
         raise bad("board", f"must be one of {', '.join(boards)}", "unknown_board")
     if body.source not in sources:
@@ -151,9 +151,7 @@ def _deadlines(deploy: int, feedback: int, resolve: int) -> dict[str, Any]:
 
 async def list_items(request: web.Request) -> web.Response:
     await current_user(request)
-    ctx = _ctx(request)
-    tree = _wf(request).tree
-    answer = await ledger.list_items(ctx, request.query, ledger.boards_of(ctx), tree.__contains__)
+    answer = await request.app[LEDGER].list_items(request.query)
     return web.json_response(answer)
 
 
@@ -181,7 +179,7 @@ async def get_item(request: web.Request) -> web.Response:
             "done": done,
             "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else None,
         },
-        "nodes": await ledger.freshness(ctx, {state.assignee, state.assigner}),
+        "nodes": await request.app[LEDGER].freshness({state.assignee, state.assigner}),
     }
     return web.json_response(body)
 

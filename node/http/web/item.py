@@ -36,9 +36,9 @@ from node.http.api.items import (
 )
 from node.http.api.validate import decode
 from node.http.errors import status_of
+from node.http.services import LEDGER
 from node.http.web import csrf
 from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
-from node.queries import ledger
 from node.storage import schema as t
 from node.storage.accounts import User
 from node.workflow.actions import actor_of, scope_of
@@ -187,7 +187,7 @@ async def _item_page(
         digests.update(entry["fields"].get("attachments") or ())
     subs = await wf.sub_items(item)
     done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
-    fresh = await ledger.freshness(ctx, {state.assignee, state.assigner})
+    fresh = await request.app[LEDGER].freshness({state.assignee, state.assigner})
     other = state.assignee if state.assignee != ctx.me else state.assigner
     mirror = fresh.get(other, {}) if other != ctx.me else {}
     actions = allowed_actions(ctx, tree, user, state)
@@ -333,7 +333,7 @@ async def _new_page(
         may_assign=role_allows(user.role, Action.ASSIGN),
         units=await ctx.accounts.units(),
         below=below,
-        boards=ledger.boards_of(ctx),
+        boards=request.app[LEDGER].boards,
         sources=sources_of(ctx),
         classes=CLASSES,
         calendars=("natural", "working"),
