@@ -1,8 +1,8 @@
 """Alternate catch-up runs of several source trees and print each one's medians.
 
-On a shared machine the host's phase moves a catch-up's wall time by 1.5-2x
-from minute to minute, so two versions are compared by running them in turn,
-round after round, and comparing medians (docs/performance.md). Each tree is a
+On a shared machine the host's phase moves a catch-up's wall time a good deal
+from minute to minute (docs/performance.md), so two versions are compared by
+running them in turn, round after round, and comparing medians. Each tree is a
 checkout of this repository (``git worktree add /tmp/wt-old REV``); its
 ``bench/catchup.py`` runs with ``PYTHONPATH`` set to it, so the nodes it starts
 run that tree's code. A tree may carry extra arguments for its runs after a

@@ -322,7 +322,7 @@ async def stages(parent_dir: Path, child_dir: Path, n: int) -> str:
     Decoding stays in this process (``sync.decode_processes`` 0) and is timed apart
     from the checks: it is what the decoding worker does in a node."""
     from node.storage.events import PARENT
-    from node.sync.decoding import Decoder
+    from node.sync.catchup.decoder import Decoder
 
     parent = await open_node(cfg.load(parent_dir), SystemClock())
     child = await open_node(cfg.load(child_dir), SystemClock())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -33,6 +33,7 @@ from node.queries.ledger import Ledger, boards_of
 from node.storage import keyfile
 from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
+from node.sync.catchup.tuning import Streaming
 from node.sync.client import LINK_TASK, SyncClient
 from node.workflow.actions import Workflow
 
@@ -132,8 +133,18 @@ async def tally_keeper(app: web.Application) -> AsyncIterator[None]:
         await stop_task(task, grace=10.0)
 
 
-def create_app(config: Config, clock: Clock | None = None) -> web.Application:
-    """Everything a node serves; long-lived work starts and stops with the app."""
+def create_app(
+    config: Config,
+    clock: Clock | None = None,
+    *,
+    streaming: Streaming = contextlib.nullcontext,
+) -> web.Application:
+    """Everything a node serves; long-lived work starts and stops with the app.
+
+    ``streaming``: what the sync client holds while a catch-up's pages stream in,
+    handed down by the owner of the process (``ProcessTuning.streaming``,
+    node/sync/catchup/tuning.py); by default nothing: a node never changes the
+    settings of a process it shares."""
     clock = clock or SystemClock()
     max_body = int(config["sync.batch_bytes"]) * 2 + 1024 * 1024
     app = web.Application(client_max_size=max_body, middlewares=[error_middleware, current_rows])
@@ -150,11 +161,6 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx = await open_node(config, clock)
         app[sync_server.CTX] = ctx
-        # What start-up built (modules, tables, the trust store) lives as long as the
-        # node: keep it out of the collector's full passes, each of which would
-        # otherwise walk it all again (~65 ms of a catch-up; docs/performance.md).
-        gc.collect()
-        gc.freeze()
         provide(app, ctx)
         task = None
         session = None
@@ -168,7 +174,7 @@ def create_app(config: Config, clock: Clock | None = None) -> web.Application:
                 logger.warning("node.parent_url is not set: this node cannot sync")
             else:
                 session = aiohttp.ClientSession()
-                client = SyncClient(ctx, session)
+                client = SyncClient(ctx, session, streaming=streaming)
                 app[CLIENT] = client
                 task = asyncio.create_task(client.run(), name=f"sync {ctx.me}")
         logger.info("node %s (%s) ready", ctx.me, ctx.certificate.name)

@@ -101,7 +101,8 @@ async def cmd_invite(args: argparse.Namespace) -> int:
         if from_seq is None:
             from_seq = await next_from_seq(ctx, args.child)
         code = await issue_code(
-            ctx, child=args.child, name=args.name, level=args.level, from_seq=from_seq
+            ctx.db, ctx.me, ctx.clock, ctx.config,
+            child=args.child, name=args.name, level=args.level, from_seq=from_seq,
         )
         url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
     print(code)
@@ -268,12 +269,18 @@ async def cmd_tree_import(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from node.sync.catchup.tuning import ProcessTuning
+
     config = cfg.load(_data(args))
     listen = args.listen or str(config["server.listen"])
     host, _, port = listen.rpartition(":")
-    app = create_app(config)
+    # This process is the node's alone: it takes the catch-up's settings
+    # (node/sync/catchup/tuning.py), applied once the node is open.
+    tuning = ProcessTuning()
+    app = create_app(config, streaming=tuning.streaming)
     runner = TimedRunner(app, ConnectionTimeouts.from_config(config), handle_signals=False)
     await runner.setup()
+    tuning.apply()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     await site.start()
     print(f"node {config['node.id']} serving on http://{listen}  (Ctrl-C stops)", flush=True)
@@ -284,6 +291,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     await stop.wait()
     print("stopping…", flush=True)
     await runner.cleanup()
+    tuning.restore()
     return 0
 
 

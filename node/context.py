@@ -22,7 +22,7 @@ from node.storage import keyfile
 from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
 from node.storage.events import EventLog
-from node.sync.decoding import Decoder
+from node.sync.catchup.decoder import Decoder
 from node.sync.ingest import Ingestor
 from node.sync.outbox import Outbox
 from node.sync.presence import Presence

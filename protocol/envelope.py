@@ -360,6 +360,11 @@ def _parse_strict(raw: bytes) -> Envelope:
     return env
 
 
+ENVELOPE_PATHS: Final = fastpath.Paths(fast=_parse_fast, strict=_parse_strict)
+""":func:`parse`'s two paths, named for the tests that hold the fast one to the strict
+one (protocol/fastpath.py)."""
+
+
 def _envelope_of(value: codec.Value, raw: bytes) -> Envelope:
     if type(value) is not dict:
         raise ProtocolError(errors.BAD_ENVELOPE, "not a map")
@@ -421,7 +426,7 @@ def verify_signed(
 ) -> list[ProtocolError | None]:
     """:func:`verify_all` of envelopes whose signed messages were worked out already
     (``Envelope.signed_message``, or the error it raised): by
-    ``protocol.transfer.decode_all``, maybe in another process."""
+    ``protocol.decoded.decode_all``, maybe in another process."""
     good: set[tuple[bytes, bytes]] = set()
     out: list[ProtocolError | None] = []
     for env, message in signed:

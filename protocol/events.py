@@ -702,7 +702,7 @@ _TITLE_TYPE: Final[Any] = Annotated[
     str, Meta(min_length=1, max_length=MAX_TITLE, pattern=_without(LINE_CONTROLS))
 ]
 # The fields of an event body itself leave their patterns to :data:`_AFTER`: msgspec
-# calls into Python's ``re`` for each, which was more than half of its decoding
+# calls into Python's ``re`` for each, which cost much of its decoding
 # (docs/performance.md); the checks there accept most values without a match.
 _TITLE_FIELD: Final[Any] = Annotated[str, Meta(min_length=1, max_length=MAX_TITLE)]
 _MS_TYPE: Final[Any] = Annotated[int, Meta(ge=0, le=MAX_MS)]
@@ -909,6 +909,11 @@ def _decode_strict(type_: str, body: bytes) -> Event:
     # Refused: decode again with every check, so the reason is the one a full
     # decode gives first (a float or a deep value before a bad field).
     return _event_of(cls, codec.decode(body, EVENT_LIMITS))
+
+
+EVENT_PATHS: Final = fastpath.Paths(fast=_decode_fast, strict=_decode_strict)
+""":func:`decode_event`'s two paths, named for the tests that hold the fast one to the
+strict one (protocol/fastpath.py)."""
 
 
 def _event_of(cls: type[Event], value: codec.Value) -> Event:

@@ -1,13 +1,15 @@
 """Compiled decoding for the common case: canonical bytes that pass every check.
 
 Decoding an event body with the strict codec and checking it field by field in
-Python costs about 20 µs, the largest part of a catch-up's decoding
-(docs/performance.md). msgspec decodes in C and checks there the types,
-ranges, lengths and patterns of a :class:`msgspec.Struct` mirroring the class.
+Python is the largest part of a catch-up's decoding (docs/performance.md).
+msgspec decodes in C and checks there the types, ranges, lengths and patterns
+of a :class:`msgspec.Struct` mirroring the class.
 
 The strict path stays the only one that refuses and says why. The fast path
 answers either "here is the object" or None, "ask the strict path": so it may
-be stricter than the strict path, never looser, and a refusal costs both.
+be stricter than the strict path, never looser, and a refusal costs both. Each
+decoder names its two paths in a public :class:`Paths`, so that this promise
+is tested from outside, on what each path answers (tests/test_fastpath.py).
 
 It takes bytes only when encoding what msgspec decoded gives back exactly the
 same bytes (:meth:`Mirror.decode`). Then they are the canonical encoding of a
@@ -22,11 +24,30 @@ caller's, run on the object built without its own checks (:func:`builder`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 
 import msgspec
 
 S = TypeVar("S", bound=msgspec.Struct)
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Paths(Generic[P, T]):
+    """The two paths of one decoder (``events.EVENT_PATHS``, ``envelope.ENVELOPE_PATHS``).
+
+    The decoder answers what ``fast`` answers, or else what ``strict`` answers. The
+    promise, which its tests hold on these two alone: whatever ``fast`` takes (it
+    answers other than None), ``strict`` takes too and makes the same value of, so
+    the decoder takes and refuses exactly what ``strict`` does; and ``fast`` takes
+    what an honest node sends, or it saves nothing."""
+
+    fast: Callable[P, T | None]
+    """The compiled path: the value, or None ("ask the strict path")."""
+    strict: Callable[P, T]
+    """The reference: the value, or :class:`~protocol.errors.ProtocolError` with a reason."""
 
 
 def struct(name: str, fields: Sequence[tuple[str, Any, bool]]) -> type[msgspec.Struct]:
@@ -73,8 +94,8 @@ def builder(
     ``names``, in order, without its checks (its caller has run them, or the same code
     ran them in another process); ``convert`` rebuilds the nested values at some
     positions (None stays None). Its assignments are written out, as ``dataclasses``
-    writes ``__init__``: a loop over the fields took twice as long, and it runs for
-    every received event."""
+    writes ``__init__``: it runs for every received event, and a loop over the fields
+    cost more (docs/performance.md, "Figures behind the code")."""
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     lines = ["def build(values):", "    obj = _new(_cls)"]
     for i, name in enumerate(names):

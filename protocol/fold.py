@@ -335,7 +335,8 @@ _state_values: Final = attrgetter(*_STATE_FIELDS)
 
 
 def _evolve(state: ItemState, **changes: Any) -> ItemState:
-    """``dataclasses.replace(state, **changes)``, a fifth cheaper.
+    """``dataclasses.replace(state, **changes)``, cheaper (docs/performance.md,
+    "Figures behind the code").
 
     ``replace`` looks the fields up again on each call and reads them one
     ``getattr`` at a time; a fold makes a new state per event, so this reads all

@@ -5,7 +5,7 @@ fingerprint (what a node pins for the root) is the whole digest in hex.
 
 ``cryptography`` is imported where a key signs or checks, not with this module:
 a process that only parses envelopes (a node's decoding worker) never loads it,
-which is about a fifth of that worker's start.
+and it is a good part of that worker's start (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,16 +52,19 @@ def test_the_check_itself_catches_an_offender(tmp_path: Path) -> None:
     assert imported_modules(bad) & FORBIDDEN == {"asyncio", "sqlalchemy"}
 
 
-def test_the_decoding_worker_loads_no_signature_code() -> None:
-    """The worker only parses (node/sync/decode_worker.py): ``cryptography`` is a fifth
-    of its start, so protocol/ imports it only where a key signs or checks."""
+def test_the_decoding_worker_loads_only_what_it_decodes_with() -> None:
+    """The worker (node/sync/catchup/worker.py) only parses and decodes, and its start
+    is on a catch-up's critical path: it loads neither the node's I/O frameworks
+    (the packages on its way, node/ and node/sync/catchup/, import nothing) nor
+    ``cryptography``, which protocol/ imports only where a key signs or checks."""
     code = (
-        "import sys, json\nimport node.sync.decode_worker\n"
+        "import sys, json\nimport node.sync.catchup.worker\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
     ).stdout
     loaded = set(json.loads(out))
     assert "msgspec" in loaded and "protocol" in loaded
-    assert "cryptography" not in loaded
+    assert loaded & (FORBIDDEN | {"cryptography"}) == set()

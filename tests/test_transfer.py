@@ -1,4 +1,5 @@
-"""Bulk decoding (protocol.transfer) and the worker process that runs it (node.sync.decoding).
+"""Bulk decoding (protocol.decoded), the worker process that runs it (node.sync.catchup)
+and the compact form it sends back (node.sync.catchup.transfer).
 
 What must hold: decoding a batch in bulk gives what parsing and decoding each
 envelope one by one gives (the same objects, the same refusals with the same
@@ -15,13 +16,14 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.sync.decoding import MIN_EVENTS, Decoder
+from node.sync.catchup.decoder import MIN_EVENTS, Decoder
+from node.sync.catchup.transfer import MARSHAL_VERSION, pack, unpack
 from protocol import envelope, errors
+from protocol.decoded import Decoded, decode_all
 from protocol.envelope import Envelope
 from protocol.errors import ProtocolError
 from protocol.events import Assigned, Deadlines, Event, decode_event, encode_event
 from protocol.keys import SigningKey, VerifyKey
-from protocol.transfer import MARSHAL_VERSION, Decoded, decode_all, pack, unpack
 from tests.test_events import events
 
 KEY = SigningKey.from_seed(b"\x07" * 32)

@@ -6,6 +6,7 @@ server; children enroll over HTTP exactly as ``duban join`` does.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from node.http import sync as sync_server
 from node.http.enroll import issue_code
 from node.http.timeouts import ConnectionTimeouts, TimedRunner
 from node.setup import init_root, join_parent
+from node.sync.catchup.tuning import Streaming
 
 Shape = list[tuple[str, str | None, str, str]]
 """(node id, parent id or None, name, level), parents before children."""
@@ -49,6 +51,8 @@ class RunningNode:
     runner: web.AppRunner | None = None
     url: str = ""
     port: int = 0
+    streaming: Streaming = contextlib.nullcontext
+    """Held by the node's sync client while a catch-up streams in (create_app)."""
 
     @property
     def app(self) -> web.Application:
@@ -60,7 +64,7 @@ class RunningNode:
         return self.app[sync_server.CTX]
 
     async def start(self) -> None:
-        app = create_app(self.config, self.clock)
+        app = create_app(self.config, self.clock, streaming=self.streaming)
         runner = TimedRunner(app, ConnectionTimeouts.from_config(self.config), handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
@@ -97,10 +101,12 @@ async def build(
     extra: dict[str, Any] | None = None,
     ports: dict[str, int] | None = None,
     extra_for: dict[str, dict[str, Any]] | None = None,
+    streaming: Streaming = contextlib.nullcontext,
 ) -> LocalTree:
     """Create and start every node of ``shape`` under ``root``; ``ports`` 0 = any free.
 
-    ``extra`` settings apply to every node, ``extra_for[node]`` to one node only."""
+    ``extra`` settings apply to every node, ``extra_for[node]`` to one node only;
+    ``streaming`` is handed to each node's sync client (``create_app``)."""
     tree = LocalTree(root, clock)
     for node_id, parent, name, level in shape:
         data = root / node_id
@@ -114,25 +120,32 @@ async def build(
             )
         else:
             up = tree.nodes[parent]
-            code = await issue_code(up.ctx, child=node_id, name=name, level=level)
+            code = await issue_code(
+                up.ctx.db, up.ctx.me, up.ctx.clock, up.ctx.config,
+                child=node_id, name=name, level=level,
+            )
             config = await join_parent(
                 data, parent_url=up.url, code=code,
                 root=str(up.config["node.root_fingerprint"]), clock=clock, extra=settings,
             )
-        running = RunningNode(node_id, data, config, clock, port=port)
+        running = RunningNode(node_id, data, config, clock, port=port, streaming=streaming)
         await running.start()
         tree.nodes[node_id] = running
     return tree
 
 
-async def reopen(root: Path, clock: Clock, shape: Shape) -> LocalTree:
+async def reopen(
+    root: Path, clock: Clock, shape: Shape, *, streaming: Streaming = contextlib.nullcontext
+) -> LocalTree:
     """Start again the nodes of a tree created earlier under ``root``."""
     tree = LocalTree(root, clock)
     for node_id, *_ in shape:
         config = cfg.load(root / node_id)
         listen = str(config["server.listen"])
         port = int(listen.rpartition(":")[2]) if config.values.get("server.listen") else 0
-        running = RunningNode(node_id, root / node_id, config, clock, port=port)
+        running = RunningNode(
+            node_id, root / node_id, config, clock, port=port, streaming=streaming
+        )
         await running.start()
         tree.nodes[node_id] = running
     return tree

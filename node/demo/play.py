@@ -29,6 +29,7 @@ from node.clock import OffsetClock
 from node.demo.localtree import LocalTree, RunningNode, build, four_levels, reopen
 from node.errors import NodeError
 from node.storage import schema as t
+from node.sync.catchup.tuning import ProcessTuning
 from node.workflow.drafts import act, assign
 from protocol.events import (
     Closed,
@@ -237,15 +238,21 @@ async def run_demo(args: argparse.Namespace) -> int:
     clock = OffsetClock(-10 * DAY_MS)
     ports = {node: args.base_port + i for i, (node, *_rest) in enumerate(shape)}
     started = time.monotonic()
+    # The whole tree runs in this process: it takes the catch-up's settings once
+    # (node/sync/catchup/tuning.py), applied when every node is open.
+    tuning = ProcessTuning()
     if (base / shape[0][0]).exists():
         clock.offset_ms = 0
         say(f"reopening the demo tree in {base}")
-        tree = await reopen(base, clock, shape)
+        tree = await reopen(base, clock, shape, streaming=tuning.streaming)
         shown: list[tuple[str, str]] = []
     else:
         say(f"creating a four-level demo tree in {base} …")
         try:
-            tree = await build(base, clock, shape, extra=DEMO_SETTINGS, ports=ports)
+            tree = await build(
+                base, clock, shape, extra=DEMO_SETTINGS, ports=ports,
+                streaming=tuning.streaming,
+            )
         except OSError as exc:
             raise DemoError(
                 f"{exc.strerror or exc}: the demo uses ports {args.base_port}-"
@@ -255,6 +262,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         await _people(tree)
         say("playing sample items through the federation …")
         shown = await seed(tree, clock)
+    tuning.apply()
     try:
         _print_summary(tree, shape, shown, await _status_counts(tree[shape[0][0]]))
         if args.no_wait:
@@ -269,6 +277,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     finally:
         say("stopping the demo tree …")
         await tree.stop()
+        tuning.restore()
         if not keep:
             say(f"(demo data was in {base}; pass --data DIR to keep it)")
 

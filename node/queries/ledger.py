@@ -464,8 +464,8 @@ async def fetch_page(
     """One page of the ledger and its total, in the read transaction ``conn``."""
     if dialect == "postgresql":
         # asyncpg prepares statements, and after five runs PostgreSQL may switch to a
-        # generic plan that ignores the values of now and the path: 150 ms instead
-        # of 6 for overdue=true&board=key_task on a million items.
+        # generic plan that ignores the values of now and the path, many times slower
+        # on a million items (docs/performance.md, "Figures behind the code").
         await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     probed = None
     if dialect == "sqlite" and probe_needed(query, me):

@@ -245,10 +245,10 @@ class Database:
         plain ``sqlite3`` connection of its own: a WAL reader never waits for the
         writer. Through :meth:`read` each statement and the transaction's begin and
         end are hand-offs to a database thread and back, and while the writer's
-        thread runs a commit each waits for the GIL: a catch-up's duplicate check
-        (a millisecond of work) took 20-40 ms of wall time a page that way. So keep
-        ``body`` short: the loop waits for it. On PostgreSQL it runs through
-        ``run_sync`` in :meth:`read`."""
+        thread runs a commit each waits for the GIL: a catch-up's duplicate check,
+        a millisecond of work, took many times that in wall time (docs/storage.md,
+        docs/performance.md). So keep ``body`` short: the loop waits for it. On
+        PostgreSQL it runs through ``run_sync`` in :meth:`read`."""
         if self._sync_reader is None:
             async with self.read() as conn:
                 return await conn.run_sync(body, *args)

@@ -15,9 +15,8 @@ new is written.
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
-import sys
 from typing import Any
 
 import aiohttp
@@ -28,53 +27,13 @@ from node.context import NodeContext
 from node.errors import Unavailable
 from node.storage.events import PARENT, RECOVERY
 from node.sync.auth import make_header
-from node.sync.decoding import MIN_EVENTS
+from node.sync.catchup.decoder import MIN_EVENTS
+from node.sync.catchup.tuning import Streaming
 from protocol import codec
+from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
-from protocol.transfer import Decoded
 
 logger = logging.getLogger(__name__)
-
-CATCH_UP_SWITCH_SECONDS = 0.0005
-"""Python's thread switch interval while a catch-up's pages stream in (the default
-is 5 ms): see :class:`_Streaming`."""
-
-
-class _Streaming:
-    """The process's settings while a catch-up's pages stream in, for as long as any
-    does (several in one process: the demo and test trees):
-
-    - no cycle collection: a catch-up makes objects by the hundred thousand and frees
-      them by reference counting (none holds a cycle); the collector would walk them
-      again and again, ~0.1 s per 10,000 events;
-    - a short thread switch interval: the database's thread gives up the GIL at each
-      statement of a commit and then waits for it while this thread prepares the next
-      page, up to the switch interval each time (5 ms by default; a commit has a dozen
-      statements).
-
-    Whatever they were before is restored when the last catch-up ends."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.collecting = False
-        self.switch = 0.0
-
-    def enter(self) -> None:
-        if not self.depth:
-            self.collecting, self.switch = gc.isenabled(), sys.getswitchinterval()
-            gc.disable()
-            sys.setswitchinterval(min(self.switch, CATCH_UP_SWITCH_SECONDS))
-        self.depth += 1
-
-    def leave(self) -> None:
-        self.depth -= 1
-        if not self.depth:
-            if self.collecting:
-                gc.enable()
-            sys.setswitchinterval(self.switch)
-
-
-_streaming = _Streaming()
 
 REPLY_LIMITS = codec.Limits(
     max_size=64 * 1024 * 1024,
@@ -117,11 +76,22 @@ fetching it; or None: no more."""
 
 
 class SyncClient:
-    """Keeps one child's link to its parent flowing until stopped."""
+    """Keeps one child's link to its parent flowing until stopped.
 
-    def __init__(self, ctx: NodeContext, session: aiohttp.ClientSession) -> None:
+    ``streaming``: what to hold while a catch-up's pages stream in; the process's
+    tuning (``ProcessTuning.streaming``, node/sync/catchup/tuning.py) when its owner
+    hands it down, else nothing."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        session: aiohttp.ClientSession,
+        *,
+        streaming: Streaming = contextlib.nullcontext,
+    ) -> None:
         self.ctx = ctx
         self.session = session
+        self.streaming = streaming
         self.parent = ctx.parent
         self.base = ctx.parent_url
         self.connected = asyncio.Event()
@@ -316,7 +286,7 @@ class SyncClient:
         A catch-up is a pipeline. Once the first page arrives, the pages after it are
         fetched one after another, up to ``PAGES_AHEAD`` ahead of the page being
         stored, each decoded as soon as it comes (in the decoding worker,
-        node/sync/decoding.py); page k is checked and verified while page k-1
+        node/sync/catchup/); page k is checked and verified while page k-1
         commits — mostly in the database's thread. So the parent, the network, this
         node's cores and its disk work at the same time. Commits stay in order, one
         at a time, and each page's ``ack`` is what is durable here when it is asked for."""
@@ -335,7 +305,7 @@ class SyncClient:
         committing: asyncio.Future[Any] | None = None
         committing_through = applied
         total = 0
-        streaming = False
+        tuned = contextlib.ExitStack()
         try:
             while True:
                 if link.get("peer_epoch") is not None and page["epoch"] != link["peer_epoch"]:
@@ -347,8 +317,7 @@ class SyncClient:
                 through = int(page["through"])
                 if fetching is None and page["more"]:
                     fetching = asyncio.ensure_future(self._fetch_ahead(page, ahead))
-                    _streaming.enter()
-                    streaming = True
+                    tuned.enter_context(self.streaming())
                 began = loop.time()
                 prepared = await ctx.ingestor.prepare(PARENT, page["events"], decoded)
                 ready = loop.time()
@@ -386,8 +355,7 @@ class SyncClient:
             # Never cancel a commit half-way through its transaction: let it finish.
             if committing is not None and not committing.done():
                 await asyncio.gather(committing, return_exceptions=True)
-            if streaming:
-                _streaming.leave()
+            tuned.close()
         return total
 
     # ----------------------------------------------------------------- loops

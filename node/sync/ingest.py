@@ -3,7 +3,7 @@
 The items the batch touches are refolded after it commits (``EventLog.fold_later``).
 
 The CPU work (parsing and decoding — for a large batch in a worker process,
-``node/sync/decoding.py`` — and signature checks on a small thread pool: Ed25519
+``node/sync/catchup/decoder.py`` — and signature checks on a small thread pool: Ed25519
 in ``cryptography`` releases the GIL) happens before the write lock is taken, and
 so does everything that asks the tree (scope, who may assign to whom, each
 event's routes). The write transaction only re-checks what another writer could
@@ -35,14 +35,14 @@ from node.storage.events import (
     EventLog,
     Stored,
 )
-from node.sync.decoding import Decoder
+from node.sync.catchup.decoder import Decoder
 from node.sync.outbox import Outbox
 from node.sync.routing import KnownTree
 from protocol import envelope, errors
+from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
 from protocol.events import Assigned
 from protocol.ownership import check_signer
-from protocol.transfer import Decoded
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ new stream epoch, as a parent restored from a backup sends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -27,7 +28,8 @@ from node.context import NodeContext, open_node
 from node.demo.localtree import Shape
 from node.storage import schema as t
 from node.storage.events import PARENT
-from node.sync.client import CATCH_UP_SWITCH_SECONDS, SyncClient, SyncFailure, _Streaming
+from node.sync.catchup.tuning import CATCH_UP_SWITCH_SECONDS, ProcessTuning
+from node.sync.client import SyncClient, SyncFailure
 from node.workflow.drafts import assign
 from protocol import envelope
 from protocol.events import encode_event
@@ -48,9 +50,16 @@ class CutOff(SyncClient):
     restored from a backup does) while the pages after it are being fetched ahead."""
 
     def __init__(
-        self, ctx: NodeContext, session: aiohttp.ClientSession, pages: int, new_epoch: bool
+        self,
+        ctx: NodeContext,
+        session: aiohttp.ClientSession,
+        pages: int,
+        new_epoch: bool,
+        tuning: ProcessTuning | None,
     ) -> None:
-        super().__init__(ctx, session)
+        super().__init__(
+            ctx, session, streaming=contextlib.nullcontext if tuning is None else tuning.streaming
+        )
         self.left = pages
         self.new_epoch = new_epoch
         self.collecting: list[bool] = []  # whether the cycle collector ran, at each fetch
@@ -102,7 +111,8 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
 
         ctx = await open_node(township.config, clock)
         async with aiohttp.ClientSession() as session:
-            cut = CutOff(ctx, session, pages=4, new_epoch=new_epoch)
+            tuning = ProcessTuning()
+            cut = CutOff(ctx, session, pages=4, new_epoch=new_epoch, tuning=tuning)
             await cut.hello()
             assert gc.isenabled()
             switch = sys.getswitchinterval()
@@ -139,7 +149,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             # line per page (bench/catchup.py --timeline).
             caplog.clear()
             caplog.set_level(logging.INFO, logger="node.sync.client")
-            rest = await SyncClient(ctx, session).pull_once(0)
+            rest = await SyncClient(ctx, session, streaming=tuning.streaming).pull_once(0)
             assert rest >= QUEUED - len(held) and gc.isenabled()
             assert sys.getswitchinterval() == switch
             timeline = [r.getMessage() for r in caplog.records if "catch-up page" in r.msg]
@@ -157,20 +167,48 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
 
 
 def test_overlapping_catch_ups_restore_the_settings_when_the_last_ends() -> None:
-    """Two nodes of one process (the demo and test trees) catching up at once: the
-    first to end leaves the collector off and the interval short for the other."""
-    streaming, switch = _Streaming(), sys.getswitchinterval()
+    """Two nodes of one process (the demo's tree) catching up at once: the first to
+    end leaves the collector off and the interval short for the other."""
+    tuning, switch = ProcessTuning(), sys.getswitchinterval()
     assert gc.isenabled()
     try:
-        streaming.enter()
-        streaming.enter()
-        streaming.leave()
-        assert not gc.isenabled() and sys.getswitchinterval() == CATCH_UP_SWITCH_SECONDS
-        streaming.leave()
+        with tuning.streaming():
+            with tuning.streaming():
+                assert not gc.isenabled()
+            assert not gc.isenabled() and sys.getswitchinterval() == CATCH_UP_SWITCH_SECONDS
+        assert gc.isenabled() and sys.getswitchinterval() == switch
+        with pytest.raises(RuntimeError), tuning.streaming():  # however the catch-up ends
+            raise RuntimeError("link cut")
         assert gc.isenabled() and sys.getswitchinterval() == switch
     finally:
         gc.enable()
         sys.setswitchinterval(switch)
+
+
+async def test_a_catch_up_without_tuning_changes_no_process_setting(tmp_path: Path) -> None:
+    """The default (the test trees, an embedder running nodes in its own process): a
+    catch-up leaves the collector and the switch interval as they are."""
+    clock = SystemClock()
+    fed = await build(tmp_path, clock, SHAPE, extra_for={TOWNSHIP: {"sync.batch_events": PAGE}})
+    ctx: NodeContext | None = None
+    try:
+        province, township = fed[PROVINCE], fed[TOWNSHIP]
+        await township.stop()
+        await province.ctx.store.append_own(
+            [assign(me=PROVINCE, assignee=TOWNSHIP, title=f"事项{i}") for i in range(3 * PAGE)]
+        )
+        ctx = await open_node(township.config, clock)
+        switch = sys.getswitchinterval()
+        async with aiohttp.ClientSession() as session:
+            plain = CutOff(ctx, session, pages=10, new_epoch=False, tuning=None)
+            await plain.hello()
+            assert await plain.pull_once(0) >= 3 * PAGE
+        assert len(plain.collecting) > 2 and all(plain.collecting)
+        assert set(plain.switching) == {switch} and sys.getswitchinterval() == switch
+    finally:
+        if ctx is not None:
+            await ctx.close()
+        await fed.stop()
 
 
 class _Recording(ThreadPoolExecutor):

@@ -1,12 +1,13 @@
-"""The decoding worker process: ``python -m node.sync.decode_worker`` (started by
-``node.sync.decoding.Decoder``, never by hand).
+"""The decoding worker process: ``python -S -m node.sync.catchup.worker`` (started by
+:class:`node.sync.catchup.decoder.Decoder`, never by hand).
 
-It imports nothing but the protocol package, says it is ready, then answers
-requests on stdin with replies on stdout until stdin closes. A request is
-``(raws, skip)``, a reply :func:`protocol.transfer.decode_packed` of it, both in
-``marshal`` form (plain tuples, lists, bytes, str and int: about twice as fast as
-pickle both ways), each framed by its length (8 bytes, little-endian). Both
-ends are the same node, which alone writes these bytes.
+It imports nothing but the protocol package and :mod:`node.sync.catchup.transfer`
+(the packages on the way hold no code: tests/test_purity.py), says it is ready,
+then answers requests on stdin with replies on stdout until stdin closes. A
+request is ``(raws, skip)``, a reply :func:`~node.sync.catchup.transfer.decode_packed`
+of it, both in ``marshal`` form (plain tuples, lists, bytes, str and int: cheaper
+than pickle both ways, docs/performance.md), each framed by its length (8 bytes,
+little-endian). Both ends are the same node, which alone writes these bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import marshal
 import sys
 from typing import BinaryIO
 
-from protocol import transfer
+from node.sync.catchup import transfer
 
 READY = b"duban-decode-ready\n"
 PIPE_BYTES = 1 << 20
@@ -44,10 +45,11 @@ def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    # What a request makes is gone once its reply is written, freed by reference
-    # counting (strings, bytes, tuples and frozen dataclasses: no cycles), so the
-    # cycle collector would only cost time while decoding (3-8 %). It runs once
-    # after each reply instead, over the little that is left.
+    # This process is the worker's alone, so it tunes its own collector: what a
+    # request makes is gone once its reply is written, freed by reference counting
+    # (strings, bytes, tuples and frozen dataclasses: no cycles), so the cycle
+    # collector would only cost time while decoding (docs/performance.md). It runs
+    # once after each reply instead, over the little that is left.
     gc.disable()
     gc.freeze()
     replies.write(READY)

@@ -1,91 +1,39 @@
-"""Decoding received envelopes in bulk, and handing the result to another process.
+"""The compact form in which the decoding worker sends back what it decoded.
 
-:func:`decode_all` does, for a batch of received envelope bytes, all the work
-that needs nothing but the bytes: strict parsing, decoding and checking each
-event body, the event id, and the message each signature covers (for an event
-signed in a Merkle batch, the batch root worked out from its path). What needs
-the node's state — duplicates, trust, scope, who may sign what, the Ed25519
-check itself — is the caller's.
+The worker (:mod:`node.sync.catchup.worker`) runs :func:`decode_packed`:
+:func:`protocol.decoded.decode_all`, then :func:`pack`, which keeps plain tuples
+of str, int, bytes and None, sent in ``marshal`` form. This process rebuilds the
+objects with :func:`unpack`, without running their checks a second time, beside
+the raw bytes it holds already (an envelope's body is sent as its place in them).
+What this form costs against pickling the objects: docs/performance.md
+("Figures behind the code").
 
-A node may run it in a worker process, so that a catch-up's decoding runs on
-another core than its database work. The decoded objects are then sent back in
-a compact form (:func:`pack`, plain tuples: a twentieth of the objects pickled), and
-rebuilt (:func:`unpack`) without running their checks a second time.
-:func:`unpack` trusts its input: it is for this node's own worker, never for
-bytes from the network.
-
-Decoding in the worker gives exactly what decoding in place gives: the same
-objects, the same refusals with the same reasons.
+It is a private format between one node and its own worker, never a message
+between nodes: :func:`unpack` trusts its input, and the format may change with
+any version of the node, so it is not part of ``protocol/``. Rebuilding gives
+exactly what decoding in place gives: the same objects, the same refusals with
+the same reasons (tests/test_transfer.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, Final
 
-from protocol import envelope, fastpath
-from protocol.envelope import Envelope, unchecked_envelope, unchecked_proof
+from protocol import fastpath
+from protocol.decoded import Decoded, decode_all
+from protocol.envelope import unchecked_envelope, unchecked_proof
 from protocol.errors import ProtocolError
 from protocol.events import (
     EVENT_TYPES,
     Event,
     deadline_values,
-    decode_event,
     field_kinds,
     milestone_values,
     unchecked_deadlines,
     unchecked_milestone,
 )
-
-
-@dataclass(slots=True)
-class Decoded:
-    """One received envelope, as far as its bytes alone can take it."""
-
-    raw: bytes
-    env: Envelope | None
-    """None when the bytes are not an envelope (``error`` says why)."""
-    error: ProtocolError | None
-    """Why the envelope does not parse, or else why its body does not decode."""
-    event: Event | None
-    """The decoded body; None for a type the caller skipped, or on error."""
-    event_id: bytes
-    """SHA-256 of ``raw`` (empty when ``env`` is None)."""
-    message: bytes | ProtocolError | None
-    """What the signature covers, or why the Merkle path gives no root."""
-
-
-def decode_all(raws: Iterable[bytes], skip: frozenset[str] = frozenset()) -> list[Decoded]:
-    """Parse and decode each of ``raws``; bodies of types in ``skip`` are left undecoded
-    (trust records: the trust store checks those itself)."""
-    known = envelope.node_memo()
-    out: list[Decoded] = []
-    for raw in raws:
-        try:
-            env = envelope.parse(raw)
-        except ProtocolError as exc:
-            out.append(Decoded(raw, None, exc, None, b"", None))
-            continue
-        event: Event | None = None
-        error: ProtocolError | None = None
-        if env.type not in skip:
-            try:
-                event = decode_event(env.type, env.body)
-            except ProtocolError as exc:
-                error = exc
-        message: bytes | ProtocolError
-        try:
-            message = env.signed_message(known)
-        except ProtocolError as exc:
-            message = exc
-        out.append(Decoded(env.raw, env, error, event, hashlib.sha256(raw).digest(), message))
-    return out
-
-
-# -- the compact form ----------------------------------------------------------------------
 
 Packed = tuple[Any, ...]
 _TYPES: Final = tuple(sorted(EVENT_TYPES))
@@ -169,8 +117,8 @@ def decode_packed(raws: Sequence[bytes], skip: frozenset[str]) -> list[Packed]:
 
 MARSHAL_VERSION: Final = 2
 """The ``marshal`` version to send the compact form in: before version 3, marshal
-keeps no table of the objects it wrote (the compact form shares none), which makes
-writing it two to three times as fast."""
+keeps no table of the objects it wrote, and the compact form shares none, so that
+table would only cost time (docs/performance.md, "Figures behind the code")."""
 
 
 _CONVERT: Final = {

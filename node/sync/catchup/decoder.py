@@ -1,22 +1,22 @@
 """Decoding received batches on another core.
 
 Parsing and decoding a catch-up's events is most of what a node's main thread
-does while it catches up (docs/performance.md), and Python runs it on one core
-at a time, however many threads there are. So a batch of at least
+would do while it catches up (docs/performance.md), and Python runs it on one
+core at a time, however many threads there are. So a batch of at least
 ``MIN_EVENTS`` events is decoded in a worker process (``sync.decode_processes``
 1, the default; 0 decodes everything in place), while the main thread stores
-the batch before it. The worker (``node/sync/decode_worker.py``) runs
-:func:`protocol.transfer.decode_packed`, the same code as decoding in place,
-and sends back the compact form that :func:`protocol.transfer.unpack` rebuilds.
+the batch before it. The worker (:mod:`node.sync.catchup.worker`) runs
+:func:`protocol.decoded.decode_all`, the same code as decoding in place, and
+sends back the compact form that :func:`node.sync.catchup.transfer.unpack`
+rebuilds.
 
 The worker is a plain ``python -S -m`` child that imports only the protocol
-package (about 0.1 s), started when the parent's hello says a catch-up is
-coming, or else with the first large batch. Until it says it is
+package and the transfer format, started when the parent's hello says a
+catch-up is coming, or else with the first large batch. Until it says it is
 ready, batches are decoded in place, so starting it never delays one that is
 waited for; a batch fetched ahead waits for the worker instead, until it is
-waited for. Should it
-die or answer nonsense, that batch is decoded in place and a later one starts
-another worker.
+waited for. Should it die or answer nonsense, that batch is decoded in place and
+a later one starts another worker.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from collections import deque
 from collections.abc import Sequence
 
 import protocol
-from node.sync.decode_worker import PIPE_BYTES, READY
-from protocol import transfer
-from protocol.transfer import Decoded
+from node.sync.catchup import transfer
+from node.sync.catchup.worker import PIPE_BYTES, READY
+from protocol.decoded import Decoded, decode_all
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ MIN_EVENTS = 200
 
 def _worker_path() -> str:
     """The worker's import path: this process's, where ``protocol`` was found first.
-    The worker starts without ``site`` (``-S``; its start is on a catch-up's
-    critical path, and ``site`` with the editable install's finder is about a
-    seventh of it), so it is handed the directories ``site`` found here."""
+    The worker starts without ``site`` (``-S``: its start is on a catch-up's
+    critical path, and ``site`` with the editable install's finder is a good part
+    of it, docs/performance.md), so it is handed the directories ``site`` found here."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(protocol.__file__)))
     paths = [here, *(p for p in sys.path if p and os.path.exists(p) and p != here)]
     return os.pathsep.join(paths)
@@ -72,32 +72,32 @@ class Decoder:
     async def decode(
         self, raws: Sequence[bytes], skip: frozenset[str], *, needed: asyncio.Event | None = None
     ) -> list[Decoded]:
-        """:func:`protocol.transfer.decode_all` of ``raws``, in the worker if it is ready.
+        """:func:`protocol.decoded.decode_all` of ``raws``, in the worker if it is ready.
 
         ``needed``: a batch fetched ahead, which nobody waits for until ``needed`` is
         set. While the worker starts, such a batch waits for it rather than take the
         main thread, which has the batches before it to store; once needed, and the
         worker still starting, it is decoded in place."""
         if len(raws) < MIN_EVENTS or not self.enabled:
-            return transfer.decode_all(raws, skip)
+            return decode_all(raws, skip)
         if not self._ready:
             self.start()
             starting = self._starting
             if needed is None or starting is None:
-                return transfer.decode_all(raws, skip)
+                return decode_all(raws, skip)
             asked = asyncio.ensure_future(needed.wait())
             try:  # asyncio.wait never raises for what it waits on
                 await asyncio.wait({starting, asked}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 asked.cancel()
             if not self._ready:
-                return transfer.decode_all(raws, skip)
+                return decode_all(raws, skip)
         try:
             packed = await self._ask(raws, skip)
         except (OSError, EOFError, ValueError, TypeError, asyncio.IncompleteReadError) as exc:
             logger.warning("decoding worker failed (%s): decoding in place", exc)
             await self.close()
-            return transfer.decode_all(raws, skip)
+            return decode_all(raws, skip)
         self.in_worker += 1
         return transfer.unpack(raws, packed)
 
@@ -110,7 +110,7 @@ class Decoder:
         """Send a request at once, behind those still being answered. The worker reads
         the next request as soon as it has written a reply, whatever this process is
         doing: waiting for one request's reply before sending the next left it idle
-        whenever the event loop was busy preparing a batch (half of a catch-up)."""
+        whenever the event loop was busy preparing a batch."""
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         request = marshal.dumps((list(raws), skip), transfer.MARSHAL_VERSION)
@@ -149,7 +149,7 @@ class Decoder:
     async def _start(self) -> None:
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-S", "-m", "node.sync.decode_worker",
+                sys.executable, "-S", "-m", "node.sync.catchup.worker",
                 env={**os.environ, "PYTHONPATH": _worker_path()},
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
