@@ -446,7 +446,7 @@ async def measure(
 
 
 def plan_of(con: sqlite3.Connection, query: ledger.Query, path: str) -> ledger.Plan:
-    """The statements ``ledger.list_items`` runs, chosen as it chooses them."""
+    """The statements ``ledger.Ledger.list_items`` runs, chosen as it chooses them."""
     probed = None
     if ledger.probe_needed(query, PROVINCE):
         probed = con.execute(*compiled(ledger.scope_probe(path))).fetchone()[0]

@@ -29,6 +29,8 @@ from node.clock import SystemClock
 from node.context import NodeContext, open_node
 from node.errors import KINDS, NodeError
 from node.http.timeouts import ConnectionTimeouts, TimedRunner
+from node.queries.assemble import Reports, score_rules
+from node.queries.ledger import boards_of
 from node.setup import first_admin, init_root, join_parent
 from node.storage.db import migrate
 from protocol.errors import ProtocolError
@@ -431,20 +433,27 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await run_demo(args)
 
 
+def _reports(ctx: NodeContext) -> Reports:
+    """The node's reports, as ``duban run`` builds them (node/app.py ``provide``)."""
+    return Reports(
+        ctx.db, ctx.clock, ctx.tree, ctx.accounts, score_rules(ctx.config),
+        boards_of(ctx.config),
+    )
+
+
 async def cmd_report(args: argparse.Namespace) -> int:
     """The weekly summary or the quarterly bulletin, as Markdown text or JSON."""
-    from node.queries import assemble, render
+    from node.queries import render
 
     try:
         async with opened(args) as (_config, ctx):
             await ctx.store.materialise_all()  # the node may have stopped mid-way
+            reports = _reports(ctx)
             if args.report_command == "weekly":
-                report = await assemble.weekly_report(ctx, scope=args.scope, week=args.week)
+                report = await reports.weekly_report(scope=args.scope, week=args.week)
                 text = render.weekly_text
             else:
-                report = await assemble.quarterly_report(
-                    ctx, scope=args.scope, quarter=args.quarter
-                )
+                report = await reports.quarterly_report(scope=args.scope, quarter=args.quarter)
                 text = render.quarterly_text
     except KINDS as exc:
         raise CliError(exc.reason, exc.detail, exc.field) from None
@@ -457,8 +466,6 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 async def cmd_export_ledger(args: argparse.Namespace) -> int:
     """The ledger (台账) as an Excel file, with the ledger API's filters."""
-    from node.queries import assemble
-
     params = {
         name: str(getattr(args, f"filter_{name}"))
         for name in LEDGER_FILTERS
@@ -467,7 +474,7 @@ async def cmd_export_ledger(args: argparse.Namespace) -> int:
     try:
         async with opened(args) as (_config, ctx):
             await ctx.store.materialise_all()  # the node may have stopped mid-way
-            data, _, count = await assemble.ledger_xlsx(ctx, params)
+            data, _, count = await _reports(ctx).ledger_xlsx(params)
     except KINDS as exc:
         raise CliError(exc.reason, exc.detail, exc.field) from None
     out = Path(args.out).expanduser()

@@ -14,10 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from node import config as cfg
-from node.app import create_app
+from node.app import NODE, create_app
 from node.clock import Clock
 from node.context import NodeContext
-from node.http import sync as sync_server
 from node.http.enroll import issue_code
 from node.http.timeouts import ConnectionTimeouts, TimedRunner
 from node.setup import init_root, join_parent
@@ -61,7 +60,7 @@ class RunningNode:
 
     @property
     def ctx(self) -> NodeContext:
-        return self.app[sync_server.CTX]
+        return self.app[NODE]
 
     async def start(self) -> None:
         app = create_app(self.config, self.clock, streaming=self.streaming)

@@ -17,6 +17,9 @@ from node.background import Background
 from node.clock import Clock
 from node.config import Config
 from node.items.materialiser import SyncActivity
+from node.queries.assemble import Reports
+from node.queries.figures import Figures
+from node.queries.ledger import Ledger
 from node.storage.accounts import Accounts
 from node.storage.db import Database
 from node.storage.events import EventLog
@@ -43,3 +46,9 @@ ACTIVITY = web.AppKey("activity", SyncActivity)
 BACKGROUND = web.AppKey("background", Background)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 """Set when the node stops: long-polls answer at once."""
+LEDGER = web.AppKey("ledger", Ledger)
+"""The ledger's reads: items in scope, and how fresh each node's mirror is."""
+REPORTS = web.AppKey("reports", Reports)
+"""Colour counts, the weekly and quarterly reports, scores, the ledger as Excel."""
+FIGURES = web.AppKey("figures", Figures)
+"""The tree page's and the command board's figures, from the page tallies."""

@@ -27,7 +27,6 @@ import logging
 
 from aiohttp import web
 
-from node.context import NodeContext
 from node.http.services import (
     ACTIVITY,
     CLOCK,
@@ -73,7 +72,6 @@ long-poll may keep its request here until its wait ends; past this a request is
 refused 429 ``too_many_requests``: a hostile child holding thousands of long-polls
 would cost their sockets and wake each one at every change."""
 
-CTX = web.AppKey("node", NodeContext)  # goes when no handler reads the node context
 GUARD = web.AppKey("replay_guard", ReplayGuard)
 
 _STATUS_OF = {

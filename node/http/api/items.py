@@ -21,8 +21,7 @@ from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
-from node.http.services import CLOCK, CONFIG, DB, TREE, WORKFLOW
-from node.http.sync import CTX
+from node.http.services import CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
 from node.queries import ledger
 from node.storage import schema as t
 from node.storage.db import Database
@@ -155,10 +154,7 @@ def _deadlines(deploy: int, feedback: int, resolve: int) -> dict[str, Any]:
 
 async def list_items(request: web.Request) -> web.Response:
     await current_user(request)
-    ctx = request.app[CTX]  # until node.queries.ledger takes its services one by one
-    tree = _wf(request).tree
-    boards = boards_of(request.app[CONFIG])
-    answer = await ledger.list_items(ctx, request.query, boards, tree.__contains__)
+    answer = await request.app[LEDGER].list_items(request.query)
     return web.json_response(answer)
 
 
@@ -185,7 +181,7 @@ async def get_item(request: web.Request) -> web.Response:
             "done": done,
             "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else None,
         },
-        "nodes": await ledger.freshness(request.app[CTX], {state.assignee, state.assigner}),
+        "nodes": await request.app[LEDGER].freshness({state.assignee, state.assigner}),
     }
     return web.json_response(body)
 

@@ -1,4 +1,4 @@
-"""Reminders in the node app: the scheduler's lifecycle and the message log endpoints.
+"""Reminders in the node app: the message log endpoints.
 
 - ``GET /api/v1/items/{item}/messages`` — every reminder of the item recorded
   here and every message queued for it: channel, person, address, text,
@@ -7,25 +7,21 @@
   failed, sent and cancelled counts, the oldest pending message, the last error.
 - ``POST /api/v1/me/contact`` — a person sets their own phone and email.
 
-:func:`scheduler_ctx` runs the scheduler while the app runs (``create_app`` puts
-it after the node's own cleanup context, so the node is open while it runs) and
-keeps it under :data:`REMINDERS` for tests, which call ``app[REMINDERS].run_once()``.
+The scheduler runs while the app runs (``node.app.reminder_scheduler``, after the
+node's own cleanup context, so the node is open while it runs), kept under
+:data:`REMINDERS` for these endpoints and for tests, which call
+``app[REMINDERS].run_once()``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
-from node.background import Backoff, Watch
 from node.clock import iso
-from node.context import stop_task
 from node.errors import bad
 from node.http.api.auth import current_user
 from node.http.api.bodies import ITEM_ID, SMALL_JSON_BYTES, Contact, ref
@@ -33,17 +29,10 @@ from node.http.api.items import item_id_of
 from node.http.api.validate import read_body
 from node.http.services import (
     ACCOUNTS,
-    BACKGROUND,
-    CLOCK,
-    CONFIG,
     DB,
-    EVENTS,
-    STOPPING,
-    TREE,
     WORKFLOW,
 )
-from node.reminders.channels import build_notifiers
-from node.reminders.schedule import NO_MILESTONE, Settings
+from node.reminders.schedule import NO_MILESTONE
 from node.reminders.scheduler import CHANNELS, Reminders
 from node.storage import schema as t
 from node.storage.accounts import AccountError
@@ -194,45 +183,10 @@ async def set_contact(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """The endpoints (the scheduler is :func:`scheduler_ctx`)."""
+    """The endpoints (the scheduler is ``node.app.reminder_scheduler``)."""
     app.router.add_get("/api/v1/items/{item}/messages", item_messages)
     app.router.add_get("/api/v1/notifications/status", notification_status)
     app.router.add_post("/api/v1/me/contact", set_contact)
-
-
-async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """An ``app.cleanup_ctx`` entry: the reminder scheduler, while the app runs."""
-    config, clock, me = app[CONFIG], app[CLOCK], app[TREE].me
-    stopping = app[STOPPING]
-    settings = Settings.from_config(config)
-    session = aiohttp.ClientSession()
-    task = None
-    try:
-        service = Reminders(
-            me=me, db=app[DB], clock=clock, rows_current=app[EVENTS].rows_current,
-            notifiers=build_notifiers(config, session), settings=settings,
-        )
-        app[REMINDERS] = service
-        if settings.enabled:
-            tick = settings.tick_ms / 1000
-            backoff = Backoff(
-                float(config["background.retry_initial_seconds"]),
-                min(tick, float(config["background.retry_max_seconds"])),
-            )
-            watch = app[BACKGROUND].add(
-                Watch(
-                    "reminders", clock=clock, log=logger, backoff=backoff,
-                    summary_seconds=float(config["background.summary_seconds"]),
-                    label=f"{me} reminders",
-                )
-            )
-            task = asyncio.create_task(service.run(watch, stopping), name=f"reminders {me}")
-            logger.info("reminders on: channels %s", ", ".join(service.notifiers) or "none")
-        yield
-    finally:
-        stopping.set()
-        await stop_task(task)
-        await session.close()
 
 
 # ------------------------------------------------------------------ OpenAPI

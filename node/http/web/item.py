@@ -36,11 +36,9 @@ from node.http.api.items import (
 )
 from node.http.api.validate import decode
 from node.http.errors import status_of
-from node.http.services import ACCOUNTS, CLOCK, CONFIG, DB, TREE
-from node.http.sync import CTX
+from node.http.services import ACCOUNTS, CLOCK, CONFIG, DB, LEDGER, TREE
 from node.http.web import csrf
 from node.http.web.render import form_of, node_name, page, render, workflow
-from node.queries import ledger
 from node.storage import schema as t
 from node.storage.accounts import User
 from node.storage.db import Database
@@ -192,8 +190,7 @@ async def _item_page(
         digests.update(entry["fields"].get("attachments") or ())
     subs = await wf.sub_items(item)
     done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
-    # The node context until node.queries.ledger takes its services one by one.
-    fresh = await ledger.freshness(request.app[CTX], {state.assignee, state.assigner})
+    fresh = await request.app[LEDGER].freshness({state.assignee, state.assigner})
     other = state.assignee if state.assignee != me else state.assigner
     mirror = fresh.get(other, {}) if other != me else {}
     actions = allowed_actions(me, now, tree, user, state)

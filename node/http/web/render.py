@@ -19,12 +19,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from hierarchy.tree import Tree
-from node.context import NodeContext
 from node.errors import KINDS, Forbidden, NodeError, TooLarge, Unauthenticated
 from node.http.api.auth import current_user
 from node.http.errors import refusal, seconds, status_of, storage_full_error
 from node.http.services import CLOCK, TREE, WORKFLOW
-from node.http.sync import CTX
 from node.http.web import csrf, i18n
 from node.storage.accounts import User
 from node.storage.disk_full import storage_full
@@ -46,12 +44,6 @@ _SECURITY_HEADERS = {
 YEAR_S = 365 * 86400
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def ctx_of(request: web.Request) -> NodeContext:
-    """The node context, for the pages that still read it (ledger, board, tree): goes
-    when they take each service from its key (node/http/services.py)."""
-    return request.app[CTX]
 
 
 def workflow(request: web.Request) -> Workflow:
