@@ -6,7 +6,7 @@ Two real node processes on loopback (``python -m node.cli run``): a province
 are written into the province's database (mostly assignments, a fifth of them
 follow-up updates of earlier items), signed either in Merkle batches
 (``--signing batch``: one signature per ``--sign-batch`` events, as
-``Store.append_own`` does) or one signature per event (``--signing single``).
+``EventLog.append_own`` does) or one signature per event (``--signing single``).
 Then the province is restarted, the township is started, and the clock runs
 from the moment the township serves (its sync client starts just before) until
 its database holds all N events; its SQLite file is read-only polled from here.
@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from node import config as cfg
 from node.clock import SystemClock
 from node.context import open_node
-from node.storage.events import SELF, Accepted, Draft, Store
+from node.storage.events import SELF, Accepted, Draft, EventLog
 from node.workflow.drafts import act, assign
 from protocol import codec, envelope
 from protocol.events import Deadlines, Event, Updated, encode_event
@@ -212,8 +212,8 @@ def _drafts(n: int, rng: random.Random, assigned: list[str]) -> list[Draft]:
     return out
 
 
-async def append_single(store: Store, drafts: Sequence[Draft]) -> list[Event]:
-    """``Store.append_own`` with one Ed25519 signature per event instead of a Merkle batch."""
+async def append_single(store: EventLog, drafts: Sequence[Draft]) -> list[Event]:
+    """``EventLog.append_own`` with one Ed25519 signature per event instead of a Merkle batch."""
     now = store.clock.now_ms()
     async with store.db.write() as conn:
         seq = _int(await store.get_meta(conn, "own_seq"))
@@ -332,7 +332,7 @@ async def stages(parent_dir: Path, child_dir: Path, n: int) -> str:
         after = 0
         got = 0
         while True:
-            raws, through, _more = await parent.store.outbox(
+            raws, through, _more = await parent.outbox.page(
                 TOWNSHIP, after, limit=child.batch_events, max_bytes=child.batch_bytes
             )
             if not raws:

@@ -429,7 +429,7 @@ async def measure(
                 http_ms, raw = await timed(http, runs, budget)
                 answer = json.loads(raw)
                 query = ledger.parse_query(params, PROVINCE, boards)
-                path = node.ctx.store.path_of(query.scope)
+                path = node.ctx.tree.path_of(query.scope)
 
                 async def sql(query: ledger.Query = query, path: str = path) -> Any:
                     return run_direct(direct, query, path)
@@ -446,7 +446,7 @@ async def measure(
 
 
 def plan_of(con: sqlite3.Connection, query: ledger.Query, path: str) -> ledger.Plan:
-    """The statements ``ledger.list_items`` runs, chosen as it chooses them."""
+    """The statements ``ledger.Ledger.list_items`` runs, chosen as it chooses them."""
     probed = None
     if ledger.probe_needed(query, PROVINCE):
         probed = con.execute(*compiled(ledger.scope_probe(path))).fetchone()[0]

@@ -405,7 +405,7 @@ def keep_up(data: Path, now: int) -> None:
     async def step() -> None:
         ctx = await open_node(cfg.load(data), ManualClock(now))
         try:
-            await keeper.step(ctx)
+            await keeper.TallyKeeper(ctx.db, ctx.clock, ctx.activity).step()
         finally:
             await ctx.close()
 
@@ -440,7 +440,7 @@ async def before_tree(ctx: Any, top: str, now: int) -> dict[str, tuple[int, int,
 
     c = t.items.c
     query = ledger.parse_query({"scope": top}, ctx.me, ())
-    scope = ledger.where_clauses(query, ctx.store.path_of(top), now)
+    scope = ledger.where_clauses(query, ctx.tree.path_of(top), now)
     stmt = select(
         c.assignee, _before_sum(c.done.is_(False)), _before_sum(ledger.colour_clause("red", now)),
         _before_sum(ledger.colour_clause("yellow", now)),
@@ -461,10 +461,10 @@ async def before_board(
 
     c = t.items.c
     query = ledger.parse_query({"scope": top}, ctx.me, ())
-    scope = ledger.where_clauses(query, ctx.store.path_of(top), now)
+    scope = ledger.where_clauses(query, ctx.tree.path_of(top), now)
     whens = []
     for child in children:
-        path = ctx.store.path_of(child)
+        path = ctx.tree.path_of(child)
         whens.append((and_(c.assignee_path >= path, c.assignee_path < path[:-1] + "0"), child))
     bucket = (case(*whens, else_=top) if whens else c.assignee).label("bucket")
     resolved = c.status.in_(("resolved", "accepted", "closed"))
@@ -618,9 +618,9 @@ async def in_process(
     replay: bool,
 ) -> list[tuple[str, list[float], list[float]]]:
     """The figures of each page in process, after and before, and every figure compared."""
-    from node.http.web import figures
     from node.http.web.board import overdue_by_unit
-    from node.queries import assemble, standings
+    from node.queries import assemble, figures, standings
+    from node.queries.ledger import boards_of
     from node.queries.periods import Quarter, Week
 
     ctx = await open_node(cfg.load(data), ManualClock(now))
@@ -632,13 +632,17 @@ async def in_process(
             weeks.insert(0, weeks[0].previous())
         starts = [w.start for w in weeks]
         rules = assemble.score_rules(ctx.config)
-        names = await assemble.names_of(ctx)
+        reports = assemble.Reports(
+            ctx.db, ctx.clock, ctx.tree, ctx.accounts, rules, boards_of(ctx.config)
+        )
+        pages = figures.Figures(ctx.db, ctx.clock, ctx.tree)
+        names = await reports.names()
         for top in (PROVINCE, tree.children(PROVINCE)[4]):
             kind = "province" if top == PROVINCE else "city"
             children = list(tree.children(top))
 
             async def tree_after(top: str = top) -> Any:
-                return await figures.counts_by_node(ctx, top)
+                return await pages.counts_by_node(top)
 
             async def tree_before(top: str = top) -> Any:
                 return await before_tree(ctx, top, now)
@@ -652,7 +656,7 @@ async def in_process(
             out.append((f"tree counts ({kind})", after_ms, before_ms))
 
             async def board_after(top: str = top, children: list[str] = children) -> Any:
-                return await figures.board(ctx, top, children, quarter, starts)
+                return await pages.board(top, children, quarter, starts)
 
             async def board_before(top: str = top, children: list[str] = children) -> Any:
                 return await before_board(ctx, top, children, quarter.start, quarter.end,
@@ -664,7 +668,7 @@ async def in_process(
             out.append((f"board rates, open, trend ({kind})", after_ms, before_ms))
 
             async def colours_before(top: str = top) -> Any:
-                return await assemble.colour_counts(ctx, {"scope": top})
+                return await reports.colour_counts({"scope": top})
 
             before_ms, colours = await timed(colours_before, before_runs, budget)
             assert overdue_by_unit(fig.red_by_unit, names) == \
@@ -673,20 +677,20 @@ async def in_process(
 
             async def ranking_after(top: str = top) -> Any:
                 return await standings.standings(
-                    ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules,
+                    ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules,
                     limit=20,  # as the board asks
                 )
 
             after_ms, ranked = await timed(ranking_after, runs, budget)
             assert isinstance(ranked, standings.QuarterScores), ranked
             whole = await standings.standings(
-                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
+                ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules)
             assert isinstance(whole, standings.QuarterScores), whole
             assert ranked.nodes == whole.nodes[:20] and ranked.units == whole.units[:20]
             before_ms: list[float] = []
             if replay:
                 start = time.perf_counter()
-                reference = await assemble.quarter_scores(ctx, scope=top, quarter=quarter.code)
+                reference = await reports.quarter_scores(scope=top, quarter=quarter.code)
                 before_ms = [(time.perf_counter() - start) * 1000]
                 for entries in (reference["nodes"], reference["units"]):
                     for entry in entries:

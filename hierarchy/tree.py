@@ -173,6 +173,41 @@ class Tree:
         if problems:
             text = "; ".join(str(p) for p in problems[:20])
             raise HierarchyError(problems[0].reason, text, tuple(problems))
+        self._index(node_list)
+
+    @classmethod
+    def certified(cls, nodes: Iterable[Node], levels: Sequence[str] = DEFAULT_LEVELS) -> Tree:
+        """The tree of nodes whose shape is vouched for elsewhere: by certificates, each
+        signed by its node's parent (a trust store accepts no node before its parent,
+        one root, and no change of parent). A level is a label there: one outside
+        ``levels`` ranks after them, and a child's level is not compared with its
+        parent's — a node must route and answer ancestry whatever level a descendant
+        was given. What the indexes need is still checked: one root, every node
+        reached from it, no id twice."""
+        node_list = list(nodes)
+        known = list(check_levels(levels))
+        for n in node_list:
+            if n.level not in known:
+                known.append(n.level)
+        tree = cls.__new__(cls)
+        tree._levels = tuple(known)
+        roots = [n.id for n in node_list if n.parent is None]
+        if len(roots) != 1:
+            raise HierarchyError(errors.NO_ROOT if not roots else errors.SECOND_ROOT,
+                                 f"{len(roots)} nodes without a parent")
+        tree._index(node_list)
+        if len(tree._nodes) != len(node_list):
+            raise HierarchyError(errors.DUPLICATE_CODE, "a node id is given twice")
+        if len(tree._order) != len(node_list):
+            raise HierarchyError(
+                errors.UNKNOWN_PARENT,
+                f"{len(node_list) - len(tree._order)} nodes not reached from the root"
+                " (an unknown parent or a cycle)",
+            )
+        return tree
+
+    def _index(self, node_list: list[Node]) -> None:
+        """The indexes every question reads: preorder positions, depths, children."""
         self._rank = {level: i for i, level in enumerate(self._levels)}
         self._nodes: dict[str, Node] = {n.id: n for n in node_list}
         children: dict[str, list[str]] = {}
@@ -202,7 +237,9 @@ class Tree:
             for kid in reversed(kids):
                 self._depth[kid] = depth
                 stack.append((kid, False))
-        self._child_pos = {k: [self._pos[c] for c in v] for k, v in self._children.items()}
+        self._child_pos = {
+            k: [self._pos[c] for c in v] for k, v in self._children.items() if k in self._pos
+        }
 
     # ------------------------------------------------------------ the nodes
 
@@ -309,6 +346,14 @@ class Tree:
             raise HierarchyError(errors.NOT_DESCENDANT, f"{toward} is not below {from_id}")
         kids = self._children[from_id]
         return kids[bisect_right(self._child_pos[from_id], self._pos[toward]) - 1]
+
+    def child_toward(self, from_id: str, toward: str) -> str | None:
+        """:meth:`next_hop`, or None when ``toward`` is not strictly below ``from_id``
+        or either is unknown: routing asks about any id an event names."""
+        pos, end, at = self._pos.get(from_id), self._end.get(from_id), self._pos.get(toward)
+        if pos is None or end is None or at is None or not pos < at < end:
+            return None
+        return self.next_hop(from_id, toward)
 
     def common_ancestor(self, a: str, b: str) -> str:
         """The lowest node having both ``a`` and ``b`` in its subtree."""

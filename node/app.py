@@ -11,11 +11,13 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from node.background import stop_task
 from node.clock import Clock, SystemClock
 from node.config import Config
-from node.context import NodeContext, open_node, stop_task
+from node.context import NodeContext, open_node
 from node.http import enroll as enroll_http
 from node.http import keys as keys_http
+from node.http import services
 from node.http import sync as sync_server
 from node.http import web as web_pages
 from node.http.api import auth as api_auth
@@ -26,22 +28,34 @@ from node.http.api import reports as reports_api
 from node.http.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
 from node.items import materialiser
 from node.queries import keeper
+from node.queries.assemble import Reports, score_rules
+from node.queries.figures import Figures
+from node.queries.ledger import Ledger, boards_of
+from node.reminders.channels import build_notifiers
+from node.reminders.schedule import Settings
+from node.reminders.scheduler import Reminders
+from node.reminders.scheduler import logger as reminders_logger
 from node.storage import keyfile
 from node.storage.events import PARENT
 from node.sync.auth import ReplayGuard
 from node.sync.catchup.tuning import Streaming
-from node.sync.client import LINK_TASK, SyncClient
+from node.sync.client import LINK_TASK, SyncClient, SyncFailure
+from node.sync.client import logger as sync_client_logger
 from node.workflow.actions import Workflow
+from node.workflow.attachments import Quotas
+from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
+NODE = web.AppKey("node", NodeContext)
+"""The opened node: the root's own, read by nothing below it (node/http/services.py
+holds what handlers read)."""
 CLIENT = web.AppKey("sync_client", SyncClient)
 
 
 async def status_payload(ctx: NodeContext) -> dict[str, object]:
     now = ctx.clock.now_ms()
-    links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-    statuses = await ctx.store.link_statuses(links)
+    statuses = await ctx.outbox.link_statuses(ctx.outbox.all_links())
     cert = ctx.certificate
     shown = [s.to_dict(now) for s in statuses]
     # The link to the parent as the running sync client knows it: its last error is
@@ -72,7 +86,7 @@ async def status_payload(ctx: NodeContext) -> dict[str, object]:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await status_payload(request.app[sync_server.CTX]))
+    return web.json_response(await status_payload(request.app[NODE]))
 
 
 @web.middleware
@@ -82,10 +96,110 @@ async def current_rows(request: web.Request, handler: Handler) -> web.StreamResp
     a large catch-up it answers after ROWS_WAIT_SECONDS with the rows folded so far
     (node/storage/events.py)."""
     if request.method == "GET" and not request.path.startswith("/sync/"):
-        ctx = request.app.get(sync_server.CTX)
+        ctx = request.app.get(NODE)
         if ctx is not None:
             await ctx.store.rows_current()
     return await handler(request)
+
+
+def sync_client(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    streaming: Streaming = contextlib.nullcontext,
+    *,
+    kind: type[SyncClient] = SyncClient,
+) -> SyncClient:
+    """The link of an opened node to its parent (``ctx.parent`` must be set); ``kind``
+    a subclass (tests cut the link)."""
+    assert ctx.parent is not None, "the root has no parent to sync with"
+    watch = ctx.watch(
+        LINK_TASK, sync_client_logger,
+        initial=float(ctx.config["sync.retry_initial_seconds"]),
+        cap=float(ctx.config["sync.retry_max_seconds"]),
+        expected=(SyncFailure, ProtocolError),
+    )
+    return kind(
+        me=ctx.me, parent=ctx.parent, parent_url=ctx.parent_url, key=ctx.key, clock=ctx.clock,
+        config=ctx.config, events=ctx.store, outbox=ctx.outbox, ingestor=ctx.ingestor,
+        stopping=ctx.stopping, watch=watch, session=session, streaming=streaming,
+    )
+
+
+def provide(app: web.Application, ctx: NodeContext) -> None:
+    """Each service of the opened node under its key (node/http/services.py)."""
+    app[services.CONFIG] = ctx.config
+    app[services.CLOCK] = ctx.clock
+    app[services.DB] = ctx.db
+    app[services.KEY] = ctx.key
+    app[services.TREE] = ctx.tree
+    app[services.EVENTS] = ctx.store
+    app[services.OUTBOX] = ctx.outbox
+    app[services.INGESTOR] = ctx.ingestor
+    app[services.ACCOUNTS] = ctx.accounts
+    app[services.PRESENCE] = ctx.presence
+    app[services.ACTIVITY] = ctx.activity
+    app[services.BACKGROUND] = ctx.background
+    app[services.STOPPING] = ctx.stopping
+    app[services.WORKFLOW] = Workflow(
+        db=ctx.db,
+        events=ctx.store,
+        tree=ctx.tree,
+        accounts=ctx.accounts,
+        clock=ctx.clock,
+        quotas=Quotas.from_config(ctx.config),
+    )
+    boards = boards_of(ctx.config)
+    app[services.LEDGER] = Ledger(ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards)
+    # Unusable [scores] settings refuse the start here, naming the setting.
+    app[services.REPORTS] = Reports(
+        ctx.db, ctx.clock, ctx.tree, ctx.accounts, score_rules(ctx.config), boards
+    )
+    app[services.FIGURES] = Figures(ctx.db, ctx.clock, ctx.tree)
+
+
+async def reminder_scheduler(app: web.Application) -> AsyncIterator[None]:
+    """An ``app.cleanup_ctx`` entry: the reminder scheduler (node/reminders/) while the
+    app runs; the message endpoints find it under ``REMINDERS``."""
+    ctx = app[NODE]
+    settings = Settings.from_config(ctx.config)
+    session = aiohttp.ClientSession()
+    task = None
+    try:
+        service = Reminders(
+            me=ctx.me, db=ctx.db, clock=ctx.clock, rows_current=ctx.store.rows_current,
+            notifiers=build_notifiers(ctx.config, session), settings=settings,
+        )
+        app[reminders_http.REMINDERS] = service
+        if settings.enabled:
+            tick = settings.tick_ms / 1000
+            cap = min(tick, float(ctx.config["background.retry_max_seconds"]))
+            watch = ctx.watch("reminders", reminders_logger, cap=cap)
+            task = asyncio.create_task(
+                service.run(watch, ctx.stopping), name=f"reminders {ctx.me}"
+            )
+            logger.info("reminders on: channels %s", ", ".join(service.notifiers) or "none")
+        yield
+    finally:
+        ctx.stopping.set()
+        await stop_task(task)
+        await session.close()
+
+
+async def tally_keeper(app: web.Application) -> AsyncIterator[None]:
+    """An ``app.cleanup_ctx`` entry: the page tallies' keeper (node/queries/keeper.py)
+    while the app runs; it stops with the app, or when the node stops."""
+    ctx = app[NODE]
+    tallies = keeper.TallyKeeper(ctx.db, ctx.clock, ctx.activity)
+    watch = ctx.watch(keeper.WATCH_NAME, keeper.logger)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        tallies.run(watch, stopping, ctx.stopping), name=f"tally keeper {ctx.me}"
+    )
+    try:
+        yield
+    finally:
+        stopping.set()
+        await stop_task(task, grace=10.0)
 
 
 def create_app(
@@ -115,13 +229,13 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx = await open_node(config, clock)
-        app[sync_server.CTX] = ctx
-        app[api_items.WORKFLOW] = Workflow(ctx)
+        app[NODE] = ctx
+        provide(app, ctx)
         task = None
         session = None
         folding_watch = ctx.watch("materialiser", materialiser.logger)
         folding = asyncio.create_task(
-            materialiser.run(ctx.store, ctx.stopping, folding_watch),
+            materialiser.run(ctx.store, ctx.activity, ctx.stopping, folding_watch),
             name=f"materialiser {ctx.me}",
         )
         if ctx.parent is not None:
@@ -129,7 +243,7 @@ def create_app(
                 logger.warning("node.parent_url is not set: this node cannot sync")
             else:
                 session = aiohttp.ClientSession()
-                client = SyncClient(ctx, session, streaming=streaming)
+                client = sync_client(ctx, session, streaming)
                 app[CLIENT] = client
                 task = asyncio.create_task(client.run(), name=f"sync {ctx.me}")
         logger.info("node %s (%s) ready", ctx.me, ctx.certificate.name)
@@ -137,7 +251,7 @@ def create_app(
             yield
         finally:
             ctx.stopping.set()
-            await ctx.store.notify()
+            await ctx.outbox.notify()
             # A pull may sit in a long-poll: give the loops a moment, then cancel.
             await stop_task(task, grace=2.0)
             await stop_task(folding, grace=10.0)
@@ -147,18 +261,18 @@ def create_app(
 
     async def release_long_polls(app: web.Application) -> None:
         # Runs before the server waits for in-flight requests: wake the long-polls.
-        ctx = app.get(sync_server.CTX)
+        ctx = app.get(NODE)
         if ctx is not None:
             ctx.stopping.set()
-            await ctx.store.notify()
+            await ctx.outbox.notify()
 
     # Every long-lived task of the node, in start order (aiohttp unwinds them in
     # reverse): the node itself with its sync client and materialiser, then the
     # reminder scheduler and the page tallies' keeper, which need the node open.
     app.cleanup_ctx.append(data_dir_lock)
     app.cleanup_ctx.append(lifecycle)
-    app.cleanup_ctx.append(reminders_http.scheduler_ctx)
-    app.cleanup_ctx.append(keeper.keeper_ctx(sync_server.CTX))
+    app.cleanup_ctx.append(reminder_scheduler)
+    app.cleanup_ctx.append(tally_keeper)
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
     enroll_http.add_routes(app)

@@ -33,6 +33,8 @@ from typing import Any
 from node.clock import Clock
 from node.storage.disk_full import storage_full
 
+logger = logging.getLogger(__name__)
+
 WARN_AFTER = 3
 """Failures in a row after which a task's failure is worth a WARNING."""
 ERROR_TEXT_MAX = 500
@@ -226,3 +228,24 @@ async def run_forever(
         watch.succeeded()
         if between is not None and not stopping.is_set():
             await between()
+
+
+async def stop_task(task: asyncio.Task[None] | None, *, grace: float = 10.0) -> None:
+    """Let a background task finish its current step after ``stopping`` was set, and
+    cancel it only if it does not within ``grace`` seconds.
+
+    Cancelling in the middle of a database transaction can leave the driver's
+    connection half closed (aiosqlite's worker waits forever), so the node's
+    loops are asked to stop first and cancelled only as a last resort.
+    """
+    if task is None or task.done():
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+    except TimeoutError:
+        logger.warning("%s did not stop within %.0fs: cancelling it", task.get_name(), grace)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    except Exception:  # the task's own failure was logged where it happened
+        logger.debug("background task ended with an error", exc_info=True)
+

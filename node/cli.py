@@ -26,20 +26,24 @@ from hierarchy.errors import HierarchyError
 from node import config as cfg
 from node.app import create_app, status_payload
 from node.clock import SystemClock
-from node.context import NodeContext, NodeError, open_node
-from node.demo.play import DemoError
+from node.context import NodeContext, open_node
+from node.errors import KINDS, NodeError
 from node.http.timeouts import ConnectionTimeouts, TimedRunner
-from node.setup import SetupError, first_admin, init_root, join_parent
-from node.storage import keyfile
-from node.storage.accounts import AccountError
-from node.storage.db import StorageError, migrate
+from node.queries.assemble import Reports, score_rules
+from node.queries.ledger import boards_of
+from node.setup import first_admin, init_root, join_parent
+from node.storage.db import migrate
 from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
 
-class CliError(Exception):
-    pass
+class CliError(NodeError):
+    """A command that cannot do what it was asked; ``str()`` is the detail alone (a
+    report's refusal, as the API words it)."""
+
+    def __str__(self) -> str:
+        return self.detail or self.reason
 
 
 def _data(args: argparse.Namespace) -> Path:
@@ -97,7 +101,8 @@ async def cmd_invite(args: argparse.Namespace) -> int:
         if from_seq is None:
             from_seq = await next_from_seq(ctx, args.child)
         code = await issue_code(
-            ctx, child=args.child, name=args.name, level=args.level, from_seq=from_seq
+            ctx.db, ctx.me, ctx.clock, ctx.config,
+            child=args.child, name=args.name, level=args.level, from_seq=from_seq,
         )
         url = str(config["server.public_url"]) or f"http://{config['server.listen']}"
     print(code)
@@ -428,24 +433,30 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await run_demo(args)
 
 
+def _reports(ctx: NodeContext) -> Reports:
+    """The node's reports, as ``duban run`` builds them (node/app.py ``provide``)."""
+    return Reports(
+        ctx.db, ctx.clock, ctx.tree, ctx.accounts, score_rules(ctx.config),
+        boards_of(ctx.config),
+    )
+
+
 async def cmd_report(args: argparse.Namespace) -> int:
     """The weekly summary or the quarterly bulletin, as Markdown text or JSON."""
-    from node.http.errors import ApiError
-    from node.queries import assemble, render
+    from node.queries import render
 
     try:
         async with opened(args) as (_config, ctx):
             await ctx.store.materialise_all()  # the node may have stopped mid-way
+            reports = _reports(ctx)
             if args.report_command == "weekly":
-                report = await assemble.weekly_report(ctx, scope=args.scope, week=args.week)
+                report = await reports.weekly_report(scope=args.scope, week=args.week)
                 text = render.weekly_text
             else:
-                report = await assemble.quarterly_report(
-                    ctx, scope=args.scope, quarter=args.quarter
-                )
+                report = await reports.quarterly_report(scope=args.scope, quarter=args.quarter)
                 text = render.quarterly_text
-    except ApiError as exc:
-        raise CliError(exc.detail or exc.reason) from None
+    except KINDS as exc:
+        raise CliError(exc.reason, exc.detail, exc.field) from None
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False, indent=1))
     else:
@@ -455,9 +466,6 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 async def cmd_export_ledger(args: argparse.Namespace) -> int:
     """The ledger (台账) as an Excel file, with the ledger API's filters."""
-    from node.http.errors import ApiError
-    from node.queries import assemble
-
     params = {
         name: str(getattr(args, f"filter_{name}"))
         for name in LEDGER_FILTERS
@@ -466,9 +474,9 @@ async def cmd_export_ledger(args: argparse.Namespace) -> int:
     try:
         async with opened(args) as (_config, ctx):
             await ctx.store.materialise_all()  # the node may have stopped mid-way
-            data, _, count = await assemble.ledger_xlsx(ctx, params)
-    except ApiError as exc:
-        raise CliError(exc.detail or exc.reason) from None
+            data, _, count = await _reports(ctx).ledger_xlsx(params)
+    except KINDS as exc:
+        raise CliError(exc.reason, exc.detail, exc.field) from None
     out = Path(args.out).expanduser()
     out.write_bytes(data)
     print(f"wrote {count} items to {out}")
@@ -652,20 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-    except (
-        CliError,
-        AccountError,
-        DemoError,
-        SetupError,
-        cfg.ConfigError,
-        keyfile.KeyFileError,
-        NodeError,
-        StorageError,
-        HierarchyError,
-        ProtocolError,
-        aiohttp.ClientError,
-        OSError,
-    ) as exc:
+    except (NodeError, HierarchyError, ProtocolError, aiohttp.ClientError, OSError) as exc:
         print(f"duban: {exc}", file=sys.stderr)
         return 2
 

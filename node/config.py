@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.errors import NodeError
+
 CONFIG_NAME = "duban.toml"
 KEY_NAME = "node.key"
 DB_NAME = "node.db"
@@ -237,8 +239,15 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-class ConfigError(Exception):
-    """A configuration file that cannot be used; the message says what to fix."""
+class ConfigError(NodeError):
+    """A configuration that cannot be used (reason ``bad_config``); the message says
+    what to fix and is the whole of ``str()``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__('bad_config', message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass(frozen=True, slots=True)

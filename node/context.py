@@ -14,22 +14,23 @@ from pathlib import Path
 
 from node.background import Background, Backoff, Watch
 from node.clock import Clock
-from node.config import Config
+from node.config import Config, ConfigError
 from node.items import tallies
+from node.items.materialiser import SyncActivity
+from node.items.projection import Projection
 from node.storage import keyfile
 from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
-from node.storage.events import Store
+from node.storage.events import EventLog
 from node.sync.catchup.decoder import Decoder
 from node.sync.ingest import Ingestor
+from node.sync.outbox import Outbox
+from node.sync.presence import Presence
+from node.sync.routing import KnownTree
 from protocol.certs import Certificate, TrustStore
 from protocol.keys import SigningKey
 
 logger = logging.getLogger(__name__)
-
-
-class NodeError(Exception):
-    """A node that cannot start or act; the message says what to do."""
 
 
 @dataclass(slots=True)
@@ -39,17 +40,19 @@ class NodeContext:
     key: SigningKey
     db: Database
     trust: TrustStore
-    store: Store
+    tree: KnownTree  # the tree the trust store draws
+    store: EventLog
+    outbox: Outbox
     ingestor: Ingestor
     executor: ThreadPoolExecutor
     accounts: Accounts
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # Children holding a long-poll open right now: they are connected, we are current.
-    listening: dict[str, int] = field(default_factory=dict)
-    # When each child's link row was last written by a down request (loop time).
-    link_written: dict[str, float] = field(default_factory=dict)
+    # Children holding a page request open right now: connected, and we are current.
+    presence: Presence = field(default_factory=Presence)
     # The background tasks' failures, in memory (shown even when the disk is full).
     background: Background = field(default_factory=Background)
+    # Whether sync is busy (background work gives way to a catch-up).
+    activity: SyncActivity = field(default_factory=SyncActivity)
 
     @property
     def me(self) -> str:
@@ -107,7 +110,7 @@ class NodeContext:
 
     async def close(self) -> None:
         self.stopping.set()
-        await self.store.notify()
+        await self.outbox.notify()
         await self.db.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         await self.ingestor.decoder.close()
@@ -117,7 +120,9 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
     """Open a node's key, database and trust store from its configuration."""
     me = str(config["node.id"])
     if not me:
-        raise NodeError(f"{config.data_dir}: node.id is not set; run `duban init` or `duban join`")
+        raise ConfigError(
+            f"{config.data_dir}: node.id is not set; run `duban init` or `duban join`"
+        )
     key = keyfile.load(config.key_path)
     db = await open_database(config.database_url, create=create)
     try:
@@ -129,8 +134,10 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         threads = int(config["sync.verify_threads"])
         executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="verify")
         has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
-        store = Store(
-            db, trust, me=me, key=key, clock=clock, has_parent=has_parent,
+        tree = KnownTree(trust, me)
+        outbox = Outbox(db, tree, has_parent=has_parent)
+        store = EventLog(
+            db, me=me, key=key, clock=clock, router=outbox, projection=Projection(tree.path_of),
             max_clock_ahead=int(config["sync.max_clock_ahead"]),
             refused_keep_events=int(config["sync.refused_keep_events"]),
             refused_keep_bytes=int(config["sync.refused_keep_bytes"]),
@@ -138,7 +145,10 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         await store.start_materialised_cursor()
         await store.repair_clock()
         decoder = Decoder(int(config["sync.decode_processes"]))
-        ingestor = Ingestor(store, executor=executor, threads=threads, decoder=decoder)
+        activity = SyncActivity()
+        ingestor = Ingestor(
+            store, outbox, tree, activity, executor=executor, threads=threads, decoder=decoder
+        )
     except BaseException:
         await db.close()
         raise
@@ -148,10 +158,13 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         key=key,
         db=db,
         trust=trust,
+        tree=tree,
         store=store,
+        outbox=outbox,
         ingestor=ingestor,
         executor=executor,
         accounts=Accounts(db),
+        activity=activity,
     )
 
 
@@ -170,24 +183,3 @@ async def _trust_records(db: Database) -> list[bytes]:
 
 def data_dir_of(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
-
-
-async def stop_task(task: asyncio.Task[None] | None, *, grace: float = 10.0) -> None:
-    """Let a background task finish its current step after ``stopping`` was set, and
-    cancel it only if it does not within ``grace`` seconds.
-
-    Cancelling in the middle of a database transaction can leave the driver's
-    connection half closed (aiosqlite's worker waits forever), so the node's
-    loops are asked to stop first and cancelled only as a last resort.
-    """
-    if task is None or task.done():
-        return
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-    except TimeoutError:
-        logger.warning("%s did not stop within %.0fs: cancelling it", task.get_name(), grace)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    except Exception:  # the task's own failure was logged where it happened
-        logger.debug("background task ended with an error", exc_info=True)
-

@@ -45,7 +45,8 @@ from hierarchy.enrollment import JoinResponse, make_join_request
 from hierarchy.errors import HierarchyError
 from node.clock import Clock
 from node.config import Config
-from node.context import NodeContext, NodeError, open_node
+from node.context import NodeContext, open_node
+from node.errors import NodeError
 from node.storage import keyfile
 from node.storage.events import PARENT, SELF
 from node.sync.auth import make_header
@@ -63,7 +64,18 @@ _REPLY_LIMITS = codec.Limits(
 )
 
 
-class NotCertified(NodeError):
+class KeyChangeError(NodeError):
+    """A rotation, replacement or revocation that cannot go on (reason
+    ``key_change_failed``); ``str()`` is the message, which says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("key_change_failed", message)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class NotCertified(KeyChangeError):
     """The parent certainly did not certify the new key (it refused the request, or
     was never reached): the new key is dropped and the node goes on with its old one."""
 
@@ -106,7 +118,7 @@ async def rotate_key(config: Config, clock: Clock) -> Rotated:
             if new is not None and current.key_id == new.key_id:
                 logger.info("the new key is certified and stored already: installing it")
             elif current.key_id != old.key_id:
-                raise NodeError(
+                raise KeyChangeError(
                     f"{path} holds key {old.key_id.hex()[:16]}, but {ctx.me}'s current key is "
                     f"{current.key_id.hex()[:16]}: this is not the node's key file"
                 )
@@ -166,7 +178,7 @@ async def _ask_parent(
     async with aiohttp.ClientSession(timeout=timeout) as session:
         status, reply = await _post(session, ctx, request, old)
         if status >= 500:  # it may have certified the key before it failed
-            raise NodeError(_lost(ctx, f"HTTP {status} {reply.get('error')}"))
+            raise KeyChangeError(_lost(ctx, f"HTTP {status} {reply.get('error')}"))
         if status != 200 and reply.get("error") != errors.KEY_RETIRED:
             raise NotCertified(
                 f"the parent {ctx.parent} refused the rotation: {reply.get('error')} "
@@ -175,14 +187,14 @@ async def _ask_parent(
         if status != 200:
             status, reply = await _post(session, ctx, request, new)
     if status != 200:
-        raise NodeError(
+        raise KeyChangeError(
             f"the parent {ctx.parent} refused the rotation: {reply.get('error')} "
             f"({reply.get('detail')}), and no longer takes the old key either; "
             f"{keyfile.pending_path(ctx.config.key_path)} is kept"
         )
     chain = reply.get("chain")
     if not isinstance(chain, list) or not all(type(r) is bytes for r in chain):
-        raise NodeError(f"the parent {ctx.parent} answered no chain")
+        raise KeyChangeError(f"the parent {ctx.parent} answered no chain")
     return [r for r in chain if type(r) is bytes]
 
 
@@ -206,7 +218,7 @@ async def _post(
     except aiohttp.ClientConnectorError as exc:
         raise NotCertified(f"the parent is not reachable at {ctx.parent_url}: {exc}") from None
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise NodeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
+        raise KeyChangeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
     if status != 200:
         try:
             refused = json.loads(raw)
@@ -218,9 +230,9 @@ async def _post(
     try:
         value = codec.decode(raw, _REPLY_LIMITS)
     except ProtocolError as exc:
-        raise NodeError(f"the parent's answer is not msgpack ({exc.reason})") from None
+        raise KeyChangeError(f"the parent's answer is not msgpack ({exc.reason})") from None
     if not isinstance(value, dict):
-        raise NodeError("the parent's answer is not a map")
+        raise KeyChangeError("the parent's answer is not a map")
     return status, value
 
 
@@ -246,9 +258,9 @@ def _checked_records(
         cert = alone.current(ctx.me)
         alone.check_key(new.key_id, now)
     except ProtocolError as exc:
-        raise NodeError(f"the parent's chain does not verify: {exc}") from None
+        raise KeyChangeError(f"the parent's chain does not verify: {exc}") from None
     if cert.key_id != new.key_id or from_seq not in (None, cert.from_seq):
-        raise NodeError(
+        raise KeyChangeError(
             f"the parent certified key {cert.key_id.hex()[:16]} from seq {cert.from_seq}, "
             f"not ours from seq {from_seq}"
         )
@@ -258,7 +270,9 @@ def _checked_records(
         for raw in fresh:
             ctx.trust.add(raw, now)
     except ProtocolError as exc:
-        raise NodeError(f"the parent's chain disagrees with what this node holds: {exc}") from None
+        raise KeyChangeError(
+            f"the parent's chain disagrees with what this node holds: {exc}"
+        ) from None
     return fresh
 
 
@@ -278,7 +292,9 @@ async def replace_key(config: Config, clock: Clock, code: str) -> Rotated:
         try:
             old = ctx.key
             if ctx.parent is None:
-                raise NodeError("the root has no parent to enroll with: use `duban key rotate`")
+                raise KeyChangeError(
+                    "the root has no parent to enroll with: use `duban key rotate`"
+                )
             new = keyfile.load(pending) if pending.exists() else keyfile.create(pending)
             if ctx.certificate.key_id != new.key_id:
                 request = make_join_request(
@@ -296,7 +312,7 @@ async def replace_key(config: Config, clock: Clock, code: str) -> Rotated:
                     ctx.trust, new, old_key_id=old.key_id, now=ctx.clock.now_ms()
                 )
             except HierarchyError as exc:
-                raise NodeError(f"cannot certify the children again: {exc}") from None
+                raise KeyChangeError(f"cannot certify the children again: {exc}") from None
             if again:
                 await ctx.store.store_trust_records(again, SELF)
                 logger.info("certified %d children again with the new key", len(again))
@@ -322,13 +338,13 @@ async def _join_again(ctx: NodeContext, request: bytes) -> list[bytes]:
     except aiohttp.ClientConnectorError as exc:
         raise NotCertified(f"the parent is not reachable at {url}: {exc}") from None
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise NodeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
+        raise KeyChangeError(_lost(ctx, f"{type(exc).__name__} {exc}")) from None
     if status != 200:
         text = body[:300].decode("utf-8", "replace")
         if status >= 500:
-            raise NodeError(_lost(ctx, f"HTTP {status} {text}"))
+            raise KeyChangeError(_lost(ctx, f"HTTP {status} {text}"))
         if b"code_used" in body:  # perhaps by this very key, in a run cut short
-            raise NodeError(
+            raise KeyChangeError(
                 f"the parent {ctx.parent} refused: {text}. If an earlier run of this command "
                 "used the code, ask for a new one and run it again"
             )
@@ -346,7 +362,7 @@ async def revoke_child(
     here) and store the record, which travels the tree. The node must be stopped.
 
     Refused (``HierarchyError``): an unknown node, not a direct child, a key revoked
-    already; (``NodeError``) a ``last_seq`` below events of the child held here,
+    already; (``KeyChangeError``) a ``last_seq`` below events of the child held here,
     which a revocation cannot take back."""
     with keyfile.hold(config.data_dir, exclusive=True):
         ctx = await open_node(config, clock)
@@ -355,7 +371,7 @@ async def revoke_child(
             held = await ctx.store.max_seq_of(child)
             last = held if last_seq is None else last_seq
             if held and last < held:
-                raise NodeError(
+                raise KeyChangeError(
                     f"{child}'s events up to seq {held} are held here already (and sent up the "
                     f"tree): a revocation cannot take them back. Revoke after seq {held} or later"
                 )

@@ -17,6 +17,7 @@ from hierarchy.enrollment import complete_join, make_join_request
 from node import config as cfg
 from node.clock import Clock
 from node.context import open_node
+from node.errors import NodeError
 from node.storage import keyfile
 from node.storage.db import open_database
 from node.storage.events import SELF
@@ -27,8 +28,15 @@ logger = logging.getLogger(__name__)
 TEN_YEARS_MS = 3650 * 86400 * 1000
 
 
-class SetupError(Exception):
-    pass
+class SetupError(NodeError):
+    """A node that cannot be created or enrolled (reason ``setup_failed``); ``str()``
+    is the message, which says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__('setup_failed', message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 def _fresh(data: Path) -> None:

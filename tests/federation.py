@@ -50,7 +50,7 @@ async def eventually(
 
 async def folded(*nodes: RunningNode, timeout: float = 20.0) -> None:
     """Wait until each node has folded every received event into its item rows
-    (they are folded just after their batch commits: ``Store.materialise_pending``)."""
+    (they are folded just after their batch commits: ``EventLog.materialise_pending``)."""
     for node in nodes:
 
         async def done(node: RunningNode = node) -> bool:

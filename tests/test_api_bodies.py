@@ -18,11 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.clock import iso, parse_moment
 from node.config import Config
+from node.errors import NodeError
 from node.http.api import bodies
 from node.http.api.openapi import ACTION_SIDES, ACTIONS, build_document
-from node.http.api.validate import decode, iso, parse_moment
-from node.http.errors import ApiError
+from node.http.api.validate import decode
+from node.http.errors import status_of
 from protocol.errors import ProtocolError
 from protocol.events import (
     ITEM_RE,
@@ -47,9 +49,9 @@ HEADER: dict[str, Any] = {"item": "14-000001", "origin": "14", "seq": 2, "lampor
 
 
 def refusal(value: Any, kind: type[bodies.Body]) -> tuple[str, str | None, str]:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(NodeError) as caught:
         decode(value, kind)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     return caught.value.reason, caught.value.field, caught.value.detail
 
 
@@ -218,7 +220,7 @@ def test_free_text_is_accepted_exactly_when_the_protocol_accepts_it(text: str) -
 def _accepts(value: dict[str, Any], kind: type[bodies.Body]) -> bool:
     try:
         decode(value, kind)
-    except ApiError:
+    except NodeError:
         return False
     return True
 

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
-from node.http.api.validate import iso
+from node.clock import iso
 from node.queries import ledger
 from node.queries.ledger import Access, Query
 from node.storage import schema as t

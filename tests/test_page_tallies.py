@@ -1,6 +1,6 @@
 """The tree's and the board's figures from the page tallies equal a straightforward
 count over every item row, and the board's ranking equals the event replay of
-``node.queries.assemble.quarter_scores`` — at every instant, while time moves.
+``node.queries.assemble.Reports.quarter_scores`` — at every instant, while time moves.
 
 A real province node (a real database: SQLite file and PostgreSQL) knows a small
 generated province (15 nodes). 150 items get random histories over nine months
@@ -38,10 +38,11 @@ from hierarchy.synthetic import generate_tree
 from hierarchy.tree import Tree
 from node.clock import ManualClock
 from node.context import NodeContext, open_node
-from node.http.web import board, figures
+from node.http.web import board
 from node.items import tallies
 from node.items.projection import row_of, write_rows
-from node.queries import assemble, standings
+from node.queries import assemble, figures, standings
+from node.queries.ledger import boards_of
 from node.queries.periods import Quarter, Week
 from node.setup import TEN_YEARS_MS, init_root
 from node.storage import schema as t
@@ -243,14 +244,14 @@ async def store(ctx: NodeContext, arrived: list[tuple[int, Arrival]],
     items = sorted({a.event.item for _, a in arrived})
     async with ctx.db.write() as conn:
         await conn.execute(t.events.insert(), rows)
-        await write_rows(conn, [row_of(fold(held[i]), ctx.store.path_of) for i in items])
+        await write_rows(conn, [row_of(fold(held[i]), ctx.tree.path_of) for i in items])
 
 
 # -- references ----------------------------------------------------------------------------
 
 
 async def item_rows(ctx: NodeContext, top: str) -> list[dict[str, Any]]:
-    path = ctx.store.path_of(top)
+    path = ctx.tree.path_of(top)
     c = t.items.c
     async with ctx.db.read() as conn:
         rows = await conn.execute(
@@ -285,7 +286,7 @@ def reference_board(
     weeks: list[int], now: int,
 ) -> figures.Board:
     out = figures.Board()
-    children = {c: ctx.store.path_of(c) for c in tree.children(top)}
+    children = {c: ctx.tree.path_of(c) for c in tree.children(top)}
 
     def bucket(path: str) -> str:
         return next((c for c, p in children.items() if path.startswith(p)), top)
@@ -333,19 +334,23 @@ async def check(ctx: NodeContext, tree: Tree, now: int, scopes: list[str]) -> in
     """Every figure at ``now`` against its reference; returns the ranking entries seen."""
     ctx.clock.set(now)  # type: ignore[attr-defined]
     seen = 0
-    names = await assemble.names_of(ctx)
     rules = assemble.score_rules(ctx.config)
+    reports = assemble.Reports(
+        ctx.db, ctx.clock, ctx.tree, ctx.accounts, rules, boards_of(ctx.config)
+    )
+    pages = figures.Figures(ctx.db, ctx.clock, ctx.tree)
+    names = await reports.names()
     for top in scopes:
         rows = await item_rows(ctx, top)
         want_tree = {n: c for n, c in reference_tree(rows, now).items()
                      if c != figures.Counts()}
-        got_tree = {n: c for n, c in (await figures.counts_by_node(ctx, top)).items()
+        got_tree = {n: c for n, c in (await pages.counts_by_node(top)).items()
                     if c != figures.Counts()}
         assert got_tree == want_tree, (top, now)
         current = Quarter.of(now)
         weeks = twelve_weeks(now)
         for quarter in (current, current.previous()):
-            got = await figures.board(ctx, top, tree.children(top), quarter, weeks,
+            got = await pages.board(top, tree.children(top), quarter, weeks,
                                       red_units=3)
             want = reference_board(ctx, tree, rows, top, quarter, weeks, now)
             assert got.by_node == want.by_node, (top, quarter, now)
@@ -357,19 +362,19 @@ async def check(ctx: NodeContext, tree: Tree, now: int, scopes: list[str]) -> in
                 board.overdue_by_unit(want.red_by_unit, names, 3)
             assert set(got.red_by_unit.items()) <= set(want.red_by_unit.items())
             assert got.weeks == want.weeks, (top, now)
-            reference = await assemble.quarter_scores(ctx, scope=top, quarter=quarter.code)
+            reference = await reports.quarter_scores(scope=top, quarter=quarter.code)
             for entries in (reference["nodes"], reference["units"]):
                 for entry in entries:
                     del entry["lines"]
             ranked = await standings.standings(
-                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules)
+                ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules)
             assert isinstance(ranked, standings.QuarterScores)
             mine = assemble.standings_of(ranked, names)
             assert mine["nodes"] == reference["nodes"], (top, quarter, now)
             assert mine["units"] == reference["units"], (top, quarter, now)
             assert ranked.final == reference["final"]
             top5 = await standings.standings(
-                ctx.db, ctx.clock.now_ms(), ctx.store.path_of(top), quarter, rules, 5)
+                ctx.db, ctx.clock.now_ms(), ctx.tree.path_of(top), quarter, rules, 5)
             assert isinstance(top5, standings.QuarterScores)
             five = assemble.standings_of(top5, names)
             assert five["nodes"] == reference["nodes"][:5]

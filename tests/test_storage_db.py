@@ -500,7 +500,7 @@ async def test_run_write_cancelled_mid_statement_ends_its_transaction(
     after. (:meth:`Database.write` cannot promise this: a cancel that lands in one
     of its statements leaves aiosqlite's connection inside the transaction, holding
     the lock for good. Writers that can be cancelled use ``run_write``; see
-    ``Store.update_link``.)"""
+    ``Outbox.update_link``.)"""
     path = tmp_path / "cancel.db"
     slow = text(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000)"

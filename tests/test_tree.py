@@ -210,3 +210,51 @@ def test_indexes_agree_with_naive_walks_on_a_province() -> None:
         assert tree.ancestors(node) == naive_ancestors(node)
         below = {n for n in ids if node in naive_ancestors(n)}
         assert set(tree.descendants(node)) == below
+
+
+def test_child_toward_is_next_hop_or_none_for_any_id() -> None:
+    tree = small()
+    for top in ("14", "1401", "140105"):
+        for node in tree:
+            expected = tree.next_hop(top, node.id) if tree.is_ancestor(top, node.id) else None
+            assert tree.child_toward(top, node.id) == expected
+    assert tree.child_toward("14", "9999") is None  # an id no certificate names
+    assert tree.child_toward("9999", "14") is None
+    assert tree.child_toward("1401", "1401") is None
+
+
+def test_a_certified_tree_takes_levels_as_labels_but_checks_its_shape() -> None:
+    nodes = [
+        Node(id="14", name="省", level="province"),
+        Node(id="1401", name="市", level="township", parent="14"),  # a child's odd choice
+        Node(id="140101", name="县", level="village", parent="1401"),
+    ]
+    with pytest.raises(HierarchyError):
+        Tree(nodes)
+    tree = Tree.certified(nodes)
+    assert tree.levels == (*DEFAULT_LEVELS, "village")
+    assert tree.level_rank("village") == len(DEFAULT_LEVELS)
+    assert tree.next_hop("14", "140101") == "1401"
+    assert [n.id for n in tree] == [n.id for n in Tree.certified(list(reversed(nodes)))]
+    for broken, reason in (
+        ([], errors.NO_ROOT),
+        ([*nodes, Node(id="15", name="另一省", level="province")], errors.SECOND_ROOT),
+        ([*nodes, Node(id="1403", name="孤儿", level="city", parent="9999")],
+         errors.UNKNOWN_PARENT),
+        ([*nodes, Node(id="a", name="A", level="city", parent="b"),
+          Node(id="b", name="B", level="city", parent="a")], errors.UNKNOWN_PARENT),
+        ([*nodes, Node(id="1401", name="又一个", level="city", parent="14")],
+         errors.DUPLICATE_CODE),
+    ):
+        with pytest.raises(HierarchyError) as info:
+            Tree.certified(broken)
+        assert info.value.reason == reason
+
+
+def test_a_certified_province_answers_as_the_checked_one() -> None:
+    nodes = province_nodes(3, 4, 5)
+    checked, certified = Tree(nodes), Tree.certified(nodes)
+    assert [n.id for n in checked] == [n.id for n in certified]
+    for node in random.Random(7).sample([n.id for n in nodes], 30):
+        assert certified.path_from_root(node) == checked.path_from_root(node)
+        assert certified.child_toward("14", node) == checked.child_toward("14", node)

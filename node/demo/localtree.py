@@ -14,10 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from node import config as cfg
-from node.app import create_app
+from node.app import NODE, create_app
 from node.clock import Clock
 from node.context import NodeContext
-from node.http import sync as sync_server
 from node.http.enroll import issue_code
 from node.http.timeouts import ConnectionTimeouts, TimedRunner
 from node.setup import init_root, join_parent
@@ -61,7 +60,7 @@ class RunningNode:
 
     @property
     def ctx(self) -> NodeContext:
-        return self.app[sync_server.CTX]
+        return self.app[NODE]
 
     async def start(self) -> None:
         app = create_app(self.config, self.clock, streaming=self.streaming)
@@ -120,7 +119,10 @@ async def build(
             )
         else:
             up = tree.nodes[parent]
-            code = await issue_code(up.ctx, child=node_id, name=name, level=level)
+            code = await issue_code(
+                up.ctx.db, up.ctx.me, up.ctx.clock, up.ctx.config,
+                child=node_id, name=name, level=level,
+            )
             config = await join_parent(
                 data, parent_url=up.url, code=code,
                 root=str(up.config["node.root_fingerprint"]), clock=clock, extra=settings,

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from node.clock import OffsetClock
 from node.demo.localtree import LocalTree, RunningNode, build, four_levels, reopen
+from node.errors import NodeError
 from node.storage import schema as t
 from node.sync.catchup.tuning import ProcessTuning
 from node.workflow.drafts import act, assign
@@ -52,8 +53,15 @@ DEMO_SETTINGS = {
 }
 
 
-class DemoError(Exception):
-    """The demo cannot run; the message says what to change."""
+class DemoError(NodeError):
+    """The demo cannot run (reason ``demo_failed``); the message says what to change
+    and is the whole of ``str()``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__('demo_failed', message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 def say(text: str) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from node.config import ConfigError
-from node.http.sync import CTX
+from node.http.services import CONFIG
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,6 @@ def setup(app: web.Application) -> None:
     """Read ``http.trusted_proxies`` when the node starts (a bad entry stops the start)."""
 
     async def load(app: web.Application) -> None:
-        app[TRUSTED] = TrustedProxies.parse(str(app[CTX].config[SETTING]))
+        app[TRUSTED] = TrustedProxies.parse(str(app[CONFIG][SETTING]))
 
     app.on_startup.append(load)

@@ -22,9 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hierarchy import errors as herrors
 from hierarchy.enrollment import Enrollment, code_hash
 from hierarchy.errors import HierarchyError
-from node.context import NodeContext
+from node.clock import Clock
+from node.config import Config
 from node.http import sync as sync_server
-from node.storage.events import SELF, Accepted, Store
+from node.http.services import CLOCK, CONFIG, DB, EVENTS, KEY, OUTBOX, TREE
+from node.storage.db import Database
+from node.storage.events import SELF, Accepted, EventLog
 from protocol import envelope
 from protocol.certs import parse_certificate
 
@@ -44,23 +47,25 @@ MAX_REQUEST = 8192
 
 
 async def load_enrollment(conn: AsyncConnection, me: str) -> Enrollment:
-    raw = await Store.get_meta(conn, "enrollment")
+    raw = await EventLog.get_meta(conn, "enrollment")
     if raw is None:
         return Enrollment(me)
     return Enrollment.from_dict(json.loads(raw))
 
 
 async def save_enrollment(conn: AsyncConnection, book: Enrollment) -> None:
-    await Store.set_meta(conn, "enrollment", json.dumps(book.export()).encode())
+    await EventLog.set_meta(conn, "enrollment", json.dumps(book.export()).encode())
 
 
 async def issue_code(
-    ctx: NodeContext, *, child: str, name: str, level: str, from_seq: int = 0
+    db: Database, me: str, clock: Clock, config: Config,
+    *, child: str, name: str, level: str, from_seq: int = 0,
 ) -> str:
-    now = ctx.clock.now_ms()
-    ttl = int(ctx.config["enroll.code_ttl_hours"]) * 3600 * 1000
-    async with ctx.db.write() as conn:
-        book = await load_enrollment(conn, ctx.me)
+    """A one-time code for ``child`` to enroll under ``me`` (``duban invite``)."""
+    now = clock.now_ms()
+    ttl = int(config["enroll.code_ttl_hours"]) * 3600 * 1000
+    async with db.write() as conn:
+        book = await load_enrollment(conn, me)
         code = book.issue_code(
             node=child, name=name, level=level, now=now, ttl_ms=ttl, from_seq=from_seq
         )
@@ -73,11 +78,11 @@ def _refuse(exc: HierarchyError) -> web.Response:
 
 
 async def lookup(request: web.Request) -> web.Response:
-    ctx = request.app[sync_server.CTX]
+    tree = request.app[TREE]
     code = (await request.content.read(256)).decode("utf-8", "replace")
-    async with ctx.db.read() as conn:
-        book = await load_enrollment(conn, ctx.me)
-    now = ctx.clock.now_ms()
+    async with request.app[DB].read() as conn:
+        book = await load_enrollment(conn, tree.me)
+    now = request.app[CLOCK].now_ms()
     wanted = code_hash(code)
     for invitation in book.invitations():
         if invitation.code_hash == wanted:
@@ -87,50 +92,52 @@ async def lookup(request: web.Request) -> web.Response:
                 return sync_server.refuse(410, herrors.CODE_EXPIRED, "ask for a new code")
             return web.json_response(
                 {
-                    "parent": ctx.me,
+                    "parent": tree.me,
                     "node": invitation.node,
                     "name": invitation.name,
                     "level": invitation.level,
-                    "root_fingerprint": ctx.trust.root_fingerprint,
+                    "root_fingerprint": tree.trust.root_fingerprint,
                 }
             )
     return sync_server.refuse(404, herrors.CODE_UNKNOWN, "no such enrollment code")
 
 
 async def join(request: web.Request) -> web.Response:
-    ctx = request.app[sync_server.CTX]
+    tree, db, events = request.app[TREE], request.app[DB], request.app[EVENTS]
+    me, outbox = tree.me, request.app[OUTBOX]
     body = await request.content.read(MAX_REQUEST + 1)
     if len(body) > MAX_REQUEST:
         return sync_server.refuse(413, "too_large", f"a join request is at most {MAX_REQUEST} B")
-    now = ctx.clock.now_ms()
-    validity = int(ctx.config["enroll.cert_days"]) * 86400 * 1000
+    now = request.app[CLOCK].now_ms()
+    validity = int(request.app[CONFIG]["enroll.cert_days"]) * 86400 * 1000
     try:
         # Anyone may send a join: one that cannot enroll anything (no proof, another
         # parent, a code never issued, used or expired) is refused from a read, never
         # waiting for or holding the write lock that sync batches and API writes need.
-        async with ctx.db.read() as conn:
-            book = await load_enrollment(conn, ctx.me)
+        async with db.read() as conn:
+            book = await load_enrollment(conn, me)
         book.check_join(body, now=now)
-        async with ctx.db.write() as conn:
-            book = await load_enrollment(conn, ctx.me)
+        async with db.write() as conn:
+            book = await load_enrollment(conn, me)
             response = book.accept_join(
-                body, now=now, parent_key=ctx.key, trust=ctx.trust, validity_ms=validity
+                body, now=now, parent_key=request.app[KEY], trust=tree.trust,
+                validity_ms=validity,
             )
             await save_enrollment(conn, book)
             cert_env = envelope.parse(response.certificate)
-            stored = await ctx.store.insert_accepted(
+            stored = await events.insert_accepted(
                 conn,
                 [Accepted(env=cert_env, event=None, origin=None, origin_seq=None)],
                 SELF,
                 now,
             )
             child = parse_certificate(response.certificate).certificate.node
-            await ctx.store.route_trust_records(conn, child)
+            await outbox.route_trust_records(conn, child)
     except HierarchyError as exc:
         logger.warning("join refused from %s: %s %s", request.remote, exc.reason, exc.detail)
         return _refuse(exc)
-    ctx.store.fold_later(stored)
-    await ctx.store.notify()
+    events.fold_later(stored)
+    await outbox.notify()
     logger.info("enrolled a child: %s", cert_env.event_id[:16])
     return web.Response(body=response.to_bytes(), content_type="application/msgpack")
 

@@ -32,8 +32,8 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from node.errors import Forbidden
 from node.http.clients import names_this_site
-from node.http.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def middleware(cookie: str) -> Middleware:
         why = refusal(request, cookie)
         if why is not None:
             logger.warning("%s %s: cross-site request refused", request.method, request.path)
-            raise ApiError(403, "csrf_failed", why)
+            raise Forbidden("csrf_failed", why)
         return await handler(request)
 
     return same_site

@@ -30,6 +30,7 @@ from hierarchy import errors as herrors
 from hierarchy import keys
 from hierarchy.errors import HierarchyError
 from node.http import sync as sync_server
+from node.http.services import CLOCK, CONFIG, DB, EVENTS, KEY, OUTBOX, TREE
 from node.storage.events import SELF, Accepted
 from protocol import envelope, errors
 from protocol.keys import key_id_of
@@ -57,36 +58,36 @@ def _refuse(child: str, reason: str, detail: str) -> web.Response:
 
 
 async def rotate(request: web.Request) -> web.Response:
-    ctx = request.app[sync_server.CTX]
+    tree, events = request.app[TREE], request.app[EVENTS]
     body = await request.content.read(MAX_REQUEST + 1)
     if len(body) > MAX_REQUEST:
         return sync_server.refuse(
             413, errors.TOO_LARGE, f"a rotation request is at most {MAX_REQUEST} B"
         )
-    child = await sync_server._guarded(request, body)
+    child = await sync_server.guarded(request, body)
     if isinstance(child, web.Response):
         return child
-    now = ctx.clock.now_ms()
-    validity = int(ctx.config["enroll.cert_days"]) * 86400 * 1000
+    now = request.app[CLOCK].now_ms()
+    validity = int(request.app[CONFIG]["enroll.cert_days"]) * 86400 * 1000
     try:
         asked = keys.parse_rotation_request(body, now)
         if asked.node != child:
             raise HierarchyError(herrors.WRONG_CHILD, f"a rotation of {asked.node} sent by {child}")
-        retry = ctx.trust.current(child).key_id == key_id_of(asked.public_key)
-        held = await ctx.store.max_seq_of(child)
+        retry = tree.trust.current(child).key_id == key_id_of(asked.public_key)
+        held = await events.max_seq_of(child)
         if not retry and asked.from_seq <= held:
             raise HierarchyError(
                 FROM_SEQ_BEHIND,
                 f"the new key would sign from seq {asked.from_seq}, and {child}'s events up "
                 f"to {held} are held here: let it sync first",
             )
-        async with ctx.db.write() as conn:
+        async with request.app[DB].write() as conn:
             record, chain = keys.certify_rotation(
-                body, trust=ctx.trust, issuer=ctx.key, now=now, not_after=now + validity
+                body, trust=tree.trust, issuer=request.app[KEY], now=now, not_after=now + validity
             )
             stored = None
             if record is not None:
-                stored = await ctx.store.insert_accepted(
+                stored = await events.insert_accepted(
                     conn,
                     [Accepted(env=envelope.parse(record), event=None, origin=None,
                               origin_seq=None)],
@@ -96,11 +97,11 @@ async def rotate(request: web.Request) -> web.Response:
     except HierarchyError as exc:
         return _refuse(child, exc.reason, exc.detail)
     if stored is not None:
-        ctx.store.fold_later(stored)
-        await ctx.store.notify(stored.links)
+        events.fold_later(stored)
+        await request.app[OUTBOX].queued(stored.links)
         logger.info(
             "certified a new key of %s (version %d, from seq %d)",
-            child, ctx.trust.version_of(child), asked.from_seq,
+            child, tree.trust.version_of(child), asked.from_seq,
         )
     else:
         logger.info("answered a repeated key rotation of %s", child)

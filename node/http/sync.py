@@ -27,8 +27,19 @@ import logging
 
 from aiohttp import web
 
-from node.context import NodeContext
+from node.http.services import (
+    ACTIVITY,
+    CLOCK,
+    CONFIG,
+    EVENTS,
+    INGESTOR,
+    OUTBOX,
+    PRESENCE,
+    STOPPING,
+    TREE,
+)
 from node.sync.auth import AuthClaim, AuthError, ReplayGuard, check_body, verify_request
+from node.sync.outbox import Outbox
 from protocol import codec, errors
 from protocol.errors import ProtocolError, printable
 from protocol.keys import VerifyKey
@@ -61,7 +72,6 @@ long-poll may keep its request here until its wait ends; past this a request is
 refused 429 ``too_many_requests``: a hostile child holding thousands of long-polls
 would cost their sockets and wake each one at every change."""
 
-CTX = web.AppKey("node", NodeContext)
 GUARD = web.AppKey("replay_guard", ReplayGuard)
 
 _STATUS_OF = {
@@ -101,21 +111,26 @@ def msgpack_response(value: codec.Value) -> web.Response:
     return web.Response(body=codec.encode(value), content_type="application/msgpack")
 
 
+def _setting(request: web.Request, name: str) -> int:
+    return int(request.app[CONFIG][name])
+
+
 async def _authenticate(request: web.Request, body: bytes | None) -> AuthClaim:
-    ctx = request.app[CTX]
-    now = ctx.clock.now_ms()
+    tree = request.app[TREE]
+    trust, me = tree.trust, tree.me
+    now = request.app[CLOCK].now_ms()
 
     def key_for(node: str, key_id: bytes) -> VerifyKey:
-        cert = ctx.trust.check_key(key_id, now)
+        cert = trust.check_key(key_id, now)
         if cert.node != node:
             raise ProtocolError(errors.SIGNER_MISMATCH, f"key of {cert.node}, claimed {node}")
-        if cert.parent != ctx.me:
-            raise ProtocolError("not_my_child", f"{node} is not a child of {ctx.me}")
-        return ctx.trust.key_for(key_id)
+        if cert.parent != me:
+            raise ProtocolError("not_my_child", f"{node} is not a child of {me}")
+        return trust.key_for(key_id)
 
     return verify_request(
         request.headers.get("Duban-Auth"),
-        me=ctx.me,
+        me=me,
         method=request.method,
         target=request.path_qs,
         body=body,
@@ -146,7 +161,8 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return min(max(int(raw), lo), hi)
 
 
-async def _guarded(request: web.Request, body: bytes) -> str | web.Response:
+async def guarded(request: web.Request, body: bytes) -> str | web.Response:
+    """The child a signed request comes from, or the refusal to answer it with."""
     try:
         return (await _authenticate(request, body)).node
     except AuthError as exc:
@@ -157,26 +173,25 @@ async def _guarded(request: web.Request, body: bytes) -> str | web.Response:
 
 
 async def hello(request: web.Request) -> web.Response:
-    child = await _guarded(request, b"")
+    child = await guarded(request, b"")
     if isinstance(child, web.Response):
         return child
-    ctx = request.app[CTX]
-    link = await ctx.store.link_row(child)
-    await ctx.store.update_link(child, last_contact=ctx.clock.now_ms())
+    outbox, events = request.app[OUTBOX], request.app[EVENTS]
+    link = await outbox.link_row(child)
+    await outbox.update_link(child, last_contact=request.app[CLOCK].now_ms())
     return msgpack_response(
         {
-            "node": ctx.me,
-            "epoch": await ctx.epoch(),
+            "node": request.app[TREE].me,
+            "epoch": await events.epoch(),
             "applied_pos": int(link["applied_pos"]),
-            "max_seq": await ctx.store.max_seq_of(child),
+            "max_seq": await events.max_seq_of(child),
             # How much waits for the child (it may get ready for a catch-up).
-            "pending": await ctx.store.pending_count(child, int(link["acked_pos"])),
+            "pending": await outbox.pending_count(child, int(link["acked_pos"])),
         }
     )
 
 
 async def up(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
     # Authenticate the header before reading a large body; the body hash after.
     try:
         claim = await _authenticate(request, None)
@@ -197,7 +212,7 @@ async def up(request: web.Request) -> web.Response:
         logger.warning("sync batch refused from %s: %s %s", claim.node, exc.reason, exc.detail)
         return refuse(401, exc.reason, exc.detail)
     child = claim.node
-    max_events = int(ctx.config["sync.receive_max_events"])
+    max_events = _setting(request, "sync.receive_max_events")
     try:
         try:
             value = codec.decode(body, body_limits(max_events))
@@ -227,11 +242,11 @@ async def up(request: web.Request) -> web.Response:
     except ProtocolError as exc:
         logger.warning("bad sync batch from %s: %s", child, exc)
         return refuse(status_of(exc.reason), exc.reason, exc.detail)
-    result = await ctx.ingestor.receive(
+    result = await request.app[INGESTOR].receive(
         child, raws, applied_pos=through, peer_epoch=epoch  # type: ignore[arg-type]
     )
     if pending is not None:
-        await ctx.store.update_link(child, peer_pending=pending)
+        await request.app[OUTBOX].update_link(child, peer_pending=pending)
     return msgpack_response(
         {
             # Where the child's cursor is now: never behind an earlier answer.
@@ -244,17 +259,18 @@ async def up(request: web.Request) -> web.Response:
 
 
 async def down(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    child = await _guarded(request, b"")
+    child = await guarded(request, b"")
     if isinstance(child, web.Response):
         return child
     after = _int_param(request, "after", 0, 0, MAX_POSITION)
     # What the child has durably applied; behind ``after`` while it fetches the next
     # page before storing the last one.
     ack = _int_param(request, "ack", after, 0, after)
-    wait = _int_param(request, "wait", 0, 0, int(ctx.config["sync.long_poll_seconds"]))
-    limit = _int_param(request, "limit", ctx.batch_events, 1, ctx.batch_events)
-    if ctx.listening.get(child, 0) >= MAX_DOWN_PER_CHILD:
+    wait = _int_param(request, "wait", 0, 0, _setting(request, "sync.long_poll_seconds"))
+    page = _setting(request, "sync.batch_events")
+    limit = _int_param(request, "limit", page, 1, page)
+    presence, outbox = request.app[PRESENCE], request.app[OUTBOX]
+    if presence.open_requests(child) >= MAX_DOWN_PER_CHILD:
         logger.warning("sync request refused from %s: too_many_requests (down)", child)
         return refuse(
             429, "too_many_requests", f"at most {MAX_DOWN_PER_CHILD} page requests at once"
@@ -264,58 +280,49 @@ async def down(request: web.Request) -> web.Response:
     # LINK_WRITE_SECONDS, not each a transaction; a long-poll always writes it first.
     loop = asyncio.get_running_loop()
     asked = loop.time()
-    if wait or asked - ctx.link_written.get(child, -LINK_WRITE_SECONDS) >= LINK_WRITE_SECONDS:
-        await ctx.store.advance_link(child, "acked_pos", ack, last_contact=ctx.clock.now_ms())
-        ctx.link_written[child] = asked
-    ctx.listening[child] = ctx.listening.get(child, 0) + 1
-    try:
-        raws, through, more = await _wait_for_outbox(ctx, child, after, limit, wait)
-    finally:
-        ctx.listening[child] -= 1
-        if not ctx.listening[child]:
-            del ctx.listening[child]
+    if presence.link_write_due(child, asked, 0.0 if wait else LINK_WRITE_SECONDS):
+        now_ms = request.app[CLOCK].now_ms()
+        await outbox.advance_link(child, "acked_pos", ack, last_contact=now_ms)
+    with presence.holding(child):
+        raws, through, more = await _wait_for_outbox(
+            outbox, request.app[STOPPING], child, after, limit, wait,
+            max_bytes=_setting(request, "sync.batch_bytes"),
+        )
     # A child catching up asks for the next page at once: background work waits.
     now = loop.time()
-    ctx.store.sending_until = max(ctx.store.sending_until, now + SENDING_GRACE if more else now)
+    request.app[ACTIVITY].sending(now + SENDING_GRACE if more else now)
+    epoch = await request.app[EVENTS].epoch()
     return msgpack_response(
-        {"epoch": await ctx.epoch(), "events": list(raws), "through": through, "more": more}
+        {"epoch": epoch, "events": list(raws), "through": through, "more": more}
     )
 
 
 async def _wait_for_outbox(
-    ctx: NodeContext, child: str, after: int, limit: int, wait: int
+    outbox: Outbox, stopping: asyncio.Event, child: str, after: int, limit: int, wait: int,
+    *, max_bytes: int,
 ) -> tuple[list[bytes], int, bool]:
-    store = ctx.store
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        generation = store.outbox_generation(child)
-        raws, through, more = await store.outbox(
-            child, after, limit=limit, max_bytes=ctx.batch_bytes
+        generation = outbox.generation(child)
+        raws, through, more = await outbox.page(
+            child, after, limit=limit, max_bytes=max_bytes
         )
         remaining = deadline - loop.time()
-        if raws or remaining <= 0 or ctx.stopping.is_set():
+        if raws or remaining <= 0 or stopping.is_set():
             return raws, through, more
-        def changed(seen: tuple[int, int] = generation) -> bool:
-            return store.outbox_generation(child) != seen or ctx.stopping.is_set()
-
-        async with store.changed:
-            try:
-                await asyncio.wait_for(
-                    store.changed.wait_for(changed),
-                    timeout=remaining,
-                )
-            except TimeoutError:
-                pass
+        await outbox.wait(child, generation, stopping, remaining)
 
 
 async def recover(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    child = await _guarded(request, b"")
+    child = await guarded(request, b"")
     if isinstance(child, web.Response):
         return child
     after = _int_param(request, "after", 0, 0, MAX_POSITION)
-    raws, through = await ctx.store.events_of_subtree(child, after, ctx.batch_events)
+    subtree = request.app[TREE].subtree(child)
+    raws, through = await request.app[EVENTS].events_of(
+        subtree, after, _setting(request, "sync.batch_events")
+    )
     return msgpack_response({"events": list(raws), "through": through, "more": bool(raws)})
 
 

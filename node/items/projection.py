@@ -2,13 +2,14 @@
 
 An item's row is always the fold of every stored event of that item, so any
 node holding the same events holds the same rows, whatever order they came in.
+:class:`Projection` is how the event log (``node/storage/events.py``) writes them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -19,7 +20,7 @@ from node.storage import schema as t
 from protocol import envelope, rules
 from protocol.errors import ProtocolError
 from protocol.events import Event, decode_event
-from protocol.fold import ItemState, fold
+from protocol.fold import ItemState, apply, fold
 
 logger = logging.getLogger(__name__)
 
@@ -114,20 +115,21 @@ async def materialise(
     item_ids: Iterable[str],
     path_of: PathOf,
     known: Mapping[int, tuple[str, Event]] | None = None,
-) -> None:
-    """Refold the given items from their stored events and rewrite their rows.
+) -> dict[str, ItemState]:
+    """Refold the given items from their stored events and rewrite their rows; returns
+    their states (an item with no assignment stored has none, and no row).
 
     ``known``: events just stored, by ``pos``, already decoded (see :func:`item_events`).
     """
     grouped = await item_events(conn, item_ids, known)
-    rows = []
-    for pairs in grouped.values():
+    states: dict[str, ItemState] = {}
+    for item_id, pairs in grouped.items():
         try:
-            state = fold(pairs)
+            states[item_id] = fold(pairs)
         except ProtocolError:
             continue  # no assignment stored yet: nothing to show
-        rows.append(row_of(state, path_of))
-    await write_rows(conn, rows)
+    await write_rows(conn, [row_of(state, path_of) for state in states.values()])
+    return states
 
 
 async def write_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -157,3 +159,72 @@ async def load_state(conn: AsyncConnection, item_id: str) -> ItemState | None:
         return fold(pairs)
     except ProtocolError:
         return None
+
+
+class Projection:
+    """The node's item rows from its events, for the event log: received events are
+    folded again from everything stored (:meth:`refold`); the node's own are applied
+    to the states folded once before them (:meth:`states`, :meth:`advance`).
+
+    ``path_of``: a node's path from the root (``node.sync.routing.KnownTree.path_of``),
+    kept in each row for subtree queries."""
+
+    def __init__(self, path_of: PathOf) -> None:
+        self.path_of = path_of
+
+    async def refold(
+        self,
+        conn: AsyncConnection,
+        item_ids: Iterable[str],
+        known: Mapping[int, tuple[str, Event]] | None = None,
+    ) -> None:
+        await materialise(conn, item_ids, self.path_of, known)  # (its states: not needed)
+
+    async def states(
+        self, conn: AsyncConnection, item_ids: Iterable[str]
+    ) -> dict[str, ItemState | None]:
+        """Each item's state folded from its stored events (one fold per item): None
+        when events of it but no assignment are stored, absent when none are."""
+        out: dict[str, ItemState | None] = {}
+        for item_id, pairs in (await item_events(conn, item_ids)).items():
+            if not pairs:
+                continue
+            try:
+                out[item_id] = fold(pairs)
+            except ProtocolError:
+                out[item_id] = None
+        return out
+
+    async def advance(
+        self,
+        conn: AsyncConnection,
+        before: Mapping[str, ItemState | None],
+        written: Sequence[tuple[str, Event]],
+    ) -> dict[str, ItemState]:
+        """The node's own events just stored, as (event id, event), applied to their
+        items' states ``before`` them (:meth:`states`) and the rows written: equal to
+        folding everything again, as our own new events come last in fold order (our
+        Lamport clock is above every stored event's). A new item (nothing stored
+        before) is the fold of our events alone; one with events but no assignment
+        stored before is folded from everything now stored. Returns the states after
+        (none for an item still without an assignment)."""
+        after: dict[str, ItemState] = {}
+        new: dict[str, list[tuple[str, Event]]] = {}
+        again: set[str] = set()
+        for event_id, event in written:
+            item = event.item
+            if item not in before:
+                new.setdefault(item, []).append((event_id, event))
+            elif before[item] is None:
+                again.add(item)
+            else:
+                after[item] = apply(after.get(item) or before[item], event_id, event)
+        for item, pairs in new.items():
+            try:
+                after[item] = fold(pairs)
+            except ProtocolError:
+                continue  # no assignment among them: nothing to show
+        await write_rows(conn, [row_of(s, self.path_of) for s in after.values()])
+        if again:
+            after.update(await materialise(conn, again, self.path_of))
+        return after

@@ -1,16 +1,19 @@
 """Reports from a node's database, for the API and the CLI alike.
 
-- :func:`colour_counts`: 绿黄红 counts per node and per unit right now, one SQL
-  aggregation over the items table with the stored colour thresholds;
-- :func:`weekly_report`: the weekly summary (每周汇总) of a scope;
-- :func:`quarterly_report` / :func:`quarter_scores`: the quarterly bulletin
-  (季度通报) and the incentive points behind it, every line with its event ids;
-- :func:`ledger_xlsx`: the ledger (台账) as an Excel file, with exactly the
+Each is a method of :class:`Reports`, built once per node with what it reads
+(the database, the clock, the tree, the accounts, the score rules and the boards):
+
+- :meth:`Reports.colour_counts`: 绿黄红 counts per node and per unit right now, one
+  SQL aggregation over the items table with the stored colour thresholds;
+- :meth:`Reports.weekly_report`: the weekly summary (每周汇总) of a scope;
+- :meth:`Reports.quarterly_report` / :meth:`Reports.quarter_scores`: the quarterly
+  bulletin (季度通报) and the incentive points behind it, every line with its event ids;
+- :meth:`Reports.ledger_xlsx`: the ledger (台账) as an Excel file, with exactly the
   ledger API's filters.
 
 Past instants are seen as they were: an item touched after the instant is
 folded again from its events dated up to it; the others are read from their
-rows. Refusals are :class:`node.http.errors.ApiError` with a stable reason.
+rows. Refusals are :mod:`node.errors` kinds with a stable reason.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, case, func, or_, select
 
+from node.clock import Clock, iso
 from node.config import Config, ConfigError
-from node.context import NodeContext
-from node.http.api.validate import iso
-from node.http.errors import ApiError, bad
+from node.errors import Forbidden, Invalid, NotFound, bad
 from node.items.projection import item_events
 from node.queries import excel, labels, ledger
 from node.queries.periods import PeriodError, Quarter, Week
@@ -42,6 +44,9 @@ from node.queries.scores import (
 )
 from node.queries.summary import ItemFacts, Summary, facts_of, on_time_rate, summarise
 from node.storage import schema as t
+from node.storage.accounts import Accounts
+from node.storage.db import Database
+from node.sync.routing import KnownTree
 from protocol import rules as deadlines
 from protocol.errors import ProtocolError
 from protocol.events import Event
@@ -69,42 +74,34 @@ def score_rules(config: Config) -> ScoreRules:
 class Names:
     """Display names: nodes from their certificates, units from this node's table."""
 
-    def __init__(self, ctx: NodeContext, units: Mapping[str, str]) -> None:
-        self.ctx = ctx
+    def __init__(self, tree: KnownTree, units: Mapping[str, str]) -> None:
+        self.tree = tree
         self.units = units
 
     def node(self, node: str) -> str:
         try:
-            return self.ctx.trust.current(node).name
+            return self.tree.trust.current(node).name
         except ProtocolError:
             return node
 
     def unit(self, node: str, unit: str | None) -> str:
         if unit is None:
             return ""
-        return self.units.get(unit, unit) if node == self.ctx.me else unit
+        return self.units.get(unit, unit) if node == self.tree.me else unit
 
 
-async def names_of(ctx: NodeContext) -> Names:
-    return Names(ctx, await ctx.accounts.units())
-
-
-def resolve_scope(ctx: NodeContext, scope: str | None) -> tuple[str, str]:
-    """(scope node, its path): 404 for an unknown node, 403 outside this node's subtree."""
-    scope = scope or ctx.me
-    if not ctx.trust.has_node(scope):
-        raise ApiError(404, "unknown_node", f"scope: no node {scope[:64]!r} is known here", "scope")
-    if not ctx.store.view.in_subtree(scope, ctx.me):
-        raise ApiError(
-            403, "not_in_scope", f"scope: {scope} is outside {ctx.me}'s subtree", "scope"
+def resolve_scope(tree: KnownTree, scope: str | None) -> tuple[str, str]:
+    """(scope node, its path): NotFound for an unknown node, Forbidden outside this
+    node's subtree."""
+    me = tree.me
+    scope = scope or me
+    if not tree.trust.has_node(scope):
+        raise NotFound("unknown_node", f"scope: no node {scope[:64]!r} is known here", "scope")
+    if not tree.in_subtree(me, scope):
+        raise Forbidden(
+            "not_in_scope", f"scope: {scope} is outside {me}'s subtree", "scope"
         )
-    return scope, ctx.store.path_of(scope)
-
-
-def _scope_where(ctx: NodeContext, scope: str | None) -> tuple[str, list[ColumnElement[bool]]]:
-    query = ledger.parse_query({"scope": scope or ctx.me}, ctx.me, ledger.boards_of(ctx))
-    scope, path = resolve_scope(ctx, query.scope)
-    return scope, ledger.where_clauses(query, path, ctx.clock.now_ms())
+    return scope, tree.path_of(scope)
 
 
 def parse_week(text: str | None, now: int) -> Week:
@@ -135,64 +132,6 @@ def _period_dict(period: Week | Quarter) -> dict[str, Any]:
         "label": period.label,
         "start": iso(period.start),
         "end": iso(period.end),
-    }
-
-
-# -- colours now ---------------------------------------------------------------------------
-
-
-async def colour_counts(ctx: NodeContext, params: Mapping[str, str]) -> dict[str, Any]:
-    """Items per colour now, per node and per unit, under the ledger's filters
-    (all but colour, overdue, sort and paging)."""
-    for name in _NOT_COLOUR_FILTERS:
-        if name in params:
-            raise bad(name, "is not a filter of colour counts", "unknown_field")
-    query = ledger.parse_query(params, ctx.me, ledger.boards_of(ctx))
-    scope, path = resolve_scope(ctx, query.scope)
-    now = ctx.clock.now_ms()
-    c = t.items.c
-    unit = func.coalesce(c.assignee_unit, c.lead_unit).label("unit")
-    sums = [
-        func.sum(case((ledger.colour_clause(colour, now), 1), else_=0)).label(colour)
-        for colour in ledger.COLOURS
-    ]
-    stmt = (
-        select(c.assignee, unit, *sums)
-        .where(*ledger.where_clauses(query, path, now))
-        .group_by(c.assignee, unit)
-    )
-    async with ctx.db.read() as conn:
-        rows = (await conn.execute(stmt)).all()
-    names = await names_of(ctx)
-
-    def zero() -> dict[str, int]:
-        return dict.fromkeys((*ledger.COLOURS, "total"), 0)
-
-    totals = zero()
-    nodes: dict[str, dict[str, int]] = {}
-    units: dict[tuple[str, str], dict[str, int]] = {}
-    for row in rows:
-        counts = {colour: int(row._mapping[colour] or 0) for colour in ledger.COLOURS}
-        counts["total"] = sum(counts.values())
-        buckets = [totals, nodes.setdefault(row.assignee, zero())]
-        if row.unit is not None:
-            buckets.append(units.setdefault((row.assignee, row.unit), zero()))
-        for bucket in buckets:
-            for key, value in counts.items():
-                bucket[key] += value
-    return {
-        "scope": _scope_dict(names, scope),
-        "now": iso(now),
-        "totals": totals,
-        "nodes": [
-            {"node": node, "name": names.node(node), **counts}
-            for node, counts in sorted(nodes.items())
-        ],
-        "units": [
-            {"node": node, "node_name": names.node(node), "unit": unit_code,
-             "unit_name": names.unit(node, unit_code), **counts}
-            for (node, unit_code), counts in sorted(units.items())
-        ],
     }
 
 
@@ -253,38 +192,6 @@ def state_at(pairs: Sequence[tuple[str, Event]], at: int) -> ItemState | None:
         return None
 
 
-async def facts_as_of(
-    ctx: NodeContext, where: Sequence[ColumnElement[bool]], *, start: int, as_of: int
-) -> list[ItemFacts]:
-    """Every item in ``where`` that could count in a period from ``start``, as of ``as_of``.
-
-    Items finished before ``start`` and untouched since are left out: they count
-    in nothing. Rows untouched since ``as_of`` are read as they are; the others
-    are folded again from their events dated up to ``as_of``.
-    """
-    c = t.items.c
-    base = [*where, c.assigned_at <= as_of]
-    out: list[ItemFacts] = []
-    async with ctx.db.read() as conn:
-        rows = await conn.execute(
-            select(*_FACT_COLUMNS).where(*base, c.done.is_(False), c.updated_at <= as_of)
-        )
-        out.extend(_facts_of_row(row, None) for row in rows)
-        rows = await conn.execute(
-            select(*_FACT_COLUMNS, c.state).where(
-                *base, c.done.is_(True), c.updated_at >= start, c.updated_at <= as_of
-            )
-        )
-        out.extend(_facts_of_row(row, json.loads(row.state)) for row in rows)
-        later = list(await conn.scalars(select(c.item_id).where(*base, c.updated_at > as_of)))
-        for i in range(0, len(later), _CHUNK):
-            grouped = await item_events(conn, later[i : i + _CHUNK])
-            for pairs in grouped.values():
-                state = state_at(pairs, as_of)
-                if state is not None:
-                    out.append(facts_of(state))
-            await asyncio.sleep(0)
-    return out
 
 
 # -- weekly summary ------------------------------------------------------------------------
@@ -337,56 +244,11 @@ def _item_dict(facts: ItemFacts, names: Names) -> dict[str, Any]:
     }
 
 
-async def weekly_report(
-    ctx: NodeContext, *, scope: str | None = None, week: str | None = None
-) -> dict[str, Any]:
-    """The weekly summary of ``scope`` (default: this node) for ``week`` (default: this one)."""
-    now = ctx.clock.now_ms()
-    period = parse_week(week, now)
-    scope, where = _scope_where(ctx, scope)
-    as_of = min(period.end - 1, now)
-    facts = await facts_as_of(ctx, where, start=period.start, as_of=as_of)
-    summary = summarise(facts, start=period.start, end=period.end, as_of=as_of)
-    names = await names_of(ctx)
-    return {
-        "kind": "weekly",
-        "scope": _scope_dict(names, scope),
-        "period": _period_dict(period),
-        "as_of": iso(as_of),
-        "final": as_of == period.end - 1,
-        **_summary_dict(summary, names),
-    }
 
 
 # -- quarter: scores and bulletin ----------------------------------------------------------
 
 
-async def _score(
-    ctx: NodeContext, where: Sequence[ColumnElement[bool]], quarter: Quarter, rules: ScoreRules
-) -> tuple[QuarterScores, list[ItemFacts]]:
-    now = ctx.clock.now_ms()
-    instant = min(quarter.end - 1, now)
-    c = t.items.c
-    stmt = select(c.item_id).where(
-        *where,
-        c.assigned_at <= instant,
-        or_(c.done.is_(False), c.updated_at >= quarter.start),
-    )
-    scores: list[ItemScore] = []
-    facts: list[ItemFacts] = []
-    async with ctx.db.read() as conn:
-        ids = sorted(await conn.scalars(stmt))
-        for i in range(0, len(ids), _CHUNK):
-            grouped = await item_events(conn, ids[i : i + _CHUNK])
-            for pairs in grouped.values():
-                if not pairs:
-                    continue
-                score = score_item(pairs, rules, quarter, instant)
-                scores.append(score)
-                if score.state is not None:
-                    facts.append(facts_of(score.state))
-            await asyncio.sleep(0)
-    return tally(scores, rules, quarter, instant), facts
 
 
 def _line_dict(line: dict[str, Any], names: Names) -> dict[str, Any]:
@@ -421,48 +283,8 @@ def standings_of(scores: QuarterScores, names: Names) -> dict[str, Any]:
     return _standings(scores, names, with_lines=False)
 
 
-async def quarter_scores(
-    ctx: NodeContext, *, scope: str | None = None, quarter: str | None = None
-) -> dict[str, Any]:
-    """Points and ranks per unit and per node, with every point line and its event ids."""
-    period = parse_quarter(quarter, ctx.clock.now_ms())
-    scope, where = _scope_where(ctx, scope)
-    rules = score_rules(ctx.config)
-    scores, _ = await _score(ctx, where, period, rules)
-    names = await names_of(ctx)
-    return {
-        "kind": "scores",
-        "scope": _scope_dict(names, scope),
-        "period": _period_dict(period),
-        "as_of": iso(scores.as_of),
-        "final": scores.final,
-        "rules": rules.to_dict(),
-        **_standings(scores, names, with_lines=True),
-    }
 
 
-async def quarterly_report(
-    ctx: NodeContext, *, scope: str | None = None, quarter: str | None = None
-) -> dict[str, Any]:
-    """The quarterly bulletin: totals, rankings and the items overdue at the quarter's end."""
-    period = parse_quarter(quarter, ctx.clock.now_ms())
-    scope, where = _scope_where(ctx, scope)
-    rules = score_rules(ctx.config)
-    scores, facts = await _score(ctx, where, period, rules)
-    summary = summarise(facts, start=period.start, end=period.end, as_of=scores.as_of)
-    names = await names_of(ctx)
-    body = _summary_dict(summary, names)
-    return {
-        "kind": "quarterly",
-        "scope": _scope_dict(names, scope),
-        "period": _period_dict(period),
-        "as_of": iso(scores.as_of),
-        "final": scores.final,
-        "rules": rules.to_dict(),
-        "totals": body["totals"],
-        "rankings": _standings(scores, names, with_lines=False),
-        "overdue": body["overdue"],
-    }
 
 
 # -- the ledger as Excel -------------------------------------------------------------------
@@ -513,41 +335,251 @@ def _filters_text(params: Mapping[str, str]) -> str:
     return "，".join(shown) if shown else "无"
 
 
-async def ledger_xlsx(ctx: NodeContext, params: Mapping[str, str]) -> tuple[bytes, str, int]:
-    """(the .xlsx bytes, a file name, the number of items) for the ledger filters ``params``.
+# -- the service ---------------------------------------------------------------------------
 
-    Every filter and the sort of ``GET /api/v1/items`` apply; without ``limit``
-    or ``offset`` every matching item is exported (at most MAX_EXPORT_ROWS).
-    """
-    query = ledger.parse_query(params, ctx.me, ledger.boards_of(ctx))
-    scope, path = resolve_scope(ctx, query.scope)
-    now = ctx.clock.now_ms()
-    where = ledger.where_clauses(query, path, now)
-    order = ledger.SORTS[query.sort]
-    stmt = (
-        select(*ledger.LIST_COLUMNS, t.items.c.state)
-        .where(*where)
-        .order_by(order.desc() if query.descending else order.asc(), t.items.c.item_id.asc())
-    )
-    paged = "limit" in params or "offset" in params
-    if paged:
-        stmt = stmt.limit(query.limit).offset(query.offset)
-    names = await names_of(ctx)
-    async with ctx.db.read() as conn:
-        if not paged:
-            total = int(await conn.scalar(select(func.count()).select_from(t.items).where(*where))
-                        or 0)
-            if total > MAX_EXPORT_ROWS:
-                raise ApiError(
-                    400, "too_many_rows",
-                    f"{total} items match; narrow the filters to at most {MAX_EXPORT_ROWS}",
+
+class Reports:
+    """The reports of one node, from its database: built once (node/app.py, or the CLI)
+    with what they read. ``rules``: the ``[scores]`` settings (:func:`score_rules`);
+    ``boards``: this node's boards (``ledger.boards_of``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        tree: KnownTree,
+        accounts: Accounts,
+        rules: ScoreRules,
+        boards: tuple[str, ...],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.tree = tree
+        self.accounts = accounts
+        self.rules = rules
+        self.boards = boards
+
+    async def names(self) -> Names:
+        """Display names of nodes and of this node's units, as they are now."""
+        return Names(self.tree, await self.accounts.units())
+
+    def _scope_where(self, scope: str | None) -> tuple[str, list[ColumnElement[bool]]]:
+        me = self.tree.me
+        query = ledger.parse_query({"scope": scope or me}, me, self.boards)
+        scope, path = resolve_scope(self.tree, query.scope)
+        return scope, ledger.where_clauses(query, path, self.clock.now_ms())
+
+    async def colour_counts(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """Items per colour now, per node and per unit, under the ledger's filters
+        (all but colour, overdue, sort and paging)."""
+        for name in _NOT_COLOUR_FILTERS:
+            if name in params:
+                raise bad(name, "is not a filter of colour counts", "unknown_field")
+        query = ledger.parse_query(params, self.tree.me, self.boards)
+        scope, path = resolve_scope(self.tree, query.scope)
+        now = self.clock.now_ms()
+        c = t.items.c
+        unit = func.coalesce(c.assignee_unit, c.lead_unit).label("unit")
+        sums = [
+            func.sum(case((ledger.colour_clause(colour, now), 1), else_=0)).label(colour)
+            for colour in ledger.COLOURS
+        ]
+        stmt = (
+            select(c.assignee, unit, *sums)
+            .where(*ledger.where_clauses(query, path, now))
+            .group_by(c.assignee, unit)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        names = await self.names()
+
+        def zero() -> dict[str, int]:
+            return dict.fromkeys((*ledger.COLOURS, "total"), 0)
+
+        totals = zero()
+        nodes: dict[str, dict[str, int]] = {}
+        units: dict[tuple[str, str], dict[str, int]] = {}
+        for row in rows:
+            counts = {colour: int(row._mapping[colour] or 0) for colour in ledger.COLOURS}
+            counts["total"] = sum(counts.values())
+            buckets = [totals, nodes.setdefault(row.assignee, zero())]
+            if row.unit is not None:
+                buckets.append(units.setdefault((row.assignee, row.unit), zero()))
+            for bucket in buckets:
+                for key, value in counts.items():
+                    bucket[key] += value
+        return {
+            "scope": _scope_dict(names, scope),
+            "now": iso(now),
+            "totals": totals,
+            "nodes": [
+                {"node": node, "name": names.node(node), **counts}
+                for node, counts in sorted(nodes.items())
+            ],
+            "units": [
+                {"node": node, "node_name": names.node(node), "unit": unit_code,
+                 "unit_name": names.unit(node, unit_code), **counts}
+                for (node, unit_code), counts in sorted(units.items())
+            ],
+        }
+
+    async def facts_as_of(
+        self, where: Sequence[ColumnElement[bool]], *, start: int, as_of: int
+    ) -> list[ItemFacts]:
+        """Every item in ``where`` that could count in a period from ``start``, as of ``as_of``.
+
+        Items finished before ``start`` and untouched since are left out: they count
+        in nothing. Rows untouched since ``as_of`` are read as they are; the others
+        are folded again from their events dated up to ``as_of``.
+        """
+        c = t.items.c
+        base = [*where, c.assigned_at <= as_of]
+        out: list[ItemFacts] = []
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(*_FACT_COLUMNS).where(*base, c.done.is_(False), c.updated_at <= as_of)
+            )
+            out.extend(_facts_of_row(row, None) for row in rows)
+            rows = await conn.execute(
+                select(*_FACT_COLUMNS, c.state).where(
+                    *base, c.done.is_(True), c.updated_at >= start, c.updated_at <= as_of
                 )
-        rows = [_ledger_row(row, names, now) for row in await conn.execute(stmt)]
-    stamp = datetime.fromtimestamp(now / 1000, CHINA_TZ)
-    title = f"{names.node(scope)}“13710”督办事项台账"
-    info = (
-        f"范围：{names.node(scope)}（{scope}）{'本级' if query.only_node else '及所辖下级'}；"
-        f"筛选：{_filters_text(params)}；导出时间：{stamp:%Y-%m-%d %H:%M}；共{len(rows)}项"
-    )
-    data = await asyncio.to_thread(excel.workbook_bytes, title, info, rows)
-    return data, f"ledger-{scope}-{stamp:%Y%m%d-%H%M}.xlsx", len(rows)
+            )
+            out.extend(_facts_of_row(row, json.loads(row.state)) for row in rows)
+            later = list(await conn.scalars(select(c.item_id).where(*base, c.updated_at > as_of)))
+            for i in range(0, len(later), _CHUNK):
+                grouped = await item_events(conn, later[i : i + _CHUNK])
+                for pairs in grouped.values():
+                    state = state_at(pairs, as_of)
+                    if state is not None:
+                        out.append(facts_of(state))
+                await asyncio.sleep(0)
+        return out
+
+    async def weekly_report(
+        self, *, scope: str | None = None, week: str | None = None
+    ) -> dict[str, Any]:
+        """The weekly summary of ``scope`` (default: this node) for ``week`` (default: this one)."""
+        now = self.clock.now_ms()
+        period = parse_week(week, now)
+        scope, where = self._scope_where(scope)
+        as_of = min(period.end - 1, now)
+        facts = await self.facts_as_of(where, start=period.start, as_of=as_of)
+        summary = summarise(facts, start=period.start, end=period.end, as_of=as_of)
+        names = await self.names()
+        return {
+            "kind": "weekly",
+            "scope": _scope_dict(names, scope),
+            "period": _period_dict(period),
+            "as_of": iso(as_of),
+            "final": as_of == period.end - 1,
+            **_summary_dict(summary, names),
+        }
+
+    async def _score(
+        self, where: Sequence[ColumnElement[bool]], quarter: Quarter, rules: ScoreRules
+    ) -> tuple[QuarterScores, list[ItemFacts]]:
+        now = self.clock.now_ms()
+        instant = min(quarter.end - 1, now)
+        c = t.items.c
+        stmt = select(c.item_id).where(
+            *where,
+            c.assigned_at <= instant,
+            or_(c.done.is_(False), c.updated_at >= quarter.start),
+        )
+        scores: list[ItemScore] = []
+        facts: list[ItemFacts] = []
+        async with self.db.read() as conn:
+            ids = sorted(await conn.scalars(stmt))
+            for i in range(0, len(ids), _CHUNK):
+                grouped = await item_events(conn, ids[i : i + _CHUNK])
+                for pairs in grouped.values():
+                    if not pairs:
+                        continue
+                    score = score_item(pairs, rules, quarter, instant)
+                    scores.append(score)
+                    if score.state is not None:
+                        facts.append(facts_of(score.state))
+                await asyncio.sleep(0)
+        return tally(scores, rules, quarter, instant), facts
+
+    async def quarter_scores(
+        self, *, scope: str | None = None, quarter: str | None = None
+    ) -> dict[str, Any]:
+        """Points and ranks per unit and per node, with every point line and its event ids."""
+        period = parse_quarter(quarter, self.clock.now_ms())
+        scope, where = self._scope_where(scope)
+        rules = self.rules
+        scores, _ = await self._score(where, period, rules)
+        names = await self.names()
+        return {
+            "kind": "scores",
+            "scope": _scope_dict(names, scope),
+            "period": _period_dict(period),
+            "as_of": iso(scores.as_of),
+            "final": scores.final,
+            "rules": rules.to_dict(),
+            **_standings(scores, names, with_lines=True),
+        }
+
+    async def quarterly_report(
+        self, *, scope: str | None = None, quarter: str | None = None
+    ) -> dict[str, Any]:
+        """The quarterly bulletin: totals, rankings and the items overdue at the quarter's end."""
+        period = parse_quarter(quarter, self.clock.now_ms())
+        scope, where = self._scope_where(scope)
+        rules = self.rules
+        scores, facts = await self._score(where, period, rules)
+        summary = summarise(facts, start=period.start, end=period.end, as_of=scores.as_of)
+        names = await self.names()
+        body = _summary_dict(summary, names)
+        return {
+            "kind": "quarterly",
+            "scope": _scope_dict(names, scope),
+            "period": _period_dict(period),
+            "as_of": iso(scores.as_of),
+            "final": scores.final,
+            "rules": rules.to_dict(),
+            "totals": body["totals"],
+            "rankings": _standings(scores, names, with_lines=False),
+            "overdue": body["overdue"],
+        }
+
+    async def ledger_xlsx(self, params: Mapping[str, str]) -> tuple[bytes, str, int]:
+        """(the .xlsx bytes, a file name, the number of items) for the ledger filters ``params``.
+
+        Every filter and the sort of ``GET /api/v1/items`` apply; without ``limit``
+        or ``offset`` every matching item is exported (at most MAX_EXPORT_ROWS).
+        """
+        query = ledger.parse_query(params, self.tree.me, self.boards)
+        scope, path = resolve_scope(self.tree, query.scope)
+        now = self.clock.now_ms()
+        where = ledger.where_clauses(query, path, now)
+        order = ledger.SORTS[query.sort]
+        stmt = (
+            select(*ledger.LIST_COLUMNS, t.items.c.state)
+            .where(*where)
+            .order_by(order.desc() if query.descending else order.asc(), t.items.c.item_id.asc())
+        )
+        paged = "limit" in params or "offset" in params
+        if paged:
+            stmt = stmt.limit(query.limit).offset(query.offset)
+        names = await self.names()
+        async with self.db.read() as conn:
+            if not paged:
+                counted = select(func.count()).select_from(t.items).where(*where)
+                total = int(await conn.scalar(counted) or 0)
+                if total > MAX_EXPORT_ROWS:
+                    raise Invalid(
+                        "too_many_rows",
+                        f"{total} items match; narrow the filters to at most {MAX_EXPORT_ROWS}",
+                    )
+            rows = [_ledger_row(row, names, now) for row in await conn.execute(stmt)]
+        stamp = datetime.fromtimestamp(now / 1000, CHINA_TZ)
+        title = f"{names.node(scope)}“13710”督办事项台账"
+        info = (
+            f"范围：{names.node(scope)}（{scope}）{'本级' if query.only_node else '及所辖下级'}；"
+            f"筛选：{_filters_text(params)}；导出时间：{stamp:%Y-%m-%d %H:%M}；共{len(rows)}项"
+        )
+        data = await asyncio.to_thread(excel.workbook_bytes, title, info, rows)
+        return data, f"ledger-{scope}-{stamp:%Y%m%d-%H%M}.xlsx", len(rows)

@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Final
 
-from aiohttp import web
-
-from node.background import run_forever, sleep_unless
-from node.context import NodeContext, stop_task
+from node.background import Watch, run_forever, sleep_unless
+from node.clock import Clock
 from node.items import tallies
-from node.items.materialiser import give_way
+from node.items.materialiser import SyncActivity, give_way
 from node.queries import standings
+from node.storage.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -32,71 +30,65 @@ POLL_SECONDS: Final = 2.0
 ADVANCE_AFTER_MS: Final = 5 * 60_000
 """Move the watermark when it is this far from now (either way)."""
 PRUNE_EVERY: Final = 3_600.0
+WATCH_NAME: Final = "tallies keeper"
+"""The keeper's task, as the status pages name it."""
 
 
-async def step(ctx: NodeContext, *, prune: bool = False) -> int:
-    """One round: the watermark if due, the running quarter's ranking when a quarter
-    began, zero rows if asked, one chunk of scoring. Returns the number of items scored."""
-    now = ctx.clock.now_ms()
-    async with ctx.db.read() as conn:
-        marks = await tallies.marks(conn)
-    behind = abs(now - marks.watermark) >= ADVANCE_AFTER_MS
-    quarter = tallies.quarter_key(now)
-    if behind or prune or quarter != marks.ranking:
-        async with ctx.db.write() as conn:
-            if behind:
-                await tallies.advance(conn, now)
-            if quarter != marks.ranking:
-                await tallies.roll(conn, quarter)
+class TallyKeeper:
+    """Keeps one node's tallies current: the database it writes, the clock it reads and
+    the sync activity it gives way to."""
+
+    def __init__(self, db: Database, clock: Clock, activity: SyncActivity) -> None:
+        self.db = db
+        self.clock = clock
+        self.activity = activity
+
+    async def step(self, *, prune: bool = False) -> int:
+        """One round: the watermark if due, the running quarter's ranking when a quarter
+        began, zero rows if asked, one chunk of scoring. Returns the number of items scored."""
+        now = self.clock.now_ms()
+        async with self.db.read() as conn:
+            marks = await tallies.marks(conn)
+        behind = abs(now - marks.watermark) >= ADVANCE_AFTER_MS
+        quarter = tallies.quarter_key(now)
+        if behind or prune or quarter != marks.ranking:
+            async with self.db.write() as conn:
+                if behind:
+                    await tallies.advance(conn, now)
+                if quarter != marks.ranking:
+                    await tallies.roll(conn, quarter)
+                if prune:
+                    await tallies.prune(conn)
+        return await standings.score_some(self.db)
+
+    async def run(
+        self, watch: Watch, stopping: asyncio.Event, node_stopping: asyncio.Event
+    ) -> None:
+        """Keep the tallies current until ``stopping`` is set (the keeper's own event, set
+        too when ``node_stopping`` is); a failure is retried with the backoff of
+        ``watch`` (``node.background``)."""
+        pruned = time.monotonic()
+        pause = POLL_SECONDS
+
+        async def once() -> None:
+            nonlocal pruned, pause
+            await give_way(self.activity, stopping)  # a catch-up stores its events first
+            started = time.monotonic()
+            prune = started - pruned >= PRUNE_EVERY
+            scored = await self.step(prune=prune)
             if prune:
-                await tallies.prune(conn)
-    return await standings.score_some(ctx.db)
+                pruned = started
+            pause = time.monotonic() - started if scored else POLL_SECONDS
 
+        async def rest() -> None:
+            await sleep_unless(stopping, max(pause, 0.01))
 
-async def run(ctx: NodeContext, stopping: asyncio.Event) -> None:
-    """Keep the tallies current until ``stopping`` is set (the keeper's own event, set
-    too when the node stops); a failure is retried with backoff (``node.background``)."""
-    watch = ctx.watch("tallies keeper", logger)
-    pruned = time.monotonic()
-    pause = POLL_SECONDS
-
-    async def once() -> None:
-        nonlocal pruned, pause
-        await give_way(ctx.store, stopping)  # a catch-up stores its events first
-        started = time.monotonic()
-        prune = started - pruned >= PRUNE_EVERY
-        scored = await step(ctx, prune=prune)
-        if prune:
-            pruned = started
-        pause = time.monotonic() - started if scored else POLL_SECONDS
-
-    async def rest() -> None:
-        await sleep_unless(stopping, max(pause, 0.01))
-
-    async def node_stops() -> None:
-        await ctx.stopping.wait()
-        stopping.set()
-
-    follow = asyncio.ensure_future(node_stops())
-    try:
-        await run_forever(watch, once, stopping, between=rest)
-    finally:
-        follow.cancel()
-
-
-def keeper_ctx(
-    ctx_key: web.AppKey[NodeContext],
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An ``app.cleanup_ctx`` entry running :func:`run` while the app runs."""
-
-    async def keep(app: web.Application) -> AsyncIterator[None]:
-        stopping = asyncio.Event()
-        ctx = app[ctx_key]
-        task = asyncio.create_task(run(ctx, stopping), name=f"tally keeper {ctx.me}")
-        try:
-            yield
-        finally:
+        async def node_stops() -> None:
+            await node_stopping.wait()
             stopping.set()
-            await stop_task(task, grace=10.0)
 
-    return keep
+        follow = asyncio.ensure_future(node_stops())
+        try:
+            await run_forever(watch, once, stopping, between=rest)
+        finally:
+            follow.cancel()

@@ -18,7 +18,7 @@ is: when its newest event reached us, and the state of the link it comes over.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -28,11 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select, operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from node.context import NodeContext
-from node.http.api.validate import iso, parse_moment
-from node.http.errors import ApiError, bad
+from node.clock import Clock, iso, parse_moment
+from node.config import Config
+from node.errors import Forbidden, NotFound, bad
 from node.storage import schema as t
+from node.storage.db import Database
 from node.storage.events import PARENT
+from node.sync.routing import KnownTree
 from protocol import rules
 from protocol.events import BOARDS
 from protocol.fold import DONE, Status
@@ -480,76 +482,99 @@ async def fetch_page(
     return Page(rows, total, exact, access)
 
 
-async def freshness(
-    ctx: NodeContext, nodes: set[str], conn: AsyncConnection | None = None
-) -> dict[str, dict[str, Any]]:
-    """For each node: when its newest event reached us, over which link, that link's lag.
+class Ledger:
+    """The ledger as this node answers it: items in scope (:meth:`list_items`) and how
+    fresh its mirror of each node is (:meth:`freshness`).
 
-    ``conn``: a read transaction to use (the ledger's own); else one is opened.
+    ``connected``: whether a child holds a sync request open right now
+    (``Presence.connected``); ``boards``: this node's boards (:func:`boards_of`).
     """
-    if conn is None:
-        async with ctx.db.read() as own:
-            return await freshness(ctx, nodes, own)
-    now = ctx.clock.now_ms()
-    view = ctx.store.view
-    out: dict[str, dict[str, Any]] = {}
-    seen = {
-        r.node: r
-        for r in await conn.execute(
-            select(t.node_seen).where(t.node_seen.c.node.in_(sorted(nodes)))
-        )
-    }
-    links = {r.link: r for r in await conn.execute(select(t.links))}
-    for node in sorted(nodes):
-        if node == ctx.me:
-            out[node] = {"as_of": iso(now), "via": None, "live": True}
-            continue
-        via = view.child_toward(node) or (PARENT if ctx.parent else None)
-        link = links.get(via) if via else None
-        row = seen.get(node)
-        connected = via is not None and via in ctx.listening
-        out[node] = {
-            "as_of": iso(now) if connected else (
-                iso(link.last_contact) if link is not None else None
-            ),
-            "connected": connected,
-            "last_event_at": iso(row.last_event_at) if row is not None else None,
-            "received_at": iso(row.last_received_at) if row is not None else None,
-            "via": via,
-            "pending": link.peer_pending if link is not None else None,
-            "last_error": link.last_error if link is not None else None,
-            "live": False,
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        tree: KnownTree,
+        connected: Callable[[str], bool],
+        boards: tuple[str, ...],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.tree = tree
+        self.connected = connected
+        self.boards = boards
+
+    async def freshness(
+        self, nodes: set[str], conn: AsyncConnection | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """For each node: when its newest event reached us, over which link, that link's lag.
+
+        ``conn``: a read transaction to use (the ledger's own); else one is opened.
+        """
+        if conn is None:
+            async with self.db.read() as own:
+                return await self.freshness(nodes, own)
+        me = self.tree.me
+        now = self.clock.now_ms()
+        out: dict[str, dict[str, Any]] = {}
+        seen = {
+            r.node: r
+            for r in await conn.execute(
+                select(t.node_seen).where(t.node_seen.c.node.in_(sorted(nodes)))
+            )
         }
-    return out
+        links = {r.link: r for r in await conn.execute(select(t.links))}
+        for node in sorted(nodes):
+            if node == me:
+                out[node] = {"as_of": iso(now), "via": None, "live": True}
+                continue
+            has_parent = self.tree.trust.current(me).parent is not None
+            via = self.tree.child_toward(node) or (PARENT if has_parent else None)
+            link = links.get(via) if via else None
+            row = seen.get(node)
+            connected = via is not None and self.connected(via)
+            out[node] = {
+                "as_of": iso(now) if connected else (
+                    iso(link.last_contact) if link is not None else None
+                ),
+                "connected": connected,
+                "last_event_at": iso(row.last_event_at) if row is not None else None,
+                "received_at": iso(row.last_received_at) if row is not None else None,
+                "via": via,
+                "pending": link.peer_pending if link is not None else None,
+                "last_error": link.last_error if link is not None else None,
+                "live": False,
+            }
+        return out
 
-
-async def list_items(
-    ctx: NodeContext, params: Any, boards: tuple[str, ...], tree_has: Any
-) -> dict[str, Any]:
-    query = parse_query(params, ctx.me, boards)
-    if not tree_has(query.scope):
-        raise ApiError(
-            404, "unknown_node", f"scope: no node {query.scope!r} is known here", "scope"
-        )
-    if not ctx.store.view.in_subtree(query.scope, ctx.me):
-        raise ApiError(
-            403, "not_in_scope", f"scope: {query.scope} is outside {ctx.me}'s subtree", "scope"
-        )
-    now = ctx.clock.now_ms()
-    path = ctx.store.path_of(query.scope)
-    async with ctx.db.read() as conn:
-        page = await fetch_page(conn, query, path, now, me=ctx.me, dialect=ctx.db.dialect)
-        items = [summary(r, now) for r in page.rows]
-        nodes = await freshness(ctx, {i["assignee"] for i in items} | {query.scope}, conn)
-    return {
-        "items": items,
-        "total": page.total,
-        "total_exact": page.total_exact,
-        "limit": query.limit,
-        "offset": query.offset,
-        "now": iso(now),
-        "nodes": nodes,
-    }
+    async def list_items(self, params: Any) -> dict[str, Any]:
+        """One page of the ledger for the query ``params`` (``GET /api/v1/items``):
+        NotFound for an unknown scope, Forbidden for one outside this node's subtree."""
+        me = self.tree.me
+        query = parse_query(params, me, self.boards)
+        if not self.tree.trust.has_node(query.scope):
+            raise NotFound(
+                "unknown_node", f"scope: no node {query.scope!r} is known here", "scope"
+            )
+        if not self.tree.in_subtree(me, query.scope):
+            raise Forbidden(
+                "not_in_scope", f"scope: {query.scope} is outside {me}'s subtree", "scope"
+            )
+        now = self.clock.now_ms()
+        path = self.tree.path_of(query.scope)
+        async with self.db.read() as conn:
+            page = await fetch_page(conn, query, path, now, me=me, dialect=self.db.dialect)
+            items = [summary(r, now) for r in page.rows]
+            nodes = await self.freshness({i["assignee"] for i in items} | {query.scope}, conn)
+        return {
+            "items": items,
+            "total": page.total,
+            "total_exact": page.total_exact,
+            "limit": query.limit,
+            "offset": query.offset,
+            "now": iso(now),
+            "nodes": nodes,
+        }
 
 
 def known_boards(extra: str) -> tuple[str, ...]:
@@ -557,6 +582,6 @@ def known_boards(extra: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*BOARDS, *more)))
 
 
-def boards_of(ctx: NodeContext) -> tuple[str, ...]:
+def boards_of(config: Config) -> tuple[str, ...]:
     """This node's boards: the 1+5 and the configured extra ones ("1+X")."""
-    return known_boards(str(ctx.config["workflow.extra_boards"]))
+    return known_boards(str(config["workflow.extra_boards"]))

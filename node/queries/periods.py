@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from node.errors import Invalid
 from protocol.rules import CHINA_TZ
 
 _QUARTER_RE = re.compile(r"(\d{4})-?Q([1-4])\Z", re.IGNORECASE)
@@ -20,8 +21,15 @@ _QUARTER_NAMES = ("一", "二", "三", "四")
 MIN_YEAR, MAX_YEAR = 2000, 2200
 
 
-class PeriodError(ValueError):
-    """A period that cannot be read; the message says the expected form."""
+class PeriodError(Invalid):
+    """A period that cannot be read (reason ``bad_period``); the message says the
+    expected form and is the whole of ``str()``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__('bad_period', message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 def _ms(moment: datetime) -> int:

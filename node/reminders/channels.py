@@ -32,6 +32,7 @@ from urllib.parse import quote_plus
 
 import aiohttp
 
+from node.errors import Unavailable
 from node.reminders.schedule import SettingsError
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,15 @@ logger = logging.getLogger(__name__)
 _ANSWER_CHARS = 200
 
 
-class DeliveryError(Exception):
-    """One attempt failed; the message stays pending and is retried."""
+class DeliveryError(Unavailable):
+    """One attempt failed (reason ``delivery_failed``); the message stays pending and
+    is retried. ``str()`` is the short reason kept with the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__('delivery_failed', message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

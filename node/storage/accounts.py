@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, select, update
 
 from hierarchy.roles import Role
+from node.errors import Invalid
 from node.storage import schema as t
 from node.storage.db import Database
 
@@ -35,11 +36,9 @@ SESSION_MS = 12 * 3600 * 1000
 MIN_PASSWORD = 8
 
 
-class AccountError(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
+class AccountError(Invalid):
+    """An account, unit or contact change that cannot be made, with its reason
+    (``bad_name``, ``user_exists``, ``unknown_user``...)."""
 
 
 @dataclass(frozen=True, slots=True)

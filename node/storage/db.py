@@ -51,6 +51,8 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from node.errors import NodeError
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
@@ -69,19 +71,15 @@ _LOCK_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 T = TypeVar("T")
 
 
-class StorageError(Exception):
-    """The one error root of ``node.storage``.
+class StorageError(NodeError):
+    """A database that cannot be opened or used (a :class:`node.errors.NodeError`
+    of no kind: a failure, not a refusal).
 
-    ``reason`` is a stable code (for logs, the HTTP layer and the UI); ``detail``
-    tells a human what happened and what to do. Reasons raised here:
-    ``bad_url``, ``driver_missing``, ``unavailable``, ``schema_unknown``,
-    ``schema_outdated`` (also: no schema yet), ``bad_lock_name``.
+    ``reason`` is a stable code (for logs and the CLI); ``detail`` tells a human
+    what happened and what to do. Reasons raised here: ``bad_url``,
+    ``driver_missing``, ``unavailable``, ``schema_unknown``, ``schema_outdated``
+    (also: no schema yet), ``bad_lock_name``.
     """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def normalise_url(url: str | URL) -> URL:

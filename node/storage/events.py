@@ -1,20 +1,23 @@
-"""The node's event store: named transactions over the schema, one per batch.
+"""The node's event log: named transactions over the schema, one per batch.
 
 Every accepted event is kept as its exact envelope bytes with the header
-columns used for routing and folding; ``routes`` rows make the durable
-outboxes. Everything a call writes — events, routes, refusals, the link
-cursor — commits in one transaction, so a crash leaves either all of a batch
-or none of it.
+columns used for routing and folding, with the ``routes`` rows that queue it
+for its links (which links: the :class:`Router` given to the log, the sync
+layer's outbox, ``node/sync/outbox.py``, which also reads the queues and keeps
+the link cursors). Everything a batch writes — events, routes, refusals, the
+link cursor, our own items' rows — commits in one transaction, so a crash
+leaves either all of a batch or none of it.
 
-Item rows are derived data (the fold of the item's events). A node's own
-events refold their items in the transaction that stores them, so a user sees
-the effect of an action at once. Received events are folded after their batch
-commits, by :meth:`Store.materialise_pending` (run by the node's materialiser
-task), which advances the durable cursor ``materialised_pos`` in the same
-transaction as the rows it writes: a catch-up stores and acknowledges events
-without waiting for the ledger's rows and indexes, and a crash leaves the
-cursor where the rows are. Nothing that decides whether an event is accepted
-reads item rows.
+Item rows are derived data (the fold of the item's events, by the
+:class:`Projection` given to the log, ``node/items/projection.py``). A node's
+own events are applied to their items' states in the transaction that stores
+them, so a user sees the effect of an action at once. Received events are
+folded after their batch commits, by :meth:`EventLog.materialise_pending` (run
+by the node's materialiser task), which advances the durable cursor
+``materialised_pos`` in the same transaction as the rows it writes: a catch-up
+stores and acknowledges events without waiting for the ledger's rows and
+indexes, and a crash leaves the cursor where the rows are. Nothing that decides
+whether an event is accepted reads item rows.
 """
 
 from __future__ import annotations
@@ -22,28 +25,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, func, or_, select, text, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.clock import Clock
-from node.items.projection import materialise
 from node.storage import schema as t
 from node.storage.db import Database, placeholders
-from node.sync.routing import PARENT, RECOVERY, SELF, TreeView, routes_for
 from protocol import codec, envelope, errors
-from protocol.certs import CERT_TYPE, REVOCATION_TYPE, TrustStore
+from protocol.certs import CERT_TYPE, REVOCATION_TYPE
 from protocol.errors import ProtocolError
 from protocol.events import LAMPORT_CEILING, Assigned, Event, encode_event
+from protocol.fold import ItemState
 from protocol.keys import SigningKey
 
 logger = logging.getLogger(__name__)
+
+SELF = "self"
+PARENT = "parent"
+RECOVERY = "recovery"
+"""Where a stored event came from (its ``source``): this node (``SELF``), its parent,
+a child (the child's id), or its parent handing our own subtree's events back after
+a restore (``RECOVERY``). A link is named the same way: ``PARENT`` or a child's id."""
 
 TRUST_TYPES = frozenset({CERT_TYPE, REVOCATION_TYPE})
 _IN_CHUNK = 500
@@ -53,7 +62,7 @@ MATERIALISED = "materialised_pos"
 _UNFOLDED_CAP = 200_000
 ROWS_WAIT_SECONDS = 1.0
 """How long a read of item rows waits, by default, for received events to be folded
-(:meth:`Store.rows_current`); during a large catch-up it goes on with the rows so far."""
+(:meth:`EventLog.rows_current`); during a large catch-up it goes on with the rows so far."""
 
 Decoded = dict[int, tuple[str, Event]]
 """Stored events by ``pos``: (event id as hex, decoded event)."""
@@ -61,18 +70,23 @@ Decoded = dict[int, tuple[str, Event]]
 
 @dataclass(slots=True)
 class Stored:
-    """What one write transaction stored, for :meth:`Store.fold_later` once it commits."""
+    """What one write transaction stored, for :meth:`EventLog.fold_later` once it commits."""
 
     decoded: Decoded = field(default_factory=dict)  # received events, not folded yet
     last_pos: int = 0  # 0: nothing left to fold (nothing stored, or folded in place)
     links: frozenset[str] = frozenset()  # the links it queued events for
     first_pos: int = 0  # the first position it stored
-    cursor: int = 0  # the link's applied_pos after it (a received batch's)
+    dropped: int = 0  # refused events of a received batch not kept (over the quota)
 
 Draft = Callable[[int, int, int], Event]
-"""Builds one of our own events from (seq, lamport, at) assigned by the store."""
+"""Builds one of our own events from (seq, lamport, at) assigned by the log."""
 
-Precheck = Callable[[AsyncConnection, list[Event]], Awaitable[None]]
+States = Mapping[str, ItemState | None]
+"""Items' states by item id (None: no assignment stored)."""
+
+Precheck = Callable[[AsyncConnection, list[Event], States], Awaitable[None]]
+"""Checks our own events inside their write transaction, before they are signed, given
+their items' states before them (``States``, folded once by :meth:`EventLog.append_own`)."""
 
 
 @dataclass(slots=True)
@@ -87,42 +101,59 @@ class Accepted:
     """SHA-256 of the envelope if already worked out (hashing it again is not free)."""
 
 
+class Appended(list[tuple[Event, envelope.Envelope]]):
+    """Our own events just stored, as (event, envelope) in order, and ``states``: each
+    of their items' state after them, as its row was written (one fold per item)."""
+
+    def __init__(
+        self, pairs: Iterable[tuple[Event, envelope.Envelope]], states: dict[str, ItemState]
+    ) -> None:
+        super().__init__(pairs)
+        self.states = states
+
+
+class Router(Protocol):
+    """Where stored events are queued: ``node.sync.outbox.Outbox``, given to the log
+    by the node (the storage layer knows the ``routes`` table, not the tree)."""
+
+    def links(self, accepted: Sequence[Accepted], source: str) -> list[list[str]]:
+        """Each event's links (the outboxes it is queued for)."""
+        ...
+
+    async def queued(self, links: Iterable[str]) -> None:
+        """After a commit: events were queued for ``links`` (their readers look again)."""
+        ...
+
+
+class Projection(Protocol):
+    """Item rows from the stored events: ``node.items.projection.Projection``."""
+
+    async def states(self, conn: AsyncConnection, item_ids: Iterable[str]) -> dict[
+        str, ItemState | None
+    ]:
+        """Each item's state folded from its stored events."""
+        ...
+
+    async def advance(
+        self, conn: AsyncConnection, before: States, written: Sequence[tuple[str, Event]]
+    ) -> dict[str, ItemState]:
+        """Our own events just stored (by event id), applied to their items' states
+        ``before`` them, rows written; the states after them."""
+        ...
+
+    async def refold(
+        self, conn: AsyncConnection, item_ids: Iterable[str], known: Decoded
+    ) -> None:
+        """Fold the items again from their stored events and rewrite their rows."""
+        ...
+
+
 @dataclass(slots=True)
 class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     refused: list[tuple[int, str, str]] = field(default_factory=list)
     applied_pos: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LinkStatus:
-    link: str
-    pending_out: int
-    oldest_pending_ms: int | None
-    acked_pos: int
-    applied_pos: int
-    last_contact: int | None
-    last_error: str | None
-    last_error_at: int | None
-    failures: int
-    refused_dropped: int = 0
-
-    def to_dict(self, now_ms: int) -> dict[str, Any]:
-        return {
-            "link": self.link,
-            "pending_out": self.pending_out,
-            "oldest_pending_age_s": None
-            if self.oldest_pending_ms is None
-            else max(0, now_ms - self.oldest_pending_ms) // 1000,
-            "acked_pos": self.acked_pos,
-            "applied_pos": self.applied_pos,
-            "last_contact": self.last_contact,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-            "failures": self.failures,
-            "refused_dropped": self.refused_dropped,
-        }
 
 
 def _int_bytes(value: int) -> bytes:
@@ -137,18 +168,19 @@ def _bytes_int(raw: bytes | None) -> int:
     return value
 
 
-class Store:
-    """Named transactions of one node. Built once per process by the app."""
+class EventLog:
+    """Named transactions over one node's events. Built once per process by the node,
+    with where events are queued (``router``) and how items are folded (``projection``)."""
 
     def __init__(
         self,
         db: Database,
-        trust: TrustStore,
         *,
         me: str,
         key: SigningKey,
         clock: Clock,
-        has_parent: bool,
+        router: Router,
+        projection: Projection,
         max_clock_ahead: int = 2**32,
         refused_keep_events: int = 10_000,
         refused_keep_bytes: int = 16_000_000,
@@ -157,18 +189,12 @@ class Store:
         self.max_clock_ahead = max_clock_ahead
         self.refused_keep_events = refused_keep_events
         self.refused_keep_bytes = refused_keep_bytes
-        self.trust = trust
         self.me = me
         self.key = key
         self.clock = clock
-        self.has_parent = has_parent
-        self.view = TreeView(trust, me)
-        self.changed = asyncio.Condition()
+        self.router = router
+        self.projection = projection
         self._epoch: bytes | None = None
-        # Per link, bumped when events are queued for it (``_everyone``: for every link),
-        # so that an outbox's reader wakes for its own link only (outbox_generation).
-        self._queued: dict[str, int] = {}
-        self._everyone = 0
         # Received events stored but not folded into item rows yet (see materialise_pending).
         self._unfolded: Decoded = {}
         self.unfolded_waiting = asyncio.Event()
@@ -180,13 +206,6 @@ class Store:
         # read waits for the commits begun before it, whose events it may already see.
         self._commits_begun = 0
         self._commits_ended = 0
-        # Batches being received now, and loop.time() when the last one ended: the
-        # materialiser gives way to a catch-up.
-        self.receiving = 0
-        self.last_received = 0.0
-        # loop.time() until which a child is expected back for the next page of its
-        # catch-up (node/http/sync.py): background work gives way to that too.
-        self.sending_until = 0.0
 
     # ------------------------------------------------------------------ meta
 
@@ -207,11 +226,11 @@ class Store:
 
     @staticmethod
     async def get_meta(conn: AsyncConnection, key: str) -> bytes | None:
-        return await conn.run_sync(Store.read_meta, key)
+        return await conn.run_sync(EventLog.read_meta, key)
 
     @staticmethod
     async def set_meta(conn: AsyncConnection, key: str, value: bytes) -> None:
-        await conn.run_sync(Store.write_meta, key, value)
+        await conn.run_sync(EventLog.write_meta, key, value)
 
     async def meta(self, key: str) -> bytes | None:
         async with self.db.read() as conn:
@@ -231,7 +250,7 @@ class Store:
         highest clock of the stored events at or below the ceiling, and written
         so. The events above it stay stored (signed history) but are never
         adopted, and a parent refuses them (``clock_too_far_ahead``)."""
-        clock = _bytes_int(Store.read_meta(conn, "lamport"))
+        clock = _bytes_int(EventLog.read_meta(conn, "lamport"))
         if clock <= LAMPORT_CEILING:
             return clock
         honest = int(
@@ -245,7 +264,7 @@ class Store:
             " taken back to %d, the highest stored clock below it",
             clock, LAMPORT_CEILING, honest,
         )
-        Store.write_meta(conn, "lamport", _int_bytes(honest))
+        EventLog.write_meta(conn, "lamport", _int_bytes(honest))
         return honest
 
     async def repair_clock(self) -> None:
@@ -280,35 +299,24 @@ class Store:
                 accepted.append(Accepted(env=env, event=None, origin=None, origin_seq=None))
             stored = await self.insert_accepted(conn, accepted, source, now)
         self.fold_later(stored)
-        await self._notify(stored.links)
-
-    async def route_trust_records(self, conn: AsyncConnection, link: str) -> None:
-        """Queue every trust record held here for ``link`` (a child just enrolled), so it
-        learns the whole tree, not only its own chain: records accepted before it
-        existed were routed to the children of that time only."""
-        routed = select(t.routes.c.pos).where(t.routes.c.link == link)
-        rows = await conn.execute(
-            select(t.events.c.pos).where(
-                t.events.c.type.in_(TRUST_TYPES), t.events.c.pos.not_in(routed)
-            )
-        )
-        missing = [{"link": link, "pos": r[0]} for r in rows]
-        if missing:
-            await conn.execute(t.routes.insert(), missing)
+        await self.router.queued(stored.links)
 
     # ------------------------------------------------------------- own writes
 
     async def append_own(
         self, drafts: Sequence[Draft], *, precheck: Precheck | None = None
-    ) -> list[tuple[Event, envelope.Envelope]]:
-        """Sign and store events of our own, one signature over the whole batch.
+    ) -> Appended:
+        """Sign and store events of our own, one signature over the whole batch, and
+        write their items' rows: each item's stored events are folded once, inside
+        the write transaction, and our events applied to that state (they come last
+        in fold order: our clock is above every stored event's).
 
-        ``precheck(conn, events)`` runs inside the write transaction before
-        anything is signed; whatever it raises rolls everything back, so a check
-        of the item's state cannot race another writer.
+        ``precheck(conn, events, states)`` runs inside the write transaction before
+        anything is signed, given those states; whatever it raises rolls everything
+        back, so a check of the item's state cannot race another writer.
         """
         if not drafts:
-            return []
+            return Appended((), {})
         now = self.clock.now_ms()
         async with self.db.write() as conn:
             seq = _bytes_int(await self.get_meta(conn, "own_seq"))
@@ -326,19 +334,25 @@ class Store:
                     f" {LAMPORT_CEILING}",
                 )
             events = [d(seq + i + 1, lamport + i + 1, now) for i, d in enumerate(drafts)]
+            before = await self.projection.states(conn, {e.item for e in events})
             if precheck is not None:
-                await precheck(conn, events)
+                await precheck(conn, events, before)
             envs = envelope.sign_batch(self.key, [encode_event(e) for e in events])
             accepted = [
                 Accepted(env=env, event=ev, origin=ev.origin, origin_seq=ev.seq)
                 for ev, env in zip(events, envs, strict=True)
             ]
-            stored = await self.insert_accepted(conn, accepted, SELF, now)
+            links = self.router.links(accepted, SELF)
+            stored = await conn.run_sync(self.insert_routed, accepted, links, SELF, now)
+            states = await self.projection.advance(
+                conn, before, [(env.event_id, ev) for ev, env in zip(events, envs, strict=True)]
+            )
+            stored = await self._folded_in_place(conn, stored)
             await self.set_meta(conn, "own_seq", _int_bytes(seq + len(events)))
             await self.set_meta(conn, "lamport", _int_bytes(lamport + len(events)))
         self.fold_later(stored)
-        await self._notify(stored.links)
-        return list(zip(events, envs, strict=True))
+        await self.router.queued(stored.links)
+        return Appended(zip(events, envs, strict=True), states)
 
     # ---------------------------------------------------------------- receive
 
@@ -402,38 +416,24 @@ class Store:
         accepted: Sequence[Accepted],
         links: Sequence[Sequence[str]],
         refused: Sequence[tuple[bytes, str | None, bytes | None, str, str]],
-        applied_pos: int | None,
+        now: int,
         clock: int | None = None,
-        peer_epoch: bytes | None = None,
     ) -> Stored:
-        """Store a received batch's outcome inside the caller's write transaction
-        (``links``: each accepted event's, from :meth:`routes`); once it has
-        committed, hand the result to :meth:`fold_later`.
+        """Store a received batch's events and refusals inside the caller's write
+        transaction (``links``: each accepted event's, from the router), with the
+        link's cursor the caller writes (``Outbox.received``); once it has committed,
+        hand the result to :meth:`fold_later`.
 
         ``clock``: this node's clock when the batch's checks began (read by
         :meth:`read_clock` in this transaction; the checks were
-        :meth:`clock_refusal`). The link's
-        ``applied_pos`` only moves forward, unless ``peer_epoch`` differs from the
-        one stored: the sender's positions were renumbered (it was restored)."""
-        now = self.clock.now_ms()
+        :meth:`clock_refusal`)."""
         stored = self.insert_routed(conn, accepted, links, source, now)
-        dropped = self._keep_refused(conn, source, refused, now) if refused else 0
+        stored.dropped = self._keep_refused(conn, source, refused, now) if refused else 0
         lamports = [a.event.lamport for a in accepted if a.event is not None]
         if lamports:
             current = self.read_clock(conn) if clock is None else clock
             if max(lamports) > current:
                 self.write_meta(conn, "lamport", _int_bytes(max(lamports)))
-        self.mark_link(conn, source, {"last_contact": now})
-        if dropped:
-            conn.execute(
-                update(t.links)
-                .where(t.links.c.link == source)
-                .values(refused_dropped=t.links.c.refused_dropped + dropped)
-            )
-        if applied_pos is not None:
-            stored.cursor = self.advance_cursor(
-                conn, source, "applied_pos", applied_pos, epoch=peer_epoch
-            )
         return stored
 
     def _keep_refused(
@@ -498,39 +498,26 @@ class Store:
             dropped += int(gone or 0)
         return dropped
 
-    def routes(self, accepted: Sequence[Accepted], source: str) -> list[list[str]]:
-        """Each event's links (the outboxes it is queued for), from the tree as this
-        node knows it now. Worked out on the event loop, which alone changes the tree."""
-        # An event's links depend on its ``to`` alone (None: a trust record's).
-        links_to: dict[str | None, list[str]] = {}
-        out: list[list[str]] = []
-        for a in accepted:
-            to = a.event.to if a.event is not None else None
-            links = links_to.get(to)
-            if links is None:
-                links = links_to[to] = routes_for(
-                    self.view, source=source, is_trust_record=a.event is None, to=to,
-                    has_parent=self.has_parent,
-                )
-            out.append(links)
-        return out
-
     async def insert_accepted(
         self, conn: AsyncConnection, accepted: Sequence[Accepted], source: str, now: int
     ) -> Stored:
-        """Store events and their routes; our own events' items are refolded here and
-        now, received ones later (see :meth:`fold_later`)."""
+        """Store events and their routes (from the router); our own events' items are
+        refolded here and now (:meth:`append_own` applies them to the states it
+        folded instead), received ones later (see :meth:`fold_later`)."""
         if not accepted:
             return Stored()
-        links = self.routes(accepted, source)
+        links = self.router.links(accepted, source)
         stored = await conn.run_sync(self.insert_routed, accepted, links, source, now)
         if source != SELF:
             return stored
         decoded = stored.decoded
         if decoded:
-            await materialise(
-                conn, {ev.item for _, ev in decoded.values()}, self.path_of, decoded
-            )
+            await self.projection.refold(conn, {ev.item for _, ev in decoded.values()}, decoded)
+        return await self._folded_in_place(conn, stored)
+
+    async def _folded_in_place(self, conn: AsyncConnection, stored: Stored) -> Stored:
+        """Our own events were folded in their transaction: the cursor of folded
+        positions moves past them unless received events wait before them."""
         done = _bytes_int(await self.get_meta(conn, MATERIALISED))
         if done == stored.first_pos - 1:  # nothing received is waiting before ours
             await self.set_meta(conn, MATERIALISED, _int_bytes(stored.last_pos))
@@ -545,7 +532,7 @@ class Store:
         source: str,
         now: int,
     ) -> Stored:
-        """Store events with their routes (``links``: each event's, from :meth:`routes`)
+        """Store events with their routes (``links``: each event's, from the router)
         and note their origins' progress; what it returns says what to fold."""
         if not accepted:
             return Stored()
@@ -644,7 +631,7 @@ class Store:
                 return 0
             items = {item for _pos, item in rows if item is not None}
             if items:
-                await materialise(conn, items, self.path_of, self._unfolded)
+                await self.projection.refold(conn, items, self._unfolded)
             await self.set_meta(conn, MATERIALISED, _int_bytes(rows[-1][0]))
         for pos, _item in rows:
             self._unfolded.pop(pos, None)
@@ -653,11 +640,17 @@ class Store:
             self._folded.notify_all()
         return len(rows)
 
+    def rows_are_current(self) -> bool:
+        """Whether every event received so far is folded into item rows now."""
+        return (
+            self._commits_ended >= self._commits_begun and self._folded_pos >= self._stored_pos
+        )
+
     async def rows_current(self, timeout: float = ROWS_WAIT_SECONDS) -> bool:
         """Wait until every event received so far is folded into item rows, at most
         ``timeout`` seconds (a large catch-up takes longer: then False, rows lag)."""
         begun = self._commits_begun
-        if self._commits_ended >= begun and self._folded_pos >= self._stored_pos:
+        if self.rows_are_current():
             return True
         async with self._folded:
             try:
@@ -686,10 +679,6 @@ class Store:
             done = _bytes_int(await self.get_meta(conn, MATERIALISED))
             value = await conn.scalar(select(func.count()).where(t.events.c.pos > done))
         return int(value or 0)
-
-    def path_of(self, node: str) -> str:
-        """The node's path from the root, "14/1401/140101/", for subtree prefix queries."""
-        return "".join(f"{n}/" for n in reversed(self.view.path_up(node)))
 
     @staticmethod
     def _note_seen(conn: Connection, accepted: Sequence[Accepted], now: int) -> None:
@@ -723,170 +712,13 @@ class Store:
                     )
                 )
 
-    async def _notify(self, links: Iterable[str] | None = None) -> None:
-        async with self.changed:
-            if links is None:
-                self._everyone += 1
-            else:
-                for link in links:
-                    self._queued[link] = self._queued.get(link, 0) + 1
-            self.changed.notify_all()
-
-    async def notify(self, links: Iterable[str] | None = None) -> None:
-        """Wake whoever waits on :attr:`changed`. ``links``: the links events were just
-        queued for (``Stored.links``), so that only their outbox readers look again;
-        None for any change (stopping, a recovery)."""
-        await self._notify(links)
-
-    def outbox_generation(self, link: str) -> tuple[int, int]:
-        """Changes whenever events may have been queued for ``link``: wait on
-        :attr:`changed` until it does."""
-        return self._everyone, self._queued.get(link, 0)
-
-    # ----------------------------------------------------------------- links
-
-    @staticmethod
-    def mark_link(conn: Connection, link: str, values: dict[str, Any]) -> None:
-        done = conn.execute(update(t.links).where(t.links.c.link == link).values(**values))
-        if done.rowcount == 0:
-            base = {"link": link, "acked_pos": 0, "applied_pos": 0, "failures": 0}
-            conn.execute(t.links.insert().values(**{**base, **values}))
-
-    @staticmethod
-    def advance_cursor(
-        conn: Connection, link: str, column: str, pos: int, *, epoch: bytes | None = None
-    ) -> int:
-        """Move the link's cursor ``column`` (``applied_pos`` or ``acked_pos``) to ``pos``
-        unless it is further already, in the caller's transaction; returns where it is.
-
-        A cursor never moves backwards: a late duplicate (an upload or a page request
-        delivered after a newer one) must not make the other side send hundreds of
-        events again. The comparison is in the statement itself, so it holds against
-        any other writer. The resets — the other side's stream was renumbered (a new
-        ``epoch`` here, a new parent epoch or a recovery elsewhere) — are explicit
-        (:meth:`mark_link`). ``epoch``: the sender's stream epoch, when it said."""
-        col = t.links.c[column]
-        if conn.scalar(select(t.links.c.link).where(t.links.c.link == link)) is None:
-            Store.mark_link(conn, link, {column: pos, "peer_epoch": epoch})
-            return pos
-        if epoch is not None:
-            held = conn.scalar(select(t.links.c.peer_epoch).where(t.links.c.link == link))
-            if held != epoch:
-                Store.mark_link(conn, link, {column: pos, "peer_epoch": epoch})
-                return pos
-        conn.execute(
-            update(t.links)
-            .where(t.links.c.link == link, col < pos)
-            .values({column: pos})
-        )
-        return int(conn.scalar(select(col).where(t.links.c.link == link)) or 0)
-
-    @staticmethod
-    async def touch_link(conn: AsyncConnection, link: str, **values: Any) -> None:
-        await conn.run_sync(Store.mark_link, link, values)
-
-    async def advance_link(self, link: str, column: str, pos: int, **values: Any) -> int:
-        """:meth:`advance_cursor` in a transaction of its own, with other ``values``
-        (last contact...) set in it too."""
-        def body(conn: Connection) -> int:
-            if values:
-                self.mark_link(conn, link, values)
-            return self.advance_cursor(conn, link, column, pos)
-
-        return await self.db.run_write(body)  # never abandoned: see update_link
-
-    async def link_row(self, link: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t.links).where(t.links.c.link == link))).first()
-        if row is None:
-            return {"link": link, "acked_pos": 0, "applied_pos": 0, "failures": 0}
-        return dict(row._mapping)
-
-    async def update_link(self, link: str, **values: Any) -> None:
-        """Set ``values`` on the link's row, in a transaction of its own.
-
-        Through :meth:`Database.run_write`, which never abandons a transaction it
-        began: the sync client's loops write here and are cancelled when their
-        sibling fails, and a cancel that landed in a statement of :meth:`Database.write`
-        left aiosqlite's connection inside its transaction, holding SQLite's write
-        lock for good (every later write of the node: "database is locked")."""
-        await self.db.run_write(lambda conn: self.mark_link(conn, link, values))
-
-    async def outbox(
-        self, link: str, after: int, *, limit: int, max_bytes: int
-    ) -> tuple[list[bytes], int, bool]:
-        """Envelopes routed to ``link`` after ``after``: (raws, last pos, more waiting)."""
-        async with self.db.read() as conn:
-            # Through the driver: a page is a thousand rows, and SQLAlchemy's
-            # per-row processing cost more than SQLite's reading them.
-            rows: Sequence[Any] = (
-                await conn.execute(_OUTBOX, {"link": link, "after": after, "limit": limit + 1})
-            ).all()
-        raws: list[bytes] = []
-        size = 0
-        last = after
-        for pos, raw in rows[:limit]:
-            if raws and size + len(raw) > max_bytes:
-                return raws, last, True
-            raws.append(raw)
-            size += len(raw)
-            last = pos
-        return raws, last, len(rows) > limit
-
-    async def pending_count(self, link: str, after: int) -> int:
-        """Events routed to ``link`` after ``after`` (still to send)."""
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.count()).where(t.routes.c.link == link, t.routes.c.pos > after)
-            )
-        return int(value or 0)
-
-    async def max_route_pos(self, link: str) -> int:
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.max(t.routes.c.pos)).where(t.routes.c.link == link)
-            )
-        return int(value or 0)
-
-    async def link_statuses(self, links: Iterable[str]) -> list[LinkStatus]:
-        out = []
-        async with self.db.read() as conn:
-            for link in links:
-                row = (await conn.execute(select(t.links).where(t.links.c.link == link))).first()
-                acked = row.acked_pos if row is not None else 0
-                pending = await conn.scalar(
-                    select(func.count()).where(t.routes.c.link == link, t.routes.c.pos > acked)
-                )
-                oldest = await conn.scalar(
-                    select(t.events.c.received_at)
-                    .join(t.routes, t.events.c.pos == t.routes.c.pos)
-                    .where(t.routes.c.link == link, t.routes.c.pos > acked)
-                    .order_by(t.routes.c.pos)
-                    .limit(1)
-                )
-                out.append(
-                    LinkStatus(
-                        link=link,
-                        pending_out=int(pending or 0),
-                        oldest_pending_ms=oldest,
-                        acked_pos=acked,
-                        applied_pos=row.applied_pos if row is not None else 0,
-                        last_contact=row.last_contact if row is not None else None,
-                        last_error=row.last_error if row is not None else None,
-                        last_error_at=row.last_error_at if row is not None else None,
-                        failures=row.failures if row is not None else 0,
-                        refused_dropped=row.refused_dropped if row is not None else 0,
-                    )
-                )
-        return out
-
-    async def events_of_subtree(
-        self, top: str, after: int, limit: int
+    async def events_of(
+        self, origins: Sequence[str], after: int, limit: int
     ) -> tuple[list[bytes], int]:
-        """Events authored in ``top``'s subtree and every trust record, in our order
-        (to give a restored child back its own and its descendants' events, however
-        they reached us, with the certificates that verify them)."""
-        nodes = [n for n in self.trust.nodes() if self.view.in_subtree(n, top)]
+        """Events authored by ``origins`` and every trust record, in our order (to give
+        a restored child back its own and its subtree's events, however they reached
+        us, with the certificates that verify them)."""
+        nodes = list(origins)
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
@@ -913,10 +745,14 @@ class Store:
             )
         return int(value or 0)
 
-    async def finish_recovery(self) -> None:
-        """After a restore: continue our sequence after the recovered events, start a
-        new stream epoch (children pull again) and push everything up again (the
-        parent drops what it has)."""
+    async def finish_recovery(
+        self, renumbered: Callable[[AsyncConnection], Awaitable[None]]
+    ) -> None:
+        """After a restore: continue our sequence after the recovered events and start
+        a new stream epoch (children pull again). ``renumbered`` runs in the same
+        transaction: our positions are renumbered, so the cursors kept in the old
+        numbering are reset there (``Outbox.renumbered``: everything is pushed up
+        again, and the parent drops what it has)."""
         async with self.db.write() as conn:
             own = await conn.scalar(
                 select(func.max(t.events.c.origin_seq)).where(t.events.c.origin == self.me)
@@ -930,12 +766,8 @@ class Store:
             await self.set_meta(conn, "lamport", _int_bytes(max(current, int(lamport or 0))))
             epoch = random_epoch()
             await self.set_meta(conn, "epoch", epoch)
-            # Our positions are renumbered: the cursors kept in the old numbering are
-            # reset (the one exception to cursors only moving forward).
-            await self.touch_link(conn, PARENT, acked_pos=0)
-            await conn.execute(update(t.links).where(t.links.c.link != PARENT).values(acked_pos=0))
+            await renumbered(conn)
         self._epoch = epoch
-        await self._notify()
 
     async def epoch(self) -> bytes:
         """This node's stream epoch: a new one after it recovered from a backup (its
@@ -958,13 +790,6 @@ class Store:
             refused = await conn.scalar(select(func.count()).select_from(t.refused))
         return {"events": int(events or 0), "items": int(items or 0), "refused": int(refused or 0)}
 
-
-_OUTBOX = text(
-    "SELECT routes.pos, events.raw FROM routes JOIN events ON events.pos = routes.pos"
-    " WHERE routes.link = :link AND routes.pos > :after ORDER BY routes.pos LIMIT :limit"
-)
-"""A link's outbox after a position: plain SQL, whose rows SQLAlchemy hands over as
-the driver gives them (no per-row processing by column type)."""
 
 _EVENT_COLUMNS = (
     "event_id", "type", "origin", "origin_seq", "lamport", "item_id", "to_node", "source",
@@ -1059,4 +884,7 @@ def random_epoch() -> bytes:
     return os.urandom(16)
 
 
-__all__ = ["PARENT", "SELF", "Accepted", "BatchResult", "Draft", "LinkStatus", "Store"]
+__all__ = [
+    "PARENT", "RECOVERY", "SELF", "Accepted", "Appended", "BatchResult", "Draft", "EventLog",
+    "Precheck", "Projection", "Router", "States", "Stored",
+]

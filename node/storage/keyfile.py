@@ -17,14 +17,22 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from node.errors import NodeError
 from protocol.keys import SigningKey
 
 LOCK_NAME = "node.lock"
 PENDING_SUFFIX = ".new"
 
 
-class KeyFileError(Exception):
-    pass
+class KeyFileError(NodeError):
+    """A node key file that cannot be created or read (reason ``bad_key_file``);
+    ``str()`` is the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__('bad_key_file', message)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 def create(path: Path) -> SigningKey:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.errors import Unauthenticated
 from protocol import codec, envelope
 from protocol.errors import ProtocolError, printable
 from protocol.keys import SigningKey, VerifyKey
@@ -31,14 +32,12 @@ HEADER = "Duban-Auth"
 AUTH_LIMITS = codec.Limits(max_size=2048, max_str=512, max_bin=64, max_map=12, max_depth=2)
 
 
-class AuthError(Exception):
-    """A refused sync request; the detail is made printable (it may quote the peer)."""
+class AuthError(Unauthenticated):
+    """A refused sync request; the detail is made printable (it may quote the peer).
+    The sync endpoints answer each reason with its own status (node/http/sync.py)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
-        detail = printable(detail)
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, printable(detail))
 
 
 @dataclass(frozen=True, slots=True)

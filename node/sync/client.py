@@ -22,16 +22,20 @@ from typing import Any
 import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 
-from node.background import sleep_unless
-from node.context import NodeContext
-from node.storage.events import PARENT
+from node.background import Watch, sleep_unless
+from node.clock import Clock
+from node.config import Config
+from node.errors import Unavailable
+from node.storage.events import PARENT, RECOVERY, EventLog
 from node.sync.auth import make_header
 from node.sync.catchup.decoder import MIN_EVENTS
 from node.sync.catchup.tuning import Streaming
-from node.sync.routing import RECOVERY
+from node.sync.ingest import Ingestor
+from node.sync.outbox import Outbox
 from protocol import codec
 from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
+from protocol.keys import SigningKey
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +59,17 @@ LINK_TASK = "link to parent"
 """The sync client's name among the node's background tasks (``status``)."""
 
 
-class SyncFailure(Exception):
-    """A sync request that failed (network, HTTP status, bad reply): part of a link's
-    normal life, retried with backoff. ``retry_after``: the parent asked us to wait
-    (a 503 with ``Retry-After``, e.g. its disk is full)."""
+class SyncFailure(Unavailable):
+    """A sync request that failed (network, HTTP status, bad reply; reason
+    ``sync_failed``): part of a link's normal life, retried with backoff.
+    ``retry_after``: the parent asked us to wait (a 503 with ``Retry-After``, e.g. its
+    disk is full). ``str()`` is the message, which the link's status shows."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__("sync_failed", message, retry_after=retry_after)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 _Ahead = (
@@ -81,24 +88,41 @@ class SyncClient:
 
     def __init__(
         self,
-        ctx: NodeContext,
-        session: aiohttp.ClientSession,
         *,
+        me: str,
+        parent: str,
+        parent_url: str,
+        key: SigningKey,
+        clock: Clock,
+        config: Config,
+        events: EventLog,
+        outbox: Outbox,
+        ingestor: Ingestor,
+        stopping: asyncio.Event,
+        watch: Watch,
+        session: aiohttp.ClientSession,
         streaming: Streaming = contextlib.nullcontext,
     ) -> None:
-        self.ctx = ctx
+        """``config``: the ``sync.*`` settings (timeouts, page sizes, the long-poll);
+        ``watch``: the link's backoff and health (``LINK_TASK``), expecting
+        :class:`SyncFailure` and ``ProtocolError``; ``stopping``: set when the node
+        stops."""
+        self.me = me
+        self.parent = parent
+        self.base = parent_url
+        self.key = key
+        self.clock = clock
+        self.config = config
+        self.events = events
+        self.outbox = outbox
+        self.ingestor = ingestor
+        self.stopping = stopping
+        self.watch = watch
         self.session = session
         self.streaming = streaming
-        self.parent = ctx.parent
-        self.base = ctx.parent_url
+        self.batch_events = int(config["sync.batch_events"])
+        self.batch_bytes = int(config["sync.batch_bytes"])
         self.connected = asyncio.Event()
-        self.watch = ctx.watch(
-            LINK_TASK,
-            logger,
-            initial=float(ctx.config["sync.retry_initial_seconds"]),
-            cap=float(ctx.config["sync.retry_max_seconds"]),
-            expected=(SyncFailure, ProtocolError),
-        )
         self._cleared = False
         """Whether the link row's error (of an earlier run, perhaps) was cleared."""
         self._applied = 0
@@ -117,7 +141,7 @@ class SyncClient:
         most ``sync.read_timeout_seconds`` (plus ``wait``) — so a stalled connection
         fails in seconds, while a large batch that keeps coming is bounded only by
         ``sync.request_timeout_seconds`` (plus ``wait``)."""
-        config = self.ctx.config
+        config = self.config
         timeout = aiohttp.ClientTimeout(
             total=float(config["sync.request_timeout_seconds"]) + wait,
             sock_connect=float(config["sync.connect_timeout_seconds"]),
@@ -149,7 +173,6 @@ class SyncClient:
         """A client middleware signing each attempt afresh. aiohttp sends an idempotent
         request (a GET) again on a new connection when a kept-alive one drops; with
         the same header (and nonce) the parent would refuse it as ``replayed``."""
-        ctx = self.ctx
         parent = self.parent
         assert parent is not None
 
@@ -157,13 +180,13 @@ class SyncClient:
             request: aiohttp.ClientRequest, send: ClientHandlerType
         ) -> aiohttp.ClientResponse:
             request.headers["Duban-Auth"] = make_header(
-                ctx.key,
-                node=ctx.me,
+                self.key,
+                node=self.me,
                 parent=parent,
                 method=request.method,
                 target=target,
                 body=body,
-                now_ms=ctx.clock.now_ms(),
+                now_ms=self.clock.now_ms(),
             )
             return await send(request)
 
@@ -172,20 +195,19 @@ class SyncClient:
     # ----------------------------------------------------------------- steps
 
     async def hello(self) -> None:
-        ctx = self.ctx
-        store = ctx.store
+        outbox = self.outbox
         reply = await self._call("GET", "/sync/v1/hello")
-        link = await store.link_row(PARENT)
+        link = await outbox.link_row(PARENT)
         epoch = reply["epoch"]
         if link.get("peer_epoch") not in (None, epoch):
             logger.warning(
                 "parent %s started a new stream: pulling again from the start", self.parent
             )
-            await store.update_link(PARENT, applied_pos=0, peer_epoch=epoch)
+            await outbox.update_link(PARENT, applied_pos=0, peer_epoch=epoch)
         elif link.get("peer_epoch") is None:
-            await store.update_link(PARENT, peer_epoch=epoch)
-        own_seq = await store.own_seq()
-        mine_max = await store.max_route_pos(PARENT)
+            await outbox.update_link(PARENT, peer_epoch=epoch)
+        own_seq = await self.events.own_seq()
+        mine_max = await outbox.max_route_pos(PARENT)
         if reply["max_seq"] > own_seq or reply["applied_pos"] > mine_max:
             await self.recover(reply)
         elif reply["applied_pos"] < link["acked_pos"]:
@@ -194,63 +216,61 @@ class SyncClient:
                 self.parent,
                 reply["applied_pos"],
             )
-            await store.update_link(PARENT, acked_pos=reply["applied_pos"])
-        await store.update_link(PARENT, last_contact=ctx.clock.now_ms())
+            await outbox.update_link(PARENT, acked_pos=reply["applied_pos"])
+        await outbox.update_link(PARENT, last_contact=self.clock.now_ms())
         if int(reply.get("pending", 0)) >= MIN_EVENTS:  # a catch-up: get the worker ready
-            ctx.ingestor.decoder.start()
+            self.ingestor.decoder.start()
 
     async def recover(self, reply: dict[str, Any]) -> None:
         """Our database is older than what the parent holds: take our events back."""
-        ctx = self.ctx
         logger.warning(
             "restored from an old backup? parent holds our seq %s (we have %s): recovering",
             reply["max_seq"],
-            await ctx.store.own_seq(),
+            await self.events.own_seq(),
         )
         after = 0
         total = 0
         while True:
             page = await self._call("GET", f"/sync/v1/recover?after={after}")
             if page["events"]:
-                result = await ctx.ingestor.receive(RECOVERY, page["events"])
+                result = await self.ingestor.receive(RECOVERY, page["events"])
                 total += result.accepted
             if not page["more"]:
                 break
             after = page["through"]
-        await ctx.store.finish_recovery()
+        await self.events.finish_recovery(self.outbox.renumbered)
+        await self.outbox.notify()
         logger.warning("recovered %d events from %s; new stream epoch started", total, self.parent)
 
     async def push_once(self) -> int:
         """Send one batch of our outbox; returns how many events went."""
-        ctx = self.ctx
-        link = await ctx.store.link_row(PARENT)
-        raws, through, _more = await ctx.store.outbox(
-            PARENT, int(link["acked_pos"]), limit=ctx.batch_events, max_bytes=ctx.batch_bytes
+        link = await self.outbox.link_row(PARENT)
+        raws, through, _more = await self.outbox.page(
+            PARENT, int(link["acked_pos"]), limit=self.batch_events, max_bytes=self.batch_bytes
         )
         if not raws:
             return 0
-        pending = await ctx.store.pending_count(PARENT, through)
+        pending = await self.outbox.pending_count(PARENT, through)
         # The epoch names our numbering: the parent's cursor for us only moves forward
         # within it (node/http/sync.py).
-        epoch = await ctx.store.epoch()
+        epoch = await self.events.epoch()
         body = codec.encode(
             {"through": through, "events": list(raws), "pending": pending, "epoch": epoch}
         )
         reply = await self._call("POST", "/sync/v1/up", body)
         if reply["refused"]:
             _log_refused(reply["refused"], len(raws))
-        await ctx.store.advance_link(
+        await self.outbox.advance_link(
             # Never past what this upload carried: the parent's word is bounded too.
             PARENT, "acked_pos", min(int(reply["applied_pos"]), through),
-            last_contact=ctx.clock.now_ms(),
+            last_contact=self.clock.now_ms(),
         )
         return len(raws)
 
     async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, Any]:
-        ctx = self.ctx
         page: dict[str, Any] = await self._call(
             "GET",
-            f"/sync/v1/down?after={after}&ack={ack}&wait={wait}&limit={ctx.batch_events}",
+            f"/sync/v1/down?after={after}&ack={ack}&wait={wait}&limit={self.batch_events}",
             wait=wait,
         )
         return page
@@ -266,8 +286,15 @@ class SyncClient:
                 if not isinstance(events, list):
                     raise SyncFailure("bad reply: no events")
                 needed = asyncio.Event()
-                decoding = asyncio.ensure_future(self.ctx.ingestor.decode(events, needed=needed))
-                await out.put((page, decoding, needed))
+                decoding = asyncio.ensure_future(self.ingestor.decode(events, needed=needed))
+                try:
+                    await out.put((page, decoding, needed))
+                except asyncio.CancelledError:
+                    # Stopped while the queue was full: this page's decoding is no
+                    # one's to stop but ours.
+                    decoding.cancel()
+                    await asyncio.gather(decoding, return_exceptions=True)
+                    raise
                 if not events:
                     return
         except (SyncFailure, ProtocolError, KeyError, TypeError, ValueError) as exc:
@@ -286,8 +313,7 @@ class SyncClient:
         commits — mostly in the database's thread. So the parent, the network, this
         node's cores and its disk work at the same time. Commits stay in order, one
         at a time, and each page's ``ack`` is what is durable here when it is asked for."""
-        ctx = self.ctx
-        link = await ctx.store.link_row(PARENT)
+        link = await self.outbox.link_row(PARENT)
         applied = self._applied = int(link["applied_pos"])
         # A timeline of the catch-up, page by page, for `duban -v run` (bench/catchup.py
         # --timeline): what each page waited for says which stage holds the rest up.
@@ -315,7 +341,7 @@ class SyncClient:
                     fetching = asyncio.ensure_future(self._fetch_ahead(page, ahead))
                     tuned.enter_context(self.streaming())
                 began = loop.time()
-                prepared = await ctx.ingestor.prepare(PARENT, page["events"], decoded)
+                prepared = await self.ingestor.prepare(PARENT, page["events"], decoded)
                 ready = loop.time()
                 if committing is not None:
                     await committing
@@ -328,7 +354,7 @@ class SyncClient:
                 )
                 pages += 1
                 committing = asyncio.ensure_future(
-                    ctx.ingestor.commit(prepared, applied_pos=through)
+                    self.ingestor.commit(prepared, applied_pos=through)
                 )
                 committing_through = through
                 total += len(page["events"])
@@ -357,24 +383,19 @@ class SyncClient:
     # ----------------------------------------------------------------- loops
 
     async def _push_loop(self) -> None:
-        store = self.ctx.store
+        outbox = self.outbox
         while True:
-            generation = store.outbox_generation(PARENT)
+            generation = outbox.generation(PARENT)
             if await self.push_once():
                 await self._working()
                 continue
-
-            def changed(seen: tuple[int, int] = generation) -> bool:
-                return store.outbox_generation(PARENT) != seen or self.ctx.stopping.is_set()
-
-            async with store.changed:
-                await store.changed.wait_for(changed)
-            if self.ctx.stopping.is_set():
+            await outbox.wait(PARENT, generation, self.stopping)
+            if self.stopping.is_set():
                 return
 
     async def _pull_loop(self) -> None:
-        wait = int(self.ctx.config["sync.long_poll_seconds"])
-        while not self.ctx.stopping.is_set():
+        wait = int(self.config["sync.long_poll_seconds"])
+        while not self.stopping.is_set():
             await self.pull_once(wait)
             await self._working()
 
@@ -382,7 +403,7 @@ class SyncClient:
         """A batch went up or a pull completed (stored what came): the link works. Not
         at ``hello``, which a node whose disk is full still passes."""
         if self.watch.health.failures or not self._cleared:
-            await self.ctx.store.update_link(PARENT, failures=0, last_error=None)
+            await self.outbox.update_link(PARENT, failures=0, last_error=None)
             self._cleared = True
             self.watch.succeeded()
 
@@ -395,9 +416,8 @@ class SyncClient:
         same way, its traceback logged once. The link row keeps the last error and
         the failures; when the database cannot record them (a full disk) they are
         still shown from memory (``GET /api/v1/status``, ``duban status``)."""
-        ctx = self.ctx
         watch = self.watch
-        while not ctx.stopping.is_set():
+        while not self.stopping.is_set():
             try:
                 await self.hello()
                 self.connected.set()
@@ -406,13 +426,13 @@ class SyncClient:
                 raise
             except Exception as exc:
                 self.connected.clear()
-                if ctx.stopping.is_set():  # the database may be closing with the node
+                if self.stopping.is_set():  # the database may be closing with the node
                     logger.debug("sync with %s stopped: %s", self.parent, exc)
                     return
                 delay = watch.failed(exc)
                 health = watch.health
                 try:
-                    await ctx.store.update_link(
+                    await self.outbox.update_link(
                         PARENT,
                         last_error=health.last_error,
                         last_error_at=health.last_error_at,
@@ -422,7 +442,7 @@ class SyncClient:
                     logger.debug("could not record the sync error: %s", record)
                 if isinstance(exc, SyncFailure) and exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, watch.backoff.cap))
-                await sleep_unless(ctx.stopping, delay)
+                await sleep_unless(self.stopping, delay)
 
 
 def _retry_after(value: str | None) -> float | None:

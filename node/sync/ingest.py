@@ -1,6 +1,6 @@
 """Receiving a batch: parse, verify, authorise, then store in one transaction.
 
-The items the batch touches are refolded after it commits (``Store.fold_later``).
+The items the batch touches are refolded after it commits (``EventLog.fold_later``).
 
 The CPU work (parsing and decoding — for a large batch in a worker process,
 ``node/sync/catchup/decoder.py`` — and signature checks on a small thread pool: Ed25519
@@ -24,9 +24,20 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
-from node.storage.events import PARENT, SELF, TRUST_TYPES, Accepted, BatchResult, Store, Stored
+from node.items.materialiser import SyncActivity
+from node.storage.events import (
+    PARENT,
+    RECOVERY,
+    SELF,
+    TRUST_TYPES,
+    Accepted,
+    BatchResult,
+    EventLog,
+    Stored,
+)
 from node.sync.catchup.decoder import Decoder
-from node.sync.routing import RECOVERY
+from node.sync.outbox import Outbox
+from node.sync.routing import KnownTree
 from protocol import envelope, errors
 from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
@@ -79,17 +90,26 @@ class Prepared:
 
 
 class Ingestor:
-    """Turns received envelope bytes into stored events for one node."""
+    """Turns received envelope bytes into stored events for one node: checked against
+    the ``tree`` its trust store draws, stored in the event ``log`` with the link's
+    cursor (``outbox``), telling background work (``activity``) while it works."""
 
     def __init__(
         self,
-        store: Store,
+        log: EventLog,
+        outbox: Outbox,
+        tree: KnownTree,
+        activity: SyncActivity,
         *,
         executor: Executor | None,
         threads: int = 2,
         decoder: Decoder | None = None,
     ) -> None:
-        self.store = store
+        self.log = log
+        self.outbox = outbox
+        self.tree = tree
+        self.trust = tree.trust
+        self.activity = activity
         self.executor = executor
         self.threads = max(1, threads)
         self.decoder = decoder or Decoder(0)
@@ -123,19 +143,14 @@ class Ingestor:
         this one commits (the sync client does), as :meth:`commit` re-checks inside the
         write transaction whatever a commit in between could have changed. ``decoded``
         is :meth:`decode` of ``raws`` if it was started earlier."""
-        store = self.store
-        store.receiving += 1  # folding item rows gives way meanwhile (node/items/materialiser.py)
-        try:
+        with self.activity.receiving():  # folding item rows gives way meanwhile
             if decoded is None:
                 decoded = await self.decode(raws)
             return await self._prepare(source, decoded)
-        finally:
-            store.receiving -= 1
-            store.last_received = asyncio.get_running_loop().time()
 
     async def _prepare(self, source: str, decoded: Sequence[Decoded]) -> Prepared:
-        store = self.store
-        now = store.clock.now_ms()
+        log, trust = self.log, self.trust
+        now = log.clock.now_ms()
         batch = Prepared(source)
         result, refuse = batch.result, batch.refuse
 
@@ -152,7 +167,7 @@ class Ingestor:
             seen.add(d.event_id)
             parsed.append((i, d))
 
-        known = await store.db.run_read(store.known_ids, [d.event_id for _, d in parsed])
+        known = await log.db.run_read(log.known_ids, [d.event_id for _, d in parsed])
         fresh = [(i, d) for i, d in parsed if d.event_id not in known]
         result.duplicates += len(parsed) - len(fresh)
 
@@ -160,18 +175,18 @@ class Ingestor:
         # Most events of a batch share their signer and their (origin, to): the checks
         # that depend on those alone are worked out once, until a trust record changes
         # the tree.
-        check_signer = store.trust.event_signer_check(now)
+        check_signer = trust.event_signer_check(now)
         scopes: dict[tuple[str, str], ProtocolError | None] = {}
         for i, d in fresh:
             env = d.env
             assert env is not None
             if env.type in TRUST_TYPES:
                 try:
-                    store.trust.add(env.raw, now)
+                    trust.add(env.raw, now)
                 except ProtocolError as exc:
                     refuse(i, env.raw, env, exc.reason, exc.detail)
                     continue
-                check_signer = store.trust.event_signer_check(now)
+                check_signer = trust.event_signer_check(now)
                 scopes.clear()
                 accepted = Accepted(
                     env=env, event=None, origin=None, origin_seq=None, event_id=d.event_id
@@ -213,17 +228,16 @@ class Ingestor:
             checked.append(c)
         # What the tree says, worked out here on the event loop (which alone changes
         # the tree) for the commit to use on the writer's thread.
-        view = store.view
         may_assign: dict[tuple[str, str], bool] = {}
-        routes = store.routes([c.accepted for c in checked], source)
+        routes = self.outbox.links([c.accepted for c in checked], source)
         for c, links in zip(checked, routes, strict=True):
             c.links = links
             ev = c.accepted.event
             if isinstance(ev, Assigned):
-                pair = (ev.assignee, ev.origin)
+                pair = (ev.origin, ev.assignee)
                 allowed = may_assign.get(pair)
                 if allowed is None:
-                    allowed = may_assign[pair] = view.in_subtree(*pair)
+                    allowed = may_assign[pair] = self.tree.in_subtree(*pair)
                 if not allowed:
                     c.misassigned = (NOT_ANCESTOR, f"{ev.origin} may not assign to {ev.assignee}")
         batch.checked = checked
@@ -238,38 +252,33 @@ class Ingestor:
     ) -> BatchResult:
         """Store a prepared batch and the link cursor ``applied_pos`` in one transaction
         (the cursor only moves forward, unless the sender's ``peer_epoch`` is new:
-        :meth:`Store.advance_cursor`)."""
-        store = self.store
-        store.receiving += 1
-        try:
+        :meth:`Outbox.received`)."""
+        with self.activity.receiving():
             return await self._commit(prepared, applied_pos, peer_epoch)
-        finally:
-            store.receiving -= 1
-            store.last_received = asyncio.get_running_loop().time()
 
     async def _commit(
         self, prepared: Prepared, applied_pos: int | None, peer_epoch: bytes | None
     ) -> BatchResult:
-        store = self.store
+        log = self.log
         result = prepared.result
-        store.commit_begins()
+        log.commit_begins()
         stored: Stored | None = None
         try:
-            final, stored = await store.db.run_write(
+            final, stored, cursor = await log.db.run_write(
                 lambda conn: self._store(conn, prepared, applied_pos, peer_epoch)
             )
         finally:
-            await store.commit_ended(stored)
+            await log.commit_ended(stored)
         assert stored is not None  # run_write returned
         result.accepted = len(final)
         result.refused = [
             (i, r[3], r[4]) for i, r in zip(prepared.refused_index, prepared.refused, strict=True)
         ]
-        result.applied_pos = stored.cursor if applied_pos is not None else 0
+        result.applied_pos = cursor
         if result.refused:
             _log_refusals(prepared.source, result)
         if final:
-            await store.notify(stored.links)
+            await self.outbox.queued(stored.links)
         return result
 
     def _store(
@@ -278,21 +287,21 @@ class Ingestor:
         prepared: Prepared,
         applied_pos: int | None,
         peer_epoch: bytes | None = None,
-    ) -> tuple[list[Accepted], Stored]:
+    ) -> tuple[list[Accepted], Stored, int]:
         """The write transaction's body (on SQLite, on the writer's thread): re-check
-        against what is stored, then store."""
-        store = self.store
+        against what is stored, then store the events and the link's cursor."""
+        log = self.log
         source, result, checked = prepared.source, prepared.result, prepared.checked
         refused, refuse = prepared.refused, prepared.refuse
         # Each event's clock is bounded by ours as the events before it in the batch
         # leave it: a parent forwarding a chain its child built over several batches
         # must not be refused by its own parent (docs/sync.md, "Clocks").
-        clock_before = store.read_clock(conn)
+        clock_before = log.read_clock(conn)
         clock = clock_before
-        known = store.known_ids(conn, [c.accepted.event_id for c in checked])
+        known = log.known_ids(conn, [c.accepted.event_id for c in checked])
         checked = [c for c in checked if c.accepted.event_id not in known]
         result.duplicates += len(known)
-        owners = store.seq_owners(
+        owners = log.seq_owners(
             conn,
             (
                 (c.accepted.origin, c.accepted.origin_seq)
@@ -300,7 +309,7 @@ class Ingestor:
                 if c.accepted.origin is not None and c.accepted.origin_seq is not None
             ),
         )
-        parties = store.item_parties(
+        parties = log.item_parties(
             conn, (c.accepted.event.item for c in checked if c.accepted.event is not None)
         )
         final: list[Accepted] = []
@@ -308,7 +317,7 @@ class Ingestor:
         for c in checked:
             ev = c.accepted.event
             if ev is not None:
-                too_far = store.clock_refusal(ev.lamport, clock, source)
+                too_far = log.clock_refusal(ev.lamport, clock, source)
                 if too_far is not None:
                     refuse(c.index, c.env.raw, c.env, errors.CLOCK_TOO_FAR_AHEAD, too_far)
                     continue
@@ -332,17 +341,21 @@ class Ingestor:
                     parties[ev.item] = (ev.assigner, ev.assignee)
             final.append(c.accepted)
             links.append(c.links)
-        stored = store.record_batch(
+        now = log.clock.now_ms()
+        stored = log.record_batch(
             conn,
             source=source,
             accepted=final,
             links=links,
             refused=refused,
-            applied_pos=applied_pos,
+            now=now,
             clock=clock_before,
+        )
+        cursor = Outbox.received(
+            conn, source, now=now, dropped=stored.dropped, applied_pos=applied_pos,
             peer_epoch=peer_epoch,
         )
-        return final, stored
+        return final, stored, cursor
 
     def _scope_error(self, source: str, origin: str, to: str) -> ProtocolError | None:
         try:
@@ -352,20 +365,20 @@ class Ingestor:
         return None
 
     def _check_scope(self, source: str, origin: str, to: str) -> None:
-        view = self.store.view
-        me = self.store.me
+        tree = self.tree
+        me = tree.me
         if source == PARENT:
-            if not view.is_ancestor(origin, me):
+            if not tree.is_ancestor(origin, me):
                 raise ProtocolError(NOT_FROM_ANCESTOR, f"{origin} is not an ancestor of {me}")
-            if not view.in_subtree(to, me):
+            if not tree.in_subtree(me, to):
                 raise ProtocolError(NOT_FOR_ME, f"addressed to {to}, outside {me}'s subtree")
         elif source == SELF:
             if origin != me:
                 raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not this node")
         elif source == RECOVERY:
-            if not view.in_subtree(origin, me):
+            if not tree.in_subtree(me, origin):
                 raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not in {me}'s subtree")
-        elif not view.in_subtree(origin, source):
+        elif not tree.in_subtree(source, origin):
             raise ProtocolError(NOT_IN_SUBTREE, f"{origin} is not in {source}'s subtree")
 
     async def _verify(
@@ -377,7 +390,7 @@ class Ingestor:
         for env, message in signed:
             assert message is not None  # only a parsed envelope has one, and every one here is
             pairs.append((env, message))
-        lookup = self.store.trust.key_for
+        lookup = self.trust.key_for
         if (
             self.executor is None
             or len(pairs) < 64

@@ -1,7 +1,8 @@
 """Where an accepted event goes next: up to the parent, down toward its addressee.
 
-The tree a node routes on is the one its trust store knows: every certificate
-names its parent. Rules (``source`` is "self", "parent" or a child's id):
+The tree a node routes on is the one its trust store knows (:class:`KnownTree`):
+every certificate names its parent. Rules (``source`` is "self", "parent",
+"recovery" or a child's id):
 
 - trust records (certificates, revocations) reach the whole tree: up unless
   they came from the parent, and down to every child but the one they came from;
@@ -12,77 +13,109 @@ names its parent. Rules (``source`` is "self", "parent" or a child's id):
 
 from __future__ import annotations
 
-from protocol.certs import TrustStore
-from protocol.errors import ProtocolError
+from hierarchy import errors
+from hierarchy.errors import HierarchyError
+from hierarchy.tree import Node, Tree
+from node.storage.events import PARENT, RECOVERY
+from protocol.certs import Certificate, TrustStore
 
-PARENT = "parent"
-SELF = "self"
-RECOVERY = "recovery"  # our own subtree's events handed back by the parent after a restore
-_MAX_DEPTH = 64
-_MAX_PATHS = 100_000  # events may name unknown nodes: keep the cache bounded
+_MAX_PATHS = 100_000  # rows may name nodes no certificate does: keep the cache bounded
 
 
-class TreeView:
-    """Ancestry questions answered from the certificates a node holds."""
+class KnownTree:
+    """The tree as this node's certificates draw it, as a :class:`hierarchy.tree.Tree`
+    (:meth:`Tree.certified`: a level is a label there), built again when the trust
+    store grows — every event asks, the tree changes only when a record is added.
+
+    Events may name any id: one that no certificate names is in no subtree but its
+    own and below no node, instead of an error."""
 
     def __init__(self, trust: TrustStore, me: str) -> None:
         self.trust = trust
         self.me = me
-        # path_up answers, valid while the trust store holds the same records (every
-        # event asks; the tree changes only when a certificate is added).
-        self._paths: dict[str, tuple[str, ...]] = {}
-        self._paths_of = -1
+        self._tree: Tree | None = None
+        self._of = -1
+        self._paths: dict[str, str] = {}
+        # Each node's Node, by the certificate it was made from: a rebuild after a
+        # record is added (a catch-up may add one between any two events) makes only
+        # the new ones.
+        self._made: dict[str, tuple[Certificate, Node]] = {}
 
-    def parent_of(self, node: str) -> str | None:
-        try:
-            return self.trust.current(node).parent
-        except ProtocolError:
-            return None
-
-    def path_up(self, node: str) -> tuple[str, ...]:
-        """``node`` and its known ancestors, nearest first."""
-        if self._paths_of != len(self.trust) or len(self._paths) > _MAX_PATHS:
+    def _current(self) -> Tree | None:
+        """The tree now; None while the trust store holds no certificate."""
+        if self._of != len(self.trust):
+            nodes = []
+            for node_id in self.trust.nodes():
+                cert = self.trust.current(node_id)
+                made = self._made.get(node_id)
+                if made is None or made[0] is not cert:
+                    node = Node(id=cert.node, name=cert.name, level=cert.level, parent=cert.parent)
+                    made = self._made[node_id] = (cert, node)
+                nodes.append(made[1])
+            self._tree = Tree.certified(nodes) if nodes else None
+            self._of = len(self.trust)
             self._paths.clear()
-            self._paths_of = len(self.trust)
-        path = self._paths.get(node)
-        if path is None:
-            out: list[str] = []
-            current: str | None = node
-            while current is not None and current not in out and len(out) < _MAX_DEPTH:
-                out.append(current)
-                current = self.parent_of(current)
-            path = self._paths[node] = tuple(out)
-        return path
+        return self._tree
+
+    @property
+    def tree(self) -> Tree:
+        """The tree, for the questions of ``hierarchy`` (permissions, pages)."""
+        tree = self._current()
+        if tree is None:
+            raise HierarchyError(errors.NO_ROOT, "no certificate is held yet")
+        return tree
 
     def children(self) -> list[str]:
-        return sorted(n for n in self.trust.nodes() if self.parent_of(n) == self.me)
+        """This node's children, by id."""
+        tree = self._current()
+        return sorted(tree.children(self.me)) if tree is not None and self.me in tree else []
 
     def child_toward(self, node: str) -> str | None:
         """The child of ours on the path to ``node``, or None if not a strict descendant."""
-        path = self.path_up(node)
-        if self.me not in path:
-            return None
-        index = path.index(self.me)
-        return path[index - 1] if index > 0 else None
+        tree = self._current()
+        return None if tree is None else tree.child_toward(self.me, node)
 
-    def in_subtree(self, node: str, top: str) -> bool:
+    def in_subtree(self, top: str, node: str) -> bool:
         """Whether ``node`` is ``top`` or one of its known descendants."""
-        return top in self.path_up(node)
+        if node == top:
+            return True
+        tree = self._current()
+        return tree is not None and node in tree and top in tree and tree.is_ancestor(top, node)
 
     def is_ancestor(self, ancestor: str, node: str) -> bool:
-        return ancestor != node and ancestor in self.path_up(node)
+        """Whether ``ancestor`` is a known proper ancestor of ``node``."""
+        return ancestor != node and self.in_subtree(ancestor, node)
+
+    def subtree(self, top: str) -> list[str]:
+        """``top`` and its known descendants, in preorder; none if ``top`` is unknown."""
+        tree = self._current()
+        return list(tree.subtree(top)) if tree is not None and top in tree else []
+
+    def path_of(self, node: str) -> str:
+        """The node's path from the root, "14/1401/140101/", for subtree prefix queries
+        (an id no certificate names: "id/")."""
+        tree = self._current()
+        path = self._paths.get(node)
+        if path is None:
+            ids = tree.path_from_root(node) if tree is not None and node in tree else [node]
+            path = "".join(f"{n}/" for n in ids)
+            if len(self._paths) >= _MAX_PATHS:
+                self._paths.clear()
+            self._paths[node] = path
+        return path
 
 
 def routes_for(
-    view: TreeView, *, source: str, is_trust_record: bool, to: str | None, has_parent: bool
+    tree: KnownTree, *, source: str, is_trust_record: bool, to: str | None, has_parent: bool
 ) -> list[str]:
+    """The links (outboxes) one accepted event is queued for."""
     links: list[str] = []
     if has_parent and source not in (PARENT, RECOVERY):
         links.append(PARENT)
     if is_trust_record:
-        links.extend(c for c in view.children() if c != source)
+        links.extend(c for c in tree.children() if c != source)
     elif to is not None:
-        child = view.child_toward(to)
+        child = tree.child_toward(to)
         if child is not None and child != source:
             links.append(child)
     return links

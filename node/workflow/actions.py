@@ -4,10 +4,10 @@ Every action goes through the same three gates, in this order, each refusing
 with a stable reason and changing nothing:
 
 1. the node and the person may do it (``hierarchy.permissions.check``: scope,
-   assigner/assignee, role and unit) — 403;
+   assigner/assignee, role and unit) — ``Forbidden`` (``NotFound`` for an unknown node);
 2. it fits the item's state (``protocol.fold.can_apply``, run again inside the
-   write transaction so no other writer can slip in between) — 409;
-3. the event itself is valid (``protocol.events`` validation) — 400.
+   write transaction so no other writer can slip in between) — ``Conflict``;
+3. the event itself is valid (``protocol.events`` validation) — ``Invalid``.
 
 Then one event (or, for assign and decompose, a batch under one signature) is
 signed by this node, stored and synced like any other. New attachments that a
@@ -17,8 +17,9 @@ three gates (node/workflow/attachments.py): a refused action keeps no file.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -27,15 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hierarchy.errors import HierarchyError
 from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
-from hierarchy.tree import Node, Tree
-from node.context import NodeContext
-from node.http.errors import ApiError
+from hierarchy.tree import Tree
+from node.clock import Clock
+from node.errors import Conflict, Invalid, NodeError, NotFound, invalid, refused
 from node.items.projection import load_state
 from node.storage import schema as t
-from node.storage.accounts import User
-from node.storage.events import Draft
+from node.storage.accounts import Accounts, User
+from node.storage.db import Database
+from node.storage.events import Appended, Draft, EventLog, States
+from node.sync.routing import KnownTree
 from node.workflow import attachments
-from node.workflow.attachments import NewFile
+from node.workflow.attachments import NewFile, Quotas
 from node.workflow.drafts import act, assign
 from protocol import rules
 from protocol.errors import ProtocolError
@@ -44,34 +47,10 @@ from protocol.fold import ItemState, can_apply
 
 logger = logging.getLogger(__name__)
 
-_FORBIDDEN = 403
-_CONFLICT = 409
 
-
-class TreeCache:
-    """The tree this node knows (from its certificates), rebuilt when that grows."""
-
-    def __init__(self, ctx: NodeContext) -> None:
-        self.ctx = ctx
-        self._size = -1
-        self._tree: Tree | None = None
-
-    def get(self) -> Tree:
-        trust = self.ctx.trust
-        if self._tree is None or len(trust) != self._size:
-            nodes = []
-            for node_id in trust.nodes():
-                cert = trust.current(node_id)
-                nodes.append(
-                    Node(id=cert.node, name=cert.name, level=cert.level, parent=cert.parent)
-                )
-            self._tree = Tree(nodes)
-            self._size = len(trust)
-        return self._tree
-
-
-def actor_of(ctx: NodeContext, user: User) -> Actor:
-    return Actor(node=ctx.me, role=user.role, unit=user.unit, person=user.name)
+def actor_of(me: str, user: User) -> Actor:
+    """``user`` of node ``me`` as ``hierarchy.permissions`` sees them."""
+    return Actor(node=me, role=user.role, unit=user.unit, person=user.name)
 
 
 def scope_of(state: ItemState) -> ItemScope:
@@ -87,33 +66,55 @@ def permit(tree: Tree, actor: Actor, action: Action, scope: ItemScope) -> None:
     try:
         refusal = check(tree, actor, action, scope)
     except HierarchyError as exc:
-        raise ApiError(_FORBIDDEN, exc.reason, exc.detail) from None
+        raise refused(exc) from None
     if refusal is not None:
-        status = 404 if refusal.reason == "unknown_node" else _FORBIDDEN
-        raise ApiError(status, refusal.reason, refusal.detail)
+        raise refused(refusal)
 
 
 class Workflow:
-    """Checks and signs the actions of the people of one node."""
+    """Checks and signs the actions of the people of one node.
 
-    def __init__(self, ctx: NodeContext) -> None:
-        self.ctx = ctx
-        self.trees = TreeCache(ctx)
+    It reads the items' rows and states from ``db``, signs and stores through the
+    event log ``events``, checks permissions on the tree its certificates draw
+    (``tree``, whose ``me`` is this node), reads the node's units from ``accounts``,
+    dates deadlines by ``clock`` and keeps new files within ``quotas``."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        events: EventLog,
+        tree: KnownTree,
+        accounts: Accounts,
+        clock: Clock,
+        quotas: Quotas,
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.known = tree
+        self.accounts = accounts
+        self.clock = clock
+        self.quotas = quotas
+
+    @property
+    def me(self) -> str:
+        return self.known.me
 
     @property
     def tree(self) -> Tree:
-        return self.trees.get()
+        """The tree this node knows, from its certificates."""
+        return self.known.tree
 
     async def state(self, item: str) -> ItemState:
-        async with self.ctx.db.read() as conn:
+        async with self.db.read() as conn:
             state = await load_state(conn, item)
         if state is None:
-            raise ApiError(404, "unknown_item", f"no item {item!r} is held here")
+            raise NotFound("unknown_item", f"no item {item!r} is held here")
         return state
 
     async def readable(self, user: User, item: str) -> ItemState:
         state = await self.state(item)
-        permit(self.tree, actor_of(self.ctx, user), Action.READ, scope_of(state))
+        permit(self.tree, actor_of(self.me, user), Action.READ, scope_of(state))
         return state
 
     # ------------------------------------------------------------- signing
@@ -124,40 +125,42 @@ class Workflow:
         *,
         user: User | None = None,
         files: Sequence[NewFile] = (),
-    ) -> list[Event]:
+        gate: Callable[[ItemState], None] | None = None,
+    ) -> Appended:
         """Sign and store ``drafts`` if the items' states allow them; ``files`` (of
-        ``user``) are stored in the same transaction, after every check."""
+        ``user``) are stored in the same transaction, after every check. Each item's
+        state is folded once, in the write transaction (``EventLog.append_own``):
+        ``gate`` (the first gate, the person's permission) is checked again on it,
+        then whether it allows the event; the states after are returned with the events."""
 
-        async def precheck(conn: AsyncConnection, events: list[Event]) -> None:
-            states: dict[str, ItemState | None] = {}
+        async def precheck(conn: AsyncConnection, events: list[Event], states: States) -> None:
             for event in events:
-                if event.item not in states:
-                    states[event.item] = (
-                        None if isinstance(event, Assigned) else await load_state(conn, event.item)
-                    )
-                refusal = can_apply(states[event.item], event)
+                state = states.get(event.item)
+                if gate is not None:
+                    if state is None:
+                        raise NotFound("unknown_item", f"no item {event.item!r} is held here")
+                    gate(state)
+                refusal = can_apply(state, event)
                 if refusal is not None:
-                    raise ApiError(_CONFLICT, refusal.reason, refusal.detail)
+                    raise Conflict(refusal.reason, refusal.detail)
             if any(isinstance(e, Assigned) and e.parent_item for e in events):
                 await self._check_parents(conn, events)
             if files:
                 assert user is not None, "files are stored for the person who sent them"
-                await attachments.store(conn, self.ctx.config, user, files, events[0].at)
+                await attachments.store(conn, self.quotas, user, files, events[0].at)
 
         try:
-            done = await self.ctx.store.append_own(drafts, precheck=precheck)
+            return await self.events.append_own(drafts, precheck=precheck)
         except ProtocolError as exc:
             field = exc.detail.split(":", 1)[0] if exc.detail else None
-            raise ApiError(400, exc.reason, exc.detail, field) from None
-        return [event for event, _ in done]
+            raise invalid(exc, field) from None
 
     async def _check_parents(self, conn: AsyncConnection, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Assigned) and event.parent_item:
                 parent = await load_state(conn, event.parent_item)
                 if parent is None or parent.done:
-                    raise ApiError(
-                        _CONFLICT,
+                    raise Conflict(
                         "invalid_transition",
                         f"{event.parent_item} is not an open item here",
                     )
@@ -167,12 +170,11 @@ class Workflow:
     def resolve_assignee(self, assignee: str, units: dict[str, str]) -> tuple[str, str | None]:
         """(node, unit): a unit code of this node, or a node id."""
         if assignee in units:
-            return self.ctx.me, assignee
-        if assignee == self.ctx.me:
-            raise ApiError(400, "bad_field", "assignee: name one of this node's units", "assignee")
+            return self.me, assignee
+        if assignee == self.me:
+            raise Invalid("bad_field", "assignee: name one of this node's units", "assignee")
         if assignee not in self.tree:
-            raise ApiError(
-                400,
+            raise Invalid(
                 "unknown_assignee",
                 f"assignee: {assignee!r} is neither a unit here nor a known node",
                 "assignee",
@@ -181,19 +183,19 @@ class Workflow:
 
     async def assign(self, user: User, fields: dict[str, Any]) -> tuple[Assigned, bool]:
         """Create one item. Returns the event and whether the holiday table was missing."""
-        units = await self.ctx.accounts.units()
+        units = await self.accounts.units()
         node, unit = self.resolve_assignee(fields["assignee"], units)
         for key in ("lead_unit",):
-            if fields.get(key) and node == self.ctx.me and fields[key] not in units:
-                raise ApiError(400, "unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
+            if fields.get(key) and node == self.me and fields[key] not in units:
+                raise Invalid("unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
         permit(
             self.tree,
-            actor_of(self.ctx, user),
+            actor_of(self.me, user),
             Action.ASSIGN,
-            ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
+            ItemScope(assigner=self.me, assignee=node, assignee_unit=unit),
         )
         draft = assign(
-            me=self.ctx.me,
+            me=self.me,
             assignee=node,
             assignee_unit=unit,
             title=fields["title"],
@@ -208,27 +210,54 @@ class Workflow:
             parent_item=fields.get("parent_item"),
         )
         estimated = self._estimated(fields)
-        [event] = await self._sign([draft])
+        [(event, _)] = await self._sign([draft])
         assert isinstance(event, Assigned)
         return event, estimated
 
     def _estimated(self, fields: dict[str, Any]) -> bool:
         try:
             return rules.compute_deadlines(
-                assigned_at=self.ctx.clock.now_ms(),
+                assigned_at=self.clock.now_ms(),
                 item_class=fields["class"],
                 calendar=fields["calendar"],
                 explicit_resolve=fields.get("deadline"),
             ).calendar_estimated
         except ProtocolError as exc:
-            raise ApiError(400, exc.reason, exc.detail, "deadline") from None
+            raise invalid(exc, "deadline") from None
 
-    async def permitted(self, user: User, item: str, action: Action) -> ItemState:
-        """The item's state if ``user`` may do ``action`` to it (404 or 403 otherwise):
-        the first gate alone, to refuse before reading a body with files."""
-        state = await self.state(item)
-        permit(self.tree, actor_of(self.ctx, user), action, scope_of(state))
-        return state
+    async def permitted(self, user: User, item: str, action: Action) -> tuple[str, str]:
+        """The item's (assigner, assignee) if ``user`` may do ``action`` to it (NotFound or
+        Forbidden otherwise): the first gate alone, to refuse before reading a body with files
+        or signing anything. Read from the item's row, not folded again, while the
+        rows hold every event received (else folded); :meth:`act` checks it again on
+        the state it folds to write."""
+        scope = await self._row_scope(item) if self.events.rows_are_current() else None
+        if scope is None:
+            scope = scope_of(await self.state(item))
+        permit(self.tree, actor_of(self.me, user), action, scope)
+        return scope.assigner, scope.assignee
+
+    async def _row_scope(self, item: str) -> ItemScope | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        t.items.c.assigner,
+                        t.items.c.assignee,
+                        t.items.c.assignee_unit,
+                        t.items.c.lead_unit,
+                        t.items.c.state,
+                    ).where(t.items.c.item_id == item)
+                )
+            ).first()
+        if row is None:
+            return None
+        return ItemScope(
+            assigner=row.assigner,
+            assignee=row.assignee,
+            assignee_unit=row.assignee_unit or row.lead_unit,
+            co_units=frozenset(json.loads(row.state)["co_units"]),
+        )
 
     async def act(
         self,
@@ -239,22 +268,29 @@ class Workflow:
         *,
         files: Sequence[NewFile] = (),
         **fields: Any,
-    ) -> Event:
+    ) -> tuple[Event, ItemState]:
         """Check, sign and store one action; ``files`` (the new attachments the
-        fields cite) are stored only if the event is, in its transaction."""
-        state = await self.permitted(user, item, action)
-        to = state.assignee if self.ctx.me == state.assigner else state.assigner
-        draft = act(kind, me=self.ctx.me, item=item, to=to, **fields)
-        [event] = await self._sign([draft], user=user, files=files)
-        return event
+        fields cite) are stored only if the event is, in its transaction. Returns the
+        event and the item's state after it (the item folded once)."""
+        assigner, assignee = await self.permitted(user, item, action)
+        to = assignee if self.me == assigner else assigner
+        draft = act(kind, me=self.me, item=item, to=to, **fields)
+        actor = actor_of(self.me, user)
+
+        def gate(state: ItemState) -> None:
+            permit(self.tree, actor, action, scope_of(state))
+
+        done = await self._sign([draft], user=user, files=files, gate=gate)
+        [(event, _)] = done
+        return event, done.states[item]
 
     async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:
         parent = await self.state(item)
-        actor = actor_of(self.ctx, user)
+        actor = actor_of(self.me, user)
         permit(self.tree, actor, Action.DECOMPOSE, scope_of(parent))
-        units = await self.ctx.accounts.units()
+        units = await self.accounts.units()
         drafts = []
-        now = self.ctx.clock.now_ms()
+        now = self.clock.now_ms()
         for i, part in enumerate(parts):
             node, unit = self.resolve_assignee(part["assignee"], units)
             try:
@@ -262,9 +298,9 @@ class Workflow:
                     self.tree,
                     actor,
                     Action.ASSIGN,
-                    ItemScope(assigner=self.ctx.me, assignee=node, assignee_unit=unit),
+                    ItemScope(assigner=self.me, assignee=node, assignee_unit=unit),
                 )
-            except ApiError as exc:
+            except NodeError as exc:
                 exc.field = f"parts[{i}].assignee"
                 raise
             item_class, deadline = part["class"], part.get("deadline")
@@ -275,7 +311,7 @@ class Workflow:
                     item_class = "general"
             drafts.append(
                 assign(
-                    me=self.ctx.me,
+                    me=self.me,
                     assignee=node,
                     assignee_unit=unit,
                     title=part["title"],
@@ -291,10 +327,10 @@ class Workflow:
                 )
             )
         events = await self._sign(drafts)
-        return [e for e in events if isinstance(e, Assigned)]
+        return [e for e, _ in events if isinstance(e, Assigned)]
 
     async def sub_items(self, item: str) -> list[dict[str, Any]]:
-        async with self.ctx.db.read() as conn:
+        async with self.db.read() as conn:
             rows = await conn.execute(
                 select(
                     t.items.c.item_id,
@@ -310,7 +346,7 @@ class Workflow:
                 .where(t.items.c.parent_item == item)
                 .order_by(t.items.c.item_id)
             )
-            now = self.ctx.clock.now_ms()
+            now = self.clock.now_ms()
             return [
                 {
                     "id": r.item_id,

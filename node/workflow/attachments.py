@@ -9,10 +9,10 @@ transaction that signs the event (:meth:`node.workflow.actions.Workflow.act`), s
 refusal at any step leaves nothing behind.
 
 Quotas, in the same transaction: the bytes a person's uploads stored
-(``api.attachment_quota_user_bytes``, 413 ``quota_exceeded``) and all the
-bytes of this node's files (``api.attachment_quota_node_bytes``, 413
-``node_quota_exceeded``). A file already held (the same hash) costs nothing
-again; it stays counted for whoever stored it first.
+(``api.attachment_quota_user_bytes``, ``quota_exceeded``) and all the bytes of
+this node's files (``api.attachment_quota_node_bytes``, ``node_quota_exceeded``),
+both :class:`node.errors.TooLarge`. A file already held (the same hash) costs
+nothing again; it stays counted for whoever stored it first.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.config import Config
-from node.http.errors import ApiError
+from node.errors import TooLarge
 from node.storage import schema as t
 from node.storage.accounts import User
 
@@ -54,10 +54,26 @@ class NewFile:
         object.__setattr__(self, "digest", hashlib.sha256(self.data).digest())
 
 
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """The bytes a person's uploads may take (``api.attachment_quota_user_bytes``) and
+    all of this node's files (``api.attachment_quota_node_bytes``)."""
+
+    user_bytes: int
+    node_bytes: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> Quotas:
+        return cls(
+            user_bytes=int(config["api.attachment_quota_user_bytes"]),
+            node_bytes=int(config["api.attachment_quota_node_bytes"]),
+        )
+
+
 async def store(
-    conn: AsyncConnection, config: Config, user: User, files: Sequence[NewFile], now: int
+    conn: AsyncConnection, quotas: Quotas, user: User, files: Sequence[NewFile], now: int
 ) -> None:
-    """Keep ``files`` in the caller's write transaction, or refuse them all (413)."""
+    """Keep ``files`` in the caller's write transaction, or refuse them all (TooLarge)."""
     digest = t.attachments.c.digest
     held = set(
         (await conn.execute(select(digest).where(digest.in_({f.digest for f in files}))))
@@ -70,7 +86,7 @@ async def store(
     if not new:
         return
     adding = sum(len(f.data) for f in new.values())
-    await _check_quotas(conn, config, user, adding)
+    await _check_quotas(conn, quotas, user, adding)
     await conn.execute(
         t.attachments.insert(),
         [
@@ -88,7 +104,7 @@ async def store(
     )
 
 
-async def _check_quotas(conn: AsyncConnection, config: Config, user: User, adding: int) -> None:
+async def _check_quotas(conn: AsyncConnection, quotas: Quotas, user: User, adding: int) -> None:
     size = t.attachments.c.size
     mine = int(
         await conn.scalar(
@@ -98,20 +114,18 @@ async def _check_quotas(conn: AsyncConnection, config: Config, user: User, addin
         )
         or 0
     )
-    limit = int(config["api.attachment_quota_user_bytes"])
+    limit = quotas.user_bytes
     if mine + adding > limit:
-        raise ApiError(
-            413,
+        raise TooLarge(
             "quota_exceeded",
             f"attachments: your files would take {mine + adding} bytes; "
             f"your quota is {limit} bytes (api.attachment_quota_user_bytes)",
             "attachments",
         )
     held = int(await conn.scalar(select(func.coalesce(func.sum(size), 0))) or 0)
-    limit = int(config["api.attachment_quota_node_bytes"])
+    limit = quotas.node_bytes
     if held + adding > limit:
-        raise ApiError(
-            413,
+        raise TooLarge(
             "node_quota_exceeded",
             f"attachments: this node's files would take {held + adding} bytes; "
             f"its quota is {limit} bytes (api.attachment_quota_node_bytes): "

@@ -175,7 +175,9 @@ async def enroll(
             up = nodes[parent]
             ctx = await open_node(cfg.load(up.data), clock)
             try:
-                code = await issue_code(ctx, child=node_id, name=name, level=level)
+                code = await issue_code(
+                    ctx.db, ctx.me, ctx.clock, ctx.config, child=node_id, name=name, level=level
+                )
                 fingerprint = ctx.trust.root_fingerprint
             finally:
                 await ctx.close()

@@ -231,7 +231,7 @@ async def test_every_sync_endpoint_answers_4xx_to_mutated_bodies(
             key = keyfile.load(child.config.key_path)
             raws = [r[0] for r in checker.read(
                 dbs[CHILD], "SELECT raw FROM events WHERE origin = ? ORDER BY pos", CHILD)]
-            link = await parent.ctx.store.link_row(CHILD)
+            link = await parent.ctx.outbox.link_row(CHILD)
             cursor = int(link["applied_pos"])
             valid_up = codec.encode({"through": cursor, "events": raws})
             join = make_join_request(SigningKey.generate(), parent=PARENT, node="1499",
@@ -256,7 +256,7 @@ async def test_every_sync_endpoint_answers_4xx_to_mutated_bodies(
 
             for start in range(0, len(plan), 500):
                 await asyncio.gather(*(run(w) for w in plan[start:start + 500]))
-                now = int((await parent.ctx.store.link_row(CHILD))["applied_pos"])
+                now = int((await parent.ctx.outbox.link_row(CHILD))["applied_pos"])
                 lowest_cursor = min(lowest_cursor, now)
 
             await fuzzer.close()

@@ -40,7 +40,7 @@ import pytest
 
 from node.clock import SystemClock
 from node.context import open_node
-from node.storage.events import Store
+from node.storage.events import EventLog
 from protocol import codec, envelope, errors
 from protocol.events import MAX_COUNTER, encode_event
 from protocol.keys import SigningKey
@@ -88,7 +88,7 @@ def re_encoded(raw: bytes) -> bytes:
     return out
 
 
-async def clock_of(store: Store) -> int:
+async def clock_of(store: EventLog) -> int:
     value = await store.meta("lamport")
     return 0 if value is None else int(codec.decode(value))  # type: ignore[arg-type]
 
@@ -232,7 +232,7 @@ async def test_a_hostile_township_cannot_stop_its_ancestors(
         # No clock was pushed anywhere near the poison; the county kept its quota.
         for node in fed.parents:
             assert await clock_of(fed[node].ctx.store) < clocks[node] + AHEAD, node
-        [status] = await county.ctx.store.link_statuses([TOWN])
+        [status] = await county.ctx.outbox.link_statuses([TOWN])
         assert status.refused_dropped >= 450 + 10 - KEEP_EVENTS
         assert (await county.ctx.store.counts())["refused"] <= KEEP_EVENTS
     messages = [r.getMessage() for r in caplog.records]

@@ -87,7 +87,10 @@ async def build_proxied(
                 proxy = ChaosProxy(up.port, seed=seed * 1000 + i, name=f"{node_id}->{parent}")
                 await proxy.start()
                 made.proxies[node_id] = proxy
-                code = await issue_code(up.ctx, child=node_id, name=name, level=level)
+                code = await issue_code(
+                    up.ctx.db, up.ctx.me, up.ctx.clock, up.ctx.config,
+                    child=node_id, name=name, level=level,
+                )
                 config = await join_parent(
                     data, parent_url=proxy.url, code=code,
                     root=str(up.config["node.root_fingerprint"]), clock=clock, extra=settings,

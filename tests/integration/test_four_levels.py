@@ -64,7 +64,7 @@ async def test_assignment_down_feedback_up_and_mirror_read_offline(tmp_path: Pat
         state = json.loads(row["state"])
         assert state["status"] == "reporting"
         assert state["assignee"] == TOWNSHIP
-        status = await province.ctx.store.link_statuses(["1401"])
+        status = await province.ctx.outbox.link_statuses(["1401"])
         assert status[0].pending_out == 0
     finally:
         await fed.stop()

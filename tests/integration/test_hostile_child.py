@@ -32,7 +32,7 @@ from node.app import status_payload
 from node.context import open_node
 from node.demo.localtree import LocalTree
 from node.storage import schema as t
-from node.storage.events import PARENT, Accepted, Store
+from node.storage.events import PARENT, Accepted, EventLog
 from protocol import codec, envelope, errors
 from protocol.events import LAMPORT_CEILING, MAX_COUNTER, decode_event, encode_event
 from protocol.keys import SigningKey
@@ -90,12 +90,12 @@ def hostile(key: SigningKey, seq: int, lamport: int, now: int, title: str = "毒
     return envelope.sign(key, *encode_event(event)).raw
 
 
-async def clock_of(store: Store) -> int:
+async def clock_of(store: EventLog) -> int:
     value = await store.meta("lamport")
     return 0 if value is None else int(codec.decode(value))  # type: ignore[arg-type]
 
 
-async def can_still_write(store: Store) -> int:
+async def can_still_write(store: EventLog) -> int:
     [(event, _)] = await store.append_own(self_assignments(store.me, 1, "照常"))
     return event.lamport
 
@@ -152,7 +152,7 @@ async def test_a_clock_is_never_pushed_past_its_ceiling(
     offline = await open_node(city.config, fed.clock)
     try:
         async with offline.db.write() as conn:
-            await Store.set_meta(conn, "lamport", codec.encode(LAMPORT_CEILING - 10))
+            await EventLog.set_meta(conn, "lamport", codec.encode(LAMPORT_CEILING - 10))
     finally:
         await offline.close()
     await city.start()
@@ -180,7 +180,7 @@ async def test_a_node_poisoned_before_the_fix_recovers_when_it_starts(fed: Local
         accepted = Accepted(env=env, event=d.event, origin=COUNTY, origin_seq=1001)
         async with offline.db.write() as conn:  # what the old record_batch did
             await offline.store.insert_accepted(conn, [accepted], COUNTY, fed.clock.now_ms())
-            await Store.set_meta(conn, "lamport", codec.encode(MAX_COUNTER))
+            await EventLog.set_meta(conn, "lamport", codec.encode(MAX_COUNTER))
             honest = await conn.scalar(
                 select(func.max(t.events.c.lamport)).where(t.events.c.lamport <= LAMPORT_CEILING)
             )
@@ -243,7 +243,7 @@ async def test_refused_events_are_kept_within_a_quota_and_logged_once_per_batch(
         ]
     assert len(kept) <= KEEP_EVENTS and sum(map(len, kept)) <= KEEP_BYTES
     assert kept == sent[-len(kept):]  # the newest are kept
-    [status] = await city.ctx.store.link_statuses([COUNTY])
+    [status] = await city.ctx.outbox.link_statuses([COUNTY])
     assert status.refused_dropped == len(sent) - len(kept)
     payload = await status_payload(city.ctx)
     [link] = [x for x in payload["links"] if x["link"] == COUNTY]  # type: ignore[attr-defined]
@@ -282,8 +282,8 @@ async def test_a_late_duplicate_upload_never_moves_the_cursor_back(
     county = await offline_county(fed)
     try:
         made = await county.store.append_own(self_assignments(COUNTY, 6, "县事项"))
-        raws, through_a, _ = await county.store.outbox(PARENT, 0, limit=3, max_bytes=10**6)
-        rest, through_b, _ = await county.store.outbox(PARENT, through_a, limit=3, max_bytes=10**6)
+        raws, through_a, _ = await county.outbox.page(PARENT, 0, limit=3, max_bytes=10**6)
+        rest, through_b, _ = await county.outbox.page(PARENT, through_a, limit=3, max_bytes=10**6)
         epoch = await county.store.epoch()
         key = county.key
     finally:
@@ -301,12 +301,12 @@ async def test_a_late_duplicate_upload_never_moves_the_cursor_back(
     assert late.status == 200 and late.value["applied_pos"] == through_b
     hello = await me.call("GET", "/sync/v1/hello")
     assert hello.value["applied_pos"] == through_b
-    assert (await city.ctx.store.link_row(COUNTY))["applied_pos"] == through_b
+    assert (await city.ctx.outbox.link_row(COUNTY))["applied_pos"] == through_b
 
     # The same for what the county acknowledged of the city's stream.
     await me.call("GET", f"/sync/v1/down?after={through_b}&ack={through_b}&wait=1")
     await me.call("GET", "/sync/v1/down?after=1&ack=1&wait=1")
-    assert (await city.ctx.store.link_row(COUNTY))["acked_pos"] == through_b
+    assert (await city.ctx.outbox.link_row(COUNTY))["acked_pos"] == through_b
 
     # A restored county starts a new stream epoch: its positions were renumbered.
     renumbered = await me.call(
@@ -382,14 +382,14 @@ async def test_a_child_holds_a_bounded_number_of_page_requests(
 
     city = fed[CITY]
     me = As(session, city, COUNTY, await county_key(fed))
-    after = await city.ctx.store.max_route_pos(COUNTY)
+    after = await city.ctx.outbox.max_route_pos(COUNTY)
     polls = [
         asyncio.ensure_future(me.call("GET", f"/sync/v1/down?after={after}&wait=20"))
         for _ in range(MAX_DOWN_PER_CHILD)
     ]
     try:
         await eventually(
-            lambda: _true(city.ctx.listening.get(COUNTY, 0) == MAX_DOWN_PER_CHILD),
+            lambda: _true(city.ctx.presence.open_requests(COUNTY) == MAX_DOWN_PER_CHILD),
             what="the long-polls to be held",
         )
         began = asyncio.get_running_loop().time()
@@ -417,7 +417,7 @@ async def test_a_node_whose_clock_reached_the_ceiling_refuses_its_own_writes_cle
     offline = await open_node(city.config, fed.clock)
     try:
         async with offline.db.write() as conn:
-            await Store.set_meta(conn, "lamport", codec.encode(LAMPORT_CEILING - 2))
+            await EventLog.set_meta(conn, "lamport", codec.encode(LAMPORT_CEILING - 2))
     finally:
         await offline.close()
     await city.start()

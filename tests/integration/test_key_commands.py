@@ -22,16 +22,19 @@ from hierarchy import errors as herrors
 from hierarchy.errors import HierarchyError
 from hierarchy.keys import make_rotation_request
 from node import keys as node_keys
-from node.clock import SystemClock
-from node.context import NodeError, open_node
+from node.clock import Clock, SystemClock
+from node.config import Config
+from node.context import NodeContext, open_node
 from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.errors import NodeError
 from node.http import keys as node_http_keys
 from node.http.enroll import issue_code
 from node.keys import next_from_seq, revoke_child, rotate_key
 from node.setup import join_parent
 from node.storage import keyfile
 from node.storage import schema as t
-from node.storage.events import PARENT, Draft
+from node.storage.db import Database
+from node.storage.events import Draft
 from node.sync.auth import make_header
 from node.workflow.drafts import assign
 from protocol import errors
@@ -56,8 +59,8 @@ async def settled(fed: LocalTree) -> bool:
         ctx = node.ctx
         if len(ctx.trust.nodes()) < len(SHAPE):
             return False
-        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False
     return True
 
@@ -265,8 +268,10 @@ async def test_revoke_refuses_late_events_of_the_key_and_the_child_joins_again(
     # Enrolled again, as `duban revoke` prints: a code with from_seq 3, a new directory.
     from_seq = await next_from_seq(county.ctx, TOWNSHIP)
     assert from_seq == done.from_seq
-    code = await issue_code(county.ctx, child=TOWNSHIP, name="坞城街道", level="township",
-                            from_seq=from_seq)
+    code = await issue_code(
+        *_inviter(county.ctx), child=TOWNSHIP, name="坞城街道", level="township",
+        from_seq=from_seq,
+    )
     again = tmp_path / "township-again"
     config = await join_parent(
         again, parent_url=county.url, code=code,
@@ -328,7 +333,7 @@ async def test_a_node_with_children_enrolls_again_in_place(fed: LocalTree) -> No
         await offline.store.append_own(to_township("撤销后旧钥匙"))
     finally:
         await offline.close()
-    code = await issue_code(city.ctx, child=COUNTY, name="小店区", level="county",
+    code = await issue_code(*_inviter(city.ctx), child=COUNTY, name="小店区", level="county",
                             from_seq=await next_from_seq(city.ctx, COUNTY))
     replaced = await node_keys.replace_key(county.config, fed.clock, code)
     cert = replaced.certificate
@@ -443,3 +448,8 @@ async def test_the_rotate_endpoint_refuses_and_changes_nothing(fed: LocalTree) -
     assert await post(behind, signed=False) == (401, "auth_required")
     assert city.ctx.trust.version_of(COUNTY) == 1
     assert city.ctx.trust.current(COUNTY).key_id == key.key_id
+
+
+def _inviter(ctx: NodeContext) -> tuple[Database, str, Clock, Config]:
+    """What ``issue_code`` takes, from an opened node."""
+    return ctx.db, ctx.me, ctx.clock, ctx.config

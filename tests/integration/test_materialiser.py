@@ -56,20 +56,20 @@ async def city_offline_with_backlog(fed: LocalTree) -> tuple[int, int, NodeConte
     opened again without its app (no sync client): (its applied position, the last
     position waiting for it, the city)."""
     await folded(fed["14"], fed[CITY])
-    applied = int((await fed[CITY].ctx.store.link_row(PARENT))["applied_pos"])
+    applied = int((await fed[CITY].ctx.outbox.link_row(PARENT))["applied_pos"])
     await fed[CITY].stop()
     await queue_for_city(fed, 5)
-    top = await fed["14"].ctx.store.max_route_pos(CITY)
+    top = await fed["14"].ctx.outbox.max_route_pos(CITY)
     return applied, top, await open_node(fed[CITY].config, fed.clock)
 
 
 async def pull_by_hand(fed: LocalTree, city: NodeContext) -> int:
     """What the city's sync client does, without its app: every page from the province."""
-    province = fed["14"].ctx.store
-    after = int((await city.store.link_row(PARENT))["applied_pos"])
+    province = fed["14"].ctx.outbox
+    after = int((await city.outbox.link_row(PARENT))["applied_pos"])
     accepted = 0
     while True:
-        raws, through, _more = await province.outbox(CITY, after, limit=40, max_bytes=1 << 20)
+        raws, through, _more = await province.page(CITY, after, limit=40, max_bytes=1 << 20)
         if not raws:
             return accepted
         result = await city.ingestor.receive(PARENT, raws, applied_pos=through)
@@ -108,7 +108,7 @@ async def test_a_node_stopped_before_folding_folds_on_its_next_start(tmp_path: P
         async with ctx.db.read() as conn:
             history = await item_events(conn, items)
         for item in items:
-            assert rows[item] == row_of(fold(history[item]), ctx.store.path_of), item
+            assert rows[item] == row_of(fold(history[item]), ctx.tree.path_of), item
             assert str(rows[item]["title"]).endswith("（更新）")
     finally:
         await fed.stop()
@@ -155,7 +155,7 @@ async def test_a_read_waits_for_a_batch_whose_commit_has_begun(tmp_path: Path) -
         try:
             store = city.store  # no app, so no materialiser: nothing folds by itself
             assert await store.rows_current(0.1)
-            raws, through, _more = await fed["14"].ctx.store.outbox(
+            raws, through, _more = await fed["14"].ctx.outbox.page(
                 CITY, applied, limit=100, max_bytes=1 << 20
             )
             assert through == top
@@ -180,7 +180,7 @@ async def test_the_parent_records_only_what_the_child_has_applied(tmp_path: Path
     stored; the parent's acknowledged position is what the child says is durable."""
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:
-        province = fed["14"].ctx.store
+        province = fed["14"].ctx.outbox
         applied, top, city = await city_offline_with_backlog(fed)
         try:
             from tests.integration.test_sync_refusals import As
@@ -212,7 +212,7 @@ async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path
 
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:
-        province = fed["14"].ctx.store
+        province = fed["14"].ctx.activity
         applied, top, city = await city_offline_with_backlog(fed)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -229,7 +229,7 @@ async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path
                 reply = await me.call("GET", f"/sync/v1/down?after={applied}&limit=1&wait=0")
                 assert reply.status == 200
                 asked = loop.time()
-                assert province.sending_until > asked
+                assert province.quiet_until() > asked
                 try:
                     await asyncio.wait_for(give_way(province, stopping), timeout=SENDING_GRACE / 2)
                 except TimeoutError:
@@ -237,7 +237,7 @@ async def test_background_work_gives_way_while_a_child_catches_up(tmp_path: Path
                 else:
                     raise AssertionError("background work did not wait for the next page")
                 await give_way(province, stopping)  # the grace runs out
-                assert loop.time() >= province.sending_until
+                assert loop.time() >= province.quiet_until()
         finally:
             await city.close()
     finally:
@@ -253,19 +253,19 @@ async def test_the_ledger_says_while_received_items_are_being_filed(
     import asyncio
     import re
 
-    from node.storage.events import Store
+    from node.storage.events import EventLog
 
     fed = await build(tmp_path, SystemClock(), SHAPE)
     try:
         await folded(fed["14"], fed[CITY])
         release = asyncio.Event()
-        fold = Store.materialise_pending
+        fold = EventLog.materialise_pending
 
-        async def held(self: Store, max_events: int = 2000) -> int:
+        async def held(self: EventLog, max_events: int = 2000) -> int:
             await release.wait()
             return await fold(self, max_events)
 
-        monkeypatch.setattr(Store, "materialise_pending", held)
+        monkeypatch.setattr(EventLog, "materialise_pending", held)
         await queue_for_city(fed, 3)  # three assignments and three updates
         city = fed[CITY].ctx.store
 

@@ -50,14 +50,14 @@ async def settled(fed: LocalTree) -> bool:
         ctx = node.ctx
         if len(ctx.trust.nodes()) < len(SHAPE):
             return False
-        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False
     return True
 
 
 async def pending(node: RunningNode, link: str) -> int:
-    [status] = await node.ctx.store.link_statuses([link])
+    [status] = await node.ctx.outbox.link_statuses([link])
     return status.pending_out
 
 
@@ -138,7 +138,7 @@ async def test_township_offline_for_days_catches_up_exactly_once(tmp_path: Path)
             return await pending(county, TOWNSHIP) == QUEUED
 
         await eventually(all_queued, timeout=60, what=f"{QUEUED} events queued at the county")
-        [status] = await county.ctx.store.link_statuses([TOWNSHIP])
+        [status] = await county.ctx.outbox.link_statuses([TOWNSHIP])
         assert status.oldest_pending_ms is not None
         assert clock.now_ms() - status.oldest_pending_ms >= DAYS * 86400_000 - 3600_000
 
@@ -187,7 +187,7 @@ async def test_township_offline_for_days_catches_up_exactly_once(tmp_path: Path)
         async with township.ctx.db.read() as conn:
             history = await item_events(conn, items)
         for item_id, row in items.items():
-            assert row == row_of(fold(history[item_id]), township.ctx.store.path_of), item_id
+            assert row == row_of(fold(history[item_id]), township.ctx.tree.path_of), item_id
         county_items = await items_of(county)
         assert {k: county_items[k] for k in items} == items
         withdrawn = [r for r in items.values() if r["status"] == "withdrawn"]

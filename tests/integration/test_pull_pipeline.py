@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from node.app import sync_client
 from node.clock import SystemClock
 from node.context import NodeContext, open_node
 from node.demo.localtree import Shape
@@ -49,21 +50,12 @@ class CutOff(SyncClient):
     ``new_epoch``, whose parent starts a new stream epoch from that page on (as one
     restored from a backup does) while the pages after it are being fetched ahead."""
 
-    def __init__(
-        self,
-        ctx: NodeContext,
-        session: aiohttp.ClientSession,
-        pages: int,
-        new_epoch: bool,
-        tuning: ProcessTuning | None,
-    ) -> None:
-        super().__init__(
-            ctx, session, streaming=contextlib.nullcontext if tuning is None else tuning.streaming
-        )
+    def cut_after(self, pages: int, new_epoch: bool) -> CutOff:
         self.left = pages
         self.new_epoch = new_epoch
         self.collecting: list[bool] = []  # whether the cycle collector ran, at each fetch
         self.switching: list[float] = []  # the thread switch interval, at each fetch
+        return self
 
     async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, object]:
         self.collecting.append(gc.isenabled())
@@ -75,6 +67,15 @@ class CutOff(SyncClient):
             return {**page, "epoch": f"restored-{page['epoch']}"}
         self.left -= 1
         return await super()._fetch_down(after, ack, wait)
+
+
+def cut_off(
+    ctx: NodeContext, session: aiohttp.ClientSession, tuning: ProcessTuning | None
+) -> CutOff:
+    streaming = contextlib.nullcontext if tuning is None else tuning.streaming
+    client = sync_client(ctx, session, streaming, kind=CutOff)
+    assert isinstance(client, CutOff)
+    return client
 
 
 async def received(ctx: NodeContext) -> list[bytes]:
@@ -112,7 +113,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
         ctx = await open_node(township.config, clock)
         async with aiohttp.ClientSession() as session:
             tuning = ProcessTuning()
-            cut = CutOff(ctx, session, pages=4, new_epoch=new_epoch, tuning=tuning)
+            cut = cut_off(ctx, session, tuning).cut_after(pages=4, new_epoch=new_epoch)
             await cut.hello()
             assert gc.isenabled()
             switch = sys.getswitchinterval()
@@ -132,7 +133,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             held = await received(ctx)
             assert 0 < len(held) < QUEUED
             assert len(held) == len(set(held)) and set(held) <= queued
-            applied = int((await ctx.store.link_row(PARENT))["applied_pos"])
+            applied = int((await ctx.outbox.link_row(PARENT))["applied_pos"])
             async with province.ctx.db.read() as conn:
                 upto = await conn.scalars(
                     select(t.events.c.event_id)
@@ -149,7 +150,7 @@ async def test_a_break_while_fetching_ahead_loses_and_repeats_nothing(
             # line per page (bench/catchup.py --timeline).
             caplog.clear()
             caplog.set_level(logging.INFO, logger="node.sync.client")
-            rest = await SyncClient(ctx, session, streaming=tuning.streaming).pull_once(0)
+            rest = await sync_client(ctx, session, tuning.streaming).pull_once(0)
             assert rest >= QUEUED - len(held) and gc.isenabled()
             assert sys.getswitchinterval() == switch
             timeline = [r.getMessage() for r in caplog.records if "catch-up page" in r.msg]
@@ -200,7 +201,7 @@ async def test_a_catch_up_without_tuning_changes_no_process_setting(tmp_path: Pa
         ctx = await open_node(township.config, clock)
         switch = sys.getswitchinterval()
         async with aiohttp.ClientSession() as session:
-            plain = CutOff(ctx, session, pages=10, new_epoch=False, tuning=None)
+            plain = cut_off(ctx, session, None).cut_after(pages=10, new_epoch=False)
             await plain.hello()
             assert await plain.pull_once(0) >= 3 * PAGE
         assert len(plain.collecting) > 2 and all(plain.collecting)

@@ -47,8 +47,8 @@ async def settled(fed: LocalTree) -> bool:
         ctx = node.ctx
         if len(ctx.trust.nodes()) < len(SHAPE):
             return False
-        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False
     return True
 
@@ -148,7 +148,7 @@ async def test_restored_node_recovers_before_writing_and_children_pull_again(
         await county.start()
 
         async def county_connected() -> bool:
-            row = await city.ctx.store.link_row(COUNTY)
+            row = await city.ctx.outbox.link_row(COUNTY)
             return (row.get("last_contact") or 0) >= restarted
 
         await eventually(county_connected, what="the county connected to the restored city")
@@ -180,7 +180,7 @@ async def test_restored_node_recovers_before_writing_and_children_pull_again(
         assert await refusals(province) == []
         assert await refusals(city) == []
         assert await refusals(county) == []
-        county_link = await county.ctx.store.link_row(PARENT)
+        county_link = await county.ctx.outbox.link_row(PARENT)
         assert county_link["peer_epoch"] == await city.ctx.epoch()
 
         # The city's mirror and the province's agree on every item the city holds.

@@ -114,7 +114,7 @@ async def db_state(node: RunningNode) -> dict[str, Any]:
     """What a refusal must not change: the counts and the county's link row at ``node``."""
     store = node.ctx.store
     await folded(node)
-    return {"counts": await store.counts(), "link": await store.link_row(COUNTY)}
+    return {"counts": await store.counts(), "link": await node.ctx.outbox.link_row(COUNTY)}
 
 
 async def refused_rows(node: RunningNode) -> list[tuple[str, bytes | None]]:
@@ -141,8 +141,8 @@ async def settled(fed: LocalTree) -> bool:
         ctx = node.ctx
         if len(ctx.trust.nodes()) < len(SHAPE):
             return False
-        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False
     return True
 
@@ -334,7 +334,7 @@ async def test_one_refused_event_does_not_block_the_rest_and_pushes_are_idempote
     county = await offline_county(fed)
     try:
         made = await county.store.append_own(self_assignments(COUNTY, 3, "县自办事项"))
-        through = await county.store.max_route_pos(PARENT)
+        through = await county.outbox.max_route_pos(PARENT)
         key = county.key
     finally:
         await county.close()
@@ -425,9 +425,9 @@ async def test_revoked_key_is_refused_after_last_seq(
     county = await offline_county(fed)
     try:
         first = await county.store.append_own(self_assignments(COUNTY, 2, "撤销前"))
-        through_first = await county.store.max_route_pos(PARENT)
+        through_first = await county.outbox.max_route_pos(PARENT)
         later = await county.store.append_own(self_assignments(COUNTY, 3, "离线"))
-        through = await county.store.max_route_pos(PARENT)
+        through = await county.outbox.max_route_pos(PARENT)
         key = county.key
     finally:
         await county.close()

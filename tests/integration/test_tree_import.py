@@ -17,7 +17,6 @@ from pathlib import Path
 from node.clock import SystemClock
 from node.context import open_node
 from node.demo.localtree import LocalTree, RunningNode, Shape
-from node.storage.events import PARENT
 from tests.federation import build, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +57,8 @@ async def settled(fed: LocalTree) -> bool:
         ctx = node.ctx
         if len(ctx.trust.nodes()) < len(SHAPE):
             return False
-        links = ([PARENT] if ctx.parent else []) + ctx.store.view.children()
-        if any(s.pending_out for s in await ctx.store.link_statuses(links)):
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False
     return True
 

@@ -26,12 +26,11 @@ from collections import OrderedDict, deque
 from aiohttp import web
 
 from node.config import Config
-from node.context import NodeContext
+from node.errors import TooMany, Unauthenticated
 from node.http import clients, forgery
 from node.http.api.bodies import SMALL_JSON_BYTES, Login
 from node.http.api.validate import read_body
-from node.http.errors import ApiError
-from node.http.sync import CTX
+from node.http.services import ACCOUNTS, CLOCK, CONFIG, TREE
 from node.storage.accounts import SESSION_MS, User
 
 logger = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ def _secret(request: web.Request) -> str | None:
         # the origin check (node/http/forgery.py) let through for this header.
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise ApiError(401, "bad_credentials", "use 'Authorization: Bearer <token>'")
+            raise Unauthenticated("bad_credentials", "use 'Authorization: Bearer <token>'")
         return value.strip()
     return request.cookies.get(COOKIE)
 
@@ -156,45 +155,38 @@ async def current_user(request: web.Request) -> User:
         return cached
     secret = _secret(request)
     if not secret:
-        raise ApiError(401, "auth_required", "sign in or send a bearer token")
-    ctx = request.app[CTX]
-    user, reason = await ctx.accounts.resolve(secret, ctx.clock.now_ms())
+        raise Unauthenticated("auth_required", "sign in or send a bearer token")
+    user, reason = await request.app[ACCOUNTS].resolve(secret, request.app[CLOCK].now_ms())
     if user is None:
-        raise ApiError(401, reason, "sign in again")
+        raise Unauthenticated(reason, "sign in again")
     request[USER_KEY] = user
     return user
-
-
-def context(request: web.Request) -> NodeContext:
-    return request.app[CTX]
 
 
 async def authenticate(request: web.Request, name: str, password: str) -> tuple[User, str]:
     """Check a name and password under the login limiter; (user, new session id).
 
-    Raises 429 ``too_many_attempts`` (``retry_after`` seconds on the error) or
-    401 ``bad_credentials``. The JSON login and the sign-in page both use this.
+    Raises ``TooMany`` ``too_many_attempts`` (``retry_after`` seconds on the error)
+    or ``Unauthenticated`` ``bad_credentials``. The JSON login and the sign-in page both use this.
     """
-    ctx = context(request)
-    now = ctx.clock.now_ms()
+    accounts = request.app[ACCOUNTS]
+    now = request.app[CLOCK].now_ms()
     address = clients.client_address(request)
     counted = clients.limit_key(address)
     limiter = request.app[LIMITER]
     wait, scope = limiter.attempt(counted, name, now)
     if wait:
-        error = ApiError(
-            429,
+        raise TooMany(
             "too_many_attempts",
             f"too many failed sign-ins {_SCOPES[scope]}; try again in {wait}s",
+            retry_after=wait,
         )
-        error.retry_after = wait
-        raise error
-    user = await ctx.accounts.sign_in(name, password)
+    user = await accounts.sign_in(name, password)
     if user is None:
         logger.warning("failed sign-in for %r from %s", name, address)
-        raise ApiError(401, "bad_credentials", "wrong name or password")
+        raise Unauthenticated("bad_credentials", "wrong name or password")
     limiter.succeeded(counted, name, now)
-    session = await ctx.accounts.issue(user, kind="session", now=now, ttl_ms=SESSION_MS)
+    session = await accounts.issue(user, kind="session", now=now, ttl_ms=SESSION_MS)
     return user, session
 
 
@@ -208,15 +200,14 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
     """Revoke the session of the cookie (if any) and clear the cookie."""
     secret = request.cookies.get(COOKIE)
     if secret:
-        await context(request).accounts.revoke(secret)
+        await request.app[ACCOUNTS].revoke(secret)
     response.del_cookie(COOKIE, path="/")
 
 
 async def login(request: web.Request) -> web.Response:
-    ctx = context(request)
     body = await read_body(request, Login, max_bytes=SMALL_JSON_BYTES)
     user, session = await authenticate(request, body.name, body.password)
-    response = web.json_response({"user": user.to_dict(), "node": ctx.me})
+    response = web.json_response({"user": user.to_dict(), "node": request.app[TREE].me})
     set_session_cookie(response, session)
     return response
 
@@ -229,8 +220,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     user = await current_user(request)
-    ctx = context(request)
-    return web.json_response({"user": user.to_dict(), "node": ctx.me})
+    return web.json_response({"user": user.to_dict(), "node": request.app[TREE].me})
 
 
 def add_routes(app: web.Application) -> None:
@@ -240,7 +230,7 @@ def add_routes(app: web.Application) -> None:
     app.middlewares.append(forgery.middleware(COOKIE))
 
     async def configure(app: web.Application) -> None:
-        app[LIMITER] = LoginLimiter.from_config(app[CTX].config)
+        app[LIMITER] = LoginLimiter.from_config(app[CONFIG])
 
     app.on_startup.append(configure)
     app.router.add_post("/api/v1/login", login)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta, Struct, field
 
+from node.clock import MAX_MOMENT_TEXT as MAX_MOMENT_TEXT  # read by parse_moment there
 from node.http.errors import ApiError, bad
 from protocol.events import (
     CALENDARS,
@@ -65,7 +66,6 @@ MAX_PLAN_MILESTONES = 24
 :data:`protocol.events.MAX_MILESTONES`; two years of monthly steps is plenty)."""
 MAX_PARTS = 50
 """Sub-items made by one decomposition."""
-MAX_MOMENT_TEXT = 40
 
 # -- patterns, anchored (msgspec searches; JSON Schema patterns are unanchored too) ---------
 

@@ -15,18 +15,21 @@ from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select
 
 from hierarchy.roles import ROLE_ACTIONS, Action
-from node.context import NodeContext
+from node.clock import Clock, iso, parse_moment
+from node.config import Config
+from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
-from node.http.api.validate import decode, iso, parse_moment, read_body, read_bytes, read_json
-from node.http.errors import ApiError, bad
-from node.http.sync import CTX
+from node.http.api.validate import decode, read_body, read_bytes, read_json
+from node.http.services import CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
 from node.queries import ledger
 from node.storage import schema as t
+from node.storage.db import Database
 from node.workflow import attachments
 from node.workflow.actions import Workflow
 from node.workflow.attachments import NewFile
 from protocol import envelope
+from protocol.certs import TrustStore
 from protocol.errors import ProtocolError
 from protocol.events import (
     ITEM_RE,
@@ -48,13 +51,8 @@ from protocol.events import (
 
 logger = logging.getLogger(__name__)
 
-WORKFLOW = web.AppKey("workflow", Workflow)
 #: The actions that carry files, and the permission each needs.
 REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
-
-
-def _ctx(request: web.Request) -> NodeContext:
-    return request.app[CTX]
 
 
 def _wf(request: web.Request) -> Workflow:
@@ -66,29 +64,34 @@ def known_sources(extra: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*SOURCES, *(s.strip() for s in extra.split(",") if s.strip()))))
 
 
-def sources_of(ctx: NodeContext) -> tuple[str, ...]:
+def sources_of(config: Config) -> tuple[str, ...]:
     """This node's sources (``workflow.extra_sources`` too)."""
-    return known_sources(str(ctx.config["workflow.extra_sources"]))
+    return known_sources(str(config["workflow.extra_sources"]))
+
+
+def boards_of(config: Config) -> tuple[str, ...]:
+    """This node's boards (``workflow.extra_boards`` too)."""
+    return ledger.known_boards(str(config["workflow.extra_boards"]))
 
 
 def item_id_of(request: web.Request) -> str:
     item = request.match_info["item"]
     if not ITEM_RE.match(item):
-        raise ApiError(404, "unknown_item", f"{item[:80]!r} is not an item id")
+        raise NotFound("unknown_item", f"{item[:80]!r} is not an item id")
     return item
 
 
-def _max_body(ctx: NodeContext) -> int:
-    return int(ctx.config["api.max_body_bytes"])
+def _max_body(config: Config) -> int:
+    return int(config["api.max_body_bytes"])
 
 
 # ------------------------------------------------------------------ create
 
 
-def assignment_fields(body: bodies.Assignment, ctx: NodeContext) -> dict[str, Any]:
-    """The fields of ``Workflow.assign`` from an assignment body, with this node's rules:
-    its boards and sources, its default calendar, a deadline in the future."""
-    boards, sources = ledger.boards_of(ctx), sources_of(ctx)
+def assignment_fields(body: bodies.Assignment, config: Config, now: int) -> dict[str, Any]:
+    """The fields of ``Workflow.assign`` from an assignment body, with this node's rules
+    (``config``): its boards and sources, its default calendar, a deadline after ``now``."""
+    boards, sources = boards_of(config), sources_of(config)
     if body.board not in boards:
         raise bad("board", f"must be one of {', '.join(boards)}", "unknown_board")
     if body.source not in sources:
@@ -99,13 +102,13 @@ def assignment_fields(body: bodies.Assignment, ctx: NodeContext) -> dict[str, An
         "assignee": body.assignee,
         "board": body.board,
         "source": body.source,
-        "calendar": body.calendar or str(ctx.config["workflow.calendar"]),
+        "calendar": body.calendar or str(config["workflow.calendar"]),
         "lead_unit": body.lead_unit,
         "co_units": body.co_units,
     }
     if body.deadline is not None:
         deadline = parse_moment(body.deadline, "deadline")
-        if deadline <= ctx.clock.now_ms():
+        if deadline <= now:
             raise bad("deadline", "must be in the future")
         fields["class"], fields["deadline"] = "explicit", deadline
     else:
@@ -115,9 +118,10 @@ def assignment_fields(body: bodies.Assignment, ctx: NodeContext) -> dict[str, An
 
 async def create_item(request: web.Request) -> web.Response:
     user = await current_user(request)
-    ctx = _ctx(request)
-    body = await read_body(request, bodies.Assignment, max_bytes=_max_body(ctx))
-    event, estimated = await _wf(request).assign(user, assignment_fields(body, ctx))
+    config = request.app[CONFIG]
+    body = await read_body(request, bodies.Assignment, max_bytes=_max_body(config))
+    fields = assignment_fields(body, config, request.app[CLOCK].now_ms())
+    event, estimated = await _wf(request).assign(user, fields)
     return web.json_response(
         {
             "id": event.item,
@@ -150,20 +154,17 @@ def _deadlines(deploy: int, feedback: int, resolve: int) -> dict[str, Any]:
 
 async def list_items(request: web.Request) -> web.Response:
     await current_user(request)
-    ctx = _ctx(request)
-    tree = _wf(request).tree
-    answer = await ledger.list_items(ctx, request.query, ledger.boards_of(ctx), tree.__contains__)
+    answer = await request.app[LEDGER].list_items(request.query)
     return web.json_response(answer)
 
 
 async def get_item(request: web.Request) -> web.Response:
     user = await current_user(request)
-    ctx = _ctx(request)
     wf = _wf(request)
     item = item_id_of(request)
     state = await wf.readable(user, item)
-    now = ctx.clock.now_ms()
-    history = await verified_history(ctx, item)
+    now = request.app[CLOCK].now_ms()
+    history = await verified_history(request.app[DB], request.app[TREE].trust, item)
     subs = await wf.sub_items(item)
     done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
     body = {
@@ -180,14 +181,15 @@ async def get_item(request: web.Request) -> web.Response:
             "done": done,
             "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else None,
         },
-        "nodes": await ledger.freshness(ctx, {state.assignee, state.assigner}),
+        "nodes": await request.app[LEDGER].freshness({state.assignee, state.assigner}),
     }
     return web.json_response(body)
 
 
-async def verified_history(ctx: NodeContext, item: str) -> list[dict[str, Any]]:
-    """Every stored event of the item, each signature checked again from its bytes."""
-    async with ctx.db.read() as conn:
+async def verified_history(db: Database, trust: TrustStore, item: str) -> list[dict[str, Any]]:
+    """Every stored event of the item, each signature checked again from its bytes
+    against the certificates of ``trust``."""
+    async with db.read() as conn:
         rows = (
             await conn.execute(
                 select(t.events.c.raw, t.events.c.source, t.events.c.received_at)
@@ -201,8 +203,8 @@ async def verified_history(ctx: NodeContext, item: str) -> list[dict[str, Any]]:
         event = decode_event(env.type, env.body)
         verified, reason = True, None
         try:
-            env.verify(ctx.trust.key_for(env.key_id))
-            ctx.trust.check_event_signer(env.key_id, event.origin, event.seq, event.at)
+            env.verify(trust.key_for(env.key_id))
+            trust.check_event_signer(env.key_id, event.origin, event.seq, event.at)
         except ProtocolError as exc:
             verified, reason = False, exc.reason
         body = {
@@ -246,10 +248,10 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------- actions
 
 
-async def _cited(ctx: NodeContext, digests: tuple[str, ...]) -> tuple[bytes, ...]:
+async def _cited(db: Database, digests: tuple[str, ...]) -> tuple[bytes, ...]:
     """The digests of files uploaded before (``POST /api/v1/attachments``), each held here."""
     out = []
-    async with ctx.db.read() as conn:
+    async with db.read() as conn:
         for i, digest in enumerate(digests):
             raw = bytes.fromhex(digest)
             if not await conn.scalar(
@@ -264,15 +266,15 @@ async def _cited(ctx: NodeContext, digests: tuple[str, ...]) -> tuple[bytes, ...
 
 
 async def _report_body(
-    request: web.Request, ctx: NodeContext
+    request: web.Request, config: Config
 ) -> tuple[dict[str, Any], tuple[NewFile, ...]]:
     """JSON citing uploaded files, or multipart with text fields and new files (read,
     not stored: the action stores them once it is accepted)."""
     if request.content_type.startswith("multipart/"):
         fields: dict[str, Any] = {}
         files: list[NewFile] = []
-        limit = int(ctx.config["api.max_attachment_bytes"])
-        together = int(ctx.config["api.max_upload_bytes"])
+        limit = int(config["api.max_attachment_bytes"])
+        together = int(config["api.max_upload_bytes"])
         try:
             reader = await request.multipart()
             async for part in reader:
@@ -285,7 +287,7 @@ async def _report_body(
                     if left < limit:
                         try:
                             data = await _read_part(part, left, "attachments")
-                        except ApiError as exc:
+                        except TooLarge as exc:
                             exc.detail = (f"attachments: the files together are at most "
                                           f"{together} bytes (api.max_upload_bytes)")
                             raise
@@ -294,18 +296,18 @@ async def _report_body(
                     content_type = part.headers.get("Content-Type", "application/octet-stream")
                     files.append(NewFile(data, content_type, part.filename))
                 else:
-                    raw = await _read_part(part, _max_body(ctx), part.name)
+                    raw = await _read_part(part, _max_body(config), part.name)
                     text = _part_text(raw, part.name)
                     numeric = part.name in ("progress", "milestone")
                     fields[part.name] = (
                         int(text) if numeric and text.isascii() and text.isdigit() else text
                     )
         except (ValueError, RuntimeError, TypeError, HttpProcessingError) as exc:
-            raise ApiError(
-                400, "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
+            raise Invalid(
+                "bad_multipart", f"body: not a valid multipart form ({exc})"[:300], "body"
             ) from None
         return fields, tuple(files)
-    return await read_json(request, max_bytes=_max_body(ctx)), ()
+    return await read_json(request, max_bytes=_max_body(config)), ()
 
 
 async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
@@ -315,7 +317,7 @@ async def _read_part(part: BodyPartReader, limit: int, field: str) -> bytes:
         data += chunk
         if len(data) > limit:
             name = part.filename or field
-            raise ApiError(413, "too_large", f"{name}: at most {limit} bytes", field)
+            raise TooLarge("too_large", f"{name}: at most {limit} bytes", field)
     return bytes(data)
 
 
@@ -323,14 +325,14 @@ def _part_text(raw: bytes, field: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(
-            400, "invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field
+        raise Invalid(
+            "invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field
         ) from None
 
 
 async def _act(request: web.Request) -> web.Response:
     user = await current_user(request)
-    ctx = _ctx(request)
+    config = request.app[CONFIG]
     wf = _wf(request)
     item = item_id_of(request)
     action = request.match_info["action"]
@@ -340,13 +342,14 @@ async def _act(request: web.Request) -> web.Response:
     if action in REPORTS:
         # Refuse a person who may not report before reading (let alone keeping) files.
         await wf.permitted(user, item, REPORTS[action])
-        data, new_files = await _report_body(request, ctx)
+        data, new_files = await _report_body(request, config)
     else:
-        data = await read_json(request, max_bytes=_max_body(ctx))
+        data = await read_json(request, max_bytes=_max_body(config))
     files = tuple(f.digest for f in new_files)
-    step, kind, fields = await action_fields(action, data, files, wf, item, ctx)
-    event = await wf.act(user, item, step, kind, files=new_files, **fields)
-    state = await wf.state(item)
+    step, kind, fields = await action_fields(
+        action, data, files, wf, item, request.app[DB], request.app[CLOCK]
+    )
+    event, state = await wf.act(user, item, step, kind, files=new_files, **fields)
     return web.json_response(
         {
             "id": item,
@@ -364,21 +367,23 @@ async def action_fields(
     files: tuple[bytes, ...],
     wf: Workflow,
     item: str,
-    ctx: NodeContext,
+    db: Database,
+    clock: Clock,
 ) -> tuple[Action, type[ItemEvent], dict[str, Any]]:
     """The permission step, event kind and fields of one item action, read from the
     JSON object ``data`` (its Struct: ``bodies.ACTIONS[action]``); ``files`` are the
-    digests of new files sent with it. Shared by the JSON API and the pages' forms.
+    digests of new files sent with it, cited ones are looked up in ``db``, a new
+    deadline must be after ``clock``'s now. Shared by the JSON API and the pages' forms.
     """
     kind = bodies.ACTIONS.get(action) if action != "decompose" else None
     if kind is None:
-        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+        raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
     body = decode(data, kind)
     match body:
         case bodies.Deploy():
             return Action.DEPLOY, Deployed, {"note": body.note}
         case bodies.Feedback():
-            cited = await _cited(ctx, body.attachments)
+            cited = await _cited(db, body.attachments)
             return Action.FEEDBACK, Feedback, {
                 "text": body.text,
                 "progress": body.progress,
@@ -394,7 +399,7 @@ async def action_fields(
                 "approved": isinstance(body, bodies.Approve), "reason": body.reason
             }
         case bodies.Resolve():
-            cited = await _cited(ctx, body.attachments)
+            cited = await _cited(db, body.attachments)
             return Action.RESOLVE, Resolved, {"text": body.text, "attachments": files + cited}
         case bodies.Review():
             return Action.REVIEW, Reviewed, {
@@ -405,7 +410,7 @@ async def action_fields(
         case bodies.Withdraw():
             return Action.WITHDRAW, Withdrawn, {"reason": body.reason}
         case bodies.Update():
-            return Action.UPDATE, Updated, await _update_fields(body, wf, item, ctx)
+            return Action.UPDATE, Updated, await _update_fields(body, wf, item, clock)
     raise AssertionError(f"no event for {type(body).__name__}")  # pragma: no cover
 
 
@@ -423,7 +428,7 @@ def _milestones(body: bodies.Plan) -> tuple[Milestone, ...]:
 
 
 async def _update_fields(
-    body: bodies.Update, wf: Workflow, item: str, ctx: NodeContext
+    body: bodies.Update, wf: Workflow, item: str, clock: Clock
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         name: value
@@ -438,7 +443,7 @@ async def _update_fields(
     if body.deadline is not None:
         state = await wf.state(item)
         resolve = parse_moment(body.deadline, "deadline")
-        if resolve <= ctx.clock.now_ms():
+        if resolve <= clock.now_ms():
             raise bad("deadline", "must be in the future")
         fields["deadlines"] = Deadlines(
             deploy=min(state.deploy.due, resolve),
@@ -449,8 +454,7 @@ async def _update_fields(
 
 
 async def _decompose(request: web.Request, user: Any, item: str) -> web.Response:
-    ctx = _ctx(request)
-    body = await read_body(request, bodies.Decompose, max_bytes=_max_body(ctx))
+    body = await read_body(request, bodies.Decompose, max_bytes=_max_body(request.app[CONFIG]))
     parts: list[dict[str, Any]] = []
     for i, part in enumerate(body.parts):
         entry: dict[str, Any] = {
@@ -493,37 +497,35 @@ async def upload_attachment(request: web.Request) -> web.Response:
     """A file to cite in a later feedback or resolution: only for people who may
     report (403 ``role_forbidden`` before the body is read), within the quotas."""
     user = await current_user(request)
-    ctx = _ctx(request)
     if not ROLE_ACTIONS[user.role] & set(REPORTS.values()):
-        raise ApiError(
-            403, "role_forbidden", f"a {user.role} does not report, so uploads no files"
+        raise Forbidden(
+            "role_forbidden", f"a {user.role} does not report, so uploads no files"
         )
-    limit = int(ctx.config["api.max_attachment_bytes"])
+    limit = int(request.app[CONFIG]["api.max_attachment_bytes"])
     data = await read_bytes(request, limit)
     if not data:
-        raise ApiError(400, "missing_body", "send the file as the request body", "body")
+        raise Invalid("missing_body", "send the file as the request body", "body")
     name = request.headers.get("X-Filename", "file")
     file = NewFile(data, request.content_type or "application/octet-stream", name)
-    async with ctx.db.write() as conn:
-        await attachments.store(conn, ctx.config, user, [file], ctx.clock.now_ms())
+    wf = _wf(request)
+    async with request.app[DB].write() as conn:
+        await attachments.store(conn, wf.quotas, user, [file], request.app[CLOCK].now_ms())
     return web.json_response({"digest": file.digest.hex(), "size": len(data)}, status=201)
 
 
 async def get_attachment(request: web.Request) -> web.StreamResponse:
     await current_user(request)
-    ctx = _ctx(request)
     digest = request.match_info["digest"]
     if not bodies.DIGEST_RE.match(digest):
-        raise ApiError(404, "unknown_attachment", "not a SHA-256 digest")
-    async with ctx.db.read() as conn:
+        raise NotFound("unknown_attachment", "not a SHA-256 digest")
+    async with request.app[DB].read() as conn:
         row = (
             await conn.execute(
                 select(t.attachments).where(t.attachments.c.digest == bytes.fromhex(digest))
             )
         ).first()
     if row is None:
-        raise ApiError(
-            404,
+        raise NotFound(
             "attachment_not_here",
             "this node holds the attachment's hash but not its bytes "
             "(attachments stay with the node that received them)",

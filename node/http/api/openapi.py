@@ -26,7 +26,7 @@ from node.http.api import bodies
 from node.http.api.items import REPORTS, known_sources
 from node.http.api.reminders import openapi_paths as reminder_paths
 from node.http.api.reports import openapi_paths as report_paths
-from node.http.sync import CTX
+from node.http.services import CONFIG
 from node.queries.ledger import COLOURS, MAX_LIMIT, SORTS, known_boards
 from protocol.fold import Status
 
@@ -515,7 +515,7 @@ def build_document(config: Config) -> Schema:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(build_document(request.app[CTX].config))
+    return web.json_response(build_document(request.app[CONFIG]))
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""Reminders in the node app: the scheduler's lifecycle and the message log endpoints.
+"""Reminders in the node app: the message log endpoints.
 
 - ``GET /api/v1/items/{item}/messages`` — every reminder of the item recorded
   here and every message queued for it: channel, person, address, text,
@@ -7,31 +7,32 @@
   failed, sent and cancelled counts, the oldest pending message, the last error.
 - ``POST /api/v1/me/contact`` — a person sets their own phone and email.
 
-:func:`scheduler_ctx` runs the scheduler while the app runs (``create_app`` puts
-it after the node's own cleanup context, so the node is open while it runs) and
-keeps it under :data:`REMINDERS` for tests, which call ``app[REMINDERS].run_once()``.
+The scheduler runs while the app runs (``node.app.reminder_scheduler``, after the
+node's own cleanup context, so the node is open while it runs), kept under
+:data:`REMINDERS` for these endpoints and for tests, which call
+``app[REMINDERS].run_once()``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from sqlalchemy import func, select
 
-from node.context import stop_task
+from node.clock import iso
+from node.errors import bad
 from node.http.api.auth import current_user
 from node.http.api.bodies import ITEM_ID, SMALL_JSON_BYTES, Contact, ref
-from node.http.api.items import WORKFLOW, item_id_of
-from node.http.api.validate import iso, read_body
-from node.http.errors import bad
-from node.http.sync import CTX
-from node.reminders.channels import build_notifiers
-from node.reminders.schedule import NO_MILESTONE, Settings
+from node.http.api.items import item_id_of
+from node.http.api.validate import read_body
+from node.http.services import (
+    ACCOUNTS,
+    DB,
+    WORKFLOW,
+)
+from node.reminders.schedule import NO_MILESTONE
 from node.reminders.scheduler import CHANNELS, Reminders
 from node.storage import schema as t
 from node.storage.accounts import AccountError
@@ -46,9 +47,8 @@ async def item_messages(request: web.Request) -> web.Response:
     user = await current_user(request)
     item = item_id_of(request)
     await request.app[WORKFLOW].readable(user, item)
-    ctx = request.app[CTX]
     r, m = t.reminders, t.reminder_messages
-    async with ctx.db.read() as conn:
+    async with request.app[DB].read() as conn:
         reminders = (
             await conn.execute(select(r).where(r.c.item_id == item).order_by(r.c.at, r.c.id))
         ).all()
@@ -104,7 +104,6 @@ async def item_messages(request: web.Request) -> web.Response:
 
 async def notification_status(request: web.Request) -> web.Response:
     await current_user(request)
-    ctx = request.app[CTX]
     service = request.app.get(REMINDERS)
     m, r = t.reminder_messages, t.reminders
     channels: dict[str, dict[str, Any]] = {
@@ -120,7 +119,7 @@ async def notification_status(request: web.Request) -> web.Response:
         }
         for name in CHANNELS
     }
-    async with ctx.db.read() as conn:
+    async with request.app[DB].read() as conn:
         tried = m.c.attempts > 0
         counts = await conn.execute(
             select(m.c.channel, m.c.status, tried, func.count(), func.min(m.c.created_at))
@@ -167,10 +166,11 @@ async def notification_status(request: web.Request) -> web.Response:
 
 async def set_contact(request: web.Request) -> web.Response:
     user = await current_user(request)
-    ctx = request.app[CTX]
     body = await read_body(request, Contact, max_bytes=SMALL_JSON_BYTES)
     try:
-        updated = await ctx.accounts.set_contact(user.name, phone=body.phone, email=body.email)
+        updated = await request.app[ACCOUNTS].set_contact(
+            user.name, phone=body.phone, email=body.email
+        )
     except AccountError as exc:
         field = "email" if exc.reason == "bad_email" else "phone"
         raise bad(field, exc.detail) from None
@@ -183,39 +183,10 @@ async def set_contact(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """The endpoints (the scheduler is :func:`scheduler_ctx`)."""
+    """The endpoints (the scheduler is ``node.app.reminder_scheduler``)."""
     app.router.add_get("/api/v1/items/{item}/messages", item_messages)
     app.router.add_get("/api/v1/notifications/status", notification_status)
     app.router.add_post("/api/v1/me/contact", set_contact)
-
-
-async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """An ``app.cleanup_ctx`` entry: the reminder scheduler, while the app runs."""
-    ctx = app[CTX]
-    settings = Settings.from_config(ctx.config)
-    session = aiohttp.ClientSession()
-    task = None
-    try:
-        service = Reminders(
-            me=ctx.me, db=ctx.db, clock=ctx.clock, rows_current=ctx.store.rows_current,
-            notifiers=build_notifiers(ctx.config, session), settings=settings,
-        )
-        app[REMINDERS] = service
-        if settings.enabled:
-            tick = settings.tick_ms / 1000
-            watch = ctx.watch(
-                "reminders", logger,
-                cap=min(tick, float(ctx.config["background.retry_max_seconds"])),
-            )
-            task = asyncio.create_task(
-                service.run(watch, ctx.stopping), name=f"reminders {ctx.me}"
-            )
-            logger.info("reminders on: channels %s", ", ".join(service.notifiers) or "none")
-        yield
-    finally:
-        ctx.stopping.set()
-        await stop_task(task)
-        await session.close()
 
 
 # ------------------------------------------------------------------ OpenAPI

@@ -20,19 +20,14 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from node.context import NodeContext
+from node.errors import bad
 from node.http.api.auth import current_user
-from node.http.errors import bad
-from node.http.sync import CTX
+from node.http.services import REPORTS
 from node.queries import assemble, excel, render
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("json", "text")
-
-
-def _ctx(request: web.Request) -> NodeContext:
-    return request.app[CTX]
 
 
 def _params(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
@@ -59,8 +54,8 @@ def _answer(
 async def weekly(request: web.Request) -> web.Response:
     await current_user(request)
     params = _params(request, frozenset({"scope", "week", "format"}))
-    report = await assemble.weekly_report(
-        _ctx(request), scope=params.get("scope"), week=params.get("week")
+    report = await request.app[REPORTS].weekly_report(
+        scope=params.get("scope"), week=params.get("week")
     )
     return _answer(report, params, render.weekly_text)
 
@@ -68,8 +63,8 @@ async def weekly(request: web.Request) -> web.Response:
 async def quarterly(request: web.Request) -> web.Response:
     await current_user(request)
     params = _params(request, frozenset({"scope", "quarter", "format"}))
-    report = await assemble.quarterly_report(
-        _ctx(request), scope=params.get("scope"), quarter=params.get("quarter")
+    report = await request.app[REPORTS].quarterly_report(
+        scope=params.get("scope"), quarter=params.get("quarter")
     )
     return _answer(report, params, render.quarterly_text)
 
@@ -77,20 +72,20 @@ async def quarterly(request: web.Request) -> web.Response:
 async def scores(request: web.Request) -> web.Response:
     await current_user(request)
     params = _params(request, frozenset({"scope", "quarter"}))
-    report = await assemble.quarter_scores(
-        _ctx(request), scope=params.get("scope"), quarter=params.get("quarter")
+    report = await request.app[REPORTS].quarter_scores(
+        scope=params.get("scope"), quarter=params.get("quarter")
     )
     return web.json_response(report)
 
 
 async def colours(request: web.Request) -> web.Response:
     await current_user(request)
-    return web.json_response(await assemble.colour_counts(_ctx(request), request.query))
+    return web.json_response(await request.app[REPORTS].colour_counts(request.query))
 
 
 async def export_ledger(request: web.Request) -> web.Response:
     await current_user(request)
-    data, filename, count = await assemble.ledger_xlsx(_ctx(request), request.query)
+    data, filename, count = await request.app[REPORTS].ledger_xlsx(request.query)
     readable = quote(filename.replace("ledger-", "台账-", 1))
     return web.Response(
         body=data,
@@ -103,13 +98,7 @@ async def export_ledger(request: web.Request) -> web.Response:
     )
 
 
-async def _check_rules(app: web.Application) -> None:
-    """Refuse to start with unusable [scores] settings, naming the setting."""
-    assemble.score_rules(app[CTX].config)
-
-
 def add_routes(app: web.Application) -> None:
-    app.on_startup.append(_check_rules)
     app.router.add_get("/api/v1/colours", colours)
     app.router.add_get("/api/v1/reports/weekly", weekly)
     app.router.add_get("/api/v1/reports/quarterly", quarterly)

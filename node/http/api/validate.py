@@ -6,9 +6,9 @@ its Struct (:mod:`node.http.api.bodies`, where every field's rule is stated
 once) and :func:`read_body` does both. A refusal is the API's 400:
 ``missing_field``, ``unknown_field`` or ``bad_field`` (or the reason the
 field's type names), with the field's path (``parts[0].assignee``,
-``milestones[1].due``). Times in requests are read by :func:`parse_moment`;
-:func:`iso` writes them in answers, both in China time
-(``protocol.rules.CHINA_TZ``).
+``milestones[1].due``). Times in requests are read by
+:func:`node.clock.parse_moment`; :func:`node.clock.iso` writes them in answers, both
+in China time (``protocol.rules.CHINA_TZ``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from datetime import date, datetime, time
 from typing import Any, TypeVar
 
 import msgspec
@@ -24,10 +23,9 @@ from aiohttp import web
 from msgspec import Struct
 from msgspec import inspect as mi
 
-from node.http.api.bodies import MAX_JSON_BYTES, MAX_MOMENT_TEXT, PATTERN_MEANINGS, Body
+from node.errors import Invalid
+from node.http.api.bodies import MAX_JSON_BYTES, PATTERN_MEANINGS, Body
 from node.http.errors import ApiError, bad
-from protocol.events import MAX_MS
-from protocol.rules import CHINA_TZ
 
 B = TypeVar("B", bound=Body)
 
@@ -173,7 +171,7 @@ _WORDS = {
 }
 
 
-def _refusal(kind: type[Body], message: str) -> ApiError:
+def _refusal(kind: type[Body], message: str) -> Invalid:
     """msgspec's ValidationError as the API's 400, naming the field by its path."""
     match = _AT.match(message)
     what, path = (match[1], match[2]) if match else (message, "")
@@ -256,32 +254,3 @@ def _metadata(t: mi.Type) -> list[mi.Metadata]:
     if isinstance(t, mi.UnionType):
         return [m for member in t.types for m in _metadata(member)]
     return []
-
-
-def parse_moment(value: Any, field: str) -> int:
-    """A date or date-time: "2026-12-01" (end of that day, China time),
-    "2026-12-01T18:00" (China time) or with an offset; or unix ms."""
-    if type(value) is int:
-        if not 0 < value <= MAX_MS:
-            raise bad(field, "out of range")
-        return value
-    if not isinstance(value, str) or len(value) > MAX_MOMENT_TEXT:
-        raise bad(field, "must be a date like 2026-12-01 or a date-time")
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(23, 59, 59), CHINA_TZ)
-        else:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=CHINA_TZ)
-    except ValueError:
-        raise bad(field, "must be a date like 2026-12-01 or a date-time") from None
-    return int(moment.timestamp() * 1000)
-
-
-def iso(ms: int | None) -> str | None:
-    """Unix ms as an ISO date-time in China time (what people read)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, CHINA_TZ).isoformat(timespec="seconds")

@@ -1,7 +1,7 @@
 """The command board (挂图作战): rates by node and board, overdue by unit, ranking, trend.
 
 Charts are SVG drawn on the server (``node.http.web.charts``) from the page tallies
-(``node.http.web.figures``); the quarter's ranking by incentive points comes from
+(``node.queries.figures``); the quarter's ranking by incentive points comes from
 ``node.queries.standings``. docs/pages.md says what each one shows.
 """
 
@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from node.http.errors import ApiError
-from node.http.web import charts, figures
-from node.http.web.render import ctx_of, node_name, page, render, translator, workflow
-from node.queries import assemble, ledger, standings
+from node.errors import Forbidden, Invalid, NotFound
+from node.http.services import CLOCK, DB, FIGURES, REPORTS, TREE
+from node.http.web import charts
+from node.http.web.render import node_name, page, render, translator
+from node.queries import assemble, standings
 from node.queries.periods import PeriodError, Quarter, Week
 from node.storage.accounts import User
 
@@ -45,30 +46,31 @@ def overdue_by_unit(
 
 @page
 async def board_page(request: web.Request, user: User) -> web.StreamResponse:
-    ctx = ctx_of(request)
+    reports = request.app[REPORTS]
+    known = request.app[TREE]
+    me = known.me
     t = translator(request)
-    tree = workflow(request).tree
-    now = ctx.clock.now_ms()
-    top = request.query.get("node") or ctx.me
+    tree = known.tree
+    now = request.app[CLOCK].now_ms()
+    top = request.query.get("node") or me
     if top not in tree:
-        raise ApiError(404, "unknown_node", f"no node {top[:80]!r} is known here", "node")
-    if not tree.in_subtree(ctx.me, top):
-        raise ApiError(403, "not_in_scope", f"{top} is outside {ctx.me}'s subtree", "node")
+        raise NotFound("unknown_node", f"no node {top[:80]!r} is known here", "node")
+    if not tree.in_subtree(me, top):
+        raise Forbidden("not_in_scope", f"{top} is outside {me}'s subtree", "node")
     try:
         quarter = Quarter.parse(request.query["quarter"]) if "quarter" in request.query \
             else Quarter.of(now)
     except PeriodError as exc:
-        raise ApiError(400, "bad_field", f"quarter: {exc}", "quarter") from None
+        raise Invalid("bad_field", f"quarter: {exc}", "quarter") from None
     week = Week.of(now)
     weeks = [week]
     for _ in range(WEEKS - 1):
         weeks.insert(0, weeks[0].previous())
     children = list(tree.children(top))
-    fig = await figures.board(ctx, top, children, quarter, [w.start for w in weeks])
-    names = await assemble.names_of(ctx)
+    fig = await request.app[FIGURES].board(top, children, quarter, [w.start for w in weeks])
+    names = await reports.names()
     ranking = await standings.standings(
-        ctx.db, now, ctx.store.path_of(top), quarter, assemble.score_rules(ctx.config),
-        limit=RANKED,
+        request.app[DB], now, known.path_of(top), quarter, reports.rules, limit=RANKED,
     )
 
     def label(node: str) -> str:
@@ -79,7 +81,7 @@ async def board_page(request: web.Request, user: User) -> web.StreamResponse:
         (label(n), (r.completion, r.on_time_rate))
         for n, r in sorted(fig.by_node.items(), key=lambda p: (p[0] == top, p[0]))
     ]
-    board_order = {b: i for i, b in enumerate(ledger.boards_of(ctx))}
+    board_order = {b: i for i, b in enumerate(reports.boards)}
     board_rows = [
         (t.board(b), (r.completion, r.on_time_rate))
         for b, r in sorted(fig.by_board.items(), key=lambda p: board_order.get(p[0], 99))

@@ -23,23 +23,25 @@ from sqlalchemy import select
 from hierarchy.errors import HierarchyError
 from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
-from node.context import NodeContext
+from node.errors import KINDS, Invalid, NodeError, NotFound, TooLarge, Unauthenticated
 from node.http.api import bodies
 from node.http.api.items import (
     REPORTS,
     action_fields,
     assignment_fields,
+    boards_of,
     item_id_of,
     sources_of,
     verified_history,
 )
 from node.http.api.validate import decode
-from node.http.errors import ApiError
+from node.http.errors import status_of
+from node.http.services import ACCOUNTS, CLOCK, CONFIG, DB, LEDGER, TREE
 from node.http.web import csrf
-from node.http.web.render import ctx_of, form_of, node_name, page, render, workflow
-from node.queries import ledger
+from node.http.web.render import form_of, node_name, page, render, workflow
 from node.storage import schema as t
 from node.storage.accounts import User
+from node.storage.db import Database
 from node.workflow.actions import actor_of, scope_of
 from node.workflow.attachments import NewFile
 from protocol.errors import ProtocolError
@@ -80,12 +82,14 @@ POSTED = ("deploy", "feedback", "plan", "approve", "reject", "resolve", "review"
 NUMERIC = ("progress", "milestone")
 
 
-def allowed_actions(ctx: NodeContext, tree: Any, user: User, state: ItemState) -> list[str]:
-    """The forms to show: permitted to this person, and fitting the item's state now."""
-    actor = actor_of(ctx, user)
+def allowed_actions(
+    me: str, now: int, tree: Any, user: User, state: ItemState
+) -> list[str]:
+    """The forms to show: permitted to this person of node ``me``, and fitting the
+    item's state at ``now``."""
+    actor = actor_of(me, user)
     scope = scope_of(state)
-    now = ctx.clock.now_ms()
-    to = state.assignee if ctx.me == state.assigner else state.assigner
+    to = state.assignee if me == state.assigner else state.assigner
     out = []
     for name, step, kind, fields in ACTIONS:
         try:
@@ -95,7 +99,7 @@ def allowed_actions(ctx: NodeContext, tree: Any, user: User, state: ItemState) -
             if kind is PlanSubmitted:
                 extra["milestones"] = (Milestone(title="-", due=now + DAY_MS),)
             probe = kind(
-                item=state.item, origin=ctx.me, seq=_PROBE_SEQ, lamport=_PROBE_SEQ, at=now,
+                item=state.item, origin=me, seq=_PROBE_SEQ, lamport=_PROBE_SEQ, at=now,
                 to=to, **extra,
             )
         except (HierarchyError, ProtocolError):
@@ -150,11 +154,11 @@ def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
     return sorted(steps, key=lambda s: (s["due"], s["key"] != "assigned"))
 
 
-async def attachment_names(ctx: NodeContext, digests: set[str]) -> dict[str, dict[str, Any]]:
+async def attachment_names(db: Database, digests: set[str]) -> dict[str, dict[str, Any]]:
     """Name and size of the attachments held here; others stay with the handling node."""
     if not digests:
         return {}
-    async with ctx.db.read() as conn:
+    async with db.read() as conn:
         rows = await conn.execute(
             select(t.attachments.c.digest, t.attachments.c.filename, t.attachments.c.size).where(
                 t.attachments.c.digest.in_([bytes.fromhex(d) for d in digests])
@@ -168,17 +172,17 @@ async def _item_page(
     user: User,
     item: str,
     *,
-    error: ApiError | None = None,
+    error: NodeError | None = None,
     failed: str | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
-    ctx = ctx_of(request)
     wf = workflow(request)
     tree = wf.tree
+    me, db = wf.me, request.app[DB]
     state = await wf.readable(user, item)
-    now = ctx.clock.now_ms()
-    history = await verified_history(ctx, item)
+    now = request.app[CLOCK].now_ms()
+    history = await verified_history(db, request.app[TREE].trust, item)
     digests: set[str] = set()
     for entry in history:
         entry["at_ms"] = _ms(entry["at"])
@@ -186,10 +190,10 @@ async def _item_page(
         digests.update(entry["fields"].get("attachments") or ())
     subs = await wf.sub_items(item)
     done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
-    fresh = await ledger.freshness(ctx, {state.assignee, state.assigner})
-    other = state.assignee if state.assignee != ctx.me else state.assigner
-    mirror = fresh.get(other, {}) if other != ctx.me else {}
-    actions = allowed_actions(ctx, tree, user, state)
+    fresh = await request.app[LEDGER].freshness({state.assignee, state.assigner})
+    other = state.assignee if state.assignee != me else state.assigner
+    mirror = fresh.get(other, {}) if other != me else {}
+    actions = allowed_actions(me, now, tree, user, state)
     pending = [(i, m) for i, m in state.pending_milestones()]
     done_msg = request.query.get("done")
     return await render(
@@ -205,7 +209,7 @@ async def _item_page(
         timeline=timeline(state, now),
         history=history,
         verified=all(h["verified"] for h in history),
-        files=await attachment_names(ctx, digests),
+        files=await attachment_names(db, digests),
         subs=subs,
         rollup={
             "count": len(subs),
@@ -233,9 +237,9 @@ async def item_page(request: web.Request, user: User) -> web.StreamResponse:
     return await _item_page(request, user, item_id_of(request))
 
 
-def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
-    """The form's files, read but not stored: the action stores them if it is taken."""
-    limit = int(ctx.config["api.max_attachment_bytes"])
+def _files(limit: int, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
+    """The form's files (each at most ``limit`` bytes), read but not stored: the action
+    stores them if it is taken."""
     out = []
     for value in form.getall("attachments", []):
         if not isinstance(value, web.FileField) or not value.filename:
@@ -244,7 +248,7 @@ def _files(ctx: NodeContext, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
         if not data:
             continue
         if len(data) > limit:
-            raise ApiError(413, "too_large", f"{value.filename}: at most {limit} bytes",
+            raise TooLarge("too_large", f"{value.filename}: at most {limit} bytes",
                            "attachments")
         out.append(NewFile(data, value.content_type, value.filename))
     return tuple(out)
@@ -278,12 +282,11 @@ def action_body(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
 
 @page
 async def item_action(request: web.Request, user: User) -> web.StreamResponse:
-    ctx = ctx_of(request)
     wf = workflow(request)
     item = item_id_of(request)
     action = request.match_info["action"]
     if action not in POSTED:
-        raise ApiError(404, "unknown_action", f"{action[:40]!r} is not an item action")
+        raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
     values: dict[str, Any] = {}
     try:
         form = await form_of(request)
@@ -291,16 +294,18 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
         files: tuple[NewFile, ...] = ()
         if action in REPORTS:
             await wf.permitted(user, item, REPORTS[action])
-            files = _files(ctx, form)
+            files = _files(int(request.app[CONFIG]["api.max_attachment_bytes"]), form)
         digests = tuple(f.digest for f in files)
-        step, kind, fields = await action_fields(action, values, digests, wf, item, ctx)
+        step, kind, fields = await action_fields(
+            action, values, digests, wf, item, request.app[DB], request.app[CLOCK]
+        )
         await wf.act(user, item, step, kind, files=files, **fields)
-    except ApiError as exc:
-        if exc.status in (401, 404) or exc.status >= 500:
+    except KINDS as exc:
+        if isinstance(exc, (Unauthenticated, NotFound)) or status_of(exc) >= 500:
             raise
         failed = "decide" if action in ("approve", "reject") else action
         return await _item_page(
-            request, user, item, error=exc, failed=failed, values=values, status=exc.status
+            request, user, item, error=exc, failed=failed, values=values, status=status_of(exc)
         )
     raise web.HTTPSeeOther(f"/items/{item}?done={action}")
 
@@ -312,16 +317,17 @@ async def _new_page(
     request: web.Request,
     user: User,
     *,
-    error: ApiError | None = None,
+    error: NodeError | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
-    ctx = ctx_of(request)
-    tree = workflow(request).tree
-    me_depth = tree.depth(ctx.me) if ctx.me in tree else 0
+    config = request.app[CONFIG]
+    wf = workflow(request)
+    tree, me = wf.tree, wf.me
+    me_depth = tree.depth(me) if me in tree else 0
     below = [
         (n, node_name(tree, n), tree.depth(n) - me_depth)
-        for n in (tree.descendants(ctx.me) if ctx.me in tree else ())
+        for n in (tree.descendants(me) if me in tree else ())
     ]
     return await render(
         request,
@@ -330,13 +336,13 @@ async def _new_page(
         user=user,
         nav="new",
         may_assign=role_allows(user.role, Action.ASSIGN),
-        units=await ctx.accounts.units(),
+        units=await request.app[ACCOUNTS].units(),
         below=below,
-        boards=ledger.boards_of(ctx),
-        sources=sources_of(ctx),
+        boards=boards_of(config),
+        sources=sources_of(config),
         classes=CLASSES,
         calendars=("natural", "working"),
-        default_calendar=str(ctx.config["workflow.calendar"]),
+        default_calendar=str(config["workflow.calendar"]),
         error=error,
         values=values or {},
     )
@@ -370,7 +376,7 @@ def assign_body(form: MultiDictProxy[Any]) -> dict[str, Any]:
     klass = text("class") or "general"
     if klass == "explicit":
         if not text("deadline"):
-            raise ApiError(400, "missing_field", "deadline: is required", "deadline")
+            raise Invalid("missing_field", "deadline: is required", "deadline")
         body["deadline"] = text("deadline")
     else:
         body["class"] = klass
@@ -379,15 +385,15 @@ def assign_body(form: MultiDictProxy[Any]) -> dict[str, Any]:
 
 @page
 async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
-    ctx = ctx_of(request)
     values: dict[str, Any] = {}
     try:
         form = await form_of(request)
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != csrf.FIELD}
         body = decode(assign_body(form), bodies.Assignment)
-        event, _ = await workflow(request).assign(user, assignment_fields(body, ctx))
-    except ApiError as exc:
-        if exc.status in (401,) or exc.status >= 500:
+        fields = assignment_fields(body, request.app[CONFIG], request.app[CLOCK].now_ms())
+        event, _ = await workflow(request).assign(user, fields)
+    except KINDS as exc:
+        if isinstance(exc, Unauthenticated) or status_of(exc) >= 500:
             raise
-        return await _new_page(request, user, error=exc, values=values, status=exc.status)
+        return await _new_page(request, user, error=exc, values=values, status=status_of(exc))
     raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")

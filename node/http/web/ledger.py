@@ -7,9 +7,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from node.http.api.validate import parse_moment
-from node.http.errors import ApiError
-from node.http.web.render import ctx_of, node_name, page, render, workflow
+from node.clock import parse_moment
+from node.errors import KINDS, NodeError
+from node.http.errors import status_of
+from node.http.services import EVENTS, LEDGER, TREE
+from node.http.web.render import node_name, page, render
 from node.queries import ledger
 from node.storage.accounts import User
 from protocol.fold import Status
@@ -56,22 +58,22 @@ def scope_choices(wf_tree: Any, me: str, scope: str) -> list[tuple[str, str, int
 
 @page
 async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
-    ctx = ctx_of(request)
-    wf = workflow(request)
-    tree = wf.tree
+    the_ledger = request.app[LEDGER]
+    me = request.app[TREE].me
+    tree = request.app[TREE].tree
     params = filters_of(request)
-    boards = ledger.boards_of(ctx)
-    error: ApiError | None = None
+    boards = the_ledger.boards
+    error: NodeError | None = None
     try:
-        answer = await ledger.list_items(ctx, params, boards, tree.__contains__)
-    except ApiError as exc:
-        if exc.status >= 500:
+        answer = await the_ledger.list_items(params)
+    except KINDS as exc:
+        if status_of(exc) >= 500:
             raise
         error = exc
         answer = {"items": [], "total": 0, "limit": 50, "offset": 0, "nodes": {}}
-    scope = params.get("scope", ctx.me)
+    scope = params.get("scope", me)
     if scope not in tree:
-        scope = ctx.me
+        scope = me
     limit, offset, total = answer["limit"], answer["offset"], answer["total"]
     pages = max(1, -(-total // limit))
     current = offset // limit + 1
@@ -97,10 +99,10 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
         "ledger.html",
         # Received events whose items are not in the rows yet (a catch-up under way,
         # docs/storage.md "When item rows are folded"): the page says so.
-        filing=await ctx.store.unfolded_count(),
+        filing=await request.app[EVENTS].unfolded_count(),
         user=user,
         nav="ledger",
-        status=error.status if error else 200,
+        status=status_of(error) if error else 200,
         error=error,
         rows=rows,
         # A large subtree is counted only up to a cap: then the total is a lower bound.
@@ -113,7 +115,7 @@ async def ledger_page(request: web.Request, user: User) -> web.StreamResponse:
         params=params,
         scope=scope,
         scope_name=node_name(tree, scope),
-        scopes=scope_choices(tree, ctx.me, scope),
+        scopes=scope_choices(tree, me, scope),
         boards=boards,
         statuses=[s.value for s in Status],
         colours=ledger.COLOURS,

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.http.web.render import ctx_of, node_name, page, render, workflow
+from node.http.services import EVENTS, OUTBOX, TREE
+from node.http.web.render import node_name, page, render, workflow
 from node.storage.accounts import User
 from node.storage.events import PARENT
 
 
 @page
 async def links_page(request: web.Request, user: User) -> web.StreamResponse:
-    ctx = ctx_of(request)
+    known = request.app[TREE]
     tree = workflow(request).tree
-    store = ctx.store
-    links = ([PARENT] if ctx.parent else []) + store.view.children()
+    store, outbox = request.app[EVENTS], request.app[OUTBOX]
+    parent = known.trust.current(known.me).parent
     rows = []
-    for status in await store.link_statuses(links):
-        row = await store.link_row(status.link)
-        peer = ctx.parent if status.link == PARENT else status.link
+    for status in await outbox.link_statuses(outbox.all_links()):
+        row = await outbox.link_row(status.link)
+        peer = parent if status.link == PARENT else status.link
         rows.append(
             {
                 "status": status,

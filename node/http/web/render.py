@@ -19,11 +19,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from hierarchy.tree import Tree
-from node.context import NodeContext
+from node.errors import KINDS, Forbidden, NodeError, TooLarge, Unauthenticated
 from node.http.api.auth import current_user
-from node.http.api.items import WORKFLOW
-from node.http.errors import ApiError, storage_full_error
-from node.http.sync import CTX
+from node.http.errors import refusal, seconds, status_of, storage_full_error
+from node.http.services import CLOCK, TREE, WORKFLOW
 from node.http.web import csrf, i18n
 from node.storage.accounts import User
 from node.storage.disk_full import storage_full
@@ -45,10 +44,6 @@ _SECURITY_HEADERS = {
 YEAR_S = 365 * 86400
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def ctx_of(request: web.Request) -> NodeContext:
-    return request.app[CTX]
 
 
 def workflow(request: web.Request) -> Workflow:
@@ -112,14 +107,13 @@ async def signed_in(request: web.Request) -> User | None:
     """The person of the session cookie, or None (not signed in, expired, disabled)."""
     try:
         return await current_user(request)
-    except ApiError as exc:
-        if exc.status == 401:
-            return None
-        raise
+    except Unauthenticated:
+        return None
 
 
 def page(handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]]) -> Handler:
-    """A page for signed-in people: others go to the sign-in page; refusals become pages."""
+    """A page for signed-in people: others go to the sign-in page; refusals become pages,
+    with the status the API would answer (``node.http.errors.STATUS``)."""
 
     @wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -128,24 +122,27 @@ def page(handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]]) 
             raise login_redirect(request)
         try:
             return await handler(request, user)
-        except ApiError as exc:
-            if exc.status == 401:
-                raise login_redirect(request) from None
-            return await render(request, "error.html", status=exc.status, error=exc)
+        except Unauthenticated:
+            raise login_redirect(request) from None
+        except Exception as exc:
+            error = refusal(exc)
+            if error is None:
+                raise
+            return await render(request, "error.html", status=status_of(error), error=error)
 
     return wrapped
 
 
 async def form_of(request: web.Request, *, login: bool = False) -> MultiDictProxy[Any]:
-    """The posted form, after the CSRF check (403 ``csrf_failed``)."""
+    """The posted form, after the CSRF check (``Forbidden`` ``csrf_failed``)."""
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "too_large", "the form is too large", "attachments") from None
+        raise TooLarge("too_large", "the form is too large", "attachments") from None
     check = csrf.valid_login if login else csrf.valid
     if not check(request, form.get(csrf.FIELD)):  # type: ignore[arg-type]
         logger.warning("%s %s: CSRF check failed", request.method, request.path)
-        raise ApiError(403, "csrf_failed", "the form's token is missing or wrong")
+        raise Forbidden("csrf_failed", "the form's token is missing or wrong")
     return form
 
 
@@ -163,8 +160,9 @@ async def storage_full_page(request: web.Request, handler: Handler) -> web.Strea
         if request.path.startswith(_NOT_PAGES) or not storage_full(exc):
             raise
         error = storage_full_error(request, exc)
-        page = await render(request, "error.html", status=error.status, error=error)
-        page.headers["Retry-After"] = str(error.retry_after)
+        page = await render(request, "error.html", status=status_of(error), error=error)
+        if error.retry_after is not None:
+            page.headers["Retry-After"] = seconds(error.retry_after)
         return page
 
 
@@ -180,12 +178,13 @@ async def render(
     """A page in the chosen language with the shared frame's values."""
     lang, remember = i18n.choose(request)
     t = i18n.I18n(lang)
-    ctx = ctx_of(request)
+    tree = request.app[TREE]
+    certificate = tree.trust.current(tree.me)
     user = context.pop("user", None)
     if user is None:
         try:
             user = await signed_in(request)
-        except ApiError:
+        except KINDS:
             user = None
     base: dict[str, Any] = {
         "t": t,
@@ -193,10 +192,10 @@ async def render(
         "user": user,
         "csrf_field": csrf.FIELD,
         "csrf_token": csrf.token_for(request),
-        "node_id": ctx.me,
-        "node_name": ctx.certificate.name,
-        "node_level": ctx.certificate.level,
-        "now": ctx.clock.now_ms(),
+        "node_id": tree.me,
+        "node_name": certificate.name,
+        "node_level": certificate.level,
+        "now": request.app[CLOCK].now_ms(),
         "nav": context.pop("nav", ""),
         "lang_url": lang_switch_url(request, lang),
         "css_url": request.app[STATIC_URL]["css"],
@@ -204,7 +203,7 @@ async def render(
         "notice": None,
     }
     error = context.get("error")
-    if isinstance(error, ApiError):
+    if isinstance(error, NodeError):
         context["error"] = error_message(t, error)
         context["error_detail"] = error.detail
         context["error_field"] = error.field
@@ -219,6 +218,7 @@ async def render(
     return response
 
 
-def error_message(t: i18n.I18n, error: ApiError) -> str:
-    wait = error.retry_after if error.retry_after is not None else ""
+def error_message(t: i18n.I18n, error: NodeError) -> str:
+    """A refusal in the person's language; ``wait`` is its ``Retry-After`` seconds."""
+    wait = seconds(error.retry_after) if error.retry_after is not None else ""
     return t.error(error.reason, error.field, wait=wait)

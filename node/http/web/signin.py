@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from node.errors import KINDS, Invalid
 from node.http.api.auth import authenticate, end_session, set_session_cookie
-from node.http.errors import ApiError
+from node.http.errors import seconds, status_of
 from node.http.web import csrf
 from node.http.web.render import error_message, form_of, render, safe_next, signed_in, translator
 
@@ -57,14 +58,16 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         name = str(form.get("name") or "").strip()[:64]
         password = str(form.get("password") or "")
         if not name:
-            raise ApiError(400, "missing_field", "name: is required", "name")
+            raise Invalid("missing_field", "name: is required", "name")
         if not password:
-            raise ApiError(400, "missing_field", "password: is required", "password")
+            raise Invalid("missing_field", "password: is required", "password")
         _, session = await authenticate(request, name, password[:1024])
-    except ApiError as exc:
-        page = await _form(request, nxt, name=name, error=error_message(t, exc), status=exc.status)
+    except KINDS as exc:
+        page = await _form(
+            request, nxt, name=name, error=error_message(t, exc), status=status_of(exc)
+        )
         if exc.retry_after is not None:
-            page.headers["Retry-After"] = str(exc.retry_after)
+            page.headers["Retry-After"] = seconds(exc.retry_after)
         return page
     response = web.HTTPSeeOther(nxt)
     set_session_cookie(response, session)
@@ -82,8 +85,8 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
 async def logout_submit(request: web.Request) -> web.StreamResponse:
     try:
         await form_of(request)
-    except ApiError as exc:
-        return await render(request, "error.html", status=exc.status, error=exc)
+    except KINDS as exc:
+        return await render(request, "error.html", status=status_of(exc), error=exc)
     response = web.HTTPSeeOther("/login?bye=1")
     await end_session(request, response)
     raise response

@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from node.http.errors import ApiError
-from node.http.web import figures
+from node.errors import Forbidden, NotFound
+from node.http.services import CLOCK, FIGURES, LEDGER, TREE
 from node.http.web.i18n import I18n
-from node.http.web.render import ctx_of, node_name, page, render, translator, workflow
-from node.queries import ledger
+from node.http.web.render import node_name, page, render, translator
+from node.queries import figures
 from node.storage.accounts import User
 
 OPEN_LEVELS = 3  # province, city, county open: every township shows
@@ -67,20 +67,20 @@ def _heard(t: I18n, info: dict[str, Any], ago: _Ago) -> str:
 
 @page
 async def tree_page(request: web.Request, user: User) -> web.StreamResponse:
-    ctx = ctx_of(request)
-    tree = workflow(request).tree
-    top = request.query.get("node") or ctx.me
+    me = request.app[TREE].me
+    tree = request.app[TREE].tree
+    top = request.query.get("node") or me
     if top not in tree:
-        raise ApiError(404, "unknown_node", f"no node {top[:80]!r} is known here", "node")
-    if not tree.in_subtree(ctx.me, top):
-        raise ApiError(403, "not_in_scope", f"{top} is outside {ctx.me}'s subtree", "node")
+        raise NotFound("unknown_node", f"no node {top[:80]!r} is known here", "node")
+    if not tree.in_subtree(me, top):
+        raise Forbidden("not_in_scope", f"{top} is outside {me}'s subtree", "node")
     nodes = list(tree.subtree(top))
-    own = await figures.counts_by_node(ctx, top)
+    own = await request.app[FIGURES].counts_by_node(top)
     totals = figures.roll_up(own, nodes, {n: tree.parent(n) for n in nodes})
-    fresh = await ledger.freshness(ctx, set(nodes))
+    fresh = await request.app[LEDGER].freshness(set(nodes))
     base = tree.depth(top)
     t = translator(request)
-    ago = _Ago(t, ctx.clock.now_ms())
+    ago = _Ago(t, request.app[CLOCK].now_ms())
     rows: list[Row] = []
     by_id: dict[str, Row] = {}
     for n in nodes:
@@ -108,7 +108,7 @@ async def tree_page(request: web.Request, user: User) -> web.StreamResponse:
     current: str | None = top
     while current is not None:
         breadcrumb.append((current, node_name(tree, current)))
-        if current == ctx.me:
+        if current == me:
             break
         current = tree.parent(current)
     breadcrumb.reverse()

@@ -19,7 +19,8 @@ Definitions (docs/pages.md):
 - Whether a resolution met its deadline was read once from the folded state,
   when the row was written (``item_facts.resolve_met``).
 
-The quarter's ranking comes from ``node.queries.standings``.
+The quarter's ranking comes from ``node.queries.standings``. :class:`Figures` reads
+them, built once per node (node/app.py) with the database, the clock and the tree.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, literal, select, tuple_
 
-from node.context import NodeContext
+from node.clock import Clock
 from node.items import tallies
 from node.queries.periods import Quarter
 from node.storage import schema as t
+from node.storage.db import Database
+from node.sync.routing import KnownTree
 
 # ------------------------------------------------------------------ the tree
 
@@ -58,16 +61,6 @@ class Counts:
         if self.yellow:
             return "yellow"
         return "green" if self.open else "grey"
-
-
-async def counts_by_node(ctx: NodeContext, top: str) -> dict[str, Counts]:
-    """Open / overdue / yellow / done items handled by each node of ``top``'s subtree."""
-    async with ctx.db.read() as conn:
-        by_path = await tallies.node_counts(conn, ctx.store.path_of(top), ctx.clock.now_ms())
-    return {
-        tallies.node_of(path): Counts(open_, red, warn - red, done)
-        for path, (open_, done, red, warn) in by_path.items()
-    }
 
 
 def roll_up(
@@ -117,11 +110,11 @@ def child_of(path: str, top_path: str, top: str) -> str:
     return rest.split("/", 1)[0] if rest else top
 
 
-def child_bucket(ctx: NodeContext, top: str, children: Iterable[str], column: Any) -> Any:
+def child_bucket(tree: KnownTree, top: str, children: Iterable[str], column: Any) -> Any:
     """SQL: the child of ``top`` whose subtree holds the path in ``column`` (else ``top``)."""
     whens = []
     for child in children:
-        lo, hi = tallies.path_range(ctx.store.path_of(child))
+        lo, hi = tallies.path_range(tree.path_of(child))
         whens.append((and_(column >= lo, column < hi), child))
     return case(*whens, else_=top) if whens else literal(top)
 
@@ -139,50 +132,69 @@ class Board:
     whole): the ``red_units`` pairs with most, and every pair tied with the last."""
 
 
-async def board(
-    ctx: NodeContext, top: str, children: Iterable[str], quarter: Quarter,
-    week_starts: list[int], red_units: int = 12,
-) -> Board:
-    """Every figure of the command board for ``top``'s subtree and ``quarter``
-    (the ranking aside)."""
-    now = ctx.clock.now_ms()
-    top_path = ctx.store.path_of(top)
-    lo, hi = tallies.path_range(top_path)
-    out = Board()
-    async with ctx.db.read() as conn:
-        marks = await tallies.marks(conn)
-        q = t.tally_quarters.c
-        bucket = child_bucket(ctx, top, children, q.path).label("bucket")
-        rates: dict[tuple[str, str], Rates] = {}
-        rows = await conn.execute(
-            select(bucket, q.board, func.sum(q.total), func.sum(q.done),
-                   func.sum(q.resolved) + func.sum(q.due), func.sum(q.met))
-            .where(q.quarter == quarter.start, q.path >= lo, q.path < hi, q.total > 0)
-            .group_by(bucket, q.board)
-        )
-        for child, board_, *values in rows:
-            rates.setdefault((child, board_), Rates()).add(Rates(*(int(v) for v in values)))
-        for _, path, board_, n in await tallies.due_crossed(
-            conn, marks.watermark, now, quarter.start, quarter.end
-        ):
-            if lo <= path < hi:
-                key = (child_of(path, top_path, top), board_)
-                rates.setdefault(key, Rates()).judged += n
-        for (child, board_), r in rates.items():
-            if r.items:
-                for table, name in ((out.by_node, child), (out.by_board, board_)):
-                    table.setdefault(name, Rates()).add(r)
-        # Now, whatever the period: open and overdue items per child subtree.
-        for path, (open_, _, red, _) in (await tallies.node_counts(conn, top_path, now)).items():
-            child = child_of(path, top_path, top)
-            if open_:
-                out.overdue_now[child] = out.overdue_now.get(child, 0) + red
-                out.open_now += open_
-        out.red_by_unit = await _red_units(conn, lo, hi, now, marks, red_units)
-        out.weeks = await _weeks(conn, lo, hi, week_starts)
-    for r in out.by_node.values():
-        out.total.add(r)
-    return out
+class Figures:
+    """The figures of one node's pages, from its tallies: the database, the clock (what
+    "now" is) and the tree (each node's path)."""
+
+    def __init__(self, db: Database, clock: Clock, tree: KnownTree) -> None:
+        self.db = db
+        self.clock = clock
+        self.tree = tree
+
+    async def counts_by_node(self, top: str) -> dict[str, Counts]:
+        """Open / overdue / yellow / done items handled by each node of ``top``'s subtree."""
+        async with self.db.read() as conn:
+            by_path = await tallies.node_counts(conn, self.tree.path_of(top), self.clock.now_ms())
+        return {
+            tallies.node_of(path): Counts(open_, red, warn - red, done)
+            for path, (open_, done, red, warn) in by_path.items()
+        }
+
+    async def board(
+        self, top: str, children: Iterable[str], quarter: Quarter,
+        week_starts: list[int], red_units: int = 12,
+    ) -> Board:
+        """Every figure of the command board for ``top``'s subtree and ``quarter``
+        (the ranking aside)."""
+        now = self.clock.now_ms()
+        top_path = self.tree.path_of(top)
+        lo, hi = tallies.path_range(top_path)
+        out = Board()
+        async with self.db.read() as conn:
+            marks = await tallies.marks(conn)
+            q = t.tally_quarters.c
+            bucket = child_bucket(self.tree, top, children, q.path).label("bucket")
+            rates: dict[tuple[str, str], Rates] = {}
+            rows = await conn.execute(
+                select(bucket, q.board, func.sum(q.total), func.sum(q.done),
+                       func.sum(q.resolved) + func.sum(q.due), func.sum(q.met))
+                .where(q.quarter == quarter.start, q.path >= lo, q.path < hi, q.total > 0)
+                .group_by(bucket, q.board)
+            )
+            for child, board_, *values in rows:
+                rates.setdefault((child, board_), Rates()).add(Rates(*(int(v) for v in values)))
+            for _, path, board_, n in await tallies.due_crossed(
+                conn, marks.watermark, now, quarter.start, quarter.end
+            ):
+                if lo <= path < hi:
+                    key = (child_of(path, top_path, top), board_)
+                    rates.setdefault(key, Rates()).judged += n
+            for (child, board_), r in rates.items():
+                if r.items:
+                    for table, name in ((out.by_node, child), (out.by_board, board_)):
+                        table.setdefault(name, Rates()).add(r)
+            # Now, whatever the period: open and overdue items per child subtree.
+            counts = await tallies.node_counts(conn, top_path, now)
+            for path, (open_, _, red, _) in counts.items():
+                child = child_of(path, top_path, top)
+                if open_:
+                    out.overdue_now[child] = out.overdue_now.get(child, 0) + red
+                    out.open_now += open_
+            out.red_by_unit = await _red_units(conn, lo, hi, now, marks, red_units)
+            out.weeks = await _weeks(conn, lo, hi, week_starts)
+        for r in out.by_node.values():
+            out.total.add(r)
+        return out
 
 
 async def _red_units(
