@@ -806,9 +806,9 @@ def insert_many(
     Not SQLAlchemy's per-row parameter processing, which costs more than SQLite's
     insert; and not the driver's executemany: ``sqlite3`` steps each row with the
     GIL released, and while the event loop's thread runs Python each step waits
-    for the GIL to come back (up to the 5 ms switch interval). A 1,000-row
-    executemany then took 0.5-3.5 s of wall time for 30-110 ms of CPU, against
-    26-40 ms as one statement (``bench/sqlite_gil.py``)."""
+    for the GIL to come back (up to the 5 ms switch interval), many times the CPU
+    it costs in wall time (``bench/sqlite_gil.py``; docs/performance.md, "Figures
+    behind the code")."""
     style = conn.dialect.paramstyle
     width = len(columns)
     if placeholders(style, width) is None:  # another driver: the portable way
