@@ -62,3 +62,18 @@ async def folded(*nodes: RunningNode, timeout: float = 20.0) -> None:
 __all__ = [
     "FAST_SYNC", "FOUR_LEVELS", "Federation", "RunningNode", "build", "eventually", "folded",
 ]
+
+
+async def settled(fed: LocalTree, certificates: int) -> bool:
+    """Every running node knows ``certificates`` certificates (the whole tree's) and
+    has nothing pending on any link; stopped nodes are passed over."""
+    for node in fed.nodes.values():
+        if node.runner is None:
+            continue
+        ctx = node.ctx
+        if len(ctx.trust.nodes()) < certificates:
+            return False
+        links = ctx.outbox.all_links()
+        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
+            return False
+    return True

@@ -39,7 +39,7 @@ from node.sync.auth import make_header
 from node.workflow.drafts import assign
 from protocol import errors
 from protocol.keys import SigningKey
-from tests.federation import build, eventually
+from tests.federation import build, eventually, settled
 
 SHAPE: Shape = [
     ("14", None, "山西省", "province"),
@@ -49,20 +49,6 @@ SHAPE: Shape = [
 ]
 PROVINCE, CITY, COUNTY, TOWNSHIP = "14", "1401", "140101", "140101001"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def settled(fed: LocalTree) -> bool:
-    """Every running node knows every certificate; nothing waits on any link."""
-    for node in fed.nodes.values():
-        if node.runner is None:
-            continue
-        ctx = node.ctx
-        if len(ctx.trust.nodes()) < len(SHAPE):
-            return False
-        links = ctx.outbox.all_links()
-        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
-            return False
-    return True
 
 
 async def seqs_of(node: RunningNode, origin: str) -> list[int]:
@@ -84,7 +70,7 @@ async def refused(node: RunningNode) -> list[str]:
 async def fed(tmp_path: Path) -> AsyncIterator[LocalTree]:
     tree = await build(tmp_path, SystemClock(), SHAPE)
     try:
-        await eventually(lambda: settled(tree), what="the tree to settle")
+        await eventually(lambda: settled(tree, len(SHAPE)), what="the tree to settle")
         yield tree
     finally:
         await tree.stop()

@@ -21,14 +21,14 @@ from sqlalchemy import func, select
 
 from node.clock import ManualClock
 from node.context import open_node
-from node.demo.localtree import LocalTree, RunningNode, Shape
+from node.demo.localtree import RunningNode, Shape
 from node.items.projection import item_events, row_of
 from node.storage import schema as t
 from node.storage.events import PARENT
 from node.workflow.drafts import act, assign
 from protocol.events import Deployed, Feedback, Updated, Withdrawn
 from protocol.fold import fold
-from tests.federation import build, eventually, folded
+from tests.federation import build, eventually, folded, settled
 
 SHAPE: Shape = [
     ("14", None, "山西省", "province"),
@@ -41,19 +41,6 @@ DAYS = 10
 PER_DAY = 250  # each of the province and the county assigns 250 items and follows them up
 QUEUED = DAYS * 2 * PER_DAY * 2
 START = int(datetime(2025, 3, 3, 9, 0, tzinfo=timezone(timedelta(hours=8))).timestamp() * 1000)
-
-
-async def settled(fed: LocalTree) -> bool:
-    for node in fed.nodes.values():
-        if node.runner is None:
-            continue
-        ctx = node.ctx
-        if len(ctx.trust.nodes()) < len(SHAPE):
-            return False
-        links = ctx.outbox.all_links()
-        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
-            return False
-    return True
 
 
 async def pending(node: RunningNode, link: str) -> int:
@@ -97,7 +84,7 @@ async def test_township_offline_for_days_catches_up_exactly_once(tmp_path: Path)
     fed = await build(tmp_path, clock, SHAPE)
     try:
         province, county, township = fed[PROVINCE], fed[COUNTY], fed[TOWNSHIP]
-        await eventually(lambda: settled(fed), what="the tree to settle")
+        await eventually(lambda: settled(fed, len(SHAPE)), what="the tree to settle")
 
         # Five items reach the township while it is online.
         early = await province.ctx.store.append_own(
@@ -106,7 +93,7 @@ async def test_township_offline_for_days_catches_up_exactly_once(tmp_path: Path)
         early_items = [ev.item for ev, _ in early]
 
         async def early_arrived() -> bool:
-            return len(await items_of(township)) == 5 and await settled(fed)
+            return len(await items_of(township)) == 5 and await settled(fed, len(SHAPE))
 
         await eventually(early_arrived, what="the early items at the township")
         await township.stop()

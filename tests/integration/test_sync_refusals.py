@@ -40,7 +40,7 @@ from node.workflow.drafts import assign
 from protocol import codec, envelope, errors
 from protocol.events import decode_event, encode_event
 from protocol.keys import SigningKey
-from tests.federation import build, eventually, folded
+from tests.federation import build, eventually, folded, settled
 
 SHAPE: Shape = [
     ("14", None, "山西省", "province"),
@@ -133,20 +133,6 @@ async def seqs_of(node: RunningNode, origin: str) -> list[int]:
         return [r[0] for r in rows]
 
 
-async def settled(fed: LocalTree) -> bool:
-    """Every running node knows every certificate and has nothing pending on any link."""
-    for node in fed.nodes.values():
-        if node.runner is None:
-            continue
-        ctx = node.ctx
-        if len(ctx.trust.nodes()) < len(SHAPE):
-            return False
-        links = ctx.outbox.all_links()
-        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
-            return False
-    return True
-
-
 def forge_body(raw: bytes) -> bytes:
     """The same envelope (signature, Merkle path) with its event's title altered."""
     env = envelope.parse(raw)
@@ -169,7 +155,7 @@ async def county_stopped(root: Path, extra: dict[str, Any]) -> AsyncIterator[Loc
     """The tree, settled, with the county stopped (its requests are made by hand)."""
     tree = await build(root, SystemClock(), SHAPE, extra=extra)
     try:
-        await eventually(lambda: settled(tree), what="the tree to settle")
+        await eventually(lambda: settled(tree, len(SHAPE)), what="the tree to settle")
         await tree[COUNTY].stop()
         yield tree
     finally:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from node.clock import SystemClock
 from node.context import open_node
-from node.demo.localtree import LocalTree, RunningNode, Shape
-from tests.federation import build, eventually
+from node.demo.localtree import RunningNode, Shape
+from tests.federation import build, eventually, settled
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE: Shape = [
@@ -50,19 +50,6 @@ async def duban(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def settled(fed: LocalTree) -> bool:
-    for node in fed.nodes.values():
-        if node.runner is None:
-            continue
-        ctx = node.ctx
-        if len(ctx.trust.nodes()) < len(SHAPE):
-            return False
-        links = ctx.outbox.all_links()
-        if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
-            return False
-    return True
-
-
 async def trust_records(node: RunningNode) -> list[bytes]:
     ctx = await open_node(node.config, node.clock)
     try:
@@ -74,7 +61,7 @@ async def trust_records(node: RunningNode) -> list[bytes]:
 async def test_a_published_tree_is_checked_and_renames_the_children(tmp_path: Path) -> None:
     fed = await build(tmp_path / "tree", SystemClock(), SHAPE)
     try:
-        await eventually(lambda: settled(fed), what="the tree to settle")
+        await eventually(lambda: settled(fed, len(SHAPE)), what="the tree to settle")
         city, county, province = fed["1401"], fed["140101"], fed["14"]
         good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
         good.write_text(GOOD, encoding="utf-8-sig")  # as Excel saves it
