@@ -55,6 +55,8 @@ MAX_TEXT = 20_000
 MAX_REASON = 2_000
 MAX_UNITS = 64
 MAX_ATTACHMENTS = 32
+MAX_FILE_NAME = 200
+MAX_MEDIA_TYPE = 127
 MAX_MILESTONES = 64
 MAX_MS = 2**53 - 1
 MAX_COUNTER = 2**63 - 1
@@ -89,7 +91,11 @@ TEXT_CONTROLS: Final = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
 """The characters free text may not hold: as :data:`LINE_CONTROLS` but tab, LF, CR
 and the line and paragraph separators."""
 
+MEDIA_TYPE_PATTERN: Final = r"[a-z0-9!#$&^_.+-]{1,63}/[a-z0-9!#$&^_.+-]{1,63}"
+"""A media type as a node records it (lower case, no parameters)."""
+
 NODE_ID_RE: Final = re.compile(f"{NODE_ID_PATTERN}\\Z")
+MEDIA_TYPE_RE: Final = re.compile(f"{MEDIA_TYPE_PATTERN}\\Z")
 UNIT_RE: Final = NODE_ID_RE
 CODE_RE: Final = re.compile(f"{CODE_PATTERN}\\Z")
 ITEM_RE: Final = re.compile(f"({NODE_ID_PATTERN})-({_SEQ_PATTERN})\\Z")
@@ -183,6 +189,8 @@ _check_line = _string(1, MAX_TITLE, _BAD_LINE)
 _check_counter = _int_in(1, MAX_COUNTER)
 _check_ms = _int_in(0, MAX_MS)
 _check_unit = _matches(UNIT_RE, "unit code")
+_check_file_name = _string(1, MAX_FILE_NAME, _BAD_LINE)
+_check_media_type = _matches(MEDIA_TYPE_RE, "media type")
 
 
 def _check_item(name: str, value: object) -> None:
@@ -214,6 +222,16 @@ def _check_digests(name: str, value: object) -> None:
             raise _bad(name, "each attachment is a 32-byte SHA-256 digest")
     if len(set(value)) != len(value):
         raise _bad(name, "duplicate attachment")
+
+
+def _check_files(name: str, value: object) -> None:
+    if type(value) is not tuple or len(value) > MAX_ATTACHMENTS:
+        raise _bad(name, f"must be a list of at most {MAX_ATTACHMENTS} files")
+    for file in value:
+        if type(file) is not FileRef:
+            raise _bad(name, "not a file")
+    if len({file.digest for file in value}) != len(value):
+        raise _bad(name, "duplicate file")
 
 
 def _check_milestones(name: str, value: object) -> None:
@@ -251,6 +269,7 @@ _CHECKS: Final[Mapping[str, Check]] = {
     "outcome": _one_of(OUTCOMES),
     "units": _check_units,
     "digests": _check_digests,
+    "files": _check_files,
     "milestones": _check_milestones,
     "deadlines": _check_deadlines,
 }
@@ -296,7 +315,7 @@ class _Schema:
     """(attribute, wire name, kind) of the fields whose wire form is converted."""
 
 
-_NESTED: Final = frozenset({"units", "digests", "milestones", "deadlines"})
+_NESTED: Final = frozenset({"units", "digests", "files", "milestones", "deadlines"})
 _SCHEMAS: dict[type, _Schema] = {}
 
 
@@ -339,6 +358,26 @@ class Milestone:
     def __post_init__(self) -> None:
         _check_title("milestones.title", self.title)
         _check_ms("milestones.due", self.due)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileRef:
+    """One attached file as a report names it, inside the signed bytes: its SHA-256,
+    its name, its size in bytes and its media type. The bytes themselves travel
+    apart, up the tree behind the report (docs/sync.md, "Attachments"), and every
+    hop checks them against ``digest`` and ``size``."""
+
+    digest: bytes
+    name: str
+    size: int
+    type: str
+
+    def __post_init__(self) -> None:
+        if type(self.digest) is not bytes or len(self.digest) != DIGEST_LEN:
+            raise _bad("files.digest", "must be a 32-byte SHA-256 digest")
+        _check_file_name("files.name", self.name)
+        _check_ms("files.size", self.size)
+        _check_media_type("files.type", self.type)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -408,6 +447,9 @@ class Assigned(ItemEvent):
     parent_item: str | None = field(default=None, metadata=_k("item", optional=True))
     calendar: str = field(metadata=_k("calendar"))
     deadlines: Deadlines = field(metadata=_k("deadlines"))
+    cascade: str | None = field(default=None, metadata=_k("code", optional=True))
+    """The level the item goes down to ("township": every township below): each
+    node on the way passes it to its children (docs/cascade.md). Absent: no cascade."""
 
     def _check(self) -> None:
         if self.item != make_item_id(self.origin, self.seq):
@@ -485,10 +527,14 @@ class Feedback(ItemEvent):
     progress: int = field(metadata=_k("percent"))
     attachments: tuple[bytes, ...] = field(metadata=_k("digests"))
     milestone: int | None = field(default=None, metadata=_k("index", optional=True))
+    files: tuple[FileRef, ...] | None = field(default=None, metadata=_k("files", optional=True))
+    """Name, size and type of each attachment, in the order of ``attachments``
+    (absent in reports written before files were named)."""
 
     def _check(self) -> None:
         if not self.text.strip():
             raise _bad("text", "feedback must say something")
+        _check_named(self.attachments, self.files)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -523,10 +569,18 @@ class Resolved(ItemEvent):
 
     text: str = field(metadata=_k("text"))
     attachments: tuple[bytes, ...] = field(metadata=_k("digests"))
+    files: tuple[FileRef, ...] | None = field(default=None, metadata=_k("files", optional=True))
+    """As :attr:`Feedback.files`."""
 
     def _check(self) -> None:
         if not self.text.strip():
             raise _bad("text", "a resolution must say what was done")
+        _check_named(self.attachments, self.files)
+
+
+def _check_named(attachments: tuple[bytes, ...], files: tuple[FileRef, ...] | None) -> None:
+    if files is not None and tuple(f.digest for f in files) != attachments:
+        raise _bad("files", "must name exactly the attachments, in their order")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -591,6 +645,8 @@ def _to_wire(kind: str, value: Any) -> codec.Value:
         return list(value)
     if kind == "milestones":
         return [{"title": m.title, "due": m.due} for m in value]
+    if kind == "files":
+        return [{"digest": f.digest, "name": f.name, "size": f.size, "type": f.type} for f in value]
     if kind == "deadlines":
         return {"deploy": value.deploy, "feedback": value.feedback, "resolve": value.resolve}
     return value  # type: ignore[no-any-return]
@@ -623,6 +679,8 @@ def _map(name: str, value: object, keys: frozenset[str], order: tuple[str, ...])
 
 _MILESTONE_KEYS: Final = ("title", "due")
 _DEADLINE_KEYS: Final = ("deploy", "feedback", "resolve")
+_FILE_KEYS: Final = ("digest", "name", "size", "type")
+_FILE_SET: Final = frozenset(_FILE_KEYS)
 _MILESTONE_SET: Final = frozenset(_MILESTONE_KEYS)
 _DEADLINE_SET: Final = frozenset(_DEADLINE_KEYS)
 
@@ -633,6 +691,14 @@ def _from_wire(kind: str, name: str, value: object) -> object:
         return Deadlines(deploy=d["deploy"], feedback=d["feedback"], resolve=d["resolve"])
     if type(value) is not list:
         raise _bad(name, "must be a list")
+    if kind == "files":
+        files = []
+        for entry in value:
+            f = _map(name, entry, _FILE_SET, _FILE_KEYS)
+            files.append(
+                FileRef(digest=f["digest"], name=f["name"], size=f["size"], type=f["type"])
+            )
+        return tuple(files)
     if kind != "milestones":  # units, digests
         return tuple(value)
     out = []
@@ -710,6 +776,21 @@ _DIGEST_TYPE: Final[Any] = fastpath.sized_bytes(DIGEST_LEN)
 _WIRE_MILESTONE: Final = fastpath.struct(
     "Milestone", [("title", _TITLE_TYPE, False), ("due", _MS_TYPE, False)]
 )
+_WIRE_FILE: Final = fastpath.struct(
+    "FileRef",
+    [
+        ("digest", _DIGEST_TYPE, False),
+        (
+            "name",
+            Annotated[
+                str, Meta(min_length=1, max_length=MAX_FILE_NAME, pattern=_without(LINE_CONTROLS))
+            ],
+            False,
+        ),
+        ("size", _MS_TYPE, False),
+        ("type", Annotated[str, Meta(pattern=f"^{MEDIA_TYPE_PATTERN}\\Z")], False),
+    ],
+)
 _WIRE_DEADLINES: Final = fastpath.struct(
     "Deadlines", [(key, _MS_TYPE, False) for key in _DEADLINE_KEYS]
 )
@@ -731,6 +812,10 @@ _WIRE_TYPES: Final[Mapping[str, Any]] = {
     "outcome": _one_of_type(OUTCOMES),
     "units": Annotated[tuple[str, ...], Meta(max_length=MAX_UNITS)],
     "digests": Annotated[tuple[_DIGEST_TYPE, ...], Meta(max_length=MAX_ATTACHMENTS)],
+    "files": Annotated[
+        tuple[_WIRE_FILE, ...],  # type: ignore[valid-type]  # a type made at run time
+        Meta(max_length=MAX_ATTACHMENTS),
+    ],
     "milestones": Annotated[
         tuple[_WIRE_MILESTONE, ...],  # type: ignore[valid-type]  # a type made at run time
         Meta(min_length=1, max_length=MAX_MILESTONES),
@@ -811,6 +896,7 @@ _AFTER: Final[Mapping[str, Callable[[Any], bool]]] = {
     "reason": _text,
     "units": _units,
     "digests": _distinct,
+    "files": lambda value: len({f.digest for f in value}) == len(value),
     "milestones": _plan,
     "deadlines": _ordered,
 }
@@ -822,6 +908,10 @@ unchecked_milestone: Final = fastpath.builder(Milestone, _MILESTONE_KEYS)
 (the fast path, or this node's decoding worker)."""
 unchecked_deadlines: Final = fastpath.builder(Deadlines, _DEADLINE_KEYS)
 """Deadlines from (deploy, feedback, resolve) without their checks (see above)."""
+unchecked_file: Final = fastpath.builder(FileRef, _FILE_KEYS)
+"""A FileRef from (digest, name, size, type) without its checks (see above)."""
+file_values: Final = attrgetter(*_FILE_KEYS)
+"""A file's (digest, name, size, type), as unchecked_file takes them."""
 milestone_values: Final = attrgetter(*_MILESTONE_KEYS)
 """A milestone's (title, due), as unchecked_milestone takes them."""
 deadline_values: Final = attrgetter(*_DEADLINE_KEYS)
@@ -829,6 +919,7 @@ deadline_values: Final = attrgetter(*_DEADLINE_KEYS)
 _CONVERT: Final[Mapping[str, Callable[[Any], object]]] = {
     "deadlines": lambda wire: unchecked_deadlines(deadline_values(wire)),
     "milestones": lambda wire: tuple(unchecked_milestone(milestone_values(m)) for m in wire),
+    "files": lambda wire: tuple(unchecked_file(file_values(f)) for f in wire),
 }
 
 

@@ -43,6 +43,7 @@ from protocol.events import (
     Deployed,
     Event,
     Feedback,
+    FileRef,
     Milestone,
     PlanDecided,
     PlanSubmitted,
@@ -113,6 +114,8 @@ class Report:
     progress: int
     attachments: tuple[bytes, ...]
     milestone: int | None
+    files: tuple[FileRef, ...] = ()
+    """Name, size and type of each attachment, when the report gave them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +147,8 @@ class ItemState:
     progress: int = 0
     resolution: str | None = None
     resolution_attachments: tuple[bytes, ...] = ()
+    resolution_files: tuple[FileRef, ...] = ()
+    cascade: str | None = None
     review_outcome: str | None = None
     review_reason: str | None = None
     reviewed_at: int | None = None
@@ -189,6 +194,12 @@ class ItemState:
         def deadline(d: Deadline) -> dict[str, object]:
             return {"due": d.due, "done_at": d.done_at, "met": d.met}
 
+        def files(refs: tuple[FileRef, ...]) -> list[dict[str, object]]:
+            return [
+                {"digest": f.digest.hex(), "name": f.name, "size": f.size, "type": f.type}
+                for f in refs
+            ]
+
         def plan(p: Plan | None) -> dict[str, object] | None:
             if p is None:
                 return None
@@ -216,6 +227,7 @@ class ItemState:
             "lead_unit": self.lead_unit,
             "co_units": list(self.co_units),
             "parent_item": self.parent_item,
+            "cascade": self.cascade,
             "assigned_at": self.assigned_at,
             "status": self.status.value,
             "deadlines": {
@@ -234,12 +246,14 @@ class ItemState:
                     "progress": r.progress,
                     "attachments": [a.hex() for a in r.attachments],
                     "milestone": r.milestone,
+                    "files": files(r.files),
                 }
                 for r in self.feedback
             ],
             "progress": self.progress,
             "resolution": self.resolution,
             "resolution_attachments": [a.hex() for a in self.resolution_attachments],
+            "resolution_files": files(self.resolution_files),
             "review_outcome": self.review_outcome,
             "review_reason": self.review_reason,
             "reviewed_at": self.reviewed_at,
@@ -364,6 +378,7 @@ def _new(event_id: str, ev: Assigned, refused: tuple[tuple[str, str], ...] = ())
         lead_unit=ev.lead_unit,
         co_units=ev.co_units,
         parent_item=ev.parent_item,
+        cascade=ev.cascade,
         assigned_at=ev.at,
         status=Status.ASSIGNED,
         deploy=Deadline(due=ev.deadlines.deploy),
@@ -445,6 +460,7 @@ def _changes(s: ItemState, event_id: str, ev: Event) -> dict[str, Any]:
                 "resolve": Deadline(due=s.resolve.due, done_at=ev.at),
                 "resolution": ev.text,
                 "resolution_attachments": ev.attachments,
+                "resolution_files": ev.files or (),
             }
         case Reviewed():
             changes = {
@@ -472,6 +488,7 @@ def _report(event_id: str, ev: Feedback) -> Report:
         progress=ev.progress,
         attachments=ev.attachments,
         milestone=ev.milestone,
+        files=ev.files or (),
     )
 
 

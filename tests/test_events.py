@@ -23,6 +23,7 @@ from protocol.events import (
     Deployed,
     Event,
     Feedback,
+    FileRef,
     Milestone,
     PlanDecided,
     PlanSubmitted,
@@ -107,6 +108,7 @@ def assigned(draw: st.DrawFn) -> Assigned:
         ),
         calendar=draw(st.sampled_from(("natural", "working"))),
         deadlines=draw(deadlines(after=at)),
+        cascade=draw(st.none() | codes),
     )
 
 
@@ -131,6 +133,24 @@ def milestones(draw: st.DrawFn) -> tuple[Milestone, ...]:
     return tuple(Milestone(title=draw(titles), due=due) for due in dues)
 
 
+media_types = st.sampled_from(("image/jpeg", "application/pdf", "text/plain", "a/b", "x+y.z/1-2"))
+
+
+@st.composite
+def reports(draw: st.DrawFn, cls: type, **fields: st.SearchStrategy[object]) -> Event:
+    """A Feedback or Resolved: its attachments, named in ``files`` or not."""
+    attachments = draw(digests)
+    files = draw(
+        st.none()
+        | st.tuples(*(
+            st.builds(FileRef, digest=st.just(d), name=titles, size=times, type=media_types)
+            for d in attachments
+        ))
+    )
+    values = {k: draw(v) for k, v in fields.items()}
+    return cls(**draw(headers()), attachments=attachments, files=files, **values)  # type: ignore[no-any-return]
+
+
 def _kind(cls: type, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[Event]:
     return headers().flatmap(
         lambda h: st.builds(cls, **{k: st.just(v) for k, v in h.items()}, **fields)
@@ -142,17 +162,16 @@ KINDS: dict[type, st.SearchStrategy[Event]] = {
     Updated: updated(),
     Withdrawn: _kind(Withdrawn, reason=non_blank_texts),
     Deployed: _kind(Deployed, note=texts),
-    Feedback: _kind(
+    Feedback: reports(
         Feedback,
         text=non_blank_texts,
         progress=st.integers(0, 100),
-        attachments=digests,
         milestone=st.none() | st.integers(0, 63),
     ),
     PlanSubmitted: _kind(PlanSubmitted, milestones=milestones(), note=texts),
     PlanDecided: _kind(PlanDecided, approved=st.just(True), reason=texts)
     | _kind(PlanDecided, approved=st.just(False), reason=non_blank_texts),
-    Resolved: _kind(Resolved, text=non_blank_texts, attachments=digests),
+    Resolved: reports(Resolved, text=non_blank_texts),
     Reviewed: _kind(Reviewed, outcome=st.just("accept"), reason=texts)
     | _kind(Reviewed, outcome=st.just("return"), reason=non_blank_texts),
     Closed: _kind(Closed, note=texts),

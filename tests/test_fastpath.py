@@ -38,6 +38,7 @@ from protocol.events import (
     Deployed,
     Event,
     Feedback,
+    FileRef,
     Milestone,
     PlanDecided,
     PlanSubmitted,
@@ -138,6 +139,7 @@ _INTS = [
 ]
 _DIGEST = b"\x01" * 32
 _MILESTONE = {"title": "m", "due": 5}
+_FILE = {"digest": _DIGEST, "name": "照片.jpg", "size": 5, "type": "image/jpeg"}
 _OTHERS: list[object] = [
     None, b"", b"\x00" * 31, _DIGEST, b"\x00" * 33, 1.5, [], {},
     ["a"], ["a", "a"], ["a", "b"], ["a", 1], ["a b"], [f"u{i}" for i in range(64)],
@@ -154,6 +156,13 @@ _OTHERS: list[object] = [
     {"deploy": 1, "feedback": 2}, {"deploy": 1, "feedback": 2, "resolve": 3, "x": 4},
     {"deploy": -1, "feedback": 2, "resolve": 3}, {"deploy": 1, "feedback": 2, "resolve": 1.0},
     {"deploy": 1, "feedback": 2, "resolve": MAX_MS + 1}, {"deploy": 0, "feedback": 0, "resolve": 0},
+    # files
+    [_FILE], [_FILE, _FILE], [{**_FILE, "digest": b"\x05" * 32}],
+    [{**_FILE, "digest": b"\x05" * 32}, _FILE], [{**_FILE, "name": ""}],
+    [{**_FILE, "name": " "}], [{**_FILE, "name": "a\nb"}], [{**_FILE, "name": "x" * 201}],
+    [{**_FILE, "size": -1}], [{**_FILE, "size": MAX_MS + 1}], [{**_FILE, "type": "Image/png"}],
+    [{**_FILE, "type": "image"}], [{**_FILE, "type": "image/png; q=1"}], [{**_FILE, "x": 1}],
+    [{k: v for k, v in _FILE.items() if k != "type"}],
 ]
 EDGES: list[object] = [*_STRINGS, *_INTS, *_OTHERS]
 
@@ -168,7 +177,7 @@ SAMPLES: list[Event] = [
         title="修路", description="第一段\n第二段", board="daily", source="office",
         item_class="major", assigner="14", assignee="140105001", assignee_unit="gov",
         lead_unit="roads", co_units=("water", "power"), parent_item="14-000003",
-        calendar="working", deadlines=_DEADLINES,
+        calendar="working", deadlines=_DEADLINES, cascade="township",
     ),
     Updated(
         **_DOWN, title="新", description="d", deadlines=_DEADLINES, lead_unit="roads",
@@ -176,13 +185,16 @@ SAMPLES: list[Event] = [
     ),
     Withdrawn(**_DOWN, reason="不再需要"),
     Deployed(**_UP, note="已部署"),
-    Feedback(**_UP, text="进展", progress=40, attachments=(b"\x05" * 32,), milestone=0),
+    Feedback(
+        **_UP, text="进展", progress=40, attachments=(b"\x05" * 32,), milestone=0,
+        files=(FileRef(digest=b"\x05" * 32, name="照片.jpg", size=1024, type="image/jpeg"),),
+    ),
     PlanSubmitted(
         **_UP, note="计划",
         milestones=(Milestone(title="一", due=5_000), Milestone(title="二", due=6_000)),
     ),
     PlanDecided(**_DOWN, approved=False, reason="太慢"),
-    Resolved(**_UP, text="已解决", attachments=()),
+    Resolved(**_UP, text="已解决", attachments=(), files=()),
     Reviewed(**_DOWN, outcome="return", reason="重做"),
     Closed(**_DOWN, note="销号"),
 ]

@@ -26,6 +26,7 @@ from protocol.events import (
     Deployed,
     Event,
     Feedback,
+    FileRef,
     Milestone,
     PlanDecided,
     PlanSubmitted,
@@ -147,6 +148,7 @@ def events() -> list[Event]:
             at=china_ms(2026, 12, 24, 16),
             text="改造完成,补充验收签字页",
             attachments=(report,),
+            files=(FileRef(digest=report, name="验收报告.pdf", size=2048, type="application/pdf"),),
         ),
         Reviewed(
             **down, seq=141, lamport=10, at=china_ms(2026, 12, 25, 10), outcome="accept", reason=""

@@ -30,21 +30,24 @@ from protocol.events import (
     Event,
     deadline_values,
     field_kinds,
+    file_values,
     milestone_values,
     unchecked_deadlines,
+    unchecked_file,
     unchecked_milestone,
 )
 
 Packed = tuple[Any, ...]
 _TYPES: Final = tuple(sorted(EVENT_TYPES))
 _TYPE_INDEX: Final = {name: i for i, name in enumerate(_TYPES)}
-_CONVERTED: Final = frozenset({"deadlines", "milestones"})
+_CONVERTED: Final = frozenset({"deadlines", "milestones", "files"})
 _NAMES: Final = {cls: tuple(n for n, _ in field_kinds(cls)) for cls in EVENT_TYPES.values()}
 _NESTED: Final = {
     cls: tuple((i, kind) for i, (_, kind) in enumerate(field_kinds(cls)) if kind in _CONVERTED)
     for cls in EVENT_TYPES.values()
 }
-"""Where each class has a field whose value is not plain data (deadlines, milestones)."""
+"""Where each class has a field whose value is not plain data (deadlines, milestones,
+files)."""
 
 
 def _error(exc: ProtocolError | None) -> tuple[str, str] | None:
@@ -66,6 +69,8 @@ def _flat_event(event: Event) -> tuple[int, tuple[object, ...]]:
                 continue
             if kind == "deadlines":
                 flat[i] = deadline_values(v)
+            elif kind == "files":
+                flat[i] = tuple(map(file_values, v))
             else:
                 flat[i] = tuple(map(milestone_values, v))
         values = tuple(flat)
@@ -124,6 +129,7 @@ table would only cost time (docs/performance.md, "Figures behind the code")."""
 _CONVERT: Final = {
     "deadlines": unchecked_deadlines,
     "milestones": lambda flat: tuple(map(unchecked_milestone, flat)),
+    "files": lambda flat: tuple(map(unchecked_file, flat)),
 }
 _EVENTS: Final = {
     cls: fastpath.builder(cls, _NAMES[cls], {i: _CONVERT[kind] for i, kind in _NESTED[cls]})
