@@ -107,6 +107,7 @@ def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
         "yellow_from": yellow_from,
         "red_from": red_from,
         "search_text": search.lower(),
+        "cascade": state.cascade,
     }
 
 

@@ -16,7 +16,13 @@
 - ``users``, ``credentials``: people of this node, their roles, hashed
   passwords and hashed bearer tokens / session ids.
 - ``units``: the node's general office and departments.
-- ``attachments``: content-addressed files referenced by feedback.
+- ``attachments``: content-addressed files referenced by feedback, uploaded here or
+  received from a child (``source``).
+- ``item_files``: which item's report names which file, with the signed name, size
+  and type: what an upload from a child is checked against, and who may open it.
+- ``blob_queue``, ``blob_parts``: files waiting to go up a link, and the chunks of
+  files still arriving from a child (docs/sync.md, "Attachments").
+- ``node_units``: each subtree node's unit list, as that node signed it.
 - ``reminders``, ``reminder_messages``: the durable reminder schedule (one row
   per reminder that fell due, keyed by item, deadline, milestone, kind and due
   time) and its per-recipient, per-channel deliveries (docs/reminders.md).
@@ -144,6 +150,8 @@ items = Table(
     Column("yellow_from", BigInteger),
     Column("red_from", BigInteger),
     Column("search_text", Text, nullable=False, default=""),
+    # The level the item goes down to (Assigned.cascade), None when it does not cascade.
+    Column("cascade", String(32)),
 )
 # The ledger's access paths (node/queries/ledger.py; docs/performance.md, "Ledger"). The
 # ledger's cheap filter columns ride along in the wide indexes, so filters are checked
@@ -220,9 +228,64 @@ attachments = Table(
     Column("data", LargeBinary, nullable=False),
     # The person (users.id) whose upload stored it first: their attachment quota.
     Column("uploaded_by", Integer),
+    # The child link it arrived from; None for a file uploaded at this node.
+    Column("source", String(64)),
 )
 # Covering: one person's bytes, and the node's, are summed from the index alone.
 Index("ix_attachments_uploader", attachments.c.uploaded_by, attachments.c.size)
+
+item_files = Table(
+    "item_files",
+    metadata,
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("item_id", String(96), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("content_type", String(128), nullable=False),
+    PrimaryKeyConstraint("digest", "item_id", name="pk_item_files"),
+)
+Index("ix_item_files_item", item_files.c.item_id)
+
+blob_queue = Table(
+    "blob_queue",
+    metadata,
+    Column("link", String(64), nullable=False),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # The position of the event that named it: it goes once the link has that event.
+    Column("pos", BigInteger, nullable=False),
+    Column("queued_at", BigInteger, nullable=False),
+    # Why the other side refused it for good (None: still to send).
+    Column("refused", String(64)),
+    Column("refused_detail", Text),
+    Column("refused_at", BigInteger),
+    PrimaryKeyConstraint("link", "digest", name="pk_blob_queue"),
+)
+Index("ix_blob_queue_link", blob_queue.c.link, blob_queue.c.pos)
+
+blob_parts = Table(
+    "blob_parts",
+    metadata,
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("digest", "offset", name="pk_blob_parts"),
+)
+
+node_units = Table(
+    "node_units",
+    metadata,
+    Column("node", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    # [[code, name, office], ...] as the node signed it.
+    Column("units", Text, nullable=False),
+    Column("signed_at", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    # The signed record itself, forwarded up unchanged.
+    Column("raw", LargeBinary, nullable=False),
+)
 
 reminders = Table(
     "reminders",
