@@ -37,7 +37,7 @@ from node.http.web.render import form_of, node_name, page, render, translator, w
 from node.storage import unit_lists
 from node.storage.accounts import User
 from node.workflow.actions import actor_of, scope_of
-from protocol.events import MAX_TEXT, MAX_TITLE
+from protocol.events import MAX_TEXT, MAX_TITLE, UNIT_RE
 from protocol.fold import ItemState
 from protocol.rules import CHINA_TZ
 
@@ -194,6 +194,8 @@ def _parts(
         }
         if not targets.is_unit(row.target) and row.lead_unit:
             part["lead_unit"] = row.lead_unit
+            if not UNIT_RE.match(row.lead_unit):  # typed: the child's list is not here
+                fail(Invalid("bad_field", "", f"{at}lead_unit"), "lead_unit")
         if row.deadline:
             try:
                 # A date alone is the end of that day; on the item's own last day it
@@ -255,8 +257,27 @@ async def decompose_submit(request: web.Request, user: User) -> web.StreamRespon
         name = (exc.field or "").rsplit(".", 1)[-1]
         errors.setdefault(exc.field or "parts", t.error(exc.reason, name or None))
     if errors:
-        return await _page(request, user, item, rows, errors=errors, status=400)
+        return await _page(request, user, item, rows, errors=_placed(errors, len(rows)),
+                           status=400)
     raise web.HTTPSeeOther(f"/items/{item}?done=decompose#subs")
+
+
+_SLOTS = ("assignee", "title", "description", "deadline", "class", "lead_unit", "co_units")
+
+
+def _placed(errors: dict[str, str], count: int) -> dict[str, str]:
+    """Every error where the page shows one: beside its part's field, or above the
+    parts (``parts``) when it names no field the page has."""
+    slots = {f"parts[{i}].{name}" for i in range(count) for name in _SLOTS}
+    placed: dict[str, str] = {}
+    for key, message in errors.items():
+        if key in slots:
+            placed[key] = message
+        elif "parts" in placed:
+            placed["parts"] += " " + message
+        else:
+            placed["parts"] = message
+    return placed
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
