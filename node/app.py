@@ -25,6 +25,7 @@ from node.http.api import items as api_items
 from node.http.api import openapi as api_openapi
 from node.http.api import reminders as reminders_http
 from node.http.api import reports as reports_api
+from node.http.api import units as units_api
 from node.http.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
 from node.items import materialiser
 from node.queries import keeper
@@ -231,6 +232,9 @@ def create_app(
         ctx = await open_node(config, clock)
         app[NODE] = ctx
         provide(app, ctx)
+        # A node with units but no list of its own signed yet (from before lists were
+        # published, or a rotated key) publishes it now (docs/hierarchy.md).
+        await ctx.accounts.publish_units_if_stale(ctx.clock.now_ms())
         task = None
         session = None
         folding_watch = ctx.watch("materialiser", materialiser.logger)
@@ -283,5 +287,6 @@ def create_app(
     api_openapi.add_routes(app)
     web_pages.add_routes(app)
     reports_api.add_routes(app)
+    units_api.add_routes(app)
     reminders_http.add_routes(app)
     return app

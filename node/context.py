@@ -22,6 +22,7 @@ from node.storage import keyfile
 from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
 from node.storage.events import EventLog
+from node.storage.unit_lists import UnitPublisher
 from node.sync.catchup.decoder import Decoder
 from node.sync.ingest import Ingestor
 from node.sync.outbox import Outbox
@@ -163,7 +164,7 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         outbox=outbox,
         ingestor=ingestor,
         executor=executor,
-        accounts=Accounts(db),
+        accounts=Accounts(db, publisher=UnitPublisher(store, key, me)),
         activity=activity,
     )
 

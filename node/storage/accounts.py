@@ -26,6 +26,9 @@ from hierarchy.roles import Role
 from node.errors import Invalid
 from node.storage import schema as t
 from node.storage.db import Database
+from node.storage.unit_lists import UnitPublisher
+from protocol.events import LINE_CONTROLS
+from protocol.units import MAX_UNIT_NAME
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}\Z")
 UNIT_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -34,6 +37,7 @@ EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\Z")
 TOKEN_PREFIX = "dbn_"
 SESSION_MS = 12 * 3600 * 1000
 MIN_PASSWORD = 8
+_LINE_CONTROLS = re.compile(f"[{LINE_CONTROLS}]")
 
 
 class AccountError(Invalid):
@@ -96,12 +100,21 @@ class Accounts:
     """Named transactions over users, credentials and units.
 
     ``hasher`` is argon2's :class:`PasswordHasher` (its default parameters unless
-    one is given).
+    one is given); ``publisher`` signs the node's unit list whenever its units
+    change, in the same transaction (node/storage/unit_lists.py; None: a node
+    opened without its key, which publishes nothing).
     """
 
-    def __init__(self, db: Database, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hasher: PasswordHasher | None = None,
+        *,
+        publisher: UnitPublisher | None = None,
+    ) -> None:
         self.db = db
         self.hasher = hasher or PasswordHasher()
+        self.publisher = publisher
         self._dummy: str | None = None
 
     # ---------------------------------------------------------- passwords
@@ -142,16 +155,35 @@ class Accounts:
     # -------------------------------------------------------------- units
 
     async def add_unit(self, code: str, name: str, *, office: bool, now: int) -> None:
+        """Add a unit; the node's unit list is signed again in the same transaction
+        and goes up the tree (``publisher``)."""
         if not UNIT_RE.match(code):
             raise AccountError("bad_unit", "unit codes are lowercase letters, digits and _")
-        if not name.strip():
+        name = name.strip()
+        if not name:
             raise AccountError("bad_unit", "a unit needs a name")
+        if len(name) > MAX_UNIT_NAME or _LINE_CONTROLS.search(name):
+            raise AccountError(
+                "bad_unit", f"a unit's name is one line of at most {MAX_UNIT_NAME} characters"
+            )
+        stored = None
         async with self.db.write() as conn:
             if await conn.scalar(select(t.units.c.code).where(t.units.c.code == code)):
                 raise AccountError("unit_exists", code)
             await conn.execute(
-                t.units.insert().values(code=code, name=name.strip(), office=office, created_at=now)
+                t.units.insert().values(code=code, name=name, office=office, created_at=now)
             )
+            if self.publisher is not None:
+                stored = await self.publisher.store(conn, now)
+        if stored is not None and self.publisher is not None:
+            await self.publisher.announce(stored)
+
+    async def publish_units_if_stale(self, now: int) -> bool:
+        """At start: sign the node's unit list if it has units and no current list of
+        its own (``UnitPublisher.publish_if_stale``). Returns whether it signed one."""
+        if self.publisher is None:
+            return False
+        return await self.publisher.publish_if_stale(self.db, now)
 
     async def units(self) -> dict[str, str]:
         async with self.db.read() as conn:
@@ -159,6 +191,14 @@ class Accounts:
                 select(t.units.c.code, t.units.c.name).order_by(t.units.c.code)
             )
             return {r[0]: r[1] for r in rows}
+
+    async def unit_rows(self) -> list[tuple[str, str, bool]]:
+        """Every unit as (code, name, whether it is the general office), by code."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(t.units.c.code, t.units.c.name, t.units.c.office).order_by(t.units.c.code)
+            )
+            return [(r[0], r[1], bool(r[2])) for r in rows]
 
     # -------------------------------------------------------------- users
 

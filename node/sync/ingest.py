@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from node.items.materialiser import SyncActivity
+from node.storage import unit_lists
 from node.storage.events import (
     PARENT,
     RECOVERY,
@@ -43,6 +44,7 @@ from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
 from protocol.events import Assigned
 from protocol.ownership import check_signer
+from protocol.units import UNITS_TYPE, UnitList, verify_units
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ NOT_FROM_ANCESTOR = "not_from_ancestor"
 NOT_FOR_ME = "not_for_me"
 NOT_ANCESTOR = "not_ancestor"
 SEQ_CONFLICT = "seq_conflict"
+UNITS_UP_ONLY = "units_up_only"
+
+NOT_DECODED = TRUST_TYPES | {UNITS_TYPE}
+"""Types whose bodies the decoder leaves alone: trust records (the trust store checks
+them) and unit lists (:func:`protocol.units.verify_units`, in :meth:`Ingestor._units`)."""
 
 Refused = tuple[bytes, str | None, bytes | None, str, str]
 
@@ -69,6 +76,7 @@ class _Candidate:
     message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
     links: list[str] = field(default_factory=list)  # the outboxes it is queued for
     misassigned: tuple[str, str] | None = None  # an assignment its origin may not make
+    units: UnitList | None = None  # the unit list it carries, checked but for its version
 
 
 @dataclass(slots=True)
@@ -133,7 +141,7 @@ class Ingestor:
         """What the bytes of a batch alone say (the first part of :meth:`prepare`): the
         sync client starts it as soon as a page arrives, while the page before is
         still being prepared (``needed``: see ``Decoder.decode``)."""
-        return await self.decoder.decode(raws, TRUST_TYPES, needed=needed)
+        return await self.decoder.decode(raws, NOT_DECODED, needed=needed)
 
     async def prepare(
         self, source: str, raws: Sequence[bytes], decoded: Sequence[Decoded] | None = None
@@ -192,6 +200,17 @@ class Ingestor:
                     env=env, event=None, origin=None, origin_seq=None, event_id=d.event_id
                 )
                 candidates.append(_Candidate(i, env, accepted, d.message))
+                continue
+            if env.type == UNITS_TYPE:
+                try:
+                    listed = self._units(source, env, now)
+                except ProtocolError as exc:
+                    refuse(i, env.raw, env, exc.reason, exc.detail)
+                    continue
+                accepted = Accepted(
+                    env=env, event=None, origin=None, origin_seq=None, event_id=d.event_id
+                )
+                candidates.append(_Candidate(i, env, accepted, d.message, units=listed))
                 continue
             try:
                 if d.error is not None:
@@ -314,8 +333,23 @@ class Ingestor:
         )
         final: list[Accepted] = []
         links: list[list[str]] = []
+        versions: dict[str, int] = {}  # unit lists: the version held, as the batch leaves it
+        now = log.clock.now_ms()
         for c in checked:
             ev = c.accepted.event
+            listed = c.units
+            if listed is not None:
+                held = versions.get(listed.node)
+                if held is None:
+                    held = unit_lists.held_version(conn, listed.node)
+                if listed.version <= held:
+                    refuse(
+                        c.index, c.env.raw, c.env, errors.VERSION_REGRESSION,
+                        f"unit list of {listed.node}: version {listed.version} <= {held} held",
+                    )
+                    continue
+                unit_lists.keep(conn, listed, c.env.raw, now)
+                versions[listed.node] = listed.version
             if ev is not None:
                 too_far = log.clock_refusal(ev.lamport, clock, source)
                 if too_far is not None:
@@ -341,7 +375,6 @@ class Ingestor:
                     parties[ev.item] = (ev.assigner, ev.assignee)
             final.append(c.accepted)
             links.append(c.links)
-        now = log.clock.now_ms()
         stored = log.record_batch(
             conn,
             source=source,
@@ -356,6 +389,24 @@ class Ingestor:
             peer_epoch=peer_epoch,
         )
         return final, stored, cursor
+
+    def _units(self, source: str, env: envelope.Envelope, now: int) -> UnitList:
+        """The unit list ``env`` carries if its node signed it and it may come from
+        ``source``: a child's subtree, or this node itself; never from the parent
+        (lists travel up only). Whether its version is new is checked in the write
+        transaction (:meth:`_store`)."""
+        listed = verify_units(env, self.trust, now)
+        node, me = listed.node, self.tree.me
+        if source in (PARENT, RECOVERY):
+            raise ProtocolError(
+                UNITS_UP_ONLY, f"unit list of {node} came down from the parent; lists go up only"
+            )
+        if source == SELF:
+            if node != me:
+                raise ProtocolError(NOT_IN_SUBTREE, f"{node} is not this node")
+        elif not self.tree.in_subtree(source, node):
+            raise ProtocolError(NOT_IN_SUBTREE, f"{node} is not in {source}'s subtree")
+        return listed
 
     def _scope_error(self, source: str, origin: str, to: str) -> ProtocolError | None:
         try:

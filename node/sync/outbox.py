@@ -79,15 +79,17 @@ class Outbox:
     def links(self, accepted: Sequence[Accepted], source: str) -> list[list[str]]:
         """Each event's links (the outboxes it is queued for), from the tree as this
         node knows it now. Worked out on the event loop, which alone changes the tree."""
-        # An event's links depend on its ``to`` alone (None: a trust record's).
-        links_to: dict[str | None, list[str]] = {}
+        # An event's links depend on its ``to`` and whether it is a trust record alone
+        # (a unit list has no ``to`` and is no trust record: it goes up only).
+        links_to: dict[tuple[str | None, bool], list[str]] = {}
         out: list[list[str]] = []
         for a in accepted:
             to = a.event.to if a.event is not None else None
-            links = links_to.get(to)
+            trust = a.event is None and a.env.type in TRUST_TYPES
+            links = links_to.get((to, trust))
             if links is None:
-                links = links_to[to] = routes_for(
-                    self.tree, source=source, is_trust_record=a.event is None, to=to,
+                links = links_to[(to, trust)] = routes_for(
+                    self.tree, source=source, is_trust_record=trust, to=to,
                     has_parent=self.has_parent,
                 )
             out.append(links)

@@ -29,10 +29,11 @@ from hierarchy.errors import HierarchyError
 from hierarchy.permissions import ItemScope, check
 from hierarchy.roles import Action, Actor
 from hierarchy.tree import Tree
-from node.clock import Clock
+from node.clock import Clock, iso
 from node.errors import Conflict, Invalid, NodeError, NotFound, invalid, refused
 from node.items.projection import load_state
 from node.storage import schema as t
+from node.storage import unit_lists
 from node.storage.accounts import Accounts, User
 from node.storage.db import Database
 from node.storage.events import Appended, Draft, EventLog, States
@@ -46,6 +47,11 @@ from protocol.events import Assigned, Event, ItemEvent
 from protocol.fold import ItemState, can_apply
 
 logger = logging.getLogger(__name__)
+
+DEADLINE_AFTER_PARENT = "deadline_after_parent"
+"""A sub-item's resolve deadline falls after its item's own (or that has passed)."""
+INHERIT_MARGIN_MS = 60_000
+"""A part inheriting the item's deadline needs it at least this far ahead."""
 
 
 def actor_of(me: str, user: User) -> Actor:
@@ -285,15 +291,45 @@ class Workflow:
         return event, done.states[item]
 
     async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:
+        """Pass the item down (转办 / 任务分解): one sub-item per part, all signed in one
+        batch, or none. Refuses with the first of :meth:`decompose_problems`."""
+        drafts, problems = await self._parts(user, item, parts)
+        if problems:
+            raise problems[0]
+        events = await self._sign(drafts)
+        return [e for e, _ in events if isinstance(e, Assigned)]
+
+    async def decompose_problems(
+        self, user: User, item: str, parts: list[dict[str, Any]]
+    ) -> list[NodeError]:
+        """Every refusal :meth:`decompose` would meet in ``parts``, each naming its part and
+        field (``parts[2].deadline``), so a form can show them all at once. Permission to
+        decompose the item at all is raised, not listed."""
+        return (await self._parts(user, item, parts))[1]
+
+    async def _parts(
+        self, user: User, item: str, parts: list[dict[str, Any]]
+    ) -> tuple[list[Draft], list[NodeError]]:
+        """Each part checked: who it goes to (a unit here or a node below that this
+        person may assign to), its lead and co-units (this node's units, or the child's
+        published list when one is held), and a resolve deadline no later than the
+        item's own. ``class`` inherit takes the item's own deadline."""
         parent = await self.state(item)
         actor = actor_of(self.me, user)
         permit(self.tree, actor, Action.DECOMPOSE, scope_of(parent))
         units = await self.accounts.units()
-        drafts = []
+        below = [p.get("assignee") for p in parts if p.get("assignee") not in units]
+        published = await unit_lists.held(
+            self.db, [n for n in below if isinstance(n, str) and n in self.tree]
+        )
+        drafts: list[Draft] = []
+        problems: list[NodeError] = []
         now = self.clock.now_ms()
+        due = parent.resolve.due
         for i, part in enumerate(parts):
-            node, unit = self.resolve_assignee(part["assignee"], units)
+            at = f"parts[{i}]."
             try:
+                node, unit = self.resolve_assignee(part["assignee"], units)
                 permit(
                     self.tree,
                     actor,
@@ -301,14 +337,56 @@ class Workflow:
                     ItemScope(assigner=self.me, assignee=node, assignee_unit=unit),
                 )
             except NodeError as exc:
-                exc.field = f"parts[{i}].assignee"
-                raise
+                exc.field = f"{at}assignee"
+                problems.append(exc)
+                continue
+            if node == self.me:
+                known: set[str] | None = set(units)
+                where = "this node"
+            else:
+                held = published.get(node)
+                known = {u.code for u in held.units} if held is not None else None
+                where = node
+            lead, co_units = part.get("lead_unit"), tuple(part.get("co_units", ()))
+            if known is not None:
+                if lead and lead not in known:
+                    problems.append(Invalid(
+                        "unknown_unit", f"{at}lead_unit: {where} has no unit {lead!r}",
+                        f"{at}lead_unit",
+                    ))
+                unknown = [c for c in co_units if c not in known]
+                if unknown:
+                    problems.append(Invalid(
+                        "unknown_unit", f"{at}co_units: {where} has no unit {unknown[0]!r}",
+                        f"{at}co_units",
+                    ))
             item_class, deadline = part["class"], part.get("deadline")
             if item_class == "inherit":
-                item_class = "explicit"
-                deadline = parent.resolve.due if parent.resolve.due > now + 3_600_000 else None
-                if deadline is None:
-                    item_class = "general"
+                item_class, deadline = "explicit", due
+                if due <= now + INHERIT_MARGIN_MS:
+                    problems.append(Invalid(
+                        DEADLINE_AFTER_PARENT,
+                        f"{at}deadline: the item's own deadline {iso(due)} has passed;"
+                        " no sub-item can be due by it",
+                        f"{at}deadline",
+                    ))
+                    continue
+            try:
+                resolve = rules.compute_deadlines(
+                    assigned_at=now, item_class=item_class, calendar=parent.calendar,
+                    explicit_resolve=deadline,
+                ).resolve
+            except ProtocolError as exc:
+                problems.append(invalid(exc, f"{at}deadline"))
+                continue
+            if resolve > due:
+                field = f"{at}deadline" if item_class == "explicit" else f"{at}class"
+                problems.append(Invalid(
+                    DEADLINE_AFTER_PARENT,
+                    f"{field}: {iso(resolve)} is later than the item's own deadline {iso(due)}",
+                    field,
+                ))
+                continue
             drafts.append(
                 assign(
                     me=self.me,
@@ -321,13 +399,12 @@ class Workflow:
                     item_class=item_class,
                     calendar=parent.calendar,
                     explicit_resolve=deadline,
-                    lead_unit=part.get("lead_unit") or unit,
-                    co_units=part.get("co_units", ()),
+                    lead_unit=lead or unit,
+                    co_units=co_units,
                     parent_item=item,
                 )
             )
-        events = await self._sign(drafts)
-        return [e for e, _ in events if isinstance(e, Assigned)]
+        return drafts, problems
 
     async def sub_items(self, item: str) -> list[dict[str, Any]]:
         async with self.db.read() as conn:

@@ -186,6 +186,9 @@ async def test_a_hostile_township_cannot_stop_its_ancestors(
 
                 # 5. Re-encoded copies, the real events in two uploads, then the first
                 #    upload again, late.
+                # The cursor as the township left it (its stream holds its trust records
+                # and its unit list before these events).
+                start = (await me.call("GET", "/sync/v1/hello")).value["applied_pos"]
                 reply = await me.push([re_encoded(r) for r in raws], 0)
                 assert [r[1] for r in reply.value["refused"]] == [errors.NON_CANONICAL] * 6
                 assert (await me.push(raws[:3], 3)).value["accepted"] == 3
@@ -193,7 +196,7 @@ async def test_a_hostile_township_cannot_stop_its_ancestors(
                 late = await me.push(raws[:3], 3)
                 assert late.status == 200 and late.value["accepted"] == 0
                 hello = await me.call("GET", "/sync/v1/hello")
-                assert hello.value["applied_pos"] == 6, hello
+                assert hello.value["applied_pos"] == max(start, 6), hello
 
                 # 6. Integers past 2**63, a value nested 1,000 deep.
                 huge = codec.encode({"through": 0, "events": []}).replace(

@@ -255,8 +255,9 @@ class Assignment(Body):
 class Part(Body):
     """One sub-item of a decomposition.
 
-    `class` inherit (the default): the parent's resolve deadline (general when
-    that is less than an hour away). Not together with `deadline`.
+    `class` inherit (the default): the parent's resolve deadline. A part's resolve
+    deadline (given, inherited or of its class) is never later than the parent's
+    (`deadline_after_parent`). Not together with `deadline`.
     """
 
     assignee: Annotated[Code, Meta(description="A unit code of this node, or a node below it.")]

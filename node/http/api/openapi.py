@@ -26,6 +26,7 @@ from node.http.api import bodies
 from node.http.api.items import REPORTS, known_sources
 from node.http.api.reminders import openapi_paths as reminder_paths
 from node.http.api.reports import openapi_paths as report_paths
+from node.http.api.units import openapi_paths as unit_paths
 from node.http.services import CONFIG
 from node.queries.ledger import COLOURS, MAX_LIMIT, SORTS, known_boards
 from protocol.fold import Status
@@ -66,6 +67,7 @@ REASONS: dict[int, dict[str, str]] = {
         "unknown_assignee": "assignee is neither a unit here nor a known node",
         "unknown_unit": "lead_unit is not a unit of this node",
         "unknown_attachment": "an attachment digest that was never uploaded here",
+        "deadline_after_parent": "a sub-item's deadline is later than its item's own",
     },
     401: {
         "auth_required": "no bearer token and no session cookie",
@@ -82,6 +84,7 @@ REASONS: dict[int, dict[str, str]] = {
         "not_assignee": "only the handling node does this",
         "role_forbidden": "the person's role does not allow this",
         "wrong_unit": "a unit-bound person acts only for their own unit",
+        "not_in_subtree": "a unit list asked for a node outside this node's subtree",
     },
     404: {
         "not_found": "no such path",
@@ -90,6 +93,7 @@ REASONS: dict[int, dict[str, str]] = {
         "unknown_node": "the scope names no node known here",
         "unknown_attachment": "not a SHA-256 digest",
         "attachment_not_here": "this node does not hold the attachment's bytes",
+        "no_unit_list": "no unit list of that subtree node has reached this node yet",
     },
     405: {"method_not_allowed": "the path exists, the method does not"},
     409: {
@@ -498,6 +502,7 @@ def build_document(config: Config) -> Schema:
         }}
     paths.update(reminder_paths())
     paths.update(report_paths(ledger_parameters(boards)))
+    paths.update(unit_paths())
     return {
         "openapi": "3.1.0",
         "info": {

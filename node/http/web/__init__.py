@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from node.http.web import board, item, ledger, links, signin, tree
+from node.http.web import board, decompose, item, ledger, links, signin, tree
 from node.http.web.render import STATIC_URL, storage_full_page
 
 HERE = Path(__file__).parent
@@ -49,6 +49,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/items/new", item.new_page)
     r.add_post("/items/new", item.new_submit)
     r.add_get("/items/{item}", item.item_page)
+    decompose.add_routes(r)  # before /items/{item}/{action}
     r.add_post("/items/{item}/{action}", item.item_action)
     r.add_get("/tree", tree.tree_page)
     r.add_get("/board", board.board_page)

@@ -189,6 +189,35 @@ CATALOG: dict[str, tuple[str, str]] = {
     "new.co_units_hint": ("多个单位用逗号分隔", "Separate several units with commas"),
     "new.deadline_hint": ("类别为“明确时限”时填写", "Only for the class 'explicit deadline'"),
     "new.nothing": ("您的角色不能交办事项。", "Your role cannot assign items."),
+    # -- pass down (decompose.html)
+    "decompose.title": ("转办 / 任务分解", "Pass down / decompose"),
+    "decompose.link": ("转办 / 任务分解", "Pass down / decompose"),
+    "decompose.back": ("返回事项", "Back to the item"),
+    "decompose.own_deadline": ("本事项办结时限：{when}", "This item is due {when}"),
+    "decompose.add": ("添加分项", "Add parts"),
+    "decompose.all_children": ("全部下级", "All children"),
+    "decompose.all_units": ("全部部门", "All departments"),
+    "decompose.one": ("单个承办对象", "One recipient"),
+    "decompose.add_one": ("添加", "Add"),
+    "decompose.part": ("第{n}项", "Part {n}"),
+    "decompose.to_child": ("下级政府", "government below"),
+    "decompose.to_unit": ("本级部门", "department here"),
+    "decompose.deadline_hint": (
+        "不晚于 {day}；留空则与本事项相同", "by {day} at the latest; empty: the item's own"
+    ),
+    "decompose.no_list": (
+        "尚未收到该节点的单位名单，可填写单位代码",
+        "Its unit list has not reached us yet: type a unit code",
+    ),
+    "decompose.remove": ("删除此项", "Remove this part"),
+    "decompose.empty": (
+        "还没有分项：用上面的按钮添加。", "No parts yet: add them with the buttons above."
+    ),
+    "decompose.submit": ("确认转办（{n}项）", "Pass down ({n} parts)"),
+    "decompose.errors": ("有 {n} 处需要修改，已在对应位置标出。",
+                         "{n} fields need changing; each is marked below."),
+    "decompose.none": ("请至少添加一个分项。", "Add at least one part."),
+    "decompose.too_many": ("一次最多 {n} 个分项。", "At most {n} parts at once."),
     # -- tree
     "tree.title": ("组织树", "Tree"),
     "tree.open": ("在办", "Open"),
@@ -283,6 +312,10 @@ CATALOG: dict[str, tuple[str, str]] = {
         "“{field}”: neither a unit here nor a known node.",
     ),
     "reason.unknown_unit": ("“{field}”：本节点没有这个单位。", "“{field}”: no such unit here."),
+    "reason.deadline_after_parent": (
+        "“{field}”不能晚于本事项的办结时限。",
+        "“{field}” may not be later than this item's own deadline.",
+    ),
     "reason.too_large": ("“{field}”太大。", "“{field}” is too large."),
     "reason.quota_exceeded": (
         "您上传的附件已达到个人存储上限，无法再保存新附件。请联系本级管理员。",

@@ -38,6 +38,7 @@ from node.http.api.validate import decode
 from node.http.errors import status_of
 from node.http.services import ACCOUNTS, CLOCK, CONFIG, DB, LEDGER, TREE
 from node.http.web import csrf
+from node.http.web.decompose import may_decompose
 from node.http.web.render import form_of, node_name, page, render, workflow
 from node.storage import schema as t
 from node.storage.accounts import User
@@ -221,6 +222,7 @@ async def _item_page(
         mirror_ms=_ms(mirror.get("received_at")) if mirror else None,
         mirror_via=mirror.get("via") if mirror else None,
         actions=actions,
+        may_decompose=may_decompose(me, tree, user, state),
         pending_milestones=pending,
         plan_rows=range(PLAN_ROWS),
         error=error,
