@@ -21,6 +21,7 @@ from node.http import services
 from node.http import sync as sync_server
 from node.http import web as web_pages
 from node.http.api import auth as api_auth
+from node.http.api import cascade as api_cascade
 from node.http.api import items as api_items
 from node.http.api import openapi as api_openapi
 from node.http.api import reminders as reminders_http
@@ -32,6 +33,7 @@ from node.queries import keeper
 from node.queries.assemble import Reports, score_rules
 from node.queries.figures import Figures
 from node.queries.ledger import Ledger, boards_of
+from node.queries.rollup import Rollup
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import Settings
 from node.reminders.scheduler import Reminders
@@ -44,6 +46,9 @@ from node.sync.client import LINK_TASK, SyncClient, SyncFailure
 from node.sync.client import logger as sync_client_logger
 from node.workflow.actions import Workflow
 from node.workflow.attachments import Quotas
+from node.workflow.cascade import WATCH_NAME as CASCADE_WATCH
+from node.workflow.cascade import Cascade
+from node.workflow.cascade import logger as cascade_logger
 from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -149,6 +154,9 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
         clock=ctx.clock,
         quotas=Quotas.from_config(ctx.config),
     )
+    app[services.CASCADE] = Cascade(
+        db=ctx.db, events=ctx.store, tree=ctx.tree, auto=bool(ctx.config["cascade.auto"])
+    )
     boards = boards_of(ctx.config)
     app[services.LEDGER] = Ledger(ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards)
     # Unusable [scores] settings refuse the start here, naming the setting.
@@ -156,6 +164,7 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
         ctx.db, ctx.clock, ctx.tree, ctx.accounts, score_rules(ctx.config), boards
     )
     app[services.FIGURES] = Figures(ctx.db, ctx.clock, ctx.tree)
+    app[services.ROLLUP] = Rollup(ctx.db, ctx.clock, ctx.tree)
 
 
 async def reminder_scheduler(app: web.Application) -> AsyncIterator[None]:
@@ -201,6 +210,32 @@ async def tally_keeper(app: web.Application) -> AsyncIterator[None]:
     finally:
         stopping.set()
         await stop_task(task, grace=10.0)
+
+
+async def cascade_service(app: web.Application) -> AsyncIterator[None]:
+    """An ``app.cleanup_ctx`` entry: with ``cascade.auto`` (the default), the service that
+    passes cascade items down as they arrive (node/workflow/cascade.py) while the app runs."""
+    ctx = app[NODE]
+    cascade = app[services.CASCADE]
+    task = None
+    stopping = asyncio.Event()
+    follow = None
+    if cascade.auto:
+        watch = ctx.watch(CASCADE_WATCH, cascade_logger)
+
+        async def node_stops() -> None:
+            await ctx.stopping.wait()
+            stopping.set()
+
+        follow = asyncio.ensure_future(node_stops())
+        task = asyncio.create_task(cascade.run(watch, stopping), name=f"cascade {ctx.me}")
+    try:
+        yield
+    finally:
+        stopping.set()
+        await stop_task(task, grace=10.0)
+        if follow is not None:
+            follow.cancel()
 
 
 def create_app(
@@ -272,17 +307,19 @@ def create_app(
 
     # Every long-lived task of the node, in start order (aiohttp unwinds them in
     # reverse): the node itself with its sync client and materialiser, then the
-    # reminder scheduler and the page tallies' keeper, which need the node open.
+    # reminder scheduler, the page tallies' keeper and the cascade, which need the node open.
     app.cleanup_ctx.append(data_dir_lock)
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(reminder_scheduler)
     app.cleanup_ctx.append(tally_keeper)
+    app.cleanup_ctx.append(cascade_service)
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
     enroll_http.add_routes(app)
     keys_http.add_routes(app)
     app.router.add_get("/api/v1/status", status)
     api_auth.add_routes(app)
+    api_cascade.add_routes(app)  # before the items' /api/v1/items/{item}/{action}
     api_items.add_routes(app)
     api_openapi.add_routes(app)
     web_pages.add_routes(app)

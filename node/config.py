@@ -105,6 +105,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Boards beyond the 1+5 (comma-separated codes [a-z0-9_]), the '1+X'.",
     ),
     Setting("workflow.extra_sources", "", "Sources beyond the built-in ones (comma-separated)."),
+    Setting(
+        "cascade.auto",
+        True,
+        "Pass an item marked to go down to a level (cascade) on to every child at once, "
+        "as soon as it arrives (docs/cascade.md); false: it waits for a supervisor or "
+        "leader to pass it down on its page.",
+    ),
     Setting("api.max_attachment_bytes", 10_000_000, "Largest attachment accepted, in bytes."),
     Setting(
         "api.max_upload_bytes",

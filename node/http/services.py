@@ -20,6 +20,7 @@ from node.items.materialiser import SyncActivity
 from node.queries.assemble import Reports
 from node.queries.figures import Figures
 from node.queries.ledger import Ledger
+from node.queries.rollup import Rollup
 from node.storage.accounts import Accounts
 from node.storage.db import Database
 from node.storage.events import EventLog
@@ -28,6 +29,7 @@ from node.sync.outbox import Outbox
 from node.sync.presence import Presence
 from node.sync.routing import KnownTree
 from node.workflow.actions import Workflow
+from node.workflow.cascade import Cascade
 from protocol.keys import SigningKey
 
 CONFIG = web.AppKey("config", Config)
@@ -41,6 +43,8 @@ OUTBOX = web.AppKey("outbox", Outbox)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 WORKFLOW = web.AppKey("workflow", Workflow)
+CASCADE = web.AppKey("cascade", Cascade)
+"""Passes cascade items down (node/workflow/cascade.py): by a person, or by the policy."""
 PRESENCE = web.AppKey("presence", Presence)
 ACTIVITY = web.AppKey("activity", SyncActivity)
 BACKGROUND = web.AppKey("background", Background)
@@ -50,5 +54,7 @@ LEDGER = web.AppKey("ledger", Ledger)
 """The ledger's reads: items in scope, and how fresh each node's mirror is."""
 REPORTS = web.AppKey("reports", Reports)
 """Colour counts, the weekly and quarterly reports, scores, the ledger as Excel."""
+ROLLUP = web.AppKey("rollup", Rollup)
+"""An item's whole subtree of sub-items summed up (node/queries/rollup.py)."""
 FIGURES = web.AppKey("figures", Figures)
 """The tree page's and the command board's figures, from the page tallies."""

@@ -659,6 +659,19 @@ class EventLog:
                 return False
         return True
 
+    @property
+    def folded_pos(self) -> int:
+        """The position up to which received events are folded into item rows."""
+        return self._folded_pos
+
+    async def folded_past(self, pos: int) -> int:
+        """Wait until received events past position ``pos`` are folded into item rows
+        (a background service that reads the rows of what arrives: the cascade);
+        returns the position folded up to."""
+        async with self._folded:
+            await self._folded.wait_for(lambda: self._folded_pos > pos)
+            return self._folded_pos
+
     async def _wait_folded(self, begun: int) -> None:
         # A batch that committed may be visible to readers an instant before its
         # commit's task learns its positions: wait for that first.

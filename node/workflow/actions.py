@@ -77,6 +77,35 @@ def permit(tree: Tree, actor: Actor, action: Action, scope: ItemScope) -> None:
         raise refused(refusal)
 
 
+def levels_below(tree: Tree, me: str) -> tuple[str, ...]:
+    """The levels of ``tree`` ranked below node ``me``'s, top first."""
+    if me not in tree:
+        return ()
+    rank = tree.level_rank(tree.node(me).level)
+    return tree.levels[rank + 1 :]
+
+
+def check_cascade(tree: Tree, me: str, assignee: str, level: str) -> None:
+    """Refuse (``bad_cascade``, field ``cascade``) an assignment by ``me`` to ``assignee``
+    that cascades to ``level``, unless ``level`` ranks below ``me`` and not above
+    ``assignee`` (who either passes the item down or, at ``level``, handles it)."""
+    below = levels_below(tree, me)
+    if level not in below:
+        choices = "、".join(below) or "none: this node is at the lowest level"
+        raise Invalid(
+            "bad_cascade",
+            f"cascade: {level!r} is not a level below this node's; choose one of {choices}",
+            "cascade",
+        )
+    if assignee != me and tree.level_rank(tree.node(assignee).level) > tree.level_rank(level):
+        raise Invalid(
+            "bad_cascade",
+            f"cascade: the assignee {assignee} ({tree.node(assignee).level}) is below "
+            f"the level {level}; it could not pass the item down",
+            "cascade",
+        )
+
+
 class Workflow:
     """Checks and signs the actions of the people of one node.
 
@@ -173,6 +202,11 @@ class Workflow:
 
     # ------------------------------------------------------------- actions
 
+    def levels_below(self) -> tuple[str, ...]:
+        """The levels an item assigned here may cascade to (docs/cascade.md): those
+        ranked below this node's own, top first."""
+        return levels_below(self.tree, self.me)
+
     def resolve_assignee(self, assignee: str, units: dict[str, str]) -> tuple[str, str | None]:
         """(node, unit): a unit code of this node, or a node id."""
         if assignee in units:
@@ -194,6 +228,8 @@ class Workflow:
         for key in ("lead_unit",):
             if fields.get(key) and node == self.me and fields[key] not in units:
                 raise Invalid("unknown_unit", f"{key}: no unit {fields[key]!r} here", key)
+        if fields.get("cascade") is not None:
+            check_cascade(self.tree, self.me, node, fields["cascade"])
         permit(
             self.tree,
             actor_of(self.me, user),
@@ -214,6 +250,7 @@ class Workflow:
             lead_unit=fields.get("lead_unit") or unit,
             co_units=fields.get("co_units", ()),
             parent_item=fields.get("parent_item"),
+            cascade=fields.get("cascade"),
         )
         estimated = self._estimated(fields)
         [(event, _)] = await self._sign([draft])

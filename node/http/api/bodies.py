@@ -242,6 +242,18 @@ class Assignment(Body):
         | None
     ) = None
     co_units: Units = ()
+    cascade: (
+        Annotated[
+            str,
+            Meta(
+                pattern=CODE,
+                description="A level below this node's (e.g. township): the item goes "
+                "down to every node of that level below the assignee, each level "
+                "passing it on (docs/cascade.md).",
+            ),
+        ]
+        | None
+    ) = None
 
     def check(self, at: str = "") -> None:
         if self.deadline is not None:

@@ -21,7 +21,7 @@ from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
-from node.http.services import CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
+from node.http.services import CASCADE, CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
 from node.queries import ledger
 from node.storage import schema as t
 from node.storage.db import Database
@@ -105,6 +105,7 @@ def assignment_fields(body: bodies.Assignment, config: Config, now: int) -> dict
         "calendar": body.calendar or str(config["workflow.calendar"]),
         "lead_unit": body.lead_unit,
         "co_units": body.co_units,
+        "cascade": body.cascade,
     }
     if body.deadline is not None:
         deadline = parse_moment(body.deadline, "deadline")
@@ -122,6 +123,8 @@ async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, bodies.Assignment, max_bytes=_max_body(config))
     fields = assignment_fields(body, config, request.app[CLOCK].now_ms())
     event, estimated = await _wf(request).assign(user, fields)
+    if event.cascade is not None:
+        request.app[CASCADE].wake()  # an item this node assigned to itself passes down now
     return web.json_response(
         {
             "id": event.item,
@@ -133,6 +136,7 @@ async def create_item(request: web.Request) -> web.Response:
             ),
             "calendar": event.calendar,
             "calendar_estimated": estimated,
+            "cascade": event.cascade,
         },
         status=201,
     )

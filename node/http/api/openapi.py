@@ -23,6 +23,7 @@ from aiohttp import web
 
 from node.config import Config
 from node.http.api import bodies
+from node.http.api.cascade import openapi_paths as cascade_paths
 from node.http.api.items import REPORTS, known_sources
 from node.http.api.reminders import openapi_paths as reminder_paths
 from node.http.api.reports import openapi_paths as report_paths
@@ -68,6 +69,7 @@ REASONS: dict[int, dict[str, str]] = {
         "unknown_unit": "lead_unit is not a unit of this node",
         "unknown_attachment": "an attachment digest that was never uploaded here",
         "deadline_after_parent": "a sub-item's deadline is later than its item's own",
+        "bad_cascade": "cascade is not a level below this node's (and the assignee's)",
     },
     401: {
         "auth_required": "no bearer token and no session cookie",
@@ -100,6 +102,10 @@ REASONS: dict[int, dict[str, str]] = {
         "invalid_transition": "the action does not fit the item's status",
         "item_closed": "the item is closed",
         "item_withdrawn": "the item is withdrawn",
+        "not_cascade": "pass_down: the item names no level to go down to",
+        "wrong_level": "pass_down: this node is not above the item's cascade level",
+        "no_children": "pass_down: no child of this node is at or above that level",
+        "already_passed_down": "pass_down: this node passed the item down already",
     },
     413: {
         "too_large": "the body is larger than the node accepts",
@@ -264,6 +270,8 @@ def components(requests: dict[str, Schema]) -> Schema:
                     "calendar_estimated": {"type": "boolean",
                                            "description": "The holiday table did not cover "
                                            "the deadline's year: working days estimated."},
+                    "cascade": {"type": ["string", "null"],
+                                "description": "The level the item goes down to."},
                 },
             },
         }),
@@ -500,6 +508,7 @@ def build_document(config: Config) -> Schema:
             "requestBody": _body(kind, max_body, multipart=multipart),
             "responses": answer | _errors(400, 401, 403, 404, 409, 413, 415),
         }}
+    paths.update(cascade_paths(ITEM_PARAM))
     paths.update(reminder_paths())
     paths.update(report_paths(ledger_parameters(boards)))
     paths.update(unit_paths())

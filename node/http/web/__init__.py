@@ -50,6 +50,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/items/new", item.new_submit)
     r.add_get("/items/{item}", item.item_page)
     decompose.add_routes(r)  # before /items/{item}/{action}
+    r.add_post("/items/{item}/pass_down", item.item_pass_down)  # before {action}
     r.add_post("/items/{item}/{action}", item.item_action)
     r.add_get("/tree", tree.tree_page)
     r.add_get("/board", board.board_page)

@@ -218,6 +218,57 @@ CATALOG: dict[str, tuple[str, str]] = {
                          "{n} fields need changing; each is marked below."),
     "decompose.none": ("请至少添加一个分项。", "Add at least one part."),
     "decompose.too_many": ("一次最多 {n} 个分项。", "At most {n} parts at once."),
+    "new.cascade_hint": (
+        "选择下级层级后，各级逐级转办，每级签发并审核本级转出的子事项",
+        "Chosen a level below, each level passes the item on and signs and reviews its own "
+        "sub-items",
+    ),
+    "new.cascade_self": ("本级（不逐级下达）", "This level only (no cascade)"),
+    # -- the cascade and the roll-up (docs/cascade.md)
+    "cascade.to.city": ("所有市级", "every city"),
+    "cascade.to.county": ("所有县级", "every county"),
+    "cascade.to.township": ("所有乡镇", "every township"),
+    "cascade.to_other": ("所有{level}", "every {level}"),
+    "cascade.goes_to": ("本事项逐级下达到：{to}", "This item goes down to {to}"),
+    "cascade.waiting": (
+        "尚未向下级转办：本节点的自动转办已关闭，请由督查室或领导转办。",
+        "Not passed down yet: automatic passing down is off at this node; a supervisor or "
+        "leader passes it down.",
+    ),
+    "cascade.waiting_auto": ("正在自动向下级转办……", "Being passed down automatically…"),
+    "cascade.pass_down": ("向下级转办（全部下级）", "Pass down (to every child)"),
+    "cascade.passed": ("已转办至{n}个下级单位。", "Passed down to {n} children."),
+    "cascade.handles": (
+        "本级即为下达层级，由本级办理。", "This is the level it goes to: handled here."
+    ),
+    "act.pass_down": ("向下级转办", "Pass down"),
+    "rollup.title": ("逐级汇总", "Roll-up"),
+    "rollup.level_line": (
+        "{count}个{level}：{feedback}个已反馈，{late}个逾期，{red}个红灯",
+        "{count} {level}: {feedback} feedback in, {late} late, {red} red",
+    ),
+    "rollup.own": ("本事项（签名）进度", "This item's own (signed) progress"),
+    "rollup.rolled": ("下级汇总进度", "Rolled up from below"),
+    "rollup.rule": (
+        "汇总规则：进度为各直接子事项汇总进度的平均值（无下级子事项的按其反馈进度，已办结计100%，"
+        "已撤回不计）；颜色取整个子树中最差的颜色。汇总不改变本事项的签名状态。",
+        "Rule: progress is the mean of the direct sub-items' rolled-up progress (a sub-item "
+        "without sub-items counts its reported progress, 100% once resolved; withdrawn ones "
+        "are left out); the colour is the worst in the whole subtree. The roll-up never "
+        "changes this item's signed state.",
+    ),
+    "rollup.children": ("直接下级", "Direct sub-items"),
+    "rollup.leaves": (
+        "{count}个末级：{feedback}个已反馈，{late}个逾期，{red}个红灯",
+        "{count} at the bottom: {feedback} feedback in, {late} late, {red} red",
+    ),
+    "rollup.slowest": ("进度最慢", "Slowest"),
+    "rollup.overdue": ("逾期（红灯，共{n}个）", "Overdue (red, {n} in all)"),
+    "rollup.rolled_col": ("汇总", "Rolled up"),
+    "rollup.resolution": (
+        "下级办理情况汇总：{lines}；汇总进度{progress}%。",
+        "From the levels below: {lines}; rolled-up progress {progress}%.",
+    ),
     # -- tree
     "tree.title": ("组织树", "Tree"),
     "tree.open": ("在办", "Open"),
@@ -360,6 +411,19 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "reason.item_closed": ("事项已销号。", "The item is closed."),
     "reason.item_withdrawn": ("事项已撤回。", "The item was withdrawn."),
+    "reason.bad_cascade": (
+        "“{field}”：只能选择本级以下、且不高于承办单位的层级。",
+        "“{field}”: choose a level below this node's, and not above the assignee's.",
+    ),
+    "reason.not_cascade": ("本事项不是逐级下达事项。", "This item does not cascade."),
+    "reason.wrong_level": (
+        "本级即为下达层级（或更低），由本级办理，不再向下转办。",
+        "This node is at (or below) the level the item goes to: it handles the item itself.",
+    ),
+    "reason.no_children": (
+        "本节点还没有该层级的下级单位。", "This node has no child at that level yet."
+    ),
+    "reason.already_passed_down": ("本事项已向下级转办。", "This item was passed down already."),
     "reason.bad_credentials": ("用户名或密码错误。", "Wrong name or password."),
     "reason.too_many_attempts": (
         "登录失败次数过多，请 {wait} 秒后再试。",
@@ -478,6 +542,7 @@ FIELD = {
     "deadline": ("办结时限", "Deadline"),
     "lead_unit": ("牵头单位", "Lead unit"),
     "co_units": ("协同配合单位", "Co-operating units"),
+    "cascade": ("下达到", "Send down to"),
     "note": ("说明", "Note"),
     "text": ("办理情况", "Report"),
     "progress": ("进度（%）", "Progress (%)"),

@@ -36,10 +36,11 @@ from node.http.api.items import (
 )
 from node.http.api.validate import decode
 from node.http.errors import status_of
-from node.http.services import ACCOUNTS, CLOCK, CONFIG, DB, LEDGER, TREE
+from node.http.services import ACCOUNTS, CASCADE, CLOCK, CONFIG, DB, LEDGER, ROLLUP, TREE
 from node.http.web import csrf
 from node.http.web.decompose import may_decompose
-from node.http.web.render import form_of, node_name, page, render, workflow
+from node.http.web.i18n import CATALOG, I18n
+from node.http.web.render import form_of, node_name, page, render, translator, workflow
 from node.storage import schema as t
 from node.storage.accounts import User
 from node.storage.db import Database
@@ -221,6 +222,7 @@ async def _item_page(
         mirror_node=node_name(tree, other) if mirror else None,
         mirror_ms=_ms(mirror.get("received_at")) if mirror else None,
         mirror_via=mirror.get("via") if mirror else None,
+        **await cascade_context(request, user, state, actions),
         actions=actions,
         may_decompose=may_decompose(me, tree, user, state),
         pending_milestones=pending,
@@ -229,7 +231,7 @@ async def _item_page(
         failed=failed,
         values=values or {},
         done_key=("new.title" if done_msg == "assign" else f"act.{done_msg}")
-        if done_msg in (*POSTED, "assign")
+        if done_msg in (*POSTED, "assign", "pass_down")
         else None,
     )
 
@@ -345,6 +347,7 @@ async def _new_page(
         classes=CLASSES,
         calendars=("natural", "working"),
         default_calendar=str(config["workflow.calendar"]),
+        cascade_levels=cascade_choices(translator(request), wf.levels_below()),
         error=error,
         values=values or {},
     )
@@ -375,6 +378,8 @@ def assign_body(form: MultiDictProxy[Any]) -> dict[str, Any]:
     units = [u for u in _SPLIT.split(text("co_units")) if u]
     if units:
         body["co_units"] = units
+    if text("cascade"):
+        body["cascade"] = text("cascade")
     klass = text("class") or "general"
     if klass == "explicit":
         if not text("deadline"):
@@ -398,4 +403,80 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
         if isinstance(exc, Unauthenticated) or status_of(exc) >= 500:
             raise
         return await _new_page(request, user, error=exc, values=values, status=status_of(exc))
+    if event.cascade is not None:
+        request.app[CASCADE].wake()
     raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")
+
+
+# ------------------------------------------------------ cascade and roll-up
+
+
+def cascade_choices(t: I18n, levels: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The new-item form's "下达到" choices: (level code, label), this level first."""
+    out = [("", t("new.cascade_self"))]
+    for level in levels:
+        key = f"cascade.to.{level}"
+        out.append((level, t(key) if key in CATALOG else t("cascade.to_other", level=level)))
+    return out
+
+
+def rollup_lines(t: I18n, rollup: dict[str, Any]) -> list[str]:
+    """"160个乡镇：150个已反馈，8个逾期，3个红灯", one per level of the sub-items."""
+    return [
+        t("rollup.level_line", count=level["count"], level=t.level(level["level"]),
+          feedback=level["feedback_in"], late=level["late"], red=level["red"])
+        for level in rollup["levels"]
+    ]
+
+
+async def cascade_context(
+    request: web.Request, user: User, state: ItemState, actions: list[str]
+) -> dict[str, Any]:
+    """What item_rollup.html shows: where the item goes down to, whether this person
+    may pass it down now, the roll-up of its sub-items, and (when it may be resolved)
+    the roll-up as the resolution text to start from."""
+    t = translator(request)
+    cascade = request.app[CASCADE]
+    rollup = await request.app[ROLLUP].of(state)
+    lines = rollup_lines(t, rollup) if rollup["count"] else []
+    goes_to = None
+    waiting = may_pass = False
+    if state.cascade is not None:
+        goes_to = dict(cascade_choices(t, (state.cascade,))).get(state.cascade)
+        waiting = cascade.refusal(state) is None and state.item in await cascade.waiting()
+        if waiting and not cascade.auto:
+            actor = actor_of(cascade.me, user)
+            may_pass = check(workflow(request).tree, actor, Action.DECOMPOSE,
+                             scope_of(state)) is None
+    tree = workflow(request).tree
+    shown = {r["assignee"] for key in ("children", "slowest", "overdue") for r in rollup[key]}
+    resolve_text = ""
+    if lines and "resolve" in actions:
+        resolve_text = t("rollup.resolution", lines="；".join(lines),
+                         progress=rollup["rolled"]["progress"])
+    return {
+        "cascade_to": goes_to,
+        "cascade_waiting": waiting,
+        "cascade_auto": cascade.auto,
+        "may_pass_down": may_pass,
+        "rollup_data": rollup,
+        "rollup_lines": lines,
+        "rollup_names": {n: node_name(tree, n) for n in shown},
+        "resolve_text": resolve_text,
+    }
+
+
+@page
+async def item_pass_down(request: web.Request, user: User) -> web.StreamResponse:
+    """The "向下级转办（全部下级）" button: POST /api/v1/items/{id}/pass_down as a form."""
+    item = item_id_of(request)
+    try:
+        await form_of(request)
+        await request.app[CASCADE].pass_down(item, user)
+    except KINDS as exc:
+        if isinstance(exc, (Unauthenticated, NotFound)) or status_of(exc) >= 500:
+            raise
+        return await _item_page(
+            request, user, item, error=exc, failed="pass_down", status=status_of(exc)
+        )
+    raise web.HTTPSeeOther(f"/items/{item}?done=pass_down")

@@ -1,0 +1,279 @@
+"""One province item to every township of a generated tree, in real node processes.
+
+The tree: 1 province, ``--cities`` cities, ``--counties`` counties per city and
+``--townships`` townships per county (default 1 + 4 + 16 + 160 = 181 nodes). It
+is created once in this process with node.demo.localtree (every child enrols
+with its parent over HTTP, fixed loopback ports), then stopped and served again
+by ``1 + cities`` OS processes: one for the province, one per city subtree (the
+city, its counties and their townships), each hosting its nodes as
+``duban demo`` does. Production settings, ``cascade.auto`` on, except that no
+node spawns a catch-up decoding process (``sync.decode_processes = 0``).
+
+Timed from the moment the province's supervisor posts the item (``POST
+/api/v1/items`` to its 督查室 with ``cascade: township``):
+
+- ``down_s``: until every township holds its sub-item (each township's process
+  notes when its row is folded there);
+- ``up_s``: until the province holds every township's feedback: each township
+  deploys and reports (``item.feedback``, signed by the township) as soon as it
+  holds its sub-item, and the province's process notes when its mirror has all
+  of them in ``reporting``.
+
+Then the resident memory of each process (RSS, and per node) and the CPU the
+whole tree uses while idle over ``--idle`` seconds. The last line is
+``cascade townships=N down_s=X up_s=Y``.
+Run: python bench/cascade.py [--cities 4 --counties 4 --townships 10]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/protocol.py is named like the package: keep bench/ off the import path.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import aiohttp
+from sqlalchemy import func, select
+
+from node import config as cfg
+from node.clock import SystemClock
+from node.demo.localtree import RunningNode, Shape
+from node.demo.localtree import build as build_tree
+from node.storage import schema as t
+from node.workflow.drafts import act
+from protocol.events import Deployed, Feedback
+
+SETTINGS = {"sync.decode_processes": 0}
+TITLE = "全省各乡镇开展燃气安全排查"
+TIMEOUT = 300.0
+
+
+def shape_of(cities: int, counties: int, townships: int) -> Shape:
+    shape: Shape = [("14", None, "省", "province")]
+    for c in range(1, cities + 1):
+        city = f"14{c:02d}"
+        shape.append((city, "14", f"市{c}", "city"))
+        for k in range(1, counties + 1):
+            county = f"{city}{k:02d}"
+            shape.append((county, city, f"市{c}县{k}", "county"))
+            for w in range(1, townships + 1):
+                shape.append((f"{county}{w:03d}", county, f"市{c}县{k}镇{w}", "township"))
+    return shape
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+async def create(root: Path, shape: Shape) -> str:
+    """Create every node (enrolment over HTTP), a supervisor with a token at the
+    province; stop them all. Returns the token."""
+    ports = dict(zip((n for n, *_ in shape), free_ports(len(shape)), strict=True))
+    tree = await build_tree(root, SystemClock(), shape, extra=SETTINGS, ports=ports)
+    try:
+        ctx = tree["14"].ctx
+        now = ctx.clock.now_ms()
+        await ctx.accounts.add_unit("dcs", "督查室", office=False, now=now)
+        await ctx.accounts.add_user("sup", role="supervisor", unit="dcs",
+                                    password="password-123", now=now)
+        return await ctx.accounts.token_for("sup", now)
+    finally:
+        await tree.stop()
+
+
+# -------------------------------------------------------------- a serving process
+
+
+async def serve(root: Path, ids: list[str], out: Path) -> None:
+    """Serve ``ids`` (parents first) until SIGTERM; townships report as soon as they
+    hold their sub-item, the province notes when it holds every report."""
+    nodes: list[RunningNode] = []
+    for node_id in ids:
+        config = cfg.load(root / node_id)
+        port = int(str(config["server.listen"]).rpartition(":")[2])
+        node = RunningNode(node_id, root / node_id, config, SystemClock(), port=port)
+        await node.start()
+        nodes.append(node)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    results: dict[str, float] = {}
+    tasks = [asyncio.create_task(_watch(n, results)) for n in nodes
+             if n.ctx.certificate.level in ("township", "province")]
+    print("ready", flush=True)
+    done = asyncio.ensure_future(asyncio.gather(*tasks))
+    await asyncio.wait({done, asyncio.ensure_future(stop.wait())},
+                       return_when=asyncio.FIRST_COMPLETED)
+    if done.done():
+        out.write_text(json.dumps({"times": results, "pid": os.getpid(), "nodes": len(ids)}))
+        print("done", flush=True)
+        await stop.wait()
+    for task in tasks:
+        task.cancel()
+    for node in reversed(nodes):
+        await node.stop()
+
+
+async def _watch(node: RunningNode, results: dict[str, float]) -> None:
+    """A township: report as soon as it holds its sub-item. The province: note when
+    its mirror holds every township's report (only townships report here)."""
+    ctx = node.ctx
+    township = ctx.certificate.level == "township"
+    wanted = int(os.environ["BENCH_TOWNSHIPS"])
+    seen = 0
+    while True:
+        async with ctx.db.read() as conn:
+            if township:
+                row = (await conn.execute(
+                    select(t.items.c.item_id, t.items.c.assigner)
+                    .where(t.items.c.assignee == node.id)
+                    .where(t.items.c.cascade.is_not(None))
+                )).first()
+            else:
+                reports = await conn.scalar(
+                    select(func.count()).select_from(t.items)
+                    .where(t.items.c.cascade.is_not(None))
+                    .where(t.items.c.status == "reporting")
+                )
+        if township and row is not None:
+            results[node.id] = time.time()
+            await ctx.store.append_own([
+                act(Deployed, me=node.id, item=row.item_id, to=row.assigner, note="已部署"),
+                act(Feedback, me=node.id, item=row.item_id, to=row.assigner,
+                    text="已完成排查", progress=50, attachments=()),
+            ])
+            return
+        if not township and reports == wanted:
+            results["province_up"] = time.time()
+            return
+        seen = await ctx.store.folded_past(seen)
+
+
+# -------------------------------------------------------------------- the driver
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def post_item(url: str, token: str) -> None:
+    async with aiohttp.ClientSession() as session, session.post(
+        url + "/api/v1/items",
+        json={"title": TITLE, "assignee": "dcs", "cascade": "township"},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--cities", type=int, default=4)
+    parser.add_argument("--counties", type=int, default=4)
+    parser.add_argument("--townships", type=int, default=10)
+    parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--ids", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(serve(Path(args.serve), args.ids.split(","), Path(args.out)))
+        return
+
+    shape = shape_of(args.cities, args.counties, args.townships)
+    towns = sum(1 for *_, level in shape if level == "township")
+    root = Path(tempfile.mkdtemp(prefix="duban-cascade-"))
+    procs: list[subprocess.Popen[str]] = []
+    logs = contextlib.ExitStack()
+    try:
+        began = time.monotonic()
+        token = asyncio.run(create(root, shape))
+        print(f"created {len(shape)} nodes (enrolled over HTTP) in "
+              f"{time.monotonic() - began:.1f} s")
+        groups = [["14"]] + [
+            [n for n, *_ in shape if n.startswith(city)]
+            for city, parent, *_ in shape if parent == "14"
+        ]
+        env = {**os.environ, "BENCH_TOWNSHIPS": str(towns)}
+        for i, ids in enumerate(groups):
+            procs.append(subprocess.Popen(
+                [sys.executable, __file__, "--serve", str(root), "--ids", ",".join(ids),
+                 "--out", str(root / f"result-{i}.json")],
+                stdout=subprocess.PIPE, text=True,
+                stderr=logs.enter_context(open(root / f"log-{i}.txt", "w")),  # noqa: SIM115
+                env=env,
+            ))
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line == "ready", f"a serving process failed: see {root}/log-*.txt"
+        time.sleep(2.0)  # every child's first pull is open
+        url = f"http://{cfg.load(root / '14')['server.listen']}"
+        start = time.time()
+        asyncio.run(post_item(url, token))
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line == "done", f"a serving process failed: see {root}/log-*.txt"
+        times: dict[str, float] = {}
+        for i in range(len(groups)):
+            times.update(json.loads((root / f"result-{i}.json").read_text())["times"])
+        arrived = [v for k, v in times.items() if k != "province_up"]
+        assert len(arrived) == towns, (len(arrived), towns)
+        down_s = max(arrived) - start
+        up_s = times["province_up"] - start
+        print(f"first township after {min(arrived) - start:.3f} s, median "
+              f"{sorted(arrived)[len(arrived) // 2] - start:.3f} s")
+        for ids, proc in zip(groups, procs, strict=True):
+            rss = rss_mib(proc.pid)
+            print(f"process {ids[0]:>4} ({len(ids):>3} nodes): RSS {rss:7.1f} MiB, "
+                  f"{rss / len(ids):6.2f} MiB per node")
+        time.sleep(2.0)
+        before = sum(cpu_seconds(p.pid) for p in procs)
+        time.sleep(args.idle)
+        used = sum(cpu_seconds(p.pid) for p in procs) - before
+        print(f"idle CPU of the whole tree ({len(shape)} nodes, {len(procs)} processes) over "
+              f"{args.idle:.0f} s: {100 * used / args.idle:.1f}% of one core")
+        print(f"cascade townships={towns} down_s={down_s:.3f} up_s={up_s:.3f}")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        logs.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
