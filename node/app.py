@@ -15,6 +15,7 @@ from node.background import stop_task
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.context import NodeContext, open_node
+from node.http import blobs as blobs_http
 from node.http import enroll as enroll_http
 from node.http import keys as keys_http
 from node.http import services
@@ -275,6 +276,7 @@ def create_app(
     app.cleanup_ctx.append(tally_keeper)
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
+    blobs_http.add_routes(app)
     enroll_http.add_routes(app)
     keys_http.add_routes(app)
     app.router.add_get("/api/v1/status", status)

@@ -149,6 +149,9 @@ CATALOG: dict[str, tuple[str, str]] = {
         "（文件保存在办理节点）",
         "(the file stays at the handling node)",
     ),
+    "item.file_receiving": ("正在上传（已到 {percent}%）", "uploading ({percent}% arrived)"),
+    "item.file_waiting": ("等待下级上传", "waiting for the lower level to upload"),
+    "item.file_open": ("打开", "open"),
     "item.sub_items": ("分解子事项", "Sub-items"),
     "item.rollup": (
         "{done}/{count} 项已办结，平均进度 {progress}%",
