@@ -38,6 +38,7 @@ from node.reminders.scheduler import Reminders
 from node.reminders.scheduler import logger as reminders_logger
 from node.storage import keyfile
 from node.storage.events import PARENT
+from node.sync import blobs
 from node.sync.auth import ReplayGuard
 from node.sync.catchup.tuning import Streaming
 from node.sync.client import LINK_TASK, SyncClient, SyncFailure
@@ -69,6 +70,9 @@ async def status_payload(ctx: NodeContext) -> dict[str, object]:
                 entry["last_error"] = health.last_error
                 entry["last_error_at"] = health.last_error_at
                 entry["failures"] = health.failures
+    for entry in shown:
+        if entry["link"] == PARENT:  # the files going up (docs/sync.md, "Attachments")
+            entry.update(await blobs.link_files(ctx.db, PARENT))
     return {
         "node": {
             "id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent,

@@ -8,6 +8,7 @@ each hop checks them, and any ancestor that may read the item opens them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from node.storage.events import PARENT
 from node.sync import blobs
 from node.sync.auth import make_header
 from node.workflow.drafts import act
+from protocol import codec
 from protocol.events import Feedback, FileRef
 from tests.api_client import Api, person
 from tests.federation import build, eventually, folded
@@ -97,7 +99,7 @@ async def test_photo_and_pdf_reach_the_province_and_hash(tmp_path: Path) -> None
             names = [(f["name"], f["size"], f["type"]) for f in data["files"]]
             assert names == [("现场照片.png", len(PNG), "image/png"),
                              ("排查报告.pdf", len(PDF), "application/pdf")]
-            feedback = [h for h in data["history"] if h["type"] == "item.feedback"][0]
+            feedback = next(h for h in data["history"] if h["type"] == "item.feedback")
             assert [f["digest"] for f in feedback["fields"]["files"]] == digests
 
             async def all_held() -> bool:
@@ -228,11 +230,7 @@ async def _push(
     async with session.request(method, parent.url + target, data=body or None,
                                headers={"Duban-Auth": header}) as resp:
         raw = await resp.read()
-        if resp.status == 200:
-            from protocol import codec
-            return resp.status, codec.decode(raw)
-        import json
-        return resp.status, json.loads(raw)
+        return resp.status, codec.decode(raw) if resp.status == 200 else json.loads(raw)
 
 
 async def test_parent_refuses_unnamed_mismatched_and_oversized_files(tmp_path: Path) -> None:
@@ -282,5 +280,13 @@ async def test_parent_refuses_unnamed_mismatched_and_oversized_files(tmp_path: P
 
             await eventually(refused, timeout=30, what="the big file refused")
             assert not await _held(county, hashlib.sha256(big).digest())
+            # The township's links page and status say so.
+            status_body = await town.get("/api/v1/status")
+            [up] = [link for link in status_body["links"] if link["link"] == PARENT]
+            assert [r["reason"] for r in up["files_refused"]] == ["too_large"]
+            async with session.get(township.url + "/links", headers=town.headers) as resp:
+                page = await resp.text()
+            assert resp.status == 200 and "too_large" in page
+            assert hashlib.sha256(big).hexdigest()[:12] in page
     finally:
         await fed.stop()

@@ -266,6 +266,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "links.failures": ("连续失败", "Failures"),
     "links.error": ("最近错误", "Last error"),
     "links.ok": ("正常", "ok"),
+    "links.files": ("向上级传送的附件", "Files going up"),
+    "links.files_waiting": ("待传送 {n} 个文件（{kb} KB）", "{n} files waiting ({kb} KB)"),
+    "links.file": ("文件", "File"),
     "links.none": ("本节点没有上下级链路。", "This node has no links."),
     "links.counts": (
         "事件 {events} 条，事项 {items} 项，拒收 {refused} 条，本节点序号 {seq}",
