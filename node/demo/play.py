@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from node.clock import OffsetClock
-from node.demo.localtree import LocalTree, RunningNode, build, four_levels, reopen
+from node.demo.localtree import LocalTree, RunningNode, Shape, build, four_levels, reopen
 from node.errors import NodeError
 from node.storage import schema as t
 from node.sync.catchup.tuning import ProcessTuning
@@ -91,16 +91,42 @@ async def _status_at(node: RunningNode, item: str) -> str | None:
     return status + ("+plan" if plan.get("status") == "submitted" else "")
 
 
-async def _people(tree: LocalTree) -> None:
-    """At every node: the office, an administrator (督查室) and a leader."""
+DEPARTMENTS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "township": (("econ", "经济发展办"), ("social", "社会事务办")),
+}
+"""Two departments at every node (unit code, name), by level; others as ``_DEFAULT_DEPTS``."""
+_DEFAULT_DEPTS = (("econ", "发展和改革局"), ("env", "生态环境局"))
+
+PEOPLE: tuple[tuple[str, str, str | None, str], ...] = (
+    ("admin", "supervisor", "office", "督查室"),
+    ("leader", "leader", None, "分管领导"),
+    ("viewer", "viewer", None, "查看人员"),
+)
+"""Everyone at every node but the departments' people: (login, role, unit, display name).
+Each department has a head ``<unit>-head`` (unit_head) and an operator ``<unit>-op``."""
+
+
+def departments(level: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    return DEPARTMENTS.get(level, _DEFAULT_DEPTS)
+
+
+async def _people(tree: LocalTree, shape: Shape) -> None:
+    """At every node: the office and two departments, and a person in every role: a
+    leader, the 督查室 (supervisor), a viewer, and each department's head and operator."""
+    levels = {node: level for node, _parent, _name, level in shape}
     for node in tree.nodes.values():
         accounts = node.ctx.accounts
         now = node.ctx.clock.now_ms()
         await accounts.add_unit("office", "办公室", office=True, now=now)
-        await accounts.add_user("admin", role="supervisor", unit="office",
-                                password=DEMO_PASSWORD, display_name="督查室", now=now)
-        await accounts.add_user("leader", role="leader", unit=None, password=DEMO_PASSWORD,
-                                display_name="分管领导", now=now)
+        for login, role, unit, display in PEOPLE:
+            await accounts.add_user(login, role=role, unit=unit, password=DEMO_PASSWORD,
+                                    display_name=display, now=now)
+        for code, name in departments(levels[node.id]):
+            await accounts.add_unit(code, name, office=False, now=now)
+            await accounts.add_user(f"{code}-head", role="unit_head", unit=code,
+                                    password=DEMO_PASSWORD, display_name=f"{name}负责人", now=now)
+            await accounts.add_user(f"{code}-op", role="operator", unit=code,
+                                    password=DEMO_PASSWORD, display_name=f"{name}联络员", now=now)
 
 
 async def _status_counts(node: RunningNode) -> list[tuple[str, int]]:
@@ -259,7 +285,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                 f"{args.base_port + len(shape) - 1}; pick others with --base-port"
             ) from None
         say(f"  {len(shape)} nodes enrolled and running ({time.monotonic() - started:.1f}s)")
-        await _people(tree)
+        await _people(tree, shape)
         say("playing sample items through the federation …")
         shown = await seed(tree, clock)
     tuning.apply()
@@ -301,6 +327,15 @@ def _print_summary(
         say("")
         say("the province's mirror by status: " + ", ".join(
             f"{status} {count}" for status, count in counts))
+    say("")
+    say(f"people at every node (password {DEMO_PASSWORD} for all):")
+    for login, role, _unit, display in PEOPLE:
+        say(f"  {login:<12} {role:<11} {display}")
+    for level in ("province", "township"):
+        where = "at townships" if level == "township" else "at the province, cities and counties"
+        for code, name in departments(level):
+            say(f"  {code + '-head':<12} {'unit_head':<11} {name}负责人 ({where})")
+            say(f"  {code + '-op':<12} {'operator':<11} {name}联络员 ({where})")
     say("")
     say(f"sign in at any node as admin (督查室) or leader (分管领导), password {DEMO_PASSWORD}")
     say(f"  e.g. {tree['14'].url}/  — or with the API:")
