@@ -15,6 +15,7 @@ from node.background import stop_task
 from node.clock import Clock, SystemClock
 from node.config import Config
 from node.context import NodeContext, open_node
+from node.http import blobs as blobs_http
 from node.http import enroll as enroll_http
 from node.http import keys as keys_http
 from node.http import services
@@ -40,6 +41,7 @@ from node.reminders.scheduler import Reminders
 from node.reminders.scheduler import logger as reminders_logger
 from node.storage import keyfile
 from node.storage.events import PARENT
+from node.sync import blobs
 from node.sync.auth import ReplayGuard
 from node.sync.catchup.tuning import Streaming
 from node.sync.client import LINK_TASK, SyncClient, SyncFailure
@@ -74,6 +76,9 @@ async def status_payload(ctx: NodeContext) -> dict[str, object]:
                 entry["last_error"] = health.last_error
                 entry["last_error_at"] = health.last_error_at
                 entry["failures"] = health.failures
+    for entry in shown:
+        if entry["link"] == PARENT:  # the files going up (docs/sync.md, "Attachments")
+            entry.update(await blobs.link_files(ctx.db, PARENT))
     return {
         "node": {
             "id": ctx.me, "name": cert.name, "level": cert.level, "parent": cert.parent,
@@ -315,6 +320,7 @@ def create_app(
     app.cleanup_ctx.append(cascade_service)
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
+    blobs_http.add_routes(app)
     enroll_http.add_routes(app)
     keys_http.add_routes(app)
     app.router.add_get("/api/v1/status", status)

@@ -88,6 +88,12 @@ SETTINGS: tuple[Setting, ...] = (
         5000,
         "Most events in one received batch (keep >= the children's sync.batch_events).",
     ),
+    Setting(
+        "sync.blob_chunk_bytes",
+        262_144,
+        "Bytes of an attachment sent up to the parent in one request (docs/sync.md, "
+        "\"Attachments\").",
+    ),
     Setting("sync.refused_keep_events", 10_000, "Refused events kept for audit, per link."),
     Setting(
         "sync.refused_keep_bytes", 16_000_000, "Bytes of refused events kept for audit, per link."

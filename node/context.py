@@ -23,6 +23,7 @@ from node.storage.accounts import Accounts
 from node.storage.db import Database, open_database
 from node.storage.events import EventLog
 from node.storage.unit_lists import UnitPublisher
+from node.sync.blobs import BlobQueue
 from node.sync.catchup.decoder import Decoder
 from node.sync.ingest import Ingestor
 from node.sync.outbox import Outbox
@@ -138,7 +139,9 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         tree = KnownTree(trust, me)
         outbox = Outbox(db, tree, has_parent=has_parent)
         store = EventLog(
-            db, me=me, key=key, clock=clock, router=outbox, projection=Projection(tree.path_of),
+            db, me=me, key=key, clock=clock, router=outbox, projection=Projection(
+                tree.path_of, files_named=BlobQueue(clock).named if has_parent else None
+            ),
             max_clock_ahead=int(config["sync.max_clock_ahead"]),
             refused_keep_events=int(config["sync.refused_keep_events"]),
             refused_keep_bytes=int(config["sync.refused_keep_bytes"]),

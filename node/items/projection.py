@@ -3,13 +3,20 @@
 An item's row is always the fold of every stored event of that item, so any
 node holding the same events holds the same rows, whatever order they came in.
 :class:`Projection` is how the event log (``node/storage/events.py``) writes them.
+
+Beside the rows, ``item_files``: one row per file a report of the item names
+(its signed name, size and type), written with the row and never removed — what a
+file arriving from a child is checked against and who may open it
+(docs/sync.md, "Attachments"). The files newly named are handed to the
+projection's ``files_named`` (the upward file queue, ``node/sync/blobs.py``) in
+the same transaction.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -19,7 +26,7 @@ from node.items import tallies
 from node.storage import schema as t
 from protocol import envelope, rules
 from protocol.errors import ProtocolError
-from protocol.events import Event, decode_event
+from protocol.events import Event, FileRef, decode_event
 from protocol.fold import ItemState, apply, fold
 
 logger = logging.getLogger(__name__)
@@ -70,6 +77,61 @@ async def item_events(
 PathOf = Callable[[str], str]
 """Node id -> its path from the root, "14/1401/140101/" (a subtree is a prefix)."""
 
+FilesNamed = Callable[[AsyncConnection, Sequence[tuple[bytes, str]]], Awaitable[None]]
+"""Called in the writing transaction with the (digest, item) pairs that ``item_files``
+did not hold before."""
+
+
+def named_files(state: ItemState) -> list[FileRef]:
+    """Every file the item's reports and resolution name (signed names only: a report
+    written before files were named gives digests alone, and none here)."""
+    out: list[FileRef] = []
+    for report in state.feedback:
+        out.extend(report.files)
+    out.extend(state.resolution_files)
+    return out
+
+
+async def write_files(
+    conn: AsyncConnection, states: Iterable[ItemState], files_named: FilesNamed | None = None
+) -> list[tuple[bytes, str]]:
+    """Add the ``item_files`` rows of ``states`` that are missing (insert, ignore what
+    is there); returns the (digest, item) pairs added, after handing them to
+    ``files_named``."""
+    wanted: dict[tuple[bytes, str], FileRef] = {}
+    for state in states:
+        for ref in named_files(state):
+            wanted.setdefault((ref.digest, state.item), ref)
+    if not wanted:
+        return []
+    f = t.item_files.c
+    items = list({item for _, item in wanted})
+    have: set[tuple[bytes, str]] = set()
+    for i in range(0, len(items), _IN_CHUNK):
+        rows = await conn.execute(
+            select(f.digest, f.item_id).where(f.item_id.in_(items[i : i + _IN_CHUNK]))
+        )
+        have.update((d, item) for d, item in rows)
+    new = [key for key in wanted if key not in have]
+    if not new:
+        return []
+    await conn.execute(
+        t.item_files.insert(),
+        [
+            {
+                "digest": digest,
+                "item_id": item,
+                "name": wanted[digest, item].name,
+                "size": wanted[digest, item].size,
+                "content_type": wanted[digest, item].type,
+            }
+            for digest, item in new
+        ],
+    )
+    if files_named is not None:
+        await files_named(conn, new)
+    return new
+
 
 def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
     yellow_from, red_from = rules.colour_thresholds(state)
@@ -116,9 +178,11 @@ async def materialise(
     item_ids: Iterable[str],
     path_of: PathOf,
     known: Mapping[int, tuple[str, Event]] | None = None,
+    files_named: FilesNamed | None = None,
 ) -> dict[str, ItemState]:
-    """Refold the given items from their stored events and rewrite their rows; returns
-    their states (an item with no assignment stored has none, and no row).
+    """Refold the given items from their stored events and rewrite their rows (and
+    their ``item_files``, see :func:`write_files`); returns their states (an item with
+    no assignment stored has none, and no row).
 
     ``known``: events just stored, by ``pos``, already decoded (see :func:`item_events`).
     """
@@ -130,6 +194,7 @@ async def materialise(
         except ProtocolError:
             continue  # no assignment stored yet: nothing to show
     await write_rows(conn, [row_of(state, path_of) for state in states.values()])
+    await write_files(conn, states.values(), files_named)
     return states
 
 
@@ -168,10 +233,12 @@ class Projection:
     to the states folded once before them (:meth:`states`, :meth:`advance`).
 
     ``path_of``: a node's path from the root (``node.sync.routing.KnownTree.path_of``),
-    kept in each row for subtree queries."""
+    kept in each row for subtree queries; ``files_named``: told of files newly named by
+    a report (:func:`write_files`), in the writing transaction."""
 
-    def __init__(self, path_of: PathOf) -> None:
+    def __init__(self, path_of: PathOf, files_named: FilesNamed | None = None) -> None:
         self.path_of = path_of
+        self.files_named = files_named
 
     async def refold(
         self,
@@ -179,7 +246,7 @@ class Projection:
         item_ids: Iterable[str],
         known: Mapping[int, tuple[str, Event]] | None = None,
     ) -> None:
-        await materialise(conn, item_ids, self.path_of, known)  # (its states: not needed)
+        await materialise(conn, item_ids, self.path_of, known, self.files_named)
 
     async def states(
         self, conn: AsyncConnection, item_ids: Iterable[str]
@@ -226,6 +293,7 @@ class Projection:
             except ProtocolError:
                 continue  # no assignment among them: nothing to show
         await write_rows(conn, [row_of(s, self.path_of) for s in after.values()])
+        await write_files(conn, after.values(), self.files_named)
         if again:
-            after.update(await materialise(conn, again, self.path_of))
+            after.update(await materialise(conn, again, self.path_of, None, self.files_named))
         return after

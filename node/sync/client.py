@@ -10,12 +10,17 @@ more of our stream than we ever wrote, this database was restored from an old
 backup, and we first recover our own newer events (and our subtree's) from the
 parent, then start a new stream epoch so our children re-pull, before anything
 new is written.
+
+Files go up behind the events that name them (:mod:`node.sync.blobs`): a third
+loop sends the link's file queue in chunks of ``sync.blob_chunk_bytes`` while the
+event outbox is empty, resuming each file from what the parent already holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -27,6 +32,7 @@ from node.clock import Clock
 from node.config import Config
 from node.errors import Unavailable
 from node.storage.events import PARENT, RECOVERY, EventLog
+from node.sync import blobs
 from node.sync.auth import make_header
 from node.sync.catchup.decoder import MIN_EVENTS
 from node.sync.catchup.tuning import Streaming
@@ -54,6 +60,10 @@ PAGES_AHEAD = 2
 keep the decoding worker busy while a page is fetched, few enough to bound memory to
 a few pages (``sync.batch_bytes`` each)."""
 
+
+BLOB_IDLE_SECONDS = 5.0
+"""How long the file loop sleeps with nothing to send before it looks again (it is
+woken at once when events are queued or acknowledged)."""
 
 LINK_TASK = "link to parent"
 """The sync client's name among the node's background tasks (``status``)."""
@@ -128,6 +138,11 @@ class SyncClient:
         self._applied = 0
         """How far the parent's stream is durable here, as the pages fetched ahead
         acknowledge it (set by :meth:`pull_once`)."""
+        self.blob_chunk = max(1, int(config["sync.blob_chunk_bytes"]))
+        self._acked = asyncio.Event()
+        """Set when the parent acknowledged events: files behind them may go."""
+        self.blob_bytes_sent = 0
+        """Bytes of files this client sent (for tests and the status)."""
 
     # ------------------------------------------------------------- transport
 
@@ -168,6 +183,49 @@ class SyncClient:
             return codec.decode(payload, REPLY_LIMITS)
         except ProtocolError as exc:
             raise SyncFailure(f"{method} {target}: bad reply ({exc.reason})") from None
+
+    async def _blob_call(
+        self, method: str, target: str, body: bytes = b""
+    ) -> tuple[int, dict[str, Any]]:
+        """One signed request of the file queue: (status, answer). A 200's answer is
+        msgpack, a refusal's JSON; a network failure or an unreadable answer is a
+        :class:`SyncFailure`."""
+        config = self.config
+        timeout = aiohttp.ClientTimeout(
+            total=float(config["sync.request_timeout_seconds"]),
+            sock_connect=float(config["sync.connect_timeout_seconds"]),
+            sock_read=float(config["sync.read_timeout_seconds"]),
+        )
+        try:
+            async with self.session.request(
+                method,
+                self.base + target,
+                data=body or None,
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=timeout,
+                middlewares=(self._signer(target, body),),
+            ) as resp:
+                status, payload = resp.status, await resp.read()
+                retry = _retry_after(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SyncFailure(f"{method} {target}: {type(exc).__name__} {exc}") from None
+        try:
+            answer = (
+                codec.decode(payload, REPLY_LIMITS) if status == 200 else json.loads(payload)
+            )
+            if not isinstance(answer, dict):
+                raise ValueError("not a map")
+        except (ProtocolError, ValueError) as exc:
+            raise SyncFailure(
+                f"{method} {target}: HTTP {status}, bad reply ({exc})", retry_after=retry
+            ) from None
+        if status != 200 and str(answer.get("error")) not in blobs.PERMANENT | {"wrong_offset"}:
+            raise SyncFailure(
+                f"{method} {target}: HTTP {status} {answer.get('error')!s:.40} "
+                f"{printable(str(answer.get('detail')), 200)}",
+                retry_after=retry,
+            )
+        return status, answer
 
     def _signer(self, target: str, body: bytes) -> ClientMiddlewareType:
         """A client middleware signing each attempt afresh. aiohttp sends an idempotent
@@ -265,6 +323,7 @@ class SyncClient:
             PARENT, "acked_pos", min(int(reply["applied_pos"]), through),
             last_contact=self.clock.now_ms(),
         )
+        self._acked.set()
         return len(raws)
 
     async def _fetch_down(self, after: int, ack: int, wait: int) -> dict[str, Any]:
@@ -380,6 +439,93 @@ class SyncClient:
             tuned.close()
         return total
 
+    # ----------------------------------------------------------------- files
+
+    async def send_file_once(self) -> bool:
+        """Send the next file of the queue that may go now (its naming event
+        acknowledged, no event waiting to go up); returns whether there was one.
+        A permanent refusal marks the file refused; a transient one raises
+        :class:`SyncFailure`."""
+        link = await self.outbox.link_row(PARENT)
+        acked = int(link["acked_pos"])
+        if await self.outbox.pending_count(PARENT, acked):
+            return False  # events first
+        queued = await blobs.next_ready(self.events.db, PARENT, acked)
+        if queued is None:
+            return False
+        digest, target = queued.digest, f"/sync/v1/blobs/{queued.digest.hex()}"
+        status, answer = await self._blob_call("GET", target)
+        if status == 200 and not answer.get("complete"):
+            data = await blobs.file_data(self.events.db, digest)
+            if data is None:  # cannot happen: a file is queued once it is held
+                await self._file_refused(queued, "file_missing", "the file is not held here")
+                return True
+            held = _bounded(answer.get("held"), len(data))
+            while held < len(data) and not self.stopping.is_set():
+                chunk = data[held : held + self.blob_chunk]
+                status, answer = await self._blob_call(
+                    "PUT", f"{target}?offset={held}&size={len(data)}", chunk
+                )
+                if status == 409:  # wrong_offset: continue from what the parent holds
+                    held = _bounded(answer.get("held"), len(data))
+                    continue
+                if status != 200:
+                    break
+                self.blob_bytes_sent += len(chunk)
+                held = _bounded(answer.get("held"), len(data))
+                if answer.get("complete"):
+                    break
+            if status == 200 and not answer.get("complete"):
+                return True  # stopping: the rest another time
+        if status != 200:
+            reason = str(answer.get("error"))
+            await self._file_refused(queued, reason, str(answer.get("detail", "")))
+            return True
+        await blobs.sent(self.events.db, PARENT, digest)
+        logger.info("file %s (%d bytes) is at %s", digest.hex()[:12], queued.size, self.parent)
+        return True
+
+    async def _file_refused(self, queued: blobs.Queued, reason: str, detail: str) -> None:
+        logger.warning(
+            "parent %s refused file %s for good: %s %s", self.parent, queued.digest.hex()[:12],
+            printable(reason, 40), printable(detail, 200),
+        )
+        await blobs.mark_refused(
+            self.events.db, PARENT, queued.digest, reason, detail, self.clock.now_ms()
+        )
+
+    async def _blob_loop(self) -> None:
+        """Send the file queue while the link is up; a transient failure of a file is
+        retried with the link's backoff, without stopping the events' loops."""
+        outbox, failures = self.outbox, 0
+        while not self.stopping.is_set():
+            generation = outbox.generation(PARENT)
+            self._acked.clear()
+            try:
+                if await self.send_file_once():
+                    failures = 0
+                    continue
+            except SyncFailure as exc:
+                failures += 1
+                delay = self.watch.backoff.delay(failures)
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.watch.backoff.cap))
+                logger.info("sending a file to %s failed (%s); again in %.1f s",
+                            self.parent, exc, delay)
+                await sleep_unless(self.stopping, delay)
+                continue
+            # Nothing may go now: wait for events queued or acknowledged, or a while.
+            acked = asyncio.ensure_future(self._acked.wait())
+            changed = asyncio.ensure_future(
+                outbox.wait(PARENT, generation, self.stopping, BLOB_IDLE_SECONDS)
+            )
+            try:
+                await asyncio.wait({acked, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (acked, changed):
+                    task.cancel()
+                await asyncio.gather(acked, changed, return_exceptions=True)
+
     # ----------------------------------------------------------------- loops
 
     async def _push_loop(self) -> None:
@@ -421,7 +567,7 @@ class SyncClient:
             try:
                 await self.hello()
                 self.connected.set()
-                await _first_failure(self._push_loop(), self._pull_loop())
+                await _first_failure(self._push_loop(), self._pull_loop(), self._blob_loop())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -443,6 +589,13 @@ class SyncClient:
                 if isinstance(exc, SyncFailure) and exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, watch.backoff.cap))
                 await sleep_unless(self.stopping, delay)
+
+
+def _bounded(value: object, size: int) -> int:
+    """A byte count the parent sent, as an offset into a file of ``size`` bytes."""
+    if type(value) is not int or not 0 <= value <= size:
+        raise SyncFailure(f"bad reply: held {printable(repr(value), 40)} of {size} bytes")
+    return value
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -309,10 +309,10 @@ class Workflow:
         action: Action,
         kind: type[ItemEvent],
         *,
-        files: Sequence[NewFile] = (),
+        uploads: Sequence[NewFile] = (),
         **fields: Any,
     ) -> tuple[Event, ItemState]:
-        """Check, sign and store one action; ``files`` (the new attachments the
+        """Check, sign and store one action; ``uploads`` (the new attachments the
         fields cite) are stored only if the event is, in its transaction. Returns the
         event and the item's state after it (the item folded once)."""
         assigner, assignee = await self.permitted(user, item, action)
@@ -323,7 +323,7 @@ class Workflow:
         def gate(state: ItemState) -> None:
             permit(self.tree, actor, action, scope_of(state))
 
-        done = await self._sign([draft], user=user, files=files, gate=gate)
+        done = await self._sign([draft], user=user, files=uploads, gate=gate)
         [(event, _)] = done
         return event, done.states[item]
 

@@ -38,6 +38,7 @@ from protocol.events import (
     Deadlines,
     Deployed,
     Feedback,
+    FileRef,
     ItemEvent,
     Milestone,
     PlanDecided,
@@ -179,6 +180,7 @@ async def get_item(request: web.Request) -> web.Response:
         "deadlines": _deadlines(state.deploy.due, state.first_feedback.due, state.resolve.due),
         "history": history,
         "verified": all(h["verified"] for h in history),
+        "files": await files_of(request.app[DB], state),
         "sub_items": subs,
         "rollup": {
             "count": len(subs),
@@ -252,21 +254,11 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------- actions
 
 
-async def _cited(db: Database, digests: tuple[str, ...]) -> tuple[bytes, ...]:
-    """The digests of files uploaded before (``POST /api/v1/attachments``), each held here."""
-    out = []
+async def _cited(db: Database, digests: tuple[str, ...]) -> tuple[FileRef, ...]:
+    """How the report names files uploaded before (``POST /api/v1/attachments``): each
+    must be held here; its name, size and type come from its upload."""
     async with db.read() as conn:
-        for i, digest in enumerate(digests):
-            raw = bytes.fromhex(digest)
-            if not await conn.scalar(
-                select(t.attachments.c.digest).where(t.attachments.c.digest == raw)
-            ):
-                raise bad(
-                    f"attachments[{i}]", "no such attachment: upload it first",
-                    "unknown_attachment",
-                )
-            out.append(raw)
-    return tuple(out)
+        return await attachments.cited(conn, [bytes.fromhex(d) for d in digests])
 
 
 async def _report_body(
@@ -349,11 +341,11 @@ async def _act(request: web.Request) -> web.Response:
         data, new_files = await _report_body(request, config)
     else:
         data = await read_json(request, max_bytes=_max_body(config))
-    files = tuple(f.digest for f in new_files)
     step, kind, fields = await action_fields(
-        action, data, files, wf, item, request.app[DB], request.app[CLOCK]
+        action, data, tuple(f.ref for f in new_files), wf, item, request.app[DB],
+        request.app[CLOCK],
     )
-    event, state = await wf.act(user, item, step, kind, files=new_files, **fields)
+    event, state = await wf.act(user, item, step, kind, uploads=new_files, **fields)
     return web.json_response(
         {
             "id": item,
@@ -368,15 +360,16 @@ async def _act(request: web.Request) -> web.Response:
 async def action_fields(
     action: str,
     data: dict[str, Any],
-    files: tuple[bytes, ...],
+    files: tuple[FileRef, ...],
     wf: Workflow,
     item: str,
     db: Database,
     clock: Clock,
 ) -> tuple[Action, type[ItemEvent], dict[str, Any]]:
     """The permission step, event kind and fields of one item action, read from the
-    JSON object ``data`` (its Struct: ``bodies.ACTIONS[action]``); ``files`` are the
-    digests of new files sent with it, cited ones are looked up in ``db``, a new
+    JSON object ``data`` (its Struct: ``bodies.ACTIONS[action]``); ``files`` name the
+    new files sent with it, cited ones are looked up in ``db`` (each report's signed
+    ``files`` names them all, in the order of its ``attachments``), a new
     deadline must be after ``clock``'s now. Shared by the JSON API and the pages' forms.
     """
     kind = bodies.ACTIONS.get(action) if action != "decompose" else None
@@ -387,11 +380,12 @@ async def action_fields(
         case bodies.Deploy():
             return Action.DEPLOY, Deployed, {"note": body.note}
         case bodies.Feedback():
-            cited = await _cited(db, body.attachments)
+            named = files + await _cited(db, body.attachments)
             return Action.FEEDBACK, Feedback, {
                 "text": body.text,
                 "progress": body.progress,
-                "attachments": files + cited,
+                "attachments": tuple(f.digest for f in named),
+                "files": named,
                 "milestone": body.milestone,
             }
         case bodies.Plan():
@@ -403,8 +397,10 @@ async def action_fields(
                 "approved": isinstance(body, bodies.Approve), "reason": body.reason
             }
         case bodies.Resolve():
-            cited = await _cited(db, body.attachments)
-            return Action.RESOLVE, Resolved, {"text": body.text, "attachments": files + cited}
+            named = files + await _cited(db, body.attachments)
+            return Action.RESOLVE, Resolved, {
+                "text": body.text, "attachments": tuple(f.digest for f in named), "files": named,
+            }
         case bodies.Review():
             return Action.REVIEW, Reviewed, {
                 "outcome": body.outcome, "reason": body.reason or ""
@@ -518,21 +514,29 @@ async def upload_attachment(request: web.Request) -> web.Response:
 
 
 async def get_attachment(request: web.Request) -> web.StreamResponse:
-    await current_user(request)
+    """A file held here, for anyone who may read an item whose report names it (or,
+    for a file no report names yet, the person who uploaded it)."""
+    user = await current_user(request)
     digest = request.match_info["digest"]
     if not bodies.DIGEST_RE.match(digest):
         raise NotFound("unknown_attachment", "not a SHA-256 digest")
+    raw = bytes.fromhex(digest)
     async with request.app[DB].read() as conn:
+        items = await attachments.items_naming(conn, raw)
         row = (
-            await conn.execute(
-                select(t.attachments).where(t.attachments.c.digest == bytes.fromhex(digest))
-            )
+            await conn.execute(select(t.attachments).where(t.attachments.c.digest == raw))
         ).first()
+    if not items and (row is None or row.uploaded_by != user.id):
+        raise NotFound("unknown_attachment", "no report held here names this file")
+    if items:
+        await _may_read_one(_wf(request), user, items)
     if row is None:
+        async with request.app[DB].read() as conn:
+            status = (await attachments.statuses(conn, [raw]))[raw]
         raise NotFound(
             "attachment_not_here",
-            "this node holds the attachment's hash but not its bytes "
-            "(attachments stay with the node that received them)",
+            f"the file is not here yet ({status.status}, {status.received} bytes so far): "
+            "it comes up the tree behind the report that names it",
         )
     return web.Response(
         body=row.data,
@@ -543,6 +547,50 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+async def _may_read_one(wf: Workflow, user: Any, items: list[str]) -> None:
+    """Whether ``user`` may read one of ``items`` (the first refusal otherwise)."""
+    first: Exception | None = None
+    for item in items:
+        try:
+            await wf.readable(user, item)
+            return
+        except (Forbidden, NotFound) as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
+async def files_of(db: Database, state: Any) -> list[dict[str, Any]]:
+    """Each file the item's reports name, with its status here: ``held``,
+    ``receiving`` (``received`` bytes so far) or ``waiting``; ``report``: the event id
+    of the feedback naming it, or "resolution". A report written before files were
+    named lists its digests alone (name, size and type None)."""
+    entries: list[tuple[str, bytes, FileRef | None]] = []
+    for report in state.feedback:
+        refs = {f.digest: f for f in report.files}
+        entries.extend((report.event_id, d, refs.get(d)) for d in report.attachments)
+    refs = {f.digest: f for f in state.resolution_files}
+    entries.extend(("resolution", d, refs.get(d)) for d in state.resolution_attachments)
+    async with db.read() as conn:
+        statuses = await attachments.statuses(conn, [d for _, d, _ in entries])
+    out = []
+    for report, digest, ref in entries:
+        status = statuses[digest]
+        out.append(
+            {
+                "report": report,
+                "digest": digest.hex(),
+                "name": ref.name if ref else None,
+                "size": ref.size if ref else None,
+                "type": ref.type if ref else None,
+                "status": status.status,
+                "received": status.received,
+                "percent": status.percent(ref.size) if ref and status.status != "waiting" else 0,
+            }
+        )
+    return out
 
 
 def _quote(name: str) -> str:

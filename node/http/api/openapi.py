@@ -93,8 +93,8 @@ REASONS: dict[int, dict[str, str]] = {
         "unknown_item": "no such item here (or not an item id)",
         "unknown_action": "no such item action",
         "unknown_node": "the scope names no node known here",
-        "unknown_attachment": "not a SHA-256 digest",
-        "attachment_not_here": "this node does not hold the attachment's bytes",
+        "unknown_attachment": "not a SHA-256 digest, or no report held here names the file",
+        "attachment_not_here": "a report names the file but its bytes are not here (yet)",
         "no_unit_list": "no unit list of that subtree node has reached this node yet",
     },
     405: {"method_not_allowed": "the path exists, the method does not"},
@@ -452,6 +452,17 @@ def build_document(config: Config) -> Schema:
                     "deadlines": {"$ref": "#/components/schemas/Deadlines"},
                     "history": {"type": "array", "items": {"type": "object"}},
                     "verified": {"type": "boolean"},
+                    "files": {"type": "array", "items": obj({
+                        "report": {"type": "string"},
+                        "digest": {"type": "string", "pattern": bodies.DIGEST},
+                        "name": {"type": ["string", "null"]},
+                        "size": {"type": ["integer", "null"]},
+                        "type": {"type": ["string", "null"]},
+                        "status": {"type": "string",
+                                   "enum": ["held", "receiving", "waiting"]},
+                        "received": {"type": "integer"},
+                        "percent": {"type": "integer"},
+                    })},
                     "sub_items": {"type": "array", "items": {"type": "object"}},
                     "rollup": {"type": "object"},
                     "nodes": {"$ref": "#/components/schemas/Freshness"},
@@ -474,14 +485,14 @@ def build_document(config: Config) -> Schema:
         }},
         "/api/v1/attachments/{digest}": {"get": {
             "operationId": "getAttachment",
-            "summary": "The bytes of a stored file (attachments stay on the node that "
-            "received them).",
+            "summary": "The bytes of a file held here, for anyone who may read an item "
+            "whose report names it (files travel up the tree behind their reports).",
             "parameters": [{"name": "digest", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": bodies.DIGEST}}],
             "responses": {"200": {"description": "The file, with its content type.",
                                   "content": {"*/*": {"schema": {"type": "string",
                                                                  "format": "binary"}}}}}
-            | _errors(401, 404),
+            | _errors(401, 403, 404),
         }},
     }
     act_answer = obj({"id": {"type": "string"}, "event": {"type": "string"},

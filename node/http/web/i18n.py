@@ -149,6 +149,9 @@ CATALOG: dict[str, tuple[str, str]] = {
         "（文件保存在办理节点）",
         "(the file stays at the handling node)",
     ),
+    "item.file_receiving": ("正在上传（已到 {percent}%）", "uploading ({percent}% arrived)"),
+    "item.file_waiting": ("等待下级上传", "waiting for the lower level to upload"),
+    "item.file_open": ("打开", "open"),
     "item.sub_items": ("分解子事项", "Sub-items"),
     "item.rollup": (
         "{done}/{count} 项已办结，平均进度 {progress}%",
@@ -343,6 +346,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "links.failures": ("连续失败", "Failures"),
     "links.error": ("最近错误", "Last error"),
     "links.ok": ("正常", "ok"),
+    "links.files": ("向上级传送的附件", "Files going up"),
+    "links.files_waiting": ("待传送 {n} 个文件（{kb} KB）", "{n} files waiting ({kb} KB)"),
+    "links.file": ("文件", "File"),
     "links.none": ("本节点没有上下级链路。", "This node has no links."),
     "links.counts": (
         "事件 {events} 条，事项 {items} 项，拒收 {refused} 条，本节点序号 {seq}",

@@ -30,6 +30,7 @@ from node.http.api.items import (
     action_fields,
     assignment_fields,
     boards_of,
+    files_of,
     item_id_of,
     sources_of,
     verified_history,
@@ -157,7 +158,7 @@ def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
 
 
 async def attachment_names(db: Database, digests: set[str]) -> dict[str, dict[str, Any]]:
-    """Name and size of the attachments held here; others stay with the handling node."""
+    """Name and size of the attachments held here (for reports that named no files)."""
     if not digests:
         return {}
     async with db.read() as conn:
@@ -167,6 +168,30 @@ async def attachment_names(db: Database, digests: set[str]) -> dict[str, dict[st
             )
         )
         return {r.digest.hex(): {"name": r.filename, "size": r.size} for r in rows}
+
+
+def size_text(size: int | None) -> str:
+    """A file's size for people: 512 B, 40.2 KB, 1.3 MB."""
+    if size is None:
+        return ""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+async def file_entries(db: Database, state: ItemState) -> dict[str, dict[str, Any]]:
+    """Each file the item's reports name, by digest (hex), for ``item_files.html``: the
+    signed name, size and type, and where it is here (``files_of``); a report that
+    named no files shows the name of a file held here, else its digest."""
+    entries = {e["digest"]: e for e in await files_of(db, state)}
+    unnamed = {d for d, e in entries.items() if e["name"] is None}
+    for digest, held in (await attachment_names(db, unnamed)).items():
+        entries[digest]["name"], entries[digest]["size"] = held["name"], held["size"]
+    for entry in entries.values():
+        entry["size_text"] = size_text(entry["size"])
+    return entries
 
 
 async def _item_page(
@@ -185,11 +210,9 @@ async def _item_page(
     state = await wf.readable(user, item)
     now = request.app[CLOCK].now_ms()
     history = await verified_history(db, request.app[TREE].trust, item)
-    digests: set[str] = set()
     for entry in history:
         entry["at_ms"] = _ms(entry["at"])
         entry["received_ms"] = _ms(entry["received_at"])
-        digests.update(entry["fields"].get("attachments") or ())
     subs = await wf.sub_items(item)
     done = sum(1 for s in subs if s["status"] in ("accepted", "closed"))
     fresh = await request.app[LEDGER].freshness({state.assignee, state.assigner})
@@ -211,7 +234,7 @@ async def _item_page(
         timeline=timeline(state, now),
         history=history,
         verified=all(h["verified"] for h in history),
-        files=await attachment_names(db, digests),
+        files=await file_entries(db, state),
         subs=subs,
         rollup={
             "count": len(subs),
@@ -299,11 +322,11 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
         if action in REPORTS:
             await wf.permitted(user, item, REPORTS[action])
             files = _files(int(request.app[CONFIG]["api.max_attachment_bytes"]), form)
-        digests = tuple(f.digest for f in files)
         step, kind, fields = await action_fields(
-            action, values, digests, wf, item, request.app[DB], request.app[CLOCK]
+            action, values, tuple(f.ref for f in files), wf, item, request.app[DB],
+            request.app[CLOCK],
         )
-        await wf.act(user, item, step, kind, files=files, **fields)
+        await wf.act(user, item, step, kind, uploads=files, **fields)
     except KINDS as exc:
         if isinstance(exc, (Unauthenticated, NotFound)) or status_of(exc) >= 500:
             raise

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.http.services import EVENTS, OUTBOX, TREE
+from node.http.services import DB, EVENTS, OUTBOX, TREE
 from node.http.web.render import node_name, page, render, workflow
 from node.storage.accounts import User
 from node.storage.events import PARENT
+from node.sync import blobs
 
 
 @page
@@ -36,5 +37,6 @@ async def links_page(request: web.Request, user: User) -> web.StreamResponse:
         nav="links",
         rows=rows,
         counts=await store.counts(),
+        files=await blobs.link_files(request.app[DB], PARENT) if parent else None,
         own_seq=await store.own_seq(),
     )

@@ -1,0 +1,391 @@
+"""Attachments up the tree: the upward file queue of a link, and the parent's receiving.
+
+Promises (docs/sync.md, "Attachments"):
+
+- **behind the events that name them.** A node queues a file for its parent
+  (``blob_queue``) when it holds the bytes and a report of one of its items names
+  the file: its own upload named by its own event, or a file completed from a
+  child. ``pos`` is the position of the (first) event naming it here; a file goes
+  only once the parent has acknowledged that event (``links.acked_pos >= pos``),
+  so the parent can check it against the signed name, and only while the event
+  outbox to the parent is empty: events never wait behind files.
+- **in chunks, resumable.** The parent keeps each chunk (``blob_parts``) as it
+  arrives and says how many bytes it holds; a cut upload resumes from there and
+  never sends again what arrived.
+- **checked at every hop.** The parent takes a file only if an item of the
+  sending child's subtree names it with that size (``item_files``), within the size
+  cap per file and its node quota, each chunk at the offset it has data up to; on
+  the last chunk it checks SHA-256 before keeping the file.
+- **refused for good, or retried.** ``too_large``, ``node_quota_exceeded``,
+  ``not_named`` and ``hash_mismatch`` are permanent (:data:`PERMANENT`): the child
+  marks its queue row refused, shown on its links page, and sends it no more;
+  anything else is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from node.clock import Clock
+from node.errors import Conflict, Forbidden, Invalid, TooLarge, Unavailable
+from node.storage import schema as t
+from node.storage.db import Database
+from node.storage.events import PARENT, EventLog
+from protocol.envelope import parse
+from protocol.events import Feedback, Resolved, decode_event
+
+logger = logging.getLogger(__name__)
+
+PERMANENT = frozenset({"too_large", "node_quota_exceeded", "not_named", "hash_mismatch"})
+"""Refusals of a file that trying again cannot change: the child stops sending it."""
+
+NAMING_TYPES = (Feedback.TYPE, Resolved.TYPE)
+NAMED_WAIT_SECONDS = 5.0
+"""How long the parent waits for received events to be folded (``item_files``
+written) before it answers that a file is not named yet (503, retried)."""
+
+
+class WrongOffset(Conflict):
+    """A chunk that does not start where the parent's data ends: ``held`` says where."""
+
+    def __init__(self, held: int, offset: int) -> None:
+        super().__init__(
+            "wrong_offset", f"this node holds {held} bytes of the file; a chunk at {offset}"
+            f" must start at {held}",
+        )
+        self.held = held
+
+
+# ------------------------------------------------------------------ storage
+
+
+async def node_bytes(conn: AsyncConnection) -> int:
+    """All the bytes of this node's files: those held and those still arriving."""
+    held = await conn.scalar(select(func.coalesce(func.sum(t.attachments.c.size), 0)))
+    arriving = await conn.scalar(
+        select(func.coalesce(func.sum(func.length(t.blob_parts.c.data)), 0))
+    )
+    return int(held or 0) + int(arriving or 0)
+
+
+async def parts_held(conn: AsyncConnection, digest: bytes) -> int:
+    """Bytes of ``digest`` received so far (contiguous from 0: only a chunk at the end
+    is ever kept)."""
+    value = await conn.scalar(
+        select(func.coalesce(func.sum(func.length(t.blob_parts.c.data)), 0)).where(
+            t.blob_parts.c.digest == digest
+        )
+    )
+    return int(value or 0)
+
+
+async def held_size(conn: AsyncConnection, digest: bytes) -> int | None:
+    """The size of ``digest`` when its bytes are here, else None."""
+    value = await conn.scalar(
+        select(t.attachments.c.size).where(t.attachments.c.digest == digest)
+    )
+    return None if value is None else int(value)
+
+
+async def naming_pos(conn: AsyncConnection, digest: bytes, items: Sequence[str]) -> int | None:
+    """The position here of the first event of ``items`` naming ``digest``."""
+    e = t.events.c
+    rows = await conn.execute(
+        select(e.pos, e.raw)
+        .where(e.item_id.in_(list(items)), e.type.in_(NAMING_TYPES))
+        .order_by(e.pos)
+    )
+    for pos, raw in rows:
+        env = parse(raw)
+        event = decode_event(env.type, env.body)
+        if isinstance(event, Feedback | Resolved) and digest in event.attachments:
+            return int(pos)
+    return None
+
+
+# ------------------------------------------------------------- the queue
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A file waiting to go up a link."""
+
+    digest: bytes
+    size: int
+    pos: int
+
+
+class BlobQueue:
+    """The upward file queue of a node that has a parent: given to the projection as
+    its ``files_named`` (node/items/projection.py), and used by the parent's side when
+    a file from a child is complete."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def named(self, conn: AsyncConnection, pairs: Sequence[tuple[bytes, str]]) -> None:
+        """Files newly named by reports here: those whose bytes are here go up."""
+        items_of: dict[bytes, list[str]] = {}
+        for digest, item in pairs:
+            items_of.setdefault(digest, []).append(item)
+        a = t.attachments.c
+        rows = await conn.execute(
+            select(a.digest, a.size).where(a.digest.in_(list(items_of)))
+        )
+        for digest, size in rows.all():
+            await self.queue(conn, digest, int(size), items_of[digest])
+
+    async def queue(
+        self, conn: AsyncConnection, digest: bytes, size: int, items: Sequence[str]
+    ) -> bool:
+        """Queue ``digest`` for the parent behind the event of ``items`` naming it;
+        False if it is queued already (or no event here names it)."""
+        q = t.blob_queue.c
+        if await conn.scalar(
+            select(q.digest).where(q.link == PARENT, q.digest == digest)
+        ) is not None:
+            return False
+        pos = await naming_pos(conn, digest, items)
+        if pos is None:
+            return False
+        await conn.execute(
+            t.blob_queue.insert().values(
+                link=PARENT, digest=digest, size=size, pos=pos, queued_at=self.clock.now_ms()
+            )
+        )
+        return True
+
+
+async def next_ready(db: Database, link: str, acked: int) -> Queued | None:
+    """The first file of ``link``'s queue whose naming event the other side holds."""
+    q = t.blob_queue.c
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(q.digest, q.size, q.pos)
+                .where(q.link == link, q.refused.is_(None), q.pos <= acked)
+                .order_by(q.pos, q.digest)
+                .limit(1)
+            )
+        ).first()
+    return None if row is None else Queued(row.digest, int(row.size), int(row.pos))
+
+
+async def file_data(db: Database, digest: bytes) -> bytes | None:
+    async with db.read() as conn:
+        data = await conn.scalar(
+            select(t.attachments.c.data).where(t.attachments.c.digest == digest)
+        )
+    return None if data is None else bytes(data)
+
+
+async def sent(db: Database, link: str, digest: bytes) -> None:
+    """The other side holds the file: off the queue. (Written with ``run_write``: the
+    sync client's loops may be cancelled.)"""
+
+    def body(conn: Connection) -> None:
+        q = t.blob_queue.c
+        conn.execute(delete(t.blob_queue).where(q.link == link, q.digest == digest))
+
+    await db.run_write(body)
+
+
+async def mark_refused(
+    db: Database, link: str, digest: bytes, reason: str, detail: str, now: int
+) -> None:
+    """The other side refused the file for good: kept, marked, never sent again."""
+
+    def body(conn: Connection) -> None:
+        q = t.blob_queue.c
+        conn.execute(
+            update(t.blob_queue)
+            .where(q.link == link, q.digest == digest)
+            .values(refused=reason[:64], refused_detail=detail[:500], refused_at=now)
+        )
+
+    await db.run_write(body)
+
+
+async def link_files(db: Database, link: str) -> dict[str, Any]:
+    """What waits to go up ``link`` (files, bytes) and what was refused, for the
+    links page and ``GET /api/v1/links``."""
+    q = t.blob_queue.c
+    async with db.read() as conn:
+        waiting = (
+            await conn.execute(
+                select(func.count(), func.coalesce(func.sum(q.size), 0)).where(
+                    q.link == link, q.refused.is_(None)
+                )
+            )
+        ).one()
+        refused = (
+            await conn.execute(
+                select(q.digest, q.size, q.refused, q.refused_detail, q.refused_at)
+                .where(q.link == link, q.refused.is_not(None))
+                .order_by(q.refused_at)
+                .limit(100)
+            )
+        ).all()
+    return {
+        "files_waiting": int(waiting[0]),
+        "bytes_waiting": int(waiting[1]),
+        "files_refused": [
+            {
+                "digest": r.digest.hex(),
+                "size": int(r.size),
+                "reason": r.refused,
+                "detail": r.refused_detail,
+                "at": r.refused_at,
+            }
+            for r in refused
+        ],
+    }
+
+
+# ------------------------------------------------------- the parent's side
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """``api.max_attachment_bytes`` and ``api.attachment_quota_node_bytes``."""
+
+    max_file: int
+    node_quota: int
+
+
+class Receiver:
+    """A parent receiving its children's files, chunk by chunk.
+
+    ``path_of``: a node's path from the root (a subtree is a prefix); ``queue``: the
+    node's own upward queue (None at the root)."""
+
+    def __init__(
+        self,
+        db: Database,
+        events: EventLog,
+        path_of: Callable[[str], str],
+        limits: Limits,
+        clock: Clock,
+        queue: BlobQueue | None,
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.path_of = path_of
+        self.limits = limits
+        self.clock = clock
+        self.queue = queue
+
+    async def _named(
+        self, conn: AsyncConnection, child: str, digest: bytes
+    ) -> list[tuple[str, int, str, str]]:
+        """(item, size, name, type) of each item of ``child``'s subtree naming ``digest``."""
+        f, i = t.item_files.c, t.items.c
+        prefix = self.path_of(child)
+        rows = await conn.execute(
+            select(f.item_id, f.size, f.name, f.content_type)
+            .join(t.items, i.item_id == f.item_id)
+            .where(f.digest == digest, i.assignee_path.startswith(prefix, autoescape=True))
+        )
+        return [(r[0], int(r[1]), r[2], r[3]) for r in rows]
+
+    async def _check_named(self, child: str, digest: bytes) -> int:
+        """The signed size of ``digest`` in ``child``'s subtree (waiting for received
+        events to be folded first), or a refusal."""
+        current = await self.events.rows_current(NAMED_WAIT_SECONDS)
+        async with self.db.read() as conn:
+            named = await self._named(conn, child, digest)
+        if not named:
+            if not current:
+                raise Unavailable(
+                    "not_named_yet", "the events naming the file are not folded here yet",
+                    retry_after=1.0,
+                )
+            raise Forbidden(
+                "not_named",
+                f"no report of an item of {child}'s subtree held here names {digest.hex()}",
+            )
+        size = named[0][1]
+        if size > self.limits.max_file:
+            raise TooLarge(
+                "too_large",
+                f"the file is {size} bytes; this node keeps files of at most "
+                f"{self.limits.max_file} bytes (api.max_attachment_bytes)",
+            )
+        return size
+
+    async def status(self, child: str, digest: bytes) -> dict[str, Any]:
+        """How much of ``digest`` is here for ``child`` to resume from."""
+        size = await self._check_named(child, digest)
+        async with self.db.read() as conn:
+            whole = await held_size(conn, digest)
+            held = whole if whole is not None else await parts_held(conn, digest)
+        return {"held": held, "size": size, "complete": whole is not None}
+
+    async def put(
+        self, child: str, digest: bytes, offset: int, size: int, chunk: bytes
+    ) -> dict[str, Any]:
+        """Keep one chunk of ``digest`` (``size`` bytes in all) sent by ``child``; on the
+        last, check the hash, keep the file and queue it for our parent."""
+        signed = await self._check_named(child, digest)
+        if size != signed:
+            raise Forbidden(
+                "not_named", f"the reports name {digest.hex()} with {signed} bytes, not {size}"
+            )
+        if not chunk or offset + len(chunk) > size:
+            raise Invalid(
+                "bad_chunk", f"a chunk at {offset} of {len(chunk)} bytes does not fit {size}"
+            )
+        now = self.clock.now_ms()
+        async with self.db.write() as conn:
+            if await held_size(conn, digest) is not None:
+                return {"held": size, "complete": True}
+            held = await parts_held(conn, digest)
+            if offset != held:
+                raise WrongOffset(held, offset)
+            used = await node_bytes(conn)
+            if used + (size - held) > self.limits.node_quota:
+                raise TooLarge(
+                    "node_quota_exceeded",
+                    f"this node's files would take {used + size - held} bytes; its quota is "
+                    f"{self.limits.node_quota} bytes (api.attachment_quota_node_bytes)",
+                )
+            if offset + len(chunk) < size:
+                await conn.execute(
+                    t.blob_parts.insert().values(
+                        digest=digest, offset=offset, data=chunk, source=child, received_at=now
+                    )
+                )
+                return {"held": offset + len(chunk), "complete": False}
+            rows = await conn.execute(
+                select(t.blob_parts.c.data)
+                .where(t.blob_parts.c.digest == digest)
+                .order_by(t.blob_parts.c.offset)
+            )
+            data = b"".join(bytes(r[0]) for r in rows) + chunk
+            await conn.execute(delete(t.blob_parts).where(t.blob_parts.c.digest == digest))
+            matches = len(data) == size and hashlib.sha256(data).digest() == digest
+            if matches:
+                named = await self._named(conn, child, digest)
+                _, _, name, content_type = named[0]
+                await conn.execute(
+                    t.attachments.insert().values(
+                        digest=digest, size=size, content_type=content_type, filename=name,
+                        created_at=now, data=data, uploaded_by=None, source=child,
+                    )
+                )
+                if self.queue is not None:
+                    await self.queue.queue(conn, digest, size, [n[0] for n in named])
+        if not matches:  # the parts are dropped: a new upload starts from 0
+            raise Invalid(
+                "hash_mismatch", f"the {len(data)} bytes received do not hash to {digest.hex()}"
+            )
+        logger.info("file %s (%d bytes) complete from %s", digest.hex()[:12], size, child)
+        return {"held": size, "complete": True}
