@@ -8,6 +8,13 @@ cheap. Each step is a short write transaction; while there is scoring to do the
 keeper sleeps as long as each chunk took, so it takes at most about half of the
 node's time from sync and people, and it waits while a catch-up is storing
 events (``node.items.materialiser.give_way``).
+
+With nothing to score it does not poll: it waits until rows may have been written
+here (``Changes``: a commit of events, the node's own or received, or received
+events folded into rows), or IDLE_SECONDS at most (the watermark needs moving only
+every ADVANCE_AFTER_MS), and an idle round is one read. Many idle nodes share a
+process (a county hosting its townships): a round every 2 s each, read and write,
+was most of such a process's idle CPU (docs/performance.md, "Cascade").
 """
 
 from __future__ import annotations
@@ -15,18 +22,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
+
+from sqlalchemy import select
 
 from node.background import Watch, run_forever, sleep_unless
 from node.clock import Clock
 from node.items import tallies
 from node.items.materialiser import SyncActivity, give_way
 from node.queries import standings
+from node.storage import schema as t
 from node.storage.db import Database
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS: Final = 2.0
+IDLE_SECONDS: Final = 60.0
+"""With nothing to score and no rows written, look again after this long."""
 ADVANCE_AFTER_MS: Final = 5 * 60_000
 """Move the watermark when it is this far from now (either way)."""
 PRUNE_EVERY: Final = 3_600.0
@@ -34,14 +47,31 @@ WATCH_NAME: Final = "tallies keeper"
 """The keeper's task, as the status pages name it."""
 
 
-class TallyKeeper:
-    """Keeps one node's tallies current: the database it writes, the clock it reads and
-    the sync activity it gives way to."""
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What tells the keeper that rows may have been written: ``commits``, a condition
+    notified after every commit that stored events (``Outbox.changed``: own writes and
+    received batches), and ``folded_past(pos)``, which returns once received events past
+    ``pos`` are folded into rows, with ``folded_pos()`` the position folded now
+    (``EventLog``)."""
 
-    def __init__(self, db: Database, clock: Clock, activity: SyncActivity) -> None:
+    commits: asyncio.Condition
+    folded_past: Callable[[int], Awaitable[int]]
+    folded_pos: Callable[[], int]
+
+
+class TallyKeeper:
+    """Keeps one node's tallies current: the database it writes, the clock it reads,
+    the sync activity it gives way to and the ``changes`` it waits on when idle
+    (without them it looks every IDLE_SECONDS)."""
+
+    def __init__(
+        self, db: Database, clock: Clock, activity: SyncActivity, changes: Changes | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.activity = activity
+        self.changes = changes
 
     async def step(self, *, prune: bool = False) -> int:
         """One round: the watermark if due, the running quarter's ranking when a quarter
@@ -49,6 +79,11 @@ class TallyKeeper:
         now = self.clock.now_ms()
         async with self.db.read() as conn:
             marks = await tallies.marks(conn)
+            dirty = await conn.scalar(
+                select(t.score_exceptions.c.item_id)
+                .where(t.score_exceptions.c.reason == "dirty")
+                .limit(1)
+            )
         behind = abs(now - marks.watermark) >= ADVANCE_AFTER_MS
         quarter = tallies.quarter_key(now)
         if behind or prune or quarter != marks.ranking:
@@ -59,7 +94,26 @@ class TallyKeeper:
                     await tallies.roll(conn, quarter)
                 if prune:
                     await tallies.prune(conn)
-        return await standings.score_some(self.db)
+        return await standings.score_some(self.db) if dirty is not None else 0
+
+    async def listen(self) -> list[asyncio.Future[object]]:
+        """Start waiting for rows written from now on (a commit, or received events folded
+        past what is folded now); armed before a round reads, so nothing written while
+        it reads is missed."""
+        changes = self.changes
+        if changes is None:
+            return []
+
+        async def committed() -> None:
+            async with changes.commits:
+                await changes.commits.wait()
+
+        waits: list[asyncio.Future[object]] = [
+            asyncio.ensure_future(committed()),
+            asyncio.ensure_future(changes.folded_past(changes.folded_pos())),
+        ]
+        await asyncio.sleep(0)  # the waiters register
+        return waits
 
     async def run(
         self, watch: Watch, stopping: asyncio.Event, node_stopping: asyncio.Event
@@ -68,20 +122,34 @@ class TallyKeeper:
         too when ``node_stopping`` is); a failure is retried with the backoff of
         ``watch`` (``node.background``)."""
         pruned = time.monotonic()
-        pause = POLL_SECONDS
+        pause: float | None = None
+        waits: list[asyncio.Future[object]] = []
 
         async def once() -> None:
-            nonlocal pruned, pause
+            nonlocal pruned, pause, waits
             await give_way(self.activity, stopping)  # a catch-up stores its events first
             started = time.monotonic()
+            await _cancel(waits)
+            waits = await self.listen()
             prune = started - pruned >= PRUNE_EVERY
             scored = await self.step(prune=prune)
             if prune:
                 pruned = started
-            pause = time.monotonic() - started if scored else POLL_SECONDS
+            pause = time.monotonic() - started if scored else None
 
         async def rest() -> None:
-            await sleep_unless(stopping, max(pause, 0.01))
+            nonlocal waits
+            if pause is not None:  # more to score: rest as long as the chunk took
+                await sleep_unless(stopping, max(pause, 0.01))
+                return
+            # Nothing to score: until rows may have been written, or IDLE_SECONDS.
+            stop: asyncio.Future[object] = asyncio.ensure_future(stopping.wait())
+            try:
+                await asyncio.wait([*waits, stop], timeout=IDLE_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await _cancel([*waits, stop])
+                waits = []
 
         async def node_stops() -> None:
             await node_stopping.wait()
@@ -92,3 +160,10 @@ class TallyKeeper:
             await run_forever(watch, once, stopping, between=rest)
         finally:
             follow.cancel()
+            await _cancel(waits)
+
+
+async def _cancel(waits: list[asyncio.Future[object]]) -> None:
+    for w in waits:
+        w.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
