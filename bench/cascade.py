@@ -37,7 +37,9 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
+import logging
 import os
 import shutil
 import signal
@@ -45,6 +47,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 import aiohttp
 from sqlalchemy import func, select
@@ -121,16 +124,31 @@ async def serve(root: Path, ids: list[str], out: Path) -> None:
     results: dict[str, float] = {}
     tasks = [asyncio.create_task(_watch(n, results)) for n in nodes
              if n.ctx.certificate.level in ("township", "province")]
+    marks: dict[str, dict[str, Any]] = {}
+    tracing = [asyncio.create_task(_trace(n, marks)) for n in nodes
+               if os.environ.get("BENCH_TRACE") and n.ctx.certificate.level
+               not in ("township", "province")]
+    if tracing:
+        logging.getLogger("node.workflow.cascade").setLevel(logging.INFO)
+        logging.getLogger("node.workflow.cascade").addHandler(_Signed(marks))
     print("ready", flush=True)
+    profile = _profile(os.environ.get("BENCH_PROFILE"), Path(out))
     done = asyncio.ensure_future(asyncio.gather(*tasks))
     await asyncio.wait({done, asyncio.ensure_future(stop.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
     if done.done():
-        out.write_text(json.dumps({"times": results, "pid": os.getpid(), "nodes": len(ids)}))
+        if tracing:
+            await asyncio.wait(tracing, timeout=10)
+        out.write_text(json.dumps(
+            {"times": results, "marks": marks, "pid": os.getpid(), "nodes": len(ids)}
+        ))
         print("done", flush=True)
         await stop.wait()
-    for task in tasks:
+    for task in tasks + tracing:
         task.cancel()
+    if profile is not None:
+        profile.cancel()
+        await asyncio.gather(profile, return_exceptions=True)
     for node in reversed(nodes):
         await node.stop()
 
@@ -170,6 +188,66 @@ async def _watch(node: RunningNode, results: dict[str, float]) -> None:
         seen = await ctx.store.folded_past(seen)
 
 
+def _profile(after: str | None, out: Path) -> asyncio.Task[None] | None:
+    """BENCH_PROFILE=S: profile this process from S seconds after it is ready until it
+    stops, into ``out`` with the suffix .prof (read it with pstats)."""
+    if not after:
+        return None
+
+    async def run() -> None:
+        await asyncio.sleep(float(after))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            profiler.disable()
+            profiler.dump_stats(out.with_suffix(".prof"))
+
+    return asyncio.create_task(run())
+
+
+class _Signed(logging.Handler):
+    """--trace: when each item was passed down (the cascade service logs it)."""
+
+    def __init__(self, marks: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.marks = marks
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if str(record.msg).startswith("passed %s down") and isinstance(args, tuple):
+            self.marks.setdefault(f"item:{args[0]}", {})["signed"] = record.created
+
+
+async def _trace(node: RunningNode, marks: dict[str, dict[str, Any]]) -> None:
+    """--trace, a city or county: when it holds its sub-item (row folded), and when
+    its mirror holds every report of the townships below it."""
+    ctx = node.ctx
+    tree = ctx.tree.tree
+    below = sum(1 for n in tree.subtree(node.id) if tree.node(n).level == "township")
+    mine = marks.setdefault(node.id, {})
+    seen = 0
+    while True:
+        async with ctx.db.read() as conn:
+            item = await conn.scalar(
+                select(t.items.c.item_id).where(t.items.c.assignee == node.id)
+                .where(t.items.c.cascade.is_not(None))
+            )
+            reports = await conn.scalar(
+                select(func.count()).select_from(t.items)
+                .where(t.items.c.cascade.is_not(None))
+                .where(t.items.c.status == "reporting")
+            )
+        if item is not None and "held" not in mine:
+            mine["held"] = time.time()
+            mine["item"] = item
+        if reports == below:
+            mine["up"] = time.time()
+            return
+        seen = await ctx.store.folded_past(seen)
+
+
 # -------------------------------------------------------------------- the driver
 
 
@@ -194,12 +272,38 @@ async def post_item(url: str, token: str) -> None:
         assert resp.status == 201, await resp.text()
 
 
+def print_trace(marks: dict[str, dict[str, Any]], start: float) -> None:
+    """Per level (cities, counties): when they held their sub-item, signed theirs and
+    held every report from below, in seconds after the item was posted."""
+    levels = {4: "city", 6: "county"}
+    for size, level in levels.items():
+        nodes = {n: m for n, m in marks.items() if len(n) == size}
+        for what in ("held", "signed", "up"):
+            values = sorted(
+                (marks.get(f"item:{m.get('item')}", {}) if what == "signed" else m).get(what, 0)
+                - start for m in nodes.values()
+            )
+            if values:
+                print(f"trace {level:>6} {what:>6}: min {values[0]:.3f} median "
+                      f"{values[len(values) // 2]:.3f} max {values[-1]:.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--cities", type=int, default=4)
     parser.add_argument("--counties", type=int, default=4)
     parser.add_argument("--townships", type=int, default=10)
     parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument(
+        "--template",
+        help="a folder to keep the created tree in (created there when missing) and "
+        "copy for each run: creating 181 nodes takes minutes, copying them a second",
+    )
+    parser.add_argument("--trace", action="store_true",
+                        help="print when each level held, signed and heard back")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="profile each serving process (cProfile) from when it is "
+                        "ready until it stops; the .prof files are left in DIR")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -215,14 +319,28 @@ def main() -> None:
     logs = contextlib.ExitStack()
     try:
         began = time.monotonic()
-        token = asyncio.run(create(root, shape))
-        print(f"created {len(shape)} nodes (enrolled over HTTP) in "
-              f"{time.monotonic() - began:.1f} s")
+        template = Path(args.template) if args.template else None
+        if template is not None and (template / "token").exists():
+            shutil.rmtree(root)
+            shutil.copytree(template, root)
+            token = (root / "token").read_text()
+            print(f"copied {len(shape)} nodes from {template}")
+        else:
+            token = asyncio.run(create(root, shape))
+            print(f"created {len(shape)} nodes (enrolled over HTTP) in "
+                  f"{time.monotonic() - began:.1f} s")
+            if template is not None:
+                shutil.copytree(root, template)
+                (template / "token").write_text(token)
         groups = [["14"]] + [
             [n for n, *_ in shape if n.startswith(city)]
             for city, parent, *_ in shape if parent == "14"
         ]
         env = {**os.environ, "BENCH_TOWNSHIPS": str(towns)}
+        if args.trace:
+            env["BENCH_TRACE"] = "1"
+        if args.profile:
+            env["BENCH_PROFILE"] = "0.001"
         for i, ids in enumerate(groups):
             procs.append(subprocess.Popen(
                 [sys.executable, __file__, "--serve", str(root), "--ids", ",".join(ids),
@@ -244,8 +362,13 @@ def main() -> None:
             line = proc.stdout.readline().strip()
             assert line == "done", f"a serving process failed: see {root}/log-*.txt"
         times: dict[str, float] = {}
+        marks: dict[str, dict[str, Any]] = {}
         for i in range(len(groups)):
-            times.update(json.loads((root / f"result-{i}.json").read_text())["times"])
+            result = json.loads((root / f"result-{i}.json").read_text())
+            times.update(result["times"])
+            marks.update(result["marks"])
+        if args.trace:
+            print_trace(marks, start)
         arrived = [v for k, v in times.items() if k != "province_up"]
         assert len(arrived) == towns, (len(arrived), towns)
         down_s = max(arrived) - start
@@ -272,6 +395,12 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         logs.close()
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            for i in range(len(procs)):
+                for name in (f"result-{i}.prof", f"log-{i}.txt"):
+                    if (root / name).exists():
+                        shutil.copy(root / name, Path(args.profile) / name)
         shutil.rmtree(root, ignore_errors=True)
 
 

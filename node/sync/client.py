@@ -61,9 +61,12 @@ keep the decoding worker busy while a page is fetched, few enough to bound memor
 a few pages (``sync.batch_bytes`` each)."""
 
 
-BLOB_IDLE_SECONDS = 5.0
-"""How long the file loop sleeps with nothing to send before it looks again (it is
-woken at once when events are queued or acknowledged)."""
+BLOB_IDLE_SECONDS = 60.0
+"""How long the file loop sleeps with nothing to send before it looks again. It is
+woken at once when events are queued or acknowledged, and when a file from a child
+completes here (``node.http.blobs`` notifies the parent link), so this is only a
+safety net: each look is three reads, and a process hosting many nodes paid them
+for every node every few seconds (docs/performance.md, "Cascade")."""
 
 LINK_TASK = "link to parent"
 """The sync client's name among the node's background tasks (``status``)."""
