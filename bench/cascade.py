@@ -36,6 +36,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import cProfile
 import json
@@ -50,6 +51,7 @@ import time
 from typing import Any
 
 import aiohttp
+import sqlalchemy
 from sqlalchemy import func, select
 
 from node import config as cfg
@@ -57,6 +59,7 @@ from node.clock import SystemClock
 from node.demo.localtree import RunningNode, Shape
 from node.demo.localtree import build as build_tree
 from node.storage import schema as t
+from node.sync.catchup.tuning import ProcessTuning
 from node.workflow.drafts import act
 from protocol.events import Deployed, Feedback
 
@@ -112,13 +115,24 @@ async def create(root: Path, shape: Shape) -> str:
 async def serve(root: Path, ids: list[str], out: Path) -> None:
     """Serve ``ids`` (parents first) until SIGTERM; townships report as soon as they
     hold their sub-item, the province notes when it holds every report."""
+    # The process's tuning, as `duban demo` and `duban run` apply it
+    # (node/sync/catchup/tuning.py): without gc.freeze() every full collection
+    # walks all that 45 nodes built at start.
+    tuning = ProcessTuning()
     nodes: list[RunningNode] = []
     for node_id in ids:
         config = cfg.load(root / node_id)
         port = int(str(config["server.listen"]).rpartition(":")[2])
-        node = RunningNode(node_id, root / node_id, config, SystemClock(), port=port)
+        node = RunningNode(node_id, root / node_id, config, SystemClock(), port=port,
+                           streaming=tuning.streaming)
         await node.start()
         nodes.append(node)
+    if not os.environ.get("BENCH_UNTUNED"):
+        tuning.apply()
+    statements: collections.Counter[str] = collections.Counter()
+    if os.environ.get("BENCH_SQL"):
+        for node in nodes:
+            _count_sql(node, statements)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     results: dict[str, float] = {}
@@ -140,7 +154,8 @@ async def serve(root: Path, ids: list[str], out: Path) -> None:
         if tracing:
             await asyncio.wait(tracing, timeout=10)
         out.write_text(json.dumps(
-            {"times": results, "marks": marks, "pid": os.getpid(), "nodes": len(ids)}
+            {"times": results, "marks": marks, "pid": os.getpid(), "nodes": len(ids),
+             "sql": dict(statements)}
         ))
         print("done", flush=True)
         await stop.wait()
@@ -186,6 +201,20 @@ async def _watch(node: RunningNode, results: dict[str, float]) -> None:
             results["province_up"] = time.time()
             return
         seen = await ctx.store.folded_past(seen)
+
+
+def _count_sql(node: RunningNode, counts: collections.Counter[str]) -> None:
+    """--sql: count the statements each node runs, by level and statement start."""
+    level = node.ctx.certificate.level
+    db = node.ctx.db
+    engines = [db._writer.sync_engine, db._reader.sync_engine]
+    engines += [e for e in (db._sync_writer, db._sync_reader) if e is not None]
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counts[f"{level} {' '.join(statement.split())[:70]}"] += 1
+
+    for engine in engines:
+        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
 
 
 def _profile(after: str | None, out: Path) -> asyncio.Task[None] | None:
@@ -304,6 +333,11 @@ def main() -> None:
     parser.add_argument("--profile", metavar="DIR",
                         help="profile each serving process (cProfile) from when it is "
                         "ready until it stops; the .prof files are left in DIR")
+    parser.add_argument("--untuned", action="store_true",
+                        help="leave the serving processes' gc.freeze() out (as before issue 17)")
+    parser.add_argument("--sql", action="store_true",
+                        help="count the SQL statements of each level during the run")
+    parser.add_argument("--keep", action="store_true", help="leave the tree's folder")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -341,6 +375,10 @@ def main() -> None:
             env["BENCH_TRACE"] = "1"
         if args.profile:
             env["BENCH_PROFILE"] = "0.001"
+        if args.untuned:
+            env["BENCH_UNTUNED"] = "1"
+        if args.sql:
+            env["BENCH_SQL"] = "1"
         for i, ids in enumerate(groups):
             procs.append(subprocess.Popen(
                 [sys.executable, __file__, "--serve", str(root), "--ids", ",".join(ids),
@@ -355,12 +393,14 @@ def main() -> None:
             assert line == "ready", f"a serving process failed: see {root}/log-*.txt"
         time.sleep(2.0)  # every child's first pull is open
         url = f"http://{cfg.load(root / '14')['server.listen']}"
+        cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         start = time.time()
         asyncio.run(post_item(url, token))
         for proc in procs:
             assert proc.stdout is not None
             line = proc.stdout.readline().strip()
             assert line == "done", f"a serving process failed: see {root}/log-*.txt"
+        cpu_run = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
         times: dict[str, float] = {}
         marks: dict[str, dict[str, Any]] = {}
         for i in range(len(groups)):
@@ -369,10 +409,18 @@ def main() -> None:
             marks.update(result["marks"])
         if args.trace:
             print_trace(marks, start)
+        if args.sql:
+            sql: collections.Counter[str] = collections.Counter()
+            for i in range(len(groups)):
+                sql.update(json.loads((root / f"result-{i}.json").read_text())["sql"])
+            for statement, n in sql.most_common(40):
+                print(f"sql {n:6d} {statement}")
         arrived = [v for k, v in times.items() if k != "province_up"]
         assert len(arrived) == towns, (len(arrived), towns)
         down_s = max(arrived) - start
         up_s = times["province_up"] - start
+        print(f"CPU of the whole tree from the post until the province held every report: "
+              f"{cpu_run:.2f} s (load average {os.getloadavg()[0]:.1f})")
         print(f"first township after {min(arrived) - start:.3f} s, median "
               f"{sorted(arrived)[len(arrived) // 2] - start:.3f} s")
         for ids, proc in zip(groups, procs, strict=True):
@@ -401,7 +449,10 @@ def main() -> None:
                 for name in (f"result-{i}.prof", f"log-{i}.txt"):
                     if (root / name).exists():
                         shutil.copy(root / name, Path(args.profile) / name)
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

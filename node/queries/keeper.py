@@ -12,7 +12,10 @@ events (``node.items.materialiser.give_way``).
 With nothing to score it does not poll: it waits until rows may have been written
 here (``Changes``: a commit of events, the node's own or received, or received
 events folded into rows), or IDLE_SECONDS at most (the watermark needs moving only
-every ADVANCE_AFTER_MS), and an idle round is one read. Many idle nodes share a
+every ADVANCE_AFTER_MS), and an idle round is one read. Once rows are written it
+waits for them to settle (SETTLE_SECONDS without a change, at most
+MAX_SETTLE_SECONDS), so a burst is scored in one round after it, not a round per
+batch on the burst's path. Many idle nodes share a
 process (a county hosting its townships): a round every 2 s each, read and write,
 was most of such a process's idle CPU (docs/performance.md, "Cascade").
 """
@@ -40,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 IDLE_SECONDS: Final = 60.0
 """With nothing to score and no rows written, look again after this long."""
+SETTLE_SECONDS: Final = 1.0
+"""Rows written: score them once none has been written for this long (a burst of
+sync batches, a cascade passing through, is scored once and after it)..."""
+MAX_SETTLE_SECONDS: Final = 5.0
+"""...but no later than this after the first."""
 ADVANCE_AFTER_MS: Final = 5 * 60_000
 """Move the watermark when it is this far from now (either way)."""
 PRUNE_EVERY: Final = 3_600.0
@@ -115,6 +123,21 @@ class TallyKeeper:
         await asyncio.sleep(0)  # the waiters register
         return waits
 
+    @staticmethod
+    async def _changed(
+        waits: list[asyncio.Future[object]], stopping: asyncio.Event, timeout: float
+    ) -> bool:
+        """Whether one of ``waits`` (from :meth:`listen`) ended within ``timeout``; they
+        are cancelled."""
+        stop: asyncio.Future[object] = asyncio.ensure_future(stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [*waits, stop], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            await _cancel([*waits, stop])
+        return bool(done) and stop not in done
+
     async def run(
         self, watch: Watch, stopping: asyncio.Event, node_stopping: asyncio.Event
     ) -> None:
@@ -142,14 +165,19 @@ class TallyKeeper:
             if pause is not None:  # more to score: rest as long as the chunk took
                 await sleep_unless(stopping, max(pause, 0.01))
                 return
-            # Nothing to score: until rows may have been written, or IDLE_SECONDS.
-            stop: asyncio.Future[object] = asyncio.ensure_future(stopping.wait())
-            try:
-                await asyncio.wait([*waits, stop], timeout=IDLE_SECONDS,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                await _cancel([*waits, stop])
+            # Nothing to score: until rows may have been written, or IDLE_SECONDS; then
+            # until they have stopped changing for SETTLE_SECONDS (a burst is scored
+            # once, after it), at most MAX_SETTLE_SECONDS.
+            if not await self._changed(waits, stopping, IDLE_SECONDS):
                 waits = []
+                return
+            waits = []
+            settle_until = time.monotonic() + MAX_SETTLE_SECONDS
+            while (left := settle_until - time.monotonic()) > 0 and not stopping.is_set():
+                if not await self._changed(
+                    await self.listen(), stopping, min(SETTLE_SECONDS, left)
+                ):
+                    return
 
         async def node_stops() -> None:
             await node_stopping.wait()
