@@ -115,6 +115,9 @@ async def create(root: Path, shape: Shape) -> str:
 async def serve(root: Path, ids: list[str], out: Path) -> None:
     """Serve ``ids`` (parents first) until SIGTERM; townships report as soon as they
     hold their sub-item, the province notes when it holds every report."""
+    if os.environ.get("BENCH_LOG"):
+        logging.basicConfig(level=logging.INFO, format="%(created).3f %(name)s %(message)s")
+        logging.getLogger("node.queries.keeper").setLevel(logging.DEBUG)
     # The process's tuning, as `duban demo` and `duban run` apply it
     # (node/sync/catchup/tuning.py): without gc.freeze() every full collection
     # walks all that 45 nodes built at start.
@@ -129,6 +132,8 @@ async def serve(root: Path, ids: list[str], out: Path) -> None:
         nodes.append(node)
     if not os.environ.get("BENCH_UNTUNED"):
         tuning.apply()
+    if os.environ.get("BENCH_SWITCH"):  # experiment: the interpreter's switch interval
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     statements: collections.Counter[str] = collections.Counter()
     if os.environ.get("BENCH_SQL"):
         for node in nodes:
@@ -147,7 +152,7 @@ async def serve(root: Path, ids: list[str], out: Path) -> None:
         logging.getLogger("node.workflow.cascade").addHandler(_Signed(marks))
     print("ready", flush=True)
     profile = _profile(os.environ.get("BENCH_PROFILE"), Path(out))
-    done = asyncio.ensure_future(asyncio.gather(*tasks))
+    done: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*tasks))
     await asyncio.wait({done, asyncio.ensure_future(stop.wait())},
                        return_when=asyncio.FIRST_COMPLETED)
     if done.done():
@@ -175,20 +180,18 @@ async def _watch(node: RunningNode, results: dict[str, float]) -> None:
     township = ctx.certificate.level == "township"
     wanted = int(os.environ["BENCH_TOWNSHIPS"])
     seen = 0
+    mine = (select(t.items.c.item_id, t.items.c.assigner)
+            .where(t.items.c.assignee == node.id).where(t.items.c.cascade.is_not(None)))
+    reporting = (select(func.count()).select_from(t.items)
+                 .where(t.items.c.cascade.is_not(None)).where(t.items.c.status == "reporting"))
+    row: Any = None
+    reports = 0
     while True:
-        async with ctx.db.read() as conn:
-            if township:
-                row = (await conn.execute(
-                    select(t.items.c.item_id, t.items.c.assigner)
-                    .where(t.items.c.assignee == node.id)
-                    .where(t.items.c.cascade.is_not(None))
-                )).first()
-            else:
-                reports = await conn.scalar(
-                    select(func.count()).select_from(t.items)
-                    .where(t.items.c.cascade.is_not(None))
-                    .where(t.items.c.status == "reporting")
-                )
+        # Short reads on the loop's thread, as the cascade service reads (run_read).
+        if township:
+            row = await ctx.db.run_read(lambda conn: conn.execute(mine).first())
+        else:
+            reports = await ctx.db.run_read(lambda conn: conn.scalar(reporting))
         if township and row is not None:
             results[node.id] = time.time()
             await ctx.store.append_own([
@@ -257,17 +260,14 @@ async def _trace(node: RunningNode, marks: dict[str, dict[str, Any]]) -> None:
     below = sum(1 for n in tree.subtree(node.id) if tree.node(n).level == "township")
     mine = marks.setdefault(node.id, {})
     seen = 0
+    held = (select(t.items.c.item_id).where(t.items.c.assignee == node.id)
+            .where(t.items.c.cascade.is_not(None)))
+    reporting = (select(func.count()).select_from(t.items)
+                 .where(t.items.c.cascade.is_not(None)).where(t.items.c.status == "reporting"))
     while True:
-        async with ctx.db.read() as conn:
-            item = await conn.scalar(
-                select(t.items.c.item_id).where(t.items.c.assignee == node.id)
-                .where(t.items.c.cascade.is_not(None))
-            )
-            reports = await conn.scalar(
-                select(func.count()).select_from(t.items)
-                .where(t.items.c.cascade.is_not(None))
-                .where(t.items.c.status == "reporting")
-            )
+        item, reports = await ctx.db.run_read(
+            lambda conn: (conn.scalar(held), conn.scalar(reporting))
+        )
         if item is not None and "held" not in mine:
             mine["held"] = time.time()
             mine["item"] = item
@@ -338,6 +338,9 @@ def main() -> None:
     parser.add_argument("--sql", action="store_true",
                         help="count the SQL statements of each level during the run")
     parser.add_argument("--keep", action="store_true", help="leave the tree's folder")
+    parser.add_argument("--log", action="store_true",
+                        help="the serving processes log at INFO, with times, into the "
+                        "tree's folder (log-N.txt; with --keep)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -379,6 +382,8 @@ def main() -> None:
             env["BENCH_UNTUNED"] = "1"
         if args.sql:
             env["BENCH_SQL"] = "1"
+        if args.log:
+            env["BENCH_LOG"] = "1"
         for i, ids in enumerate(groups):
             procs.append(subprocess.Popen(
                 [sys.executable, __file__, "--serve", str(root), "--ids", ",".join(ids),

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from node.background import Watch, run_forever, sleep_unless
 from node.clock import Clock
@@ -85,13 +86,7 @@ class TallyKeeper:
         """One round: the watermark if due, the running quarter's ranking when a quarter
         began, zero rows if asked, one chunk of scoring. Returns the number of items scored."""
         now = self.clock.now_ms()
-        async with self.db.read() as conn:
-            marks = await tallies.marks(conn)
-            dirty = await conn.scalar(
-                select(t.score_exceptions.c.item_id)
-                .where(t.score_exceptions.c.reason == "dirty")
-                .limit(1)
-            )
+        marks, dirty = await self.db.run_read(_look)
         behind = abs(now - marks.watermark) >= ADVANCE_AFTER_MS
         quarter = tallies.quarter_key(now)
         if behind or prune or quarter != marks.ranking:
@@ -102,7 +97,9 @@ class TallyKeeper:
                     await tallies.roll(conn, quarter)
                 if prune:
                     await tallies.prune(conn)
-        return await standings.score_some(self.db) if dirty is not None else 0
+        scored = await standings.score_some(self.db) if dirty else 0
+        logger.debug("keeper round: %d items scored%s", scored, " (watermark)" if behind else "")
+        return scored
 
     async def listen(self) -> list[asyncio.Future[object]]:
         """Start waiting for rows written from now on (a commit, or received events folded
@@ -189,6 +186,16 @@ class TallyKeeper:
         finally:
             follow.cancel()
             await _cancel(waits)
+
+
+_DIRTY = select(t.score_exceptions.c.item_id).where(t.score_exceptions.c.reason == "dirty").limit(1)
+
+
+def _look(conn: Connection) -> tuple[tallies.Marks, bool]:
+    """A round's look, in one short read (``Database.run_read``: on SQLite on the
+    loop's own thread, no hand-off to a database thread): the marks, and whether any
+    item waits to be scored."""
+    return tallies.marks_now(conn), conn.execute(_DIRTY).first() is not None
 
 
 async def _cancel(waits: list[asyncio.Future[object]]) -> None:
