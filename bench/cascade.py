@@ -93,6 +93,19 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def new_ports(root: Path, ids: list[str]) -> None:
+    """Give a copied tree free ports (those it was created with may be taken by now):
+    each node's ``server.listen`` and its children's ``node.parent_url``."""
+    files = [root / n / "duban.toml" for n in ids]
+    old = [int(str(cfg.load(root / n)["server.listen"]).rpartition(":")[2]) for n in ids]
+    moved = dict(zip(old, free_ports(len(old)), strict=True))
+    for path in files:
+        text = path.read_text()
+        for was, now in moved.items():
+            text = text.replace(f'127.0.0.1:{was}"', f'127.0.0.1:{now}"')
+        path.write_text(text)
+
+
 async def create(root: Path, shape: Shape) -> str:
     """Create every node (enrolment over HTTP), a supervisor with a token at the
     province; stop them all. Returns the token."""
@@ -361,6 +374,7 @@ def main() -> None:
             shutil.rmtree(root)
             shutil.copytree(template, root)
             token = (root / "token").read_text()
+            new_ports(root, [n for n, *_ in shape])
             print(f"copied {len(shape)} nodes from {template}")
         else:
             token = asyncio.run(create(root, shape))
