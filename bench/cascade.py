@@ -145,8 +145,6 @@ async def serve(root: Path, ids: list[str], out: Path) -> None:
         nodes.append(node)
     if not os.environ.get("BENCH_UNTUNED"):
         tuning.apply()
-    if os.environ.get("BENCH_SWITCH"):  # experiment: the interpreter's switch interval
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     statements: collections.Counter[str] = collections.Counter()
     if os.environ.get("BENCH_SQL"):
         for node in nodes:
