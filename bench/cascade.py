@@ -42,6 +42,7 @@ import cProfile
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -82,15 +83,26 @@ def shape_of(cities: int, counties: int, townships: int) -> Shape:
 
 
 def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """``n`` ports free now, below the kernel's range for outgoing connections: a port
+    taken from that range (bind to 0) may be handed to one of the 181 nodes' outgoing
+    connections before the node that owns it listens."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(10_000, max(low, 10_001)))
+    random.shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"fewer than {n} free ports below {low}")
 
 
 def new_ports(root: Path, ids: list[str]) -> None:
