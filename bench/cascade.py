@@ -19,10 +19,17 @@ Timed from the moment the province's supervisor posts the item (``POST
   holds its sub-item, and the province's process notes when its mirror has all
   of them in ``reporting``.
 
-Then the resident memory of each process (RSS, and per node) and the CPU the
-whole tree uses while idle over ``--idle`` seconds. The last line is
-``cascade townships=N down_s=X up_s=Y``.
-Run: python bench/cascade.py [--cities 4 --counties 4 --townships 10]
+Then the CPU the whole tree used from the post to the last report (on a shared
+machine a steadier figure than the times), the resident memory of each process
+(RSS, and per node) and the CPU the whole tree uses while idle over ``--idle``
+seconds. The last line is ``cascade townships=N down_s=X up_s=Y``.
+
+Where the time goes: ``--trace`` (when the cities and counties hold their
+sub-item, sign theirs and hold every report below them), ``--sql`` (statements
+per level), ``--profile DIR`` (cProfile of each serving process), ``--log``
+with ``--keep`` (the processes' logs, timed). ``--template DIR`` creates the
+tree once (181 nodes take minutes) and copies it, with fresh ports, for each run.
+Run: python bench/cascade.py [--cities 4 --counties 4 --townships 10] [--template DIR]
 """
 
 from __future__ import annotations
