@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,7 @@ def photo(colour: str, label: str) -> bytes:
 def png(size: int) -> bytes:
     """A PNG of about ``size`` bytes (noise does not compress)."""
     side = max(8, int((size / 3) ** 0.5))
-    image = Image.frombytes("RGB", (side, side), bytes(
-        hashlib.sha256(str(i).encode()).digest()[i % 32] for i in range(side * side * 3)))
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
@@ -67,12 +67,13 @@ def report_pdf() -> bytes:
     return bytes(pdf.output())
 
 
-async def _assigned(session: aiohttp.ClientSession, fed: Any, title: str) -> str:
-    """A province item assigned to the township and deployed there: its id."""
+async def _assigned(session: aiohttp.ClientSession, fed: Any, title: str,
+                    to: str = TOWNSHIP) -> str:
+    """A province item assigned to ``to`` and deployed there: its id."""
     province = Api(session, fed[PROVINCE], await person(fed[PROVINCE], "gov", "leader"))
-    town = Api(session, fed[TOWNSHIP], await person(fed[TOWNSHIP], "zhen", "supervisor"))
+    town = Api(session, fed[to], await person(fed[to], "zhen", "supervisor"))
     created = await province.post("/api/v1/items", {
-        "title": title, "assignee": TOWNSHIP, "board": "daily", "source": "executive",
+        "title": title, "assignee": to, "board": "daily", "source": "executive",
     }, expect=201)
     item = str(created["id"])
 
@@ -173,4 +174,156 @@ async def test_review_with_the_evidence_open(tmp_path: Path, browser: Any, shots
     finally:
         for ctx in contexts:
             await ctx.close()
+        await fed.stop()
+
+
+TWO = CHAIN[:2]
+PER_FILE, QUOTA = 1_000_000, 300_000
+
+
+async def test_upload_progress_and_refusals_keep_the_form(
+    tmp_path: Path, browser: Any, shots: Path
+) -> None:
+    """On a throttled link the script shows how far the upload is and how long is
+    left; the server's refusal (the person's quota) leaves the form as it was, text
+    and chosen file, and says why; a file over the cap is refused before anything is
+    sent; without script the refused form comes back with the text and the files to
+    choose again named."""
+    fed = await build(tmp_path, SystemClock(), TWO, extra_for={CITY: {
+        "api.max_attachment_bytes": PER_FILE, "api.attachment_quota_user_bytes": QUOTA}})
+    contexts = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            item = await _assigned(session, fed, "城区燃气安全排查", to=CITY)
+        (tmp_path / "现场照片.png").write_bytes(png(600_000))
+        (tmp_path / "航拍原图.png").write_bytes(png(1_300_000))
+        item_url = f"{fed[CITY].url}/items/{item}"
+        typed = "排查了 126 户，发现隐患 3 处，已整改 2 处"
+
+        ctx = await browser.new_context(viewport=PHONE, locale="zh-CN")
+        contexts.append(ctx)
+        page = await ctx.new_page()
+        await sign_in(page, fed[CITY], "zhen")
+        await page.goto(item_url)
+        assert "每个文件不超过 976.6 KB" in await text_of(page, "#form-feedback .upload-limits")
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+
+        # over the cap: refused at once, nothing sent
+        await page.fill("#form-feedback textarea[name=text]", typed)
+        await page.set_input_files("#form-feedback input[type=file]",
+                                   str(tmp_path / "航拍原图.png"))
+        await page.click("#form-feedback button[type=submit]")
+        status = page.locator("#form-feedback .upload-status")
+        said = await status.inner_text()
+        assert "“航拍原图.png”有 1.2 MB，超过每个文件 976.6 KB 的上限" in said, said
+        assert posts == [] and page.url == item_url
+
+        # a throttled upload shows its progress; the server refuses (quota): all kept
+        cdp = await ctx.new_cdp_session(page)
+        await cdp.send("Network.enable")
+        await cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 20, "downloadThroughput": -1,
+            "uploadThroughput": 150 * 1024})
+        await page.set_input_files("#form-feedback input[type=file]",
+                                   str(tmp_path / "现场照片.png"))
+        await page.click("#form-feedback button[type=submit]")
+        await page.wait_for_function(
+            "el => /正在上传 \\d+%（约剩 \\d+ (秒|分钟)）/.test(el.textContent)",
+            arg=await status.element_handle(), timeout=15_000)
+        assert await page.locator("#form-feedback progress.upload-bar").count() == 1
+        await shot(page, shots, "upload-progress-phone")
+        await page.wait_for_function("el => el.classList.contains('form-error')",
+                                     arg=await status.element_handle(), timeout=30_000)
+        said = await status.inner_text()
+        assert said.startswith("未能提交：") and "个人存储上限" in said, said
+        assert "填写的内容和所选文件都还在" in said
+        assert page.url == item_url
+        assert await page.input_value("#form-feedback textarea[name=text]") == typed
+        assert await page.eval_on_selector(
+            "#form-feedback input[type=file]", "i => i.files.length && i.files[0].name"
+        ) == "现场照片.png"
+        assert await page.locator("#form-feedback button[type=submit]").is_enabled()
+        await no_overflow(page)
+        await shot(page, shots, "upload-refused-phone")
+        await cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+        # without script: the server reads the form part by part, refuses the big
+        # file and re-renders the text, naming the file to choose again
+        plain = await browser.new_context(viewport=PHONE, locale="zh-CN",
+                                          java_script_enabled=False)
+        contexts.append(plain)
+        page = await plain.new_page()
+        await sign_in(page, fed[CITY], "zhen")
+        await page.goto(item_url)
+        await page.fill("#form-feedback textarea[name=text]", typed)
+        await page.fill("#form-feedback input[name=progress]", "30")
+        await page.set_input_files("#form-feedback input[type=file]",
+                                   [str(tmp_path / "现场照片.png"), str(tmp_path / "航拍原图.png")])
+        await page.click("#form-feedback button[type=submit]")
+        await page.wait_for_load_state()
+        assert await page.input_value("#form-feedback textarea[name=text]") == typed
+        assert await page.input_value("#form-feedback input[name=progress]") == "30"
+        again = await text_of(page, "#form-feedback .choose-again")
+        assert "请重新选择" in again and "“现场照片.png”" in again, again
+        assert "“航拍原图.png”（超过 976.6 KB）" in again, again
+        assert "“附件”太大" in await text_of(page, "#form-feedback .form-error")
+        await no_overflow(page)
+        await shot(page, shots, "upload-choose-again-phone")
+        async with aiohttp.ClientSession() as session:
+            town = Api(session, fed[CITY], await fed[CITY].ctx.accounts.token_for(
+                "zhen", fed[CITY].ctx.clock.now_ms()))
+            state = await town.get(f"/api/v1/items/{item}")
+        assert state["status"] == "deployed", state["status"]  # nothing was reported
+    finally:
+        for ctx in contexts:
+            await ctx.close()
+        await fed.stop()
+
+
+async def test_attachment_answers_inline_only_images_and_pdfs(tmp_path: Path) -> None:
+    """HTML, SVG and anything else come as downloads, sandboxed, never sniffed; images
+    and PDFs inline, framed by this site only; a second fetch is a 304 by ETag."""
+    fed = await build(tmp_path, SystemClock(), CHAIN[:1])
+    try:
+        async with aiohttp.ClientSession() as session:
+            me = Api(session, fed[PROVINCE], await person(fed[PROVINCE], "clerk", "supervisor"))
+            cases = [
+                ("text/html", b"<script>alert(1)</script>", "attachment"),
+                ("image/svg+xml", b"<svg xmlns='http://www.w3.org/2000/svg' onload='x()'/>",
+                 "attachment"),
+                ("text/html; charset=utf-8", b"<b>x</b>", "attachment"),
+                ("application/octet-stream", b"\x00\x01", "attachment"),
+                ("image/png", png(100), "inline"),
+                ("IMAGE/JPEG", photo("#000000", "x"), "inline"),
+                ("application/pdf", report_pdf(), "inline"),
+            ]
+            for content_type, data, disposition in cases:
+                async with session.post(
+                    fed[PROVINCE].url + "/api/v1/attachments", data=data,
+                    headers={**me.headers, "Content-Type": content_type,
+                             "X-Filename": "evidence 1.bin"},
+                ) as resp:
+                    assert resp.status == 201, await resp.text()
+                    digest = (await resp.json())["digest"]
+                url = f"{fed[PROVINCE].url}/api/v1/attachments/{digest}"
+                async with session.get(url, headers=me.headers) as resp:
+                    assert resp.status == 200
+                    assert await resp.read() == data
+                    h = resp.headers
+                    assert h["Content-Disposition"] == (
+                        f"{disposition}; filename*=UTF-8''evidence%201.bin"
+                    ), (content_type, h["Content-Disposition"])
+                    assert h["X-Content-Type-Options"] == "nosniff"
+                    assert "frame-ancestors 'self'" in h["Content-Security-Policy"]
+                    assert "default-src 'none'" in h["Content-Security-Policy"]
+                    assert h["X-Frame-Options"] == "SAMEORIGIN"
+                    if "pdf" not in content_type:
+                        assert "sandbox" in h["Content-Security-Policy"], content_type
+                    etag = h["ETag"]
+                async with session.get(url, headers={**me.headers, "If-None-Match": etag}) as resp:
+                    assert resp.status == 304
+                    assert await resp.read() == b""
+    finally:
         await fed.stop()
