@@ -458,6 +458,8 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
     try:
         files: tuple[NewFile, ...] = ()
         if action in REPORTS and request.content_type.startswith("multipart/"):
+            if not csrf.same_origin(request):  # before reading a body of files
+                raise Forbidden("csrf_failed", "the form came from another site")
             await wf.permitted(user, item, REPORTS[action])
             config = request.app[CONFIG]
             report = await ReportForm.read(request, upload_limits(config),
