@@ -186,9 +186,9 @@ async def test_upload_progress_and_refusals_keep_the_form(
 ) -> None:
     """On a throttled link the script shows how far the upload is and how long is
     left; the server's refusal (the person's quota) leaves the form as it was, text
-    and chosen file, and says why; a file over the cap is refused before anything is
-    sent; without script the refused form comes back with the text and the files to
-    choose again named."""
+    and chosen file, and says why, as does a cut link; a file over the cap is refused
+    before anything is sent; without script the refused form comes back with the text
+    and the files to choose again named."""
     fed = await build(tmp_path, SystemClock(), TWO, extra_for={CITY: {
         "api.max_attachment_bytes": PER_FILE, "api.attachment_quota_user_bytes": QUOTA}})
     contexts = []
@@ -246,6 +246,14 @@ async def test_upload_progress_and_refusals_keep_the_form(
         assert await page.locator("#form-feedback button[type=submit]").is_enabled()
         await no_overflow(page)
         await shot(page, shots, "upload-refused-phone")
+        # the link is cut: the form stays, and says so
+        await cdp.send("Network.emulateNetworkConditions", {
+            "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        await page.click("#form-feedback button[type=submit]")
+        await page.wait_for_function("el => el.textContent.includes('网络中断')",
+                                     arg=await status.element_handle(), timeout=15_000)
+        assert page.url == item_url
+        assert await page.input_value("#form-feedback textarea[name=text]") == typed
         await cdp.send("Network.emulateNetworkConditions", {
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
 
