@@ -30,7 +30,7 @@ from node.clock import OffsetClock
 from node.demo import samples
 from node.demo.localtree import LocalTree, RunningNode, Shape, build, four_levels, reopen
 from node.errors import NodeError
-from node.http.services import CASCADE, WORKFLOW
+from node.http.services import WORKFLOW
 from node.storage import schema as t
 from node.storage.accounts import User
 from node.sync.catchup.tuning import ProcessTuning
@@ -307,7 +307,6 @@ async def cascade_story(s: Story, tree: LocalTree) -> str:
                        "经营场所安全隐患，建立隐患清单和整改台账，照片和检查记录随反馈上报。",
         "cascade": "township",
     })
-    province.app[CASCADE].wake()  # as the API does after an item assigned to this node
     townships = sorted(n for n, node in tree.nodes.items() if len(n) == 9)
     subs: dict[str, str] = {}
     for town in townships:
