@@ -21,7 +21,7 @@ from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
-from node.http.services import CASCADE, CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
+from node.http.services import CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
 from node.queries import ledger
 from node.storage import schema as t
 from node.storage.db import Database
@@ -124,8 +124,6 @@ async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, bodies.Assignment, max_bytes=_max_body(config))
     fields = assignment_fields(body, config, request.app[CLOCK].now_ms())
     event, estimated = await _wf(request).assign(user, fields)
-    if event.cascade is not None:
-        request.app[CASCADE].wake()  # an item this node assigned to itself passes down now
     return web.json_response(
         {
             "id": event.item,

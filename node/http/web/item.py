@@ -581,8 +581,6 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
         if isinstance(exc, Unauthenticated) or status_of(exc) >= 500:
             raise
         return await _new_page(request, user, error=exc, values=values, status=status_of(exc))
-    if event.cascade is not None:
-        request.app[CASCADE].wake()
     raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")
 
 
