@@ -410,6 +410,7 @@ async def test_every_page_on_the_demo_tree(tmp_path: Path, browser: Any, shots: 
         await page.goto(province.url + f"/items/{cascaded}")
         assert CASCADE_TITLE in await page.content()
         assert "8个乡镇" in await page.locator("body").inner_text()
+        assert "办公室" in await text_of(page, "#fields")  # the unit's name, not its code
         await context.close()
     finally:
         await fed.stop()

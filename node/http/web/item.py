@@ -62,6 +62,7 @@ from node.http.web.render import (
     workflow,
 )
 from node.storage import schema as t
+from node.storage import unit_lists
 from node.storage.accounts import User
 from node.storage.db import Database
 from node.workflow.actions import actor_of, scope_of
@@ -264,6 +265,20 @@ def upload_limits(config: Any) -> dict[str, Any]:
     }
 
 
+async def unit_names(
+    request: web.Request, me: str, nodes: set[str]
+) -> dict[str, dict[str, str]]:
+    """Unit names by node and code: this node's own, and the lists other nodes of the
+    subtree published up (``node_units``); a unit not found shows as its code."""
+    out: dict[str, dict[str, str]] = {}
+    if me in nodes:
+        out[me] = await request.app[ACCOUNTS].units()
+    held = await unit_lists.held(request.app[DB], sorted(nodes - {me}))
+    for node, listed in held.items():
+        out[node] = {u.code: u.name for u in listed.units}
+    return out
+
+
 async def _item_page(
     request: web.Request,
     user: User,
@@ -318,6 +333,9 @@ async def _item_page(
             "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else 0,
         },
         sub_names={s["assignee"]: node_name(tree, s["assignee"]) for s in subs},
+        unit_names=await unit_names(
+            request, me, {state.assignee, *(sub["assignee"] for sub in subs)}
+        ),
         mirror_node=node_name(tree, other) if mirror else None,
         mirror_ms=_ms(mirror.get("received_at")) if mirror else None,
         mirror_via=mirror.get("via") if mirror else None,
