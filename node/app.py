@@ -151,6 +151,9 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
     app[services.ACTIVITY] = ctx.activity
     app[services.BACKGROUND] = ctx.background
     app[services.STOPPING] = ctx.stopping
+    cascade = app[services.CASCADE] = Cascade(
+        db=ctx.db, events=ctx.store, tree=ctx.tree, auto=bool(ctx.config["cascade.auto"])
+    )
     app[services.WORKFLOW] = Workflow(
         db=ctx.db,
         events=ctx.store,
@@ -158,9 +161,7 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
         accounts=ctx.accounts,
         clock=ctx.clock,
         quotas=Quotas.from_config(ctx.config),
-    )
-    app[services.CASCADE] = Cascade(
-        db=ctx.db, events=ctx.store, tree=ctx.tree, auto=bool(ctx.config["cascade.auto"])
+        cascaded=cascade.wake,
     )
     boards = boards_of(ctx.config)
     app[services.LEDGER] = Ledger(ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards)

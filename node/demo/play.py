@@ -25,11 +25,16 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from hierarchy.roles import Action
 from node.clock import OffsetClock
+from node.demo import samples
 from node.demo.localtree import LocalTree, RunningNode, Shape, build, four_levels, reopen
 from node.errors import NodeError
+from node.http.services import WORKFLOW
 from node.storage import schema as t
+from node.storage.accounts import User
 from node.sync.catchup.tuning import ProcessTuning
+from node.workflow.attachments import NewFile
 from node.workflow.drafts import act, assign
 from protocol.events import (
     Closed,
@@ -110,11 +115,14 @@ def departments(level: str) -> tuple[tuple[str, str], tuple[str, str]]:
     return DEPARTMENTS.get(level, _DEFAULT_DEPTS)
 
 
-async def _people(tree: LocalTree, shape: Shape) -> None:
+async def add_people(tree: LocalTree, shape: Shape) -> None:
     """At every node: the office and two departments, and a person in every role: a
-    leader, the 督查室 (supervisor), a viewer, and each department's head and operator."""
+    leader, the 督查室 (supervisor), a viewer, and each department's head and operator.
+    The nodes are furnished at once: hashing the passwords (Argon2) is most of the cost
+    and runs on the worker threads."""
     levels = {node: level for node, _parent, _name, level in shape}
-    for node in tree.nodes.values():
+
+    async def furnish(node: RunningNode) -> None:
         accounts = node.ctx.accounts
         now = node.ctx.clock.now_ms()
         await accounts.add_unit("office", "办公室", office=True, now=now)
@@ -127,6 +135,8 @@ async def _people(tree: LocalTree, shape: Shape) -> None:
                                     password=DEMO_PASSWORD, display_name=f"{name}负责人", now=now)
             await accounts.add_user(f"{code}-op", role="operator", unit=code,
                                     password=DEMO_PASSWORD, display_name=f"{name}联络员", now=now)
+
+    await asyncio.gather(*(furnish(node) for node in tree.nodes.values()))
 
 
 async def _status_counts(node: RunningNode) -> list[tuple[str, int]]:
@@ -248,11 +258,119 @@ async def seed(tree: LocalTree, clock: OffsetClock) -> list[tuple[str, str]]:
                attachments=())
     shown.append((item, "resolved, awaiting the province's review"))
 
-    # 8. Assigned just now: green, due tomorrow.
+    # 8. One province item to every township (the cascade), with evidence coming up.
+    item = await cascade_story(s, tree)
+    shown.append((item, "to every township: passed down by each level, mixed progress, "
+                        "photos and PDFs gone up to the province"))
+
+    # 9. Assigned just now: green, due tomorrow.
     clock.offset_ms = 0
     item = await s.assign("14", "140101", "做好安全生产大检查", source="office")
     shown.append((item, "just assigned to a county: green"))
     return shown
+
+
+CASCADE_TITLE = "全省各乡镇开展燃气安全排查"
+
+
+async def _person(node: RunningNode, name: str) -> User:
+    found = await node.ctx.accounts.user_by_name(name)
+    if found is None:  # pragma: no cover - add_people made them
+        raise DemoError(f"no person {name!r} at {node.id}")
+    return found[0]
+
+
+async def _cascaded_to(node: RunningNode, top: str) -> str | None:
+    """The sub-item of the cascade ``top`` addressed to ``node``, once it holds one."""
+    async with node.ctx.db.read() as conn:
+        return (
+            await conn.execute(
+                select(t.items.c.item_id)
+                .where(t.items.c.assignee == node.id, t.items.c.cascade.is_not(None))
+                .order_by(t.items.c.assigned_at.desc())
+            )
+        ).scalar()
+
+
+async def cascade_story(s: Story, tree: LocalTree) -> str:
+    """The province's 督查室 assigns one item to its own office with ``cascade:
+    township``; every level passes it down (``cascade.auto``). Then the townships
+    answer unevenly: some report with a site photo and a PDF record, one resolves
+    and its county accepts, some only deploy, the rest do nothing (and turn red).
+    Returns the province item's id."""
+    province = tree["14"]
+    admin = await _person(province, "admin")
+    event, _ = await province.app[WORKFLOW].assign(admin, {
+        "assignee": "office", "title": CASCADE_TITLE, "board": "key_task",
+        "source": "executive", "class": "general", "calendar": "natural",
+        "description": "按照省政府常务会议部署，全省各乡镇全面排查燃气用户、管线和"
+                       "经营场所安全隐患，建立隐患清单和整改台账，照片和检查记录随反馈上报。",
+        "cascade": "township",
+    })
+    townships = sorted(n for n, node in tree.nodes.items() if len(n) == 9)
+    subs: dict[str, str] = {}
+    for town in townships:
+        node = tree[town]
+
+        async def holds(node: RunningNode = node) -> bool:
+            return await _cascaded_to(node, event.item) is not None
+
+        await _eventually(holds, f"the cascade to reach {town}")
+        found = await _cascaded_to(node, event.item)
+        assert found is not None
+        subs[town] = found
+    s.later(20)
+    reported = []
+    for i, town in enumerate(townships):
+        node, sub = tree[town], subs[town]
+        wf, who = node.app[WORKFLOW], await _person(node, "admin")
+        place = node.ctx.tree.tree.node(town).name
+        if i % 4 == 3:
+            continue  # nothing done: overdue
+        await wf.act(who, sub, Action.DEPLOY, Deployed, note="已召开专题会议部署燃气安全排查")
+        if i % 4 == 2:
+            continue  # deployed only
+        photo = NewFile(samples.photo(place, "燃气安全排查现场"), "image/jpeg", "现场照片.jpg")
+        record = NewFile(
+            samples.record_pdf("燃气安全排查记录", [
+                f"排查单位：{place}",
+                f"排查燃气用户 {60 + 7 * i} 户，检查管线 {3 + i} 公里。",
+                f"发现隐患 {1 + i % 3} 处，已整改 {i % 3} 处，其余限期整改。",
+            ]),
+            "application/pdf", "排查记录.pdf",
+        )
+        files = (photo.ref, record.ref)
+        digests = tuple(f.digest for f in files)
+        if i == 0:
+            await wf.act(who, sub, Action.RESOLVE, Resolved, uploads=(photo, record),
+                         text="全部燃气用户排查完毕，隐患已全部整改", attachments=digests,
+                         files=files)
+        else:
+            await wf.act(who, sub, Action.FEEDBACK, Feedback, uploads=(photo, record),
+                         text="已完成入户排查，正在督促整改", progress=40 + 10 * i,
+                         attachments=digests, files=files)
+        reported.append(town)
+    # The county reviews its township's resolution: review at each level.
+    first = townships[0]
+    county = tree[first[:6]]
+    await s.at(first[:6], subs[first], "resolved")
+    await county.app[WORKFLOW].act(
+        await _person(county, "admin"), subs[first], Action.REVIEW, Reviewed,
+        outcome="accept", reason="",
+    )
+    # Wait until the province holds every report and its files (they travel up behind).
+    want = 2 * len(reported)
+
+    async def files_up() -> bool:
+        async with province.ctx.db.read() as conn:
+            held = await conn.scalar(
+                select(func.count()).select_from(t.attachments)
+                .where(t.attachments.c.source.is_not(None))
+            )
+        return int(held or 0) >= want
+
+    await _eventually(files_up, "the townships' files to reach the province")
+    return event.item
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -285,9 +403,13 @@ async def run_demo(args: argparse.Namespace) -> int:
                 f"{args.base_port + len(shape) - 1}; pick others with --base-port"
             ) from None
         say(f"  {len(shape)} nodes enrolled and running ({time.monotonic() - started:.1f}s)")
-        await _people(tree, shape)
-        say("playing sample items through the federation …")
-        shown = await seed(tree, clock)
+        try:
+            await add_people(tree, shape)
+            say("playing sample items through the federation …")
+            shown = await seed(tree, clock)
+        except BaseException:
+            await tree.stop()  # or its servers and database threads keep the process alive
+            raise
     tuning.apply()
     try:
         _print_summary(tree, shape, shown, await _status_counts(tree[shape[0][0]]))
@@ -354,4 +476,4 @@ def main() -> None:  # pragma: no cover - `duban demo` is the entry point
         sys.exit(asyncio.run(run_demo(parser.parse_args())))
 
 
-__all__ = ["run_demo", "seed"]
+__all__ = ["add_people", "cascade_story", "run_demo", "seed"]

@@ -123,6 +123,7 @@ class Workflow:
         accounts: Accounts,
         clock: Clock,
         quotas: Quotas,
+        cascaded: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.events = events
@@ -130,6 +131,9 @@ class Workflow:
         self.accounts = accounts
         self.clock = clock
         self.quotas = quotas
+        self.cascaded = cascaded
+        """Called after this node signs an item with a cascade: the node's
+        :class:`node.workflow.cascade.Cascade` looks for items to pass down."""
 
     @property
     def me(self) -> str:
@@ -255,6 +259,8 @@ class Workflow:
         estimated = self._estimated(fields)
         [(event, _)] = await self._sign([draft])
         assert isinstance(event, Assigned)
+        if event.cascade is not None and self.cascaded is not None:
+            self.cascaded()  # an item this node assigned to itself passes down now
         return event, estimated
 
     def _estimated(self, fields: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from node.clock import OffsetClock, SystemClock
 from node.demo.localtree import RunningNode, four_levels
-from node.demo.play import DAY_MS, seed
+from node.demo.play import CASCADE_TITLE, DAY_MS, add_people, seed
 from tests.federation import build
 
 CHAIN = [
@@ -360,16 +360,19 @@ async def test_every_page_on_the_demo_tree(tmp_path: Path, browser: Any, shots: 
     clock = OffsetClock(-10 * DAY_MS)
     fed = await build(tmp_path, clock, four_levels())
     try:
+        await add_people(fed, four_levels())
         shown = await seed(fed, clock)
         province = fed[PROVINCE]
         await add_person(province, "duchashi", "supervisor", "省政府督查室")
         planned = next(item for item, what in shown if "approved plan" in what)
         returned = next(item for item, what in shown if "returned" in what)
+        cascaded = next(item for item, what in shown if "every township" in what)
         pages = {
             "ledger": "/ledger",
             "ledger-red": "/ledger?colour=red",
             "item-plan": f"/items/{planned}",
             "item-returned": f"/items/{returned}",
+            "item-cascade": f"/items/{cascaded}",
             "new": "/items/new",
             "tree": "/tree",
             "board": "/board",
@@ -403,6 +406,11 @@ async def test_every_page_on_the_demo_tree(tmp_path: Path, browser: Any, shots: 
         assert "已批准" in await text_of(page, "#plan")
         await page.goto(province.url + f"/items/{returned}")
         assert "缺少书面协议和回访记录" in await text_of(page, "#fields")
+        # The one province item: its roll-up over the eight townships below.
+        await page.goto(province.url + f"/items/{cascaded}")
+        assert CASCADE_TITLE in await page.content()
+        assert "8个乡镇" in await page.locator("body").inner_text()
+        assert "办公室" in await text_of(page, "#fields")  # the unit's name, not its code
         await context.close()
     finally:
         await fed.stop()

@@ -21,7 +21,7 @@ from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
-from node.http.services import CASCADE, CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
+from node.http.services import CLOCK, CONFIG, DB, LEDGER, TREE, WORKFLOW
 from node.queries import ledger
 from node.storage import schema as t
 from node.storage.db import Database
@@ -124,8 +124,6 @@ async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, bodies.Assignment, max_bytes=_max_body(config))
     fields = assignment_fields(body, config, request.app[CLOCK].now_ms())
     event, estimated = await _wf(request).assign(user, fields)
-    if event.cascade is not None:
-        request.app[CASCADE].wake()  # an item this node assigned to itself passes down now
     return web.json_response(
         {
             "id": event.item,
@@ -538,15 +536,48 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
             f"the file is not here yet ({status.status}, {status.received} bytes so far): "
             "it comes up the tree behind the report that names it",
         )
-    return web.Response(
-        body=row.data,
-        headers={
-            # Set as a header: content_type= refuses any type that contains "charset".
-            "Content-Type": row.content_type,
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    etag = f'"{digest}"'
+    headers = attachment_headers(row.content_type, row.filename)
+    headers["ETag"] = etag
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    # Set as a header: content_type= refuses any type that contains "charset".
+    headers["Content-Type"] = row.content_type
+    return web.Response(body=row.data, headers=headers)
+
+
+#: The types a page previews (item_files.html): shown inline, framed by this site only.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
+                          "application/pdf"})
+
+
+def media_type(content_type: str | None) -> str:
+    """``image/PNG; x=y`` -> ``image/png``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def attachment_headers(content_type: str, filename: str) -> dict[str, str]:
+    """How a file is answered. Images and PDFs inline (the item page previews them and
+    may frame them, from this site only); everything else, above all HTML and SVG
+    (which run script), as a download. The type is never sniffed; a file that
+    renders at all renders in a sandbox without script (a PDF excepted: Chromium's
+    viewer refuses a sandboxed frame, and a PDF viewer runs no page script)."""
+    kind = media_type(content_type)
+    inline = kind in INLINE_TYPES
+    policy = "default-src 'none'; frame-ancestors 'self'"
+    if kind != "application/pdf":
+        policy += "; sandbox"
+    return {
+        "Content-Disposition": f"{'inline' if inline else 'attachment'}; "
+                               f"filename*=UTF-8''{_quote(filename)}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "SAMEORIGIN",
+        # Content-addressed, but behind a permission check: the browser keeps it for
+        # this person and asks again each time (a 304 by ETag).
+        "Cache-Control": "private, no-cache",
+        "Referrer-Policy": "same-origin",
+    }
 
 
 async def _may_read_one(wf: Workflow, user: Any, items: list[str]) -> None:

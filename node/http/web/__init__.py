@@ -35,8 +35,10 @@ def add_routes(app: web.Application) -> None:
     )
     env.globals["min"] = min
     env.globals["max"] = max
-    css = (STATIC / "duban.css").read_bytes()
-    app[STATIC_URL] = {"css": f"/static/duban.css?v={hashlib.sha256(css).hexdigest()[:10]}"}
+    app[STATIC_URL] = {
+        key: f"/static/{name}?v={hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:10]}"
+        for key, name in (("css", "duban.css"), ("upload_js", "upload.js"))
+    }
     # Innermost: the API's error middleware answers JSON to whatever this lets by.
     app.middlewares.append(storage_full_page)
     r = app.router

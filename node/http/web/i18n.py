@@ -152,6 +152,61 @@ CATALOG: dict[str, tuple[str, str]] = {
     "item.file_receiving": ("正在上传（已到 {percent}%）", "uploading ({percent}% arrived)"),
     "item.file_waiting": ("等待下级上传", "waiting for the lower level to upload"),
     "item.file_open": ("打开", "open"),
+    "item.file_full_size": ("点击查看原图", "open full size"),
+    "item.file_open_pdf": ("打开 PDF：{name}", "Open the PDF: {name}"),
+    "item.file_download": ("下载", "download"),
+    "item.evidence.hint": ("请对照下列材料审核（点击图片查看原图）：",
+                           "Review against this evidence (click an image for full size):"),
+    "item.evidence.resolution": ("办结报告", "Resolution"),
+    "item.evidence.feedback": ("最近一次反馈", "Latest feedback"),
+    "item.evidence.no_files": ("未附文件", "no files attached"),
+    # -- uploads (item_upload.html and static/upload.js)
+    "upload.limits": (
+        "每个文件不超过 {per_file}，最多 {count} 个，合计不超过 {together}。",
+        "Each file at most {per_file}; at most {count} files, {together} in all.",
+    ),
+    "upload.choose_again": (
+        "本次提交未保存。填写的文字都还在，但浏览器不会保留已选的文件，请重新选择：",
+        "Nothing was saved. Your text is kept, but browsers do not keep chosen files: "
+        "choose again",
+    ),
+    "upload.was_too_big": ("（超过 {per_file}）", " (over {per_file})"),
+    "upload.progress": (
+        "正在上传 {percent}%（约剩 {left}）", "Uploading {percent}% (about {left} left)"
+    ),
+    "upload.progress_start": ("正在上传 {percent}%", "Uploading {percent}%"),
+    "upload.saving": ("已上传，正在保存…", "Uploaded, saving…"),
+    "upload.too_big": (
+        "“{name}”有 {size}，超过每个文件 {limit} 的上限，未上传。请换一个较小的文件；"
+        "填写的内容都还在。",
+        "“{name}” is {size}, over the limit of {limit} per file: nothing was sent. "
+        "Choose a smaller file; everything you typed is kept.",
+    ),
+    "upload.too_many": (
+        "一次最多 {count} 个文件，未上传；填写的内容都还在。",
+        "At most {count} files at once: nothing was sent; everything you typed is kept.",
+    ),
+    "upload.too_much": (
+        "所选文件合计 {size}，超过每次 {limit} 的上限，未上传；填写的内容都还在。",
+        "The files come to {size}, over the limit of {limit} at once: nothing was sent; "
+        "everything you typed is kept.",
+    ),
+    "upload.network": (
+        "网络中断，未能提交。填写的内容和所选文件都还在，请稍后再试。",
+        "The connection failed: nothing was saved. Your text and files are kept; "
+        "try again later.",
+    ),
+    "upload.refused": (
+        "未能提交：{why} 填写的内容和所选文件都还在。",
+        "Not saved: {why} Your text and files are kept.",
+    ),
+    "upload.server_error": (
+        "服务器出错（{status}），未能提交。填写的内容和所选文件都还在，请稍后再试。",
+        "The server failed ({status}): nothing was saved. Your text and files are kept; "
+        "try again later.",
+    ),
+    "upload.seconds": ("{n} 秒", "{n} s"),
+    "upload.minutes": ("{n} 分钟", "{n} min"),
     "item.sub_items": ("分解子事项", "Sub-items"),
     "item.rollup": (
         "{done}/{count} 项已办结，平均进度 {progress}%",
@@ -374,6 +429,7 @@ CATALOG: dict[str, tuple[str, str]] = {
         "“{field}” may not be later than this item's own deadline.",
     ),
     "reason.too_large": ("“{field}”太大。", "“{field}” is too large."),
+    "reason.too_many_files": ("“{field}”：文件太多。", "“{field}”: too many files."),
     "reason.quota_exceeded": (
         "您上传的附件已达到个人存储上限，无法再保存新附件。请联系本级管理员。",
         "Attachments: your uploads have reached your storage quota; ask this node's "

@@ -16,22 +16,33 @@ import re
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
-from multidict import MultiDictProxy
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDict, MultiDictProxy
 from sqlalchemy import select
 
 from hierarchy.errors import HierarchyError
 from hierarchy.permissions import check
 from hierarchy.roles import Action, role_allows
-from node.errors import KINDS, Invalid, NodeError, NotFound, TooLarge, Unauthenticated
+from node.errors import (
+    KINDS,
+    Forbidden,
+    Invalid,
+    NodeError,
+    NotFound,
+    TooLarge,
+    Unauthenticated,
+)
 from node.http.api import bodies
 from node.http.api.items import (
+    INLINE_TYPES,
     REPORTS,
     action_fields,
     assignment_fields,
     boards_of,
     files_of,
     item_id_of,
+    media_type,
     sources_of,
     verified_history,
 )
@@ -41,8 +52,17 @@ from node.http.services import ACCOUNTS, CASCADE, CLOCK, CONFIG, DB, LEDGER, ROL
 from node.http.web import csrf
 from node.http.web.decompose import may_decompose
 from node.http.web.i18n import CATALOG, I18n
-from node.http.web.render import form_of, node_name, page, render, translator, workflow
+from node.http.web.render import (
+    STATIC_URL,
+    form_of,
+    node_name,
+    page,
+    render,
+    translator,
+    workflow,
+)
 from node.storage import schema as t
+from node.storage import unit_lists
 from node.storage.accounts import User
 from node.storage.db import Database
 from node.workflow.actions import actor_of, scope_of
@@ -50,6 +70,7 @@ from node.workflow.attachments import NewFile
 from protocol.errors import ProtocolError
 from protocol.events import (
     CLASSES,
+    MAX_ATTACHMENTS,
     Closed,
     Deployed,
     Event,
@@ -191,7 +212,71 @@ async def file_entries(db: Database, state: ItemState) -> dict[str, dict[str, An
         entries[digest]["name"], entries[digest]["size"] = held["name"], held["size"]
     for entry in entries.values():
         entry["size_text"] = size_text(entry["size"])
+        entry["preview"] = preview_of(entry["type"]) if entry["status"] == "held" else None
+        entry["url"] = f"/api/v1/attachments/{entry['digest']}"
     return entries
+
+
+def preview_of(content_type: str | None) -> str | None:
+    """How the page previews a file of this type: "image", "pdf" or not at all (the
+    types the attachment answer serves inline, ``INLINE_TYPES``)."""
+    kind = media_type(content_type)
+    if kind not in INLINE_TYPES:
+        return None
+    return "pdf" if kind == "application/pdf" else "image"
+
+
+def review_evidence(state: ItemState) -> list[dict[str, Any]]:
+    """What the reviewer decides on, for the review form: the resolution (its text and
+    files) and the latest feedback report, newest first; digests in hex."""
+    out: list[dict[str, Any]] = []
+    if state.resolution is not None or state.resolution_attachments:
+        out.append({"key": "item.evidence.resolution", "text": state.resolution or "",
+                    "at": None, "progress": None,
+                    "digests": [d.hex() for d in state.resolution_attachments]})
+    if state.feedback:
+        report = state.feedback[-1]
+        out.append({"key": "item.evidence.feedback", "text": report.text,
+                    "progress": report.progress, "at": report.at,
+                    "digests": [d.hex() for d in report.attachments]})
+    return out
+
+
+#: What static/upload.js says, in the page's language (placeholders filled there).
+UPLOAD_MESSAGES = ("progress", "progress_start", "saving", "too_big", "too_many", "too_much",
+                   "network", "refused", "server_error", "seconds", "minutes")
+
+
+def upload_messages(t: I18n) -> dict[str, str]:
+    return {key: t(f"upload.{key}") for key in UPLOAD_MESSAGES}
+
+
+def upload_limits(config: Any) -> dict[str, Any]:
+    """The limits a report form states beside its file input and its script checks
+    before sending: bytes per file, files per report, bytes per form."""
+    per_file = int(config["api.max_attachment_bytes"])
+    together = int(config["api.max_upload_bytes"])
+    return {
+        "per_file": per_file,
+        "together": together,
+        "count": MAX_ATTACHMENTS,
+        "per_file_text": size_text(per_file),
+        "together_text": size_text(together),
+    }
+
+
+async def unit_names(
+    request: web.Request, me: str, nodes: set[str]
+) -> dict[str, dict[str, str]]:
+    """Unit names by node and code: this node's own, and the lists other nodes of the
+    subtree published up (``node_units``); a unit not found shows as its code."""
+    out: dict[str, dict[str, str]] = {}
+    if me in nodes:
+        out[me] = await request.app[ACCOUNTS].units()
+    held = await unit_lists.held(request.app[DB], sorted(nodes - {me}))
+    for node, listed in held.items():
+        out[node] = {u.code: u.name for u in listed.units}
+    return out
 
 
 async def _item_page(
@@ -202,6 +287,7 @@ async def _item_page(
     error: NodeError | None = None,
     failed: str | None = None,
     values: dict[str, Any] | None = None,
+    choose_again: list[dict[str, Any]] | None = None,
     status: int = 200,
 ) -> web.Response:
     wf = workflow(request)
@@ -235,6 +321,11 @@ async def _item_page(
         history=history,
         verified=all(h["verified"] for h in history),
         files=await file_entries(db, state),
+        evidence=review_evidence(state) if "review" in actions else [],
+        limits=upload_limits(request.app[CONFIG]),
+        upload_msgs=upload_messages(translator(request)),
+        upload_js=request.app[STATIC_URL]["upload_js"],
+        choose_again=choose_again or [],
         subs=subs,
         rollup={
             "count": len(subs),
@@ -242,6 +333,9 @@ async def _item_page(
             "progress": round(sum(s["progress"] for s in subs) / len(subs)) if subs else 0,
         },
         sub_names={s["assignee"]: node_name(tree, s["assignee"]) for s in subs},
+        unit_names=await unit_names(
+            request, me, {state.assignee, *(sub["assignee"] for sub in subs)}
+        ),
         mirror_node=node_name(tree, other) if mirror else None,
         mirror_ms=_ms(mirror.get("received_at")) if mirror else None,
         mirror_via=mirror.get("via") if mirror else None,
@@ -264,21 +358,84 @@ async def item_page(request: web.Request, user: User) -> web.StreamResponse:
     return await _item_page(request, user, item_id_of(request))
 
 
-def _files(limit: int, form: MultiDictProxy[Any]) -> tuple[NewFile, ...]:
-    """The form's files (each at most ``limit`` bytes), read but not stored: the action
-    stores them if it is taken."""
-    out = []
-    for value in form.getall("attachments", []):
-        if not isinstance(value, web.FileField) or not value.filename:
-            continue
-        data = value.file.read(limit + 1)
-        if not data:
-            continue
-        if len(data) > limit:
-            raise TooLarge("too_large", f"{value.filename}: at most {limit} bytes",
-                           "attachments")
-        out.append(NewFile(data, value.content_type, value.filename))
-    return tuple(out)
+class ReportForm:
+    """A feedback or resolution form, read part by part (never whole: a form's files
+    may pass the request size cap of other pages). A file over the caps is read to
+    its end and dropped, so the text typed beside it comes back on the page; the
+    names of every file sent are kept, so the page says which to choose again."""
+
+    def __init__(self) -> None:
+        self.fields: MultiDict[str] = MultiDict()
+        self.files: list[NewFile] = []
+        self.names: list[str] = []
+        self.too_big: list[str] = []
+        self.refusal: NodeError | None = None
+
+    @classmethod
+    async def read(cls, request: web.Request, limits: dict[str, Any], text_max: int
+                   ) -> ReportForm:
+        out = cls()
+        per_file, together = int(limits["per_file"]), int(limits["together"])
+        held = 0
+        try:
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    continue
+                if part.filename is None:
+                    raw, _ = await _read_capped(part, text_max)
+                    if raw is None:
+                        out.refuse(TooLarge("too_large", f"{part.name}: at most {text_max} "
+                                            "bytes", part.name))
+                    else:
+                        out.fields.add(part.name, _text(raw, part.name))
+                    continue
+                if part.name != "attachments" or not part.filename:
+                    await _read_capped(part, 0)
+                    continue
+                out.names.append(part.filename)
+                data, size = await _read_capped(part, min(per_file, together - held))
+                if data is None:
+                    out.too_big.append(part.filename)
+                    cap = per_file if size > per_file else together
+                    setting = "api.max_attachment_bytes" if cap == per_file else \
+                        "api.max_upload_bytes"
+                    out.refuse(TooLarge("too_large", f"{part.filename}: at most {cap} bytes "
+                                        f"({setting})", "attachments"))
+                elif data:
+                    held += len(data)
+                    content_type = part.headers.get("Content-Type", "application/octet-stream")
+                    out.files.append(NewFile(data, content_type, part.filename))
+                if len(out.files) > MAX_ATTACHMENTS:
+                    out.refuse(TooLarge("too_many_files", f"at most {MAX_ATTACHMENTS} files",
+                                        "attachments"))
+        except (ValueError, AssertionError, HttpProcessingError) as exc:
+            raise Invalid("bad_form", f"the form could not be read: {exc}", "body") from None
+        return out
+
+    def refuse(self, error: NodeError) -> None:
+        """Keep the first refusal; the rest of the form is still read."""
+        if self.refusal is None:
+            self.refusal = error
+
+
+async def _read_capped(part: BodyPartReader, limit: int) -> tuple[bytes | None, int]:
+    """A part's bytes, or None when it passes ``limit`` (read to its end all the same,
+    so the parts after it arrive); and its size."""
+    data = bytearray()
+    size = 0
+    while chunk := await part.read_chunk():
+        size += len(chunk)
+        if size <= limit:
+            data += chunk
+    return (bytes(data) if size <= limit else None), size
+
+
+def _text(raw: bytes, field: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("invalid_utf8", f"{field}: not UTF-8 (byte {exc.start})", field) from None
 
 
 def action_body(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
@@ -315,13 +472,28 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
     if action not in POSTED:
         raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
     values: dict[str, Any] = {}
+    sent: list[dict[str, Any]] = []
     try:
-        form = await form_of(request)
-        values = action_body(action, form)
         files: tuple[NewFile, ...] = ()
-        if action in REPORTS:
+        if action in REPORTS and request.content_type.startswith("multipart/"):
+            if not csrf.same_origin(request):  # before reading a body of files
+                raise Forbidden("csrf_failed", "the form came from another site")
             await wf.permitted(user, item, REPORTS[action])
-            files = _files(int(request.app[CONFIG]["api.max_attachment_bytes"]), form)
+            config = request.app[CONFIG]
+            report = await ReportForm.read(request, upload_limits(config),
+                                           int(config["api.max_body_bytes"]))
+            if not csrf.valid(request, report.fields.get(csrf.FIELD)):
+                raise Forbidden("csrf_failed", "the form's token is missing or wrong")
+            values = action_body(action, MultiDictProxy(report.fields))
+            sent = [{"name": n, "too_big": n in report.too_big} for n in report.names]
+            if report.refusal is not None:
+                raise report.refusal
+            files = tuple(report.files)
+        else:
+            form = await form_of(request)
+            values = action_body(action, form)
+            if action in REPORTS:
+                await wf.permitted(user, item, REPORTS[action])
         step, kind, fields = await action_fields(
             action, values, tuple(f.ref for f in files), wf, item, request.app[DB],
             request.app[CLOCK],
@@ -332,7 +504,8 @@ async def item_action(request: web.Request, user: User) -> web.StreamResponse:
             raise
         failed = "decide" if action in ("approve", "reject") else action
         return await _item_page(
-            request, user, item, error=exc, failed=failed, values=values, status=status_of(exc)
+            request, user, item, error=exc, failed=failed, values=values,
+            choose_again=sent, status=status_of(exc),
         )
     raise web.HTTPSeeOther(f"/items/{item}?done={action}")
 
@@ -426,8 +599,6 @@ async def new_submit(request: web.Request, user: User) -> web.StreamResponse:
         if isinstance(exc, Unauthenticated) or status_of(exc) >= 500:
             raise
         return await _new_page(request, user, error=exc, values=values, status=status_of(exc))
-    if event.cascade is not None:
-        request.app[CASCADE].wake()
     raise web.HTTPSeeOther(f"/items/{event.item}?done=assign")
 
 
