@@ -205,7 +205,11 @@ async def tally_keeper(app: web.Application) -> AsyncIterator[None]:
     """An ``app.cleanup_ctx`` entry: the page tallies' keeper (node/queries/keeper.py)
     while the app runs; it stops with the app, or when the node stops."""
     ctx = app[NODE]
-    tallies = keeper.TallyKeeper(ctx.db, ctx.clock, ctx.activity)
+    changes = keeper.Changes(
+        commits=ctx.outbox.changed, folded_past=ctx.store.folded_past,
+        folded_pos=lambda: ctx.store.folded_pos,
+    )
+    tallies = keeper.TallyKeeper(ctx.db, ctx.clock, ctx.activity, changes)
     watch = ctx.watch(keeper.WATCH_NAME, keeper.logger)
     stopping = asyncio.Event()
     task = asyncio.create_task(

@@ -73,6 +73,10 @@ refused 429 ``too_many_requests``: a hostile child holding thousands of long-pol
 would cost their sockets and wake each one at every change."""
 
 GUARD = web.AppKey("replay_guard", ReplayGuard)
+PEER_PENDING = web.AppKey("peer_pending_written", dict[str, int])
+"""Per child, the ``peer_pending`` this process last wrote to its link row. Several
+processes on one PostgreSQL each keep their own: a value another wrote since may stand
+until the child's count changes again (it is shown, never acted on)."""
 
 _STATUS_OF = {
     "auth_required": 401,
@@ -245,8 +249,12 @@ async def up(request: web.Request) -> web.Response:
     result = await request.app[INGESTOR].receive(
         child, raws, applied_pos=through, peer_epoch=epoch  # type: ignore[arg-type]
     )
-    if pending is not None:
+    written = request.app[PEER_PENDING]
+    if isinstance(pending, int) and written.get(child) != pending:
+        # What waits at the child, for the status pages: written when it changes, not
+        # a second transaction for every upload (most say 0, again and again).
         await request.app[OUTBOX].update_link(child, peer_pending=pending)
+        written[child] = pending
     return msgpack_response(
         {
             # Where the child's cursor is now: never behind an earlier answer.
@@ -332,6 +340,7 @@ def _position(value: object) -> bool:
 
 
 def add_routes(app: web.Application) -> None:
+    app[PEER_PENDING] = {}
     app.router.add_get("/sync/v1/hello", hello)
     app.router.add_post("/sync/v1/up", up)
     app.router.add_get("/sync/v1/down", down)

@@ -74,7 +74,10 @@ async def run(
     async def fold() -> None:
         log.unfolded_waiting.clear()
         await give_way(activity, stopping)
-        while not stopping.is_set() and await log.materialise_pending(CHUNK_EVENTS):
+        # A chunk that was not full took everything stored before it began; a batch
+        # stored since set ``unfolded_waiting`` again. So no look that finds nothing
+        # (one write transaction per fold, not two: many nodes share a process).
+        while not stopping.is_set() and await log.materialise_pending(CHUNK_EVENTS) >= CHUNK_EVENTS:
             await asyncio.sleep(0)  # let a waiting request or sync batch in
             await give_way(activity, stopping)
 

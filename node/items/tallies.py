@@ -316,7 +316,16 @@ async def marks(conn: AsyncConnection, lock: str | None = None) -> Marks:
     stmt = select(c.name, c.at)
     if lock is not None and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=lock == "share")
-    values = {name: int(at) for name, at in await conn.execute(stmt)}
+    return _marks_of(await conn.execute(stmt))
+
+
+def marks_now(conn: Connection) -> Marks:
+    """The marks, on a synchronous connection (a short read: ``Database.run_read``)."""
+    return _marks_of(conn.execute(select(t.tally_marks.c.name, t.tally_marks.c.at)))
+
+
+def _marks_of(rows: Iterable[Any]) -> Marks:
+    values = {name: int(at) for name, at in rows}
     if WATERMARK not in values or RANKING_MARK not in values:
         raise RuntimeError("tally_marks is incomplete: the page tallies were never built")
     return Marks(values[WATERMARK], values[RANKING_MARK])

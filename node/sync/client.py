@@ -61,9 +61,12 @@ keep the decoding worker busy while a page is fetched, few enough to bound memor
 a few pages (``sync.batch_bytes`` each)."""
 
 
-BLOB_IDLE_SECONDS = 5.0
-"""How long the file loop sleeps with nothing to send before it looks again (it is
-woken at once when events are queued or acknowledged)."""
+BLOB_IDLE_SECONDS = 60.0
+"""How long the file loop sleeps with nothing to send before it looks again. It is
+woken at once when events are queued or acknowledged, and when a file from a child
+completes here (``node.http.blobs`` notifies the parent link), so this is only a
+safety net: each look is three reads, and a process hosting many nodes paid them
+for every node every few seconds (docs/performance.md, "Cascade")."""
 
 LINK_TASK = "link to parent"
 """The sync client's name among the node's background tasks (``status``)."""
@@ -135,6 +138,9 @@ class SyncClient:
         self.connected = asyncio.Event()
         self._cleared = False
         """Whether the link row's error (of an earlier run, perhaps) was cleared."""
+        self._pull_from: tuple[int, Any] | None = None
+        """Where the next pull starts (applied position, the parent's epoch), once a
+        pull of this connection completed; None: read the link row."""
         self._applied = 0
         """How far the parent's stream is durable here, as the pages fetched ahead
         acknowledge it (set by :meth:`pull_once`)."""
@@ -254,6 +260,7 @@ class SyncClient:
 
     async def hello(self) -> None:
         outbox = self.outbox
+        self._pull_from = None  # the link row may change here: read it again
         reply = await self._call("GET", "/sync/v1/hello")
         link = await outbox.link_row(PARENT)
         epoch = reply["epoch"]
@@ -372,8 +379,15 @@ class SyncClient:
         commits — mostly in the database's thread. So the parent, the network, this
         node's cores and its disk work at the same time. Commits stay in order, one
         at a time, and each page's ``ack`` is what is durable here when it is asked for."""
-        link = await self.outbox.link_row(PARENT)
-        applied = self._applied = int(link["applied_pos"])
+        # Where to pull from: the link row once per connection, then what the last pull
+        # committed (only this loop moves it while connected): a long-poll's re-arm is
+        # no read, which a process of many nodes pays for each.
+        known, self._pull_from = self._pull_from, None
+        if known is None:
+            link = await self.outbox.link_row(PARENT)
+            known = (int(link["applied_pos"]), link.get("peer_epoch"))
+        applied, peer_epoch = known
+        self._applied = applied
         # A timeline of the catch-up, page by page, for `duban -v run` (bench/catchup.py
         # --timeline): what each page waited for says which stage holds the rest up.
         loop = asyncio.get_running_loop()
@@ -389,7 +403,7 @@ class SyncClient:
         tuned = contextlib.ExitStack()
         try:
             while True:
-                if link.get("peer_epoch") is not None and page["epoch"] != link["peer_epoch"]:
+                if peer_epoch is not None and page["epoch"] != peer_epoch:
                     # The parent recovered from a backup while we were connected: its
                     # positions were renumbered. Reconnect, so hello pulls from the start.
                     raise SyncFailure(f"parent {self.parent} started a new stream epoch")
@@ -431,6 +445,7 @@ class SyncClient:
                 waited = loop.time() - asked
             if committing is not None:
                 await committing
+            self._pull_from = (committing_through, peer_epoch)
         finally:
             await _stop_fetching(fetching, ahead)
             # Never cancel a commit half-way through its transaction: let it finish.
