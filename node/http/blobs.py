@@ -24,9 +24,10 @@ from node.http.errors import response
 from node.http.services import CLOCK, CONFIG, DB, EVENTS, OUTBOX, TREE
 from node.http.sync import (
     MAX_POSITION,
-    _authenticate,
-    _int_param,
+    auth_refusal,
+    authenticate,
     guarded,
+    int_param,
     msgpack_response,
     refuse,
 )
@@ -97,15 +98,12 @@ async def blob_status(request: web.Request) -> web.Response:
 async def blob_put(request: web.Request) -> web.Response:
     # The header first, before reading the chunk; its body hash after.
     try:
-        claim = await _authenticate(request, None)
+        claim = await authenticate(request, None)
     except AuthError as exc:
-        logger.warning("sync request refused from %s: %s %s", request.remote, exc.reason,
-                       exc.detail)
-        return refuse(403 if exc.reason in ("not_my_child", "wrong_parent") else 401,
-                      exc.reason, exc.detail)
+        return auth_refusal(request, exc)
     digest = _digest(request)
-    offset = _int_param(request, "offset", 0, 0, MAX_POSITION)
-    size = _int_param(request, "size", 0, 0, MAX_POSITION)
+    offset = int_param(request, "offset", 0, 0, MAX_POSITION)
+    size = int_param(request, "size", 0, 0, MAX_POSITION)
     try:
         chunk = await request.read()
     except web.HTTPRequestEntityTooLarge:

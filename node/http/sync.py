@@ -119,7 +119,7 @@ def _setting(request: web.Request, name: str) -> int:
     return int(request.app[CONFIG][name])
 
 
-async def _authenticate(request: web.Request, body: bytes | None) -> AuthClaim:
+async def authenticate(request: web.Request, body: bytes | None) -> AuthClaim:
     tree = request.app[TREE]
     trust, me = tree.trust, tree.me
     now = request.app[CLOCK].now_ms()
@@ -144,7 +144,7 @@ async def _authenticate(request: web.Request, body: bytes | None) -> AuthClaim:
     )
 
 
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     """A query parameter: ASCII digits for an integer in 0..MAX_POSITION (else 400
     ``bad_param``), then kept within ``lo..hi`` (``wait`` up to the long-poll's
     length, ``limit`` up to a page...)."""
@@ -165,15 +165,18 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return min(max(int(raw), lo), hi)
 
 
+def auth_refusal(request: web.Request, exc: AuthError) -> web.Response:
+    """The answer to a sync request whose signed header is refused (logged)."""
+    logger.warning("sync request refused from %s: %s %s", request.remote, exc.reason, exc.detail)
+    return refuse(_STATUS_OF.get(exc.reason, 403), exc.reason, exc.detail)
+
+
 async def guarded(request: web.Request, body: bytes) -> str | web.Response:
     """The child a signed request comes from, or the refusal to answer it with."""
     try:
-        return (await _authenticate(request, body)).node
+        return (await authenticate(request, body)).node
     except AuthError as exc:
-        logger.warning(
-            "sync request refused from %s: %s %s", request.remote, exc.reason, exc.detail
-        )
-        return refuse(_STATUS_OF.get(exc.reason, 403), exc.reason, exc.detail)
+        return auth_refusal(request, exc)
 
 
 async def hello(request: web.Request) -> web.Response:
@@ -198,11 +201,9 @@ async def hello(request: web.Request) -> web.Response:
 async def up(request: web.Request) -> web.Response:
     # Authenticate the header before reading a large body; the body hash after.
     try:
-        claim = await _authenticate(request, None)
+        claim = await authenticate(request, None)
     except AuthError as exc:
-        logger.warning("sync request refused from %s: %s %s", request.remote, exc.reason,
-                       exc.detail)
-        return refuse(_STATUS_OF.get(exc.reason, 403), exc.reason, exc.detail)
+        return auth_refusal(request, exc)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -270,13 +271,13 @@ async def down(request: web.Request) -> web.Response:
     child = await guarded(request, b"")
     if isinstance(child, web.Response):
         return child
-    after = _int_param(request, "after", 0, 0, MAX_POSITION)
+    after = int_param(request, "after", 0, 0, MAX_POSITION)
     # What the child has durably applied; behind ``after`` while it fetches the next
     # page before storing the last one.
-    ack = _int_param(request, "ack", after, 0, after)
-    wait = _int_param(request, "wait", 0, 0, _setting(request, "sync.long_poll_seconds"))
+    ack = int_param(request, "ack", after, 0, after)
+    wait = int_param(request, "wait", 0, 0, _setting(request, "sync.long_poll_seconds"))
     page = _setting(request, "sync.batch_events")
-    limit = _int_param(request, "limit", page, 1, page)
+    limit = int_param(request, "limit", page, 1, page)
     presence, outbox = request.app[PRESENCE], request.app[OUTBOX]
     if presence.open_requests(child) >= MAX_DOWN_PER_CHILD:
         logger.warning("sync request refused from %s: too_many_requests (down)", child)
@@ -326,7 +327,7 @@ async def recover(request: web.Request) -> web.Response:
     child = await guarded(request, b"")
     if isinstance(child, web.Response):
         return child
-    after = _int_param(request, "after", 0, 0, MAX_POSITION)
+    after = int_param(request, "after", 0, 0, MAX_POSITION)
     subtree = request.app[TREE].subtree(child)
     raws, through = await request.app[EVENTS].events_of(
         subtree, after, _setting(request, "sync.batch_events")
