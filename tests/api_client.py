@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 
 from node.demo.localtree import RunningNode
+from tests.federation import eventually
 
 
 class Api:
@@ -47,3 +48,19 @@ async def person(node: RunningNode, name: str, role: str, unit: str | None = Non
         await ctx.accounts.add_unit(unit, unit, office=False, now=now)
     await ctx.accounts.add_user(name, role=role, unit=unit, password="password-123", now=now)
     return await ctx.accounts.token_for(name, now)
+
+
+async def deployed_item(assigner: Api, assignee: Api, to: str, title: str) -> str:
+    """An item ``assigner`` assigns to node ``to``, deployed there by ``assignee``: its id."""
+    created = await assigner.post("/api/v1/items", {
+        "title": title, "assignee": to, "board": "daily", "source": "executive",
+    }, expect=201)
+    item = str(created["id"])
+
+    async def arrived() -> bool:
+        data = await assignee.call("GET", f"/api/v1/items/{item}", expect=None)
+        return data.get("id") == item
+
+    await eventually(arrived, what=f"the item at {to}")
+    await assignee.post(f"/api/v1/items/{item}/deploy", {"note": "已部署"})
+    return item

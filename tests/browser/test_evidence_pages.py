@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from node.clock import SystemClock
 from node.http.web.item import size_text
-from tests.api_client import Api, person
+from tests.api_client import Api, deployed_item, person
 from tests.browser.test_pages import no_overflow, shot, sign_in, text_of
 from tests.federation import build, eventually
 
@@ -72,18 +72,7 @@ async def _assigned(session: aiohttp.ClientSession, fed: Any, title: str,
     """A province item assigned to ``to`` and deployed there: its id."""
     province = Api(session, fed[PROVINCE], await person(fed[PROVINCE], "gov", "leader"))
     town = Api(session, fed[to], await person(fed[to], "zhen", "supervisor"))
-    created = await province.post("/api/v1/items", {
-        "title": title, "assignee": to, "board": "daily", "source": "executive",
-    }, expect=201)
-    item = str(created["id"])
-
-    async def arrived() -> bool:
-        data = await town.call("GET", f"/api/v1/items/{item}", expect=None)
-        return data.get("id") == item
-
-    await eventually(arrived, what="the item at the township")
-    await town.post(f"/api/v1/items/{item}/deploy", {"note": "已部署"})
-    return item
+    return await deployed_item(province, town, to, title)
 
 
 async def _submitted(page: Any, form: str, action: str) -> None:

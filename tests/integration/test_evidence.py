@@ -26,7 +26,7 @@ from node.sync.auth import make_header
 from node.workflow.drafts import act
 from protocol import codec
 from protocol.events import Feedback, FileRef
-from tests.api_client import Api, person
+from tests.api_client import Api, deployed_item, person
 from tests.federation import build, eventually, folded
 
 TOWNSHIP, COUNTY, CITY, PROVINCE = "140101001", "140101", "1401", "14"
@@ -50,17 +50,7 @@ async def _setup(session: aiohttp.ClientSession, fed: Any) -> tuple[Api, Api, st
     """A province item assigned to the township, deployed there: (province, township, id)."""
     leader = Api(session, fed[PROVINCE], await person(fed[PROVINCE], "gov", "leader"))
     town = Api(session, fed[TOWNSHIP], await person(fed[TOWNSHIP], "clerk", "supervisor"))
-    created = await leader.post("/api/v1/items", {
-        "title": "燃气安全排查", "assignee": TOWNSHIP, "board": "daily", "source": "executive",
-    }, expect=201)
-    item = str(created["id"])
-
-    async def arrived() -> bool:
-        data = await town.call("GET", f"/api/v1/items/{item}", expect=None)
-        return data.get("id") == item
-
-    await eventually(arrived, what="the item at the township")
-    await town.post(f"/api/v1/items/{item}/deploy", {"note": "已部署"})
+    item = await deployed_item(leader, town, TOWNSHIP, "燃气安全排查")
     return leader, town, item
 
 
