@@ -329,8 +329,11 @@ reminder_messages = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger),
     Column("late", Boolean, nullable=False, default=False),
+    # When the person read it in the message centre; None while unread.
+    Column("read_at", BigInteger),
 )
 Index("ix_reminder_messages_item", reminder_messages.c.item_id, reminder_messages.c.id)
+Index("ix_reminder_messages_person", reminder_messages.c.person, reminder_messages.c.id)
 Index(
     "ix_reminder_messages_due", reminder_messages.c.status, reminder_messages.c.next_attempt_at
 )
