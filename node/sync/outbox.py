@@ -20,9 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
 from node.background import Broadcast
 from node.storage import schema as t
@@ -155,12 +156,13 @@ class Outbox:
         self, link: str, after: int, *, limit: int, max_bytes: int
     ) -> tuple[list[bytes], int, bool]:
         """Envelopes routed to ``link`` after ``after``: (raws, last pos, more waiting)."""
-        async with self.db.read() as conn:
-            # Through the driver: a page is a thousand rows, and SQLAlchemy's
-            # per-row processing cost more than SQLite's reading them.
-            rows: Sequence[Any] = (
-                await conn.execute(_PAGE, {"link": link, "after": after, "limit": limit + 1})
-            ).all()
+        # Through the driver: a page is a thousand rows, and SQLAlchemy's per-row
+        # processing cost more than SQLite's reading them. The sync path's short reads
+        # run on the loop's thread (Database.run_read): each through read() was two
+        # hand-offs to a database thread, most of a busy process's CPU (issue 17).
+        rows: Sequence[Any] = await self.db.run_read(
+            _rows, _PAGE, {"link": link, "after": after, "limit": limit + 1}
+        )
         raws: list[bytes] = []
         size = 0
         last = after
@@ -174,18 +176,12 @@ class Outbox:
 
     async def pending_count(self, link: str, after: int) -> int:
         """Events routed to ``link`` after ``after`` (still to send)."""
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.count()).where(t.routes.c.link == link, t.routes.c.pos > after)
-            )
+        value = await self.db.run_read(_scalar, _PENDING, {"link": link, "after": after})
         return int(value or 0)
 
     async def max_route_pos(self, link: str) -> int:
         """The last position ever queued for ``link``."""
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.max(t.routes.c.pos)).where(t.routes.c.link == link)
-            )
+        value = await self.db.run_read(_scalar, _MAX_POS, {"link": link})
         return int(value or 0)
 
     # ----------------------------------------------------------- link rows
@@ -271,8 +267,7 @@ class Outbox:
         return await self.db.run_write(body)  # never abandoned: see update_link
 
     async def link_row(self, link: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t.links).where(t.links.c.link == link))).first()
+        row = await self.db.run_read(_first, _LINK_ROW, {"link": link})
         if row is None:
             return {"link": link, "acked_pos": 0, "applied_pos": 0, "failures": 0}
         return dict(row._mapping)
@@ -331,3 +326,20 @@ _PAGE = text(
 )
 """A link's outbox after a position: plain SQL, whose rows SQLAlchemy hands over as
 the driver gives them (no per-row processing by column type)."""
+_PENDING = select(func.count()).where(
+    t.routes.c.link == bindparam("link"), t.routes.c.pos > bindparam("after")
+)
+_MAX_POS = select(func.max(t.routes.c.pos)).where(t.routes.c.link == bindparam("link"))
+_LINK_ROW = select(t.links).where(t.links.c.link == bindparam("link"))
+
+
+def _rows(conn: Connection, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
+    return conn.execute(statement, params).all()
+
+
+def _scalar(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
+    return conn.execute(statement, params).scalar()
+
+
+def _first(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
+    return conn.execute(statement, params).first()
