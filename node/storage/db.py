@@ -438,7 +438,15 @@ def _sqlite_setup(engine: Engine, *, writer: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(begin)
+        # Straight to the driver: through exec_driver_sql a BEGIN cost as much as a
+        # query (events, a cursor, a result); on the shared-pool driver it only waits
+        # to ride with the transaction's first statement.
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a connection in use
+        if isinstance(driver, sqlite_async.Connection):
+            driver.begin_later(begin)
+        else:
+            driver.execute(begin)
 
 
 def _connect(url: URL, *, create: bool) -> Database:

@@ -188,7 +188,7 @@ class Outbox:
 
     @staticmethod
     def mark_link(conn: Connection, link: str, values: dict[str, Any]) -> None:
-        done = conn.execute(update(t.links).where(t.links.c.link == link).values(**values))
+        done = conn.execute(_set_link(tuple(values)), {"link_": link, **values})
         if done.rowcount == 0:
             base = {"link": link, "acked_pos": 0, "applied_pos": 0, "failures": 0}
             conn.execute(t.links.insert().values(**{**base, **values}))
@@ -206,21 +206,18 @@ class Outbox:
         any other writer. The resets — the other side's stream was renumbered (a new
         ``epoch`` here, a new parent epoch or a recovery elsewhere) — are explicit
         (:meth:`mark_link`). ``epoch``: the sender's stream epoch, when it said."""
-        col = t.links.c[column]
-        if conn.scalar(select(t.links.c.link).where(t.links.c.link == link)) is None:
+        row = conn.execute(_CURSORS, {"link_": link}).first()
+        if row is None or (epoch is not None and row.peer_epoch != epoch):
             Outbox.mark_link(conn, link, {column: pos, "peer_epoch": epoch})
             return pos
-        if epoch is not None:
-            held = conn.scalar(select(t.links.c.peer_epoch).where(t.links.c.link == link))
-            if held != epoch:
-                Outbox.mark_link(conn, link, {column: pos, "peer_epoch": epoch})
-                return pos
-        conn.execute(
-            update(t.links)
-            .where(t.links.c.link == link, col < pos)
-            .values({column: pos})
-        )
-        return int(conn.scalar(select(col).where(t.links.c.link == link)) or 0)
+        held = int(getattr(row, column) or 0)
+        if held >= pos:
+            return held
+        # Another writer (a second process on PostgreSQL) may have moved it further
+        # meanwhile: the statement keeps the larger, and the answer may be behind the
+        # row, never ahead of what was stored.
+        conn.execute(_ADVANCE[column], {"link_": link, "pos": pos})
+        return pos
 
     @staticmethod
     def received(
@@ -343,3 +340,28 @@ def _scalar(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
 
 def _first(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
     return conn.execute(statement, params).first()
+_LINK = t.links.c
+_CURSORS = select(_LINK.acked_pos, _LINK.applied_pos, _LINK.peer_epoch).where(
+    _LINK.link == bindparam("link_")
+)
+_ADVANCE = {
+    column: update(t.links)
+    .where(_LINK.link == bindparam("link_"), _LINK[column] < bindparam("pos"))
+    .values({column: bindparam("pos")})
+    for column in ("acked_pos", "applied_pos")
+}
+_SET_LINK: dict[tuple[str, ...], Executable] = {}
+
+
+def _set_link(columns: tuple[str, ...]) -> Executable:
+    """``UPDATE links SET <columns> WHERE link = :link_``, one statement object per set
+    of columns (SQLAlchemy's cache key of a statement built anew for each call was a
+    good part of a sync round's CPU)."""
+    statement = _SET_LINK.get(columns)
+    if statement is None:
+        statement = _SET_LINK[columns] = (
+            update(t.links)
+            .where(_LINK.link == bindparam("link_"))
+            .values({c: bindparam(c) for c in columns})
+        )
+    return statement
