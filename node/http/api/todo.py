@@ -30,13 +30,13 @@ _MESSAGE_PARAMS = frozenset({"limit", "offset", "unread"})
 MAX_OFFSET = 1_000_000
 
 
+MessageId = Annotated[int, Meta(ge=1, le=2**62)]
+
+
 class MarkRead(Body):
     """Mark messages read: the ``ids`` of ``GET /api/v1/messages``, or ``all``."""
 
-    ids: (
-        Annotated[list[Annotated[int, Meta(ge=1)]], Meta(min_length=1, max_length=MAX_IDS)]
-        | None
-    ) = None
+    ids: Annotated[list[MessageId], Meta(min_length=1, max_length=MAX_IDS)] | None = None
     all: bool | None = None
 
     schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
