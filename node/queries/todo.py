@@ -15,7 +15,8 @@ navigation all read this table, so a new kind is one more entry:
    extension request, an instruction not yet answered), give it a ``where``
    over the columns or over the folded state (:func:`state_field`), as ``plan``
    does;
-3. add its test to ``tests/test_todo_query.py`` (each kind has one).
+3. name it in a test of ``tests/integration/test_todo.py`` (``tests/test_todo_kinds.py``
+   fails for a kind no integration test names, or with no label in both languages).
 
 Everything is read through indexes of ``items``, never by folding: an
 assignee-side kind is a range of ``ix_items_assignee`` (the items addressed to
