@@ -110,8 +110,9 @@ def state_field(path: tuple[str, ...], dialect: str) -> ColumnElement[Any]:
     text: for conditions the columns do not carry. Read only on rows an index already
     chose, never to find them."""
     if dialect == "postgresql":
-        doc = cast(func.convert_from(t.items.c.state, literal("UTF8")), JSONB)
-        return doc.op("#>>")(literal("{" + ",".join(path) + "}"))
+        doc = cast(func.convert_from(t.items.c.state, "UTF8"), JSONB)
+        field: ColumnElement[Any] = doc[path].astext
+        return field
     return func.json_extract(cast(t.items.c.state, Text), "$." + ".".join(path))
 
 

@@ -145,7 +145,7 @@ async def test_the_to_do_follows_an_item_through_its_life(tmp_path: Path) -> Non
             await eventually(plan_waits, what="the plan in the governor's to-do")
             assert "plan" not in await kinds(prov_sup)
             assert (await prov_viewer.get("/api/v1/todo"))["kinds"] == []
-            assert await nav_count(gov) == 1
+            assert await nav_count(gov) == 2  # the plan, and the own unit's item to deploy
             await gov.post(f"/api/v1/items/{item}/approve", {})
             assert (await kinds(gov))["plan"] == []
 
@@ -229,5 +229,41 @@ async def test_the_to_do_reads_indexes_not_the_whole_table(tmp_path: Path) -> No
         assert plans
         for plan in plans:
             assert "SCAN items" not in plan, plan  # nor a whole index of it
+    finally:
+        await fed.stop()
+
+
+async def test_the_to_do_on_each_database(tmp_path: Path, db_url: str) -> None:
+    """The same kinds on SQLite and PostgreSQL: a unit's deploy, and a plan the province's
+    leader approves (read from the folded state's JSON on both)."""
+    fed = await build(tmp_path, ManualClock(T0), CHAIN[:2],
+                      extra_for={"14": {"database.url": db_url}})
+    try:
+        prov, city = fed["14"], fed["1401"]
+        assert prov.ctx.db.dialect == ("postgresql" if "postgres" in db_url else "sqlite")
+        async with aiohttp.ClientSession() as session:
+            sup = Api(session, prov, await person(prov, "prov_sup", "supervisor"))
+            op = Api(session, prov, await person(prov, "env_op", "operator", "env"))
+            gov = Api(session, prov, await person(prov, "governor", "leader"))
+            city_sup = Api(session, city, await person(city, "city_sup", "supervisor"))
+            own = (await sup.post("/api/v1/items", {"title": "本级事项", "assignee": "env"},
+                                  expect=201))["id"]
+            down = (await sup.post("/api/v1/items", {"title": "市级事项", "assignee": "1401"},
+                                   expect=201))["id"]
+            assert (await kinds(op))["deploy"] == [own]
+            assert await nav_count(op) == 1
+            await wait_status(city_sup, down, "assigned")
+            await city_sup.post(f"/api/v1/items/{down}/deploy", {"note": "已部署"})
+            day = datetime.fromtimestamp(T0 / 1000, CHINA) + timedelta(days=40)
+            await city_sup.post(f"/api/v1/items/{down}/plan", {
+                "milestones": [{"title": "完成", "due": day.date().isoformat()}]})
+
+            async def plan_waits() -> bool:
+                return (await kinds(gov)).get("plan") == [down]
+
+            await eventually(plan_waits, what="the plan in the leader's to-do")
+            assert await nav_count(gov) == 2  # the plan, and the own unit's item to deploy
+            await gov.post(f"/api/v1/items/{down}/approve", {})
+            assert (await kinds(gov))["plan"] == []
     finally:
         await fed.stop()
