@@ -31,6 +31,7 @@ MAX_LIMIT: Final = 100
 NO_MILESTONE: Final = -1
 """``reminders.milestone`` of a deadline that is no plan milestone (the schema's rule)."""
 MAX_IDS: Final = 500
+"""As ``node.http.api.bodies.MAX_MESSAGE_IDS`` (the API's bound; this one guards callers)."""
 _m = t.reminder_messages
 _SHOWN = _m.c.status != "cancelled"
 

@@ -11,41 +11,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Any
 
-import msgspec
 from aiohttp import web
-from msgspec import Meta
 
 from node.errors import bad
 from node.http.api.auth import current_user
-from node.http.api.bodies import SMALL_JSON_BYTES, Body
+from node.http.api.bodies import SMALL_JSON_BYTES, MarkRead, ref
 from node.http.api.validate import read_body
 from node.http.services import MESSAGES, TODO
-from node.queries.messages import MAX_IDS, MAX_LIMIT
+from node.queries.messages import MAX_LIMIT
 from node.queries.todo import KIND_NAMES, Who
 from node.storage.accounts import User
 
 _MESSAGE_PARAMS = frozenset({"limit", "offset", "unread"})
 MAX_OFFSET = 1_000_000
-
-
-MessageId = Annotated[int, Meta(ge=1, le=2**62)]
-
-
-class MarkRead(Body):
-    """Mark messages read: the ``ids`` of ``GET /api/v1/messages``, or ``all``."""
-
-    ids: Annotated[list[MessageId], Meta(min_length=1, max_length=MAX_IDS)] | None = None
-    all: bool | None = None
-
-    schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
-
-    def check(self, at: str = "") -> None:
-        if self.ids is None and not self.all:
-            raise bad(f"{at}ids", 'give the ids, or "all": true', "missing_field")
-        if self.ids is not None and self.all:
-            raise bad(f"{at}all", "give the ids or all, not both")
 
 
 def who_of(user: User) -> Who:
@@ -154,8 +134,6 @@ def openapi_paths() -> dict[str, Any]:
         "total": {"type": "integer"}, "unread": {"type": "integer"},
         "limit": {"type": "integer"}, "offset": {"type": "integer"},
     }, "required": ["messages", "total", "unread"]}
-    _, components = msgspec.json.schema_components([MarkRead])
-    body_schema = {**components["MarkRead"], **MarkRead.schema_extra}
     return {
         "/api/v1/todo": {"get": {
             "operationId": "todo",
@@ -188,7 +166,7 @@ def openapi_paths() -> dict[str, Any]:
             "operationId": "mark_messages_read",
             "summary": "Mark messages read: their ids, or all of mine.",
             "requestBody": {"required": True, "content": {"application/json": {
-                "schema": body_schema}}},
+                "schema": ref(MarkRead)}}},
             "responses": {
                 "200": {"description": "How many deliveries changed, and the unread count.",
                         "content": {"application/json": {"schema": {
