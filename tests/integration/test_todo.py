@@ -145,7 +145,7 @@ async def test_the_to_do_follows_an_item_through_its_life(tmp_path: Path) -> Non
             await eventually(plan_waits, what="the plan in the governor's to-do")
             assert "plan" not in await kinds(prov_sup)
             assert (await prov_viewer.get("/api/v1/todo"))["kinds"] == []
-            assert await nav_count(gov) == 2  # the plan, and the own unit's item to deploy
+            assert await nav_count(gov) == 1
             await gov.post(f"/api/v1/items/{item}/approve", {})
             assert (await kinds(gov))["plan"] == []
 
