@@ -27,6 +27,7 @@ from node.http.api import items as api_items
 from node.http.api import openapi as api_openapi
 from node.http.api import reminders as reminders_http
 from node.http.api import reports as reports_api
+from node.http.api import todo as api_todo
 from node.http.api import units as units_api
 from node.http.errors import STORAGE_NOTICE, StorageFullNotice, error_middleware
 from node.items import materialiser
@@ -34,7 +35,9 @@ from node.queries import keeper
 from node.queries.assemble import Reports, score_rules
 from node.queries.figures import Figures
 from node.queries.ledger import Ledger, boards_of
+from node.queries.messages import Messages
 from node.queries.rollup import Rollup
+from node.queries.todo import Todo
 from node.reminders.channels import build_notifiers
 from node.reminders.schedule import Settings
 from node.reminders.scheduler import Reminders
@@ -171,6 +174,10 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
     )
     app[services.FIGURES] = Figures(ctx.db, ctx.clock, ctx.tree)
     app[services.ROLLUP] = Rollup(ctx.db, ctx.clock, ctx.tree)
+    app[services.TODO] = Todo(
+        ctx.db, ctx.clock, ctx.tree, cascade_auto=bool(ctx.config["cascade.auto"])
+    )
+    app[services.MESSAGES] = Messages(ctx.db, ctx.clock)
 
 
 async def reminder_scheduler(app: web.Application) -> AsyncIterator[None]:
@@ -332,6 +339,7 @@ def create_app(
     api_auth.add_routes(app)
     api_cascade.add_routes(app)  # before the items' /api/v1/items/{item}/{action}
     api_items.add_routes(app)
+    api_todo.add_routes(app)
     api_openapi.add_routes(app)
     web_pages.add_routes(app)
     reports_api.add_routes(app)

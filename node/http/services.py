@@ -20,7 +20,9 @@ from node.items.materialiser import SyncActivity
 from node.queries.assemble import Reports
 from node.queries.figures import Figures
 from node.queries.ledger import Ledger
+from node.queries.messages import Messages
 from node.queries.rollup import Rollup
+from node.queries.todo import Todo
 from node.storage.accounts import Accounts
 from node.storage.db import Database
 from node.storage.events import EventLog
@@ -58,3 +60,7 @@ ROLLUP = web.AppKey("rollup", Rollup)
 """An item's whole subtree of sub-items summed up (node/queries/rollup.py)."""
 FIGURES = web.AppKey("figures", Figures)
 """The tree page's and the command board's figures, from the page tallies."""
+TODO = web.AppKey("todo", Todo)
+"""What waits for each person here (node/queries/todo.py): the to-do and its count."""
+MESSAGES = web.AppKey("messages", Messages)
+"""The message centre: the reminders that reached each person, read and unread."""

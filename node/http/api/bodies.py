@@ -215,6 +215,28 @@ class Contact(Body):
             raise bad(f"{at}phone", 'give phone or email ("" clears one)', "missing_field")
 
 
+MAX_MESSAGE_IDS = 500
+"""Messages marked read in one request (``POST /api/v1/messages/read``)."""
+MessageId = Annotated[int, Meta(ge=1, le=2**62)]
+
+
+class MarkRead(Body):
+    """Mark messages read: the ``ids`` of ``GET /api/v1/messages``, or ``all``."""
+
+    ids: Annotated[list[MessageId], Meta(min_length=1, max_length=MAX_MESSAGE_IDS)] | None = (
+        None
+    )
+    all: bool | None = None
+
+    schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    def check(self, at: str = "") -> None:
+        if self.ids is None and not self.all:
+            raise bad(f"{at}ids", 'give the ids, or "all": true', "missing_field")
+        if self.ids is not None and self.all:
+            raise bad(f"{at}all", "give the ids or all, not both")
+
+
 class Assignment(Body):
     """A new item, assigned to a unit of this node or a node below it.
 
@@ -435,7 +457,7 @@ ACTIONS: dict[str, type[Body]] = {
 }
 """``POST /api/v1/items/{item}/{action}``: the body of each action."""
 
-ALL: tuple[type[Body], ...] = (Login, Contact, Assignment, *ACTIONS.values())
+ALL: tuple[type[Body], ...] = (Login, Contact, MarkRead, Assignment, *ACTIONS.values())
 """Every request body of the API (nested ones, Part and Milestone, come with them)."""
 
 REF = "#/components/schemas/{name}"

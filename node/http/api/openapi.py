@@ -27,6 +27,7 @@ from node.http.api.cascade import openapi_paths as cascade_paths
 from node.http.api.items import REPORTS, known_sources
 from node.http.api.reminders import openapi_paths as reminder_paths
 from node.http.api.reports import openapi_paths as report_paths
+from node.http.api.todo import openapi_paths as todo_paths
 from node.http.api.units import openapi_paths as unit_paths
 from node.http.services import CONFIG
 from node.queries.ledger import COLOURS, MAX_LIMIT, SORTS, known_boards
@@ -523,6 +524,7 @@ def build_document(config: Config) -> Schema:
     paths.update(reminder_paths())
     paths.update(report_paths(ledger_parameters(boards)))
     paths.update(unit_paths())
+    paths.update(todo_paths())
     return {
         "openapi": "3.1.0",
         "info": {

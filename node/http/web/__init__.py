@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from node.http.web import board, decompose, item, ledger, links, signin, tree
+from node.http.web import board, decompose, item, ledger, links, messages, signin, todo, tree
 from node.http.web.render import STATIC_URL, storage_full_page
 
 HERE = Path(__file__).parent
@@ -57,4 +57,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/tree", tree.tree_page)
     r.add_get("/board", board.board_page)
     r.add_get("/links", links.links_page)
+    r.add_get("/todo", todo.todo_page)
+    r.add_get(messages.PATH, messages.messages_page)
+    r.add_post(messages.PATH + "/read", messages.messages_read)
     r.add_static("/static/", STATIC, append_version=False)

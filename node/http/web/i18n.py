@@ -33,6 +33,43 @@ CATALOG: dict[str, tuple[str, str]] = {
     "nav.signout": ("退出", "Sign out"),
     "nav.lang_other": ("English", "中文"),
     "nav.menu": ("导航", "Navigation"),
+    # -- what is waiting for me: the to-do, the message centre, an item's reminders
+    "nav.todo": ("待办", "To do"),
+    "nav.todo_count": ("{n}项待办", "{n} to do"),
+    "nav.messages": ("消息", "Messages"),
+    "nav.unread_count": ("{n}条未读", "{n} unread"),
+    "todo.title": ("我的待办", "What is waiting for me"),
+    "todo.total": ("共{n}项", "{n} in all"),
+    "todo.empty": ("暂无待办事项。", "Nothing is waiting for you."),
+    "todo.no_kinds": ("“{role}”角色没有待办事项。", "The role “{role}” has nothing to do here."),
+    "todo.from": ("{node}交办", "from {node}"),
+    "todo.since": ("{when}提交", "in {when}"),
+    "todo.due": ("时限", "due"),
+    "todo.more": ("另有{n}项未列出，请在台账中查看。", "{n} more not listed: see the ledger."),
+    "todo.kind.deploy": ("待研究部署", "To deploy"),
+    "todo.kind.pass_down": ("待转办下级", "To pass down"),
+    "todo.kind.feedback": ("待首次反馈", "First feedback owed"),
+    "todo.kind.redo": ("被退回待重办", "Returned: to redo"),
+    "todo.kind.due_soon": ("即将到期或已逾期", "Due soon or overdue"),
+    "todo.kind.plan": ("待审批方案", "Plans to approve"),
+    "todo.kind.review": ("待审核办结", "Resolutions to review"),
+    "messages.title": ("消息中心", "Messages"),
+    "messages.unread": ("{n}条未读", "{n} unread"),
+    "messages.all": ("全部", "All"),
+    "messages.only_unread": ("未读", "Unread"),
+    "messages.read_all": ("全部标为已读", "Mark all read"),
+    "messages.mark_read": ("标为已读", "Mark read"),
+    "messages.new": ("未读", "new"),
+    "messages.due": ("时限 {when}", "due {when}"),
+    "messages.channel_state": ("（{state}）", " ({state})"),
+    "messages.empty": ("还没有消息。", "No messages yet."),
+    "messages.empty_unread": ("没有未读消息。", "No unread messages."),
+    "reminders.title": ("提醒记录", "Reminders sent"),
+    "reminders.about": ("{deadline}{kind}", "{deadline}: {kind}"),
+    "reminders.late": ("补发", "sent late"),
+    "reminders.system": ("系统接口", "webhook"),
+    "reminders.no_recipient": ("未送达任何人", "reached nobody"),
+    "reminders.superseded": ("已由逾期提醒替代", "replaced by the overdue notice"),
     "common.node": ("节点", "Node"),
     "common.none": ("无", "none"),
     "common.yes": ("是", "yes"),
@@ -593,6 +630,24 @@ EVENT = {
     "item.closed": ("销号", "Closed"),
 }
 OUTCOME = {"accept": ("通过", "accepted"), "return": ("退回", "returned")}
+CHANNEL = {
+    "sms": ("短信", "SMS"),
+    "email": ("邮件", "email"),
+    "webhook": ("接口推送", "webhook"),
+}
+DELIVERY = {
+    "pending": ("发送中", "sending"),
+    "sent": ("已送达", "delivered"),
+    "failed": ("发送失败", "failed"),
+    "cancelled": ("已取消", "cancelled"),
+}
+DEADLINE = {
+    "deploy": ("研究部署", "Deploy"),
+    "feedback": ("首次反馈", "First feedback"),
+    "resolve": ("办结", "Resolve"),
+    "milestone": ("方案节点", "Plan milestone"),
+}
+REMINDER_KIND = {"due_soon": ("即将到期提醒", "due soon"), "overdue": ("逾期提醒", "overdue")}
 FIELD = {
     "title": ("事项名称", "Title"),
     "description": ("具体要求", "Requirement"),
@@ -699,6 +754,18 @@ class I18n:
 
     def outcome(self, code: str | None) -> str:
         return self._table(OUTCOME, code)
+
+    def channel(self, code: str | None) -> str:
+        return self._table(CHANNEL, code)
+
+    def delivery(self, code: str | None) -> str:
+        return self._table(DELIVERY, code)
+
+    def deadline_name(self, code: str | None) -> str:
+        return self._table(DEADLINE, code)
+
+    def reminder_kind(self, code: str | None) -> str:
+        return self._table(REMINDER_KIND, code)
 
     def field(self, name: str | None) -> str:
         if not name:

@@ -61,6 +61,7 @@ from node.http.web.render import (
     translator,
     workflow,
 )
+from node.queries.messages import sent_reminders
 from node.storage import schema as t
 from node.storage import unit_lists
 from node.storage.accounts import User
@@ -321,6 +322,7 @@ async def _item_page(
         history=history,
         verified=all(h["verified"] for h in history),
         files=await file_entries(db, state),
+        reminders_sent=await sent_reminders(db, item),
         evidence=review_evidence(state) if "review" in actions else [],
         limits=upload_limits(request.app[CONFIG]),
         upload_msgs=upload_messages(translator(request)),

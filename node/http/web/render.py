@@ -17,13 +17,16 @@ from urllib.parse import unquote, urlencode, urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy.exc import SQLAlchemyError
 
 from hierarchy.tree import Tree
 from node.errors import KINDS, Forbidden, NodeError, TooLarge, Unauthenticated
 from node.http.api.auth import current_user
+from node.http.api.todo import who_of
 from node.http.errors import refusal, seconds, status_of, storage_full_error
-from node.http.services import CLOCK, TREE, WORKFLOW
+from node.http.services import CLOCK, TODO, TREE, WORKFLOW
 from node.http.web import csrf, i18n
+from node.queries.todo import waiting_counts
 from node.storage.accounts import User
 from node.storage.disk_full import storage_full
 from node.workflow.actions import Workflow
@@ -201,6 +204,7 @@ async def render(
         "css_url": request.app[STATIC_URL]["css"],
         "error": None,
         "notice": None,
+        "waiting": await waiting(request, user),
     }
     error = context.get("error")
     if isinstance(error, NodeError):
@@ -216,6 +220,20 @@ async def render(
         response.set_cookie(i18n.COOKIE, lang, max_age=YEAR_S, samesite="Lax", path="/")
     response.headers.update(_SECURITY_HEADERS)
     return response
+
+
+async def waiting(request: web.Request, user: User | None) -> dict[str, int] | None:
+    """The navigation's counts for ``user``: things to do, unread messages (one query).
+    None when nobody is signed in, or when the database cannot answer (the page still
+    shows: the count is a convenience, never a reason to fail a page)."""
+    if user is None:
+        return None
+    try:
+        todo, unread = await waiting_counts(request.app[TODO], who_of(user))
+    except (SQLAlchemyError, OSError) as exc:
+        logger.warning("navigation counts for %s not read: %s", user.name, exc)
+        return None
+    return {"todo": todo, "unread": unread}
 
 
 def error_message(t: i18n.I18n, error: NodeError) -> str:
