@@ -309,7 +309,8 @@ def render_notice(
                 f'[Duban instruction] {author} ({by}) on item "{short}": {said} '
                 "Please carry it out and report.")
     if kind == URGE:
-        return f"【督办催办】《{short}》", f"【督办催办】{author}（{by}）催办事项《{short}》：{said}"
+        return (f"【督办催办】《{short}》",
+                f"【督办催办】{author}（{by}）催办事项《{short}》：{said}")
     return (f"【领导批示】《{short}》",
             f"【领导批示】{author}（{by}）对事项《{short}》批示：{said} 请抓好落实并反馈落实情况。")
 
