@@ -449,7 +449,7 @@ tally_marks = Table(
 # counted per rule, from its events; summed per (quarter, path, unit) in score_tallies.
 _SCORE_COUNTERS = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
-    "resolved_excellent", "resolved_qualified", "returned", "unfinished",
+    "resolved_excellent", "resolved_qualified", "returned", "unfinished", "urged",
     "node_items", "unit_items",
 )
 score_rows = Table(
