@@ -103,6 +103,8 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         assert "已催办 1 次" in summary and "省政府督查室" in summary, summary
         assert "请本周内反馈整改进展" in await text_of(sup, "#timeline")
         await _both_widths(sup, shots, "acts-province-urged")
+        await sup.goto(f"{fed[PROVINCE].url}/ledger")
+        assert "已催办1次" in await text_of(sup, f"tr[data-item='{item}']")
 
         # -- the township: the instruction on top; it answers it and asks for more time.
         zhen = await open_as(TOWNSHIP, "zhen")

@@ -110,6 +110,14 @@ async def test_urge_instruction_and_extension_through_three_levels(
                              lambda g: len(g["item"]["urges"]) == 1
                              and len(g["item"]["instructions"]) == 1, "both at the county")
 
+            # -- the ledger says how often and when it was urged, at every node holding it.
+            for api in (t_op, c_sup, p_sup):
+                await folded(api.node)
+                listed = await api.get("/api/v1/items")
+                [row] = [r for r in listed["items"] if r["id"] == item]
+                assert row["urges"]["count"] == 1 and row["urges"]["last_by"] == PROVINCE
+                assert row["urges"]["last_at"] is not None
+
             # -- the township's head and operator are told at once, each exactly once.
             await folded(township)
             report = await tick(township)

@@ -221,6 +221,15 @@ def components(requests: dict[str, Schema]) -> Schema:
                              "description": "Seconds to the resolve deadline (negative: late)."},
             "assigned_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
+            "urges": {
+                "type": "object",
+                "description": "Urges (催办): how many, and the last one's time and node.",
+                "properties": {
+                    "count": {"type": "integer", "minimum": 0},
+                    "last_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_by": {"type": ["string", "null"]},
+                },
+            },
         },
     }
     reasons = "\n".join(

@@ -511,6 +511,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "item.instruction.answered": ("已反馈落实情况（{n}次）", "answered ({n})"),
     "item.instruction.waiting": ("待反馈落实情况", "awaiting an answer"),
     "item.urges": ("催办", "Urged"),
+    "ledger.urged": ("已催办{n}次", "urged {n}×"),
     "item.urges.summary": (
         "已催办 {n} 次，最近一次 {when}，{who}（{node}）",
         "{n} times; last {when} by {who} ({node})",
