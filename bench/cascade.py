@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -74,6 +75,8 @@ from protocol.events import Deployed, Feedback
 SETTINGS = {"sync.decode_processes": 0}
 TITLE = "全省各乡镇开展燃气安全排查"
 TIMEOUT = 300.0
+START_ATTEMPTS = 3
+STOP_SECONDS = 15.0
 
 
 def shape_of(cities: int, counties: int, townships: int) -> Shape:
@@ -112,16 +115,32 @@ def free_ports(n: int) -> list[int]:
     raise RuntimeError(f"fewer than {n} free ports below {low}")
 
 
+def stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM, then SIGKILL whatever has not stopped within STOP_SECONDS."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def new_ports(root: Path, ids: list[str]) -> None:
     """Give a copied tree free ports (those it was created with may be taken by now):
     each node's ``server.listen`` and its children's ``node.parent_url``."""
     files = [root / n / "duban.toml" for n in ids]
     old = [int(str(cfg.load(root / n)["server.listen"]).rpartition(":")[2]) for n in ids]
     moved = dict(zip(old, free_ports(len(old)), strict=True))
+    # One pass: replacing port by port would move a port twice when a new one is
+    # another node's old one.
+    pattern = re.compile(r'127\.0\.0\.1:(\d+)"')
     for path in files:
-        text = path.read_text()
-        for was, now in moved.items():
-            text = text.replace(f'127.0.0.1:{was}"', f'127.0.0.1:{now}"')
+        text = pattern.sub(
+            lambda m: f'127.0.0.1:{moved.get(int(m[1]), int(m[1]))}"', path.read_text())
         path.write_text(text)
 
 
@@ -415,18 +434,31 @@ def main() -> None:
             env["BENCH_SQL"] = "1"
         if args.log:
             env["BENCH_LOG"] = "1"
-        for i, ids in enumerate(groups):
-            procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--serve", str(root), "--ids", ",".join(ids),
-                 "--out", str(root / f"result-{i}.json")],
-                stdout=subprocess.PIPE, text=True,
-                stderr=logs.enter_context(open(root / f"log-{i}.txt", "w")),  # noqa: SIM115
-                env=env,
-            ))
-        for proc in procs:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            assert line == "ready", f"a serving process failed: see {root}/log-*.txt"
+        for attempt in range(1, START_ATTEMPTS + 1):
+            for i, ids in enumerate(groups):
+                procs.append(subprocess.Popen(
+                    [sys.executable, __file__, "--serve", str(root), "--ids", ",".join(ids),
+                     "--out", str(root / f"result-{i}.json")],
+                    stdout=subprocess.PIPE, text=True,
+                    stderr=logs.enter_context(open(root / f"log-{i}.txt", "w")),  # noqa: SIM115
+                    env=env,
+                ))
+            lines = []
+            for proc in procs:
+                assert proc.stdout is not None
+                lines.append(proc.stdout.readline().strip())
+            if all(line == "ready" for line in lines):
+                break
+            # A port chosen free may be taken by another program before its node
+            # listens (a shared machine): new ports, once more.
+            taken = any("address already in use" in (root / f"log-{i}.txt").read_text()
+                        for i in range(len(groups)))
+            stop_all(procs)
+            procs.clear()
+            assert taken and attempt < START_ATTEMPTS, (
+                f"a serving process failed: see {root}/log-*.txt")
+            print(f"a port was taken meanwhile; new ports (attempt {attempt + 1})")
+            new_ports(root, [n for n, *_ in shape])
         time.sleep(2.0)  # every child's first pull is open
         url = f"http://{cfg.load(root / '14')['server.listen']}"
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
@@ -471,13 +503,7 @@ def main() -> None:
               f"{args.idle:.0f} s: {100 * used / args.idle:.1f}% of one core")
         print(f"cascade townships={towns} down_s={down_s:.3f} up_s={up_s:.3f}")
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         logs.close()
         if args.profile:
             Path(args.profile).mkdir(parents=True, exist_ok=True)

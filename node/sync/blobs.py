@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -165,18 +165,27 @@ class BlobQueue:
 
 
 async def next_ready(db: Database, link: str, acked: int) -> Queued | None:
-    """The first file of ``link``'s queue whose naming event the other side holds."""
-    q = t.blob_queue.c
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(q.digest, q.size, q.pos)
-                .where(q.link == link, q.refused.is_(None), q.pos <= acked)
-                .order_by(q.pos, q.digest)
-                .limit(1)
-            )
-        ).first()
+    """The first file of ``link``'s queue whose naming event the other side holds
+    (a short read on the loop's thread: the file loop asks after every push)."""
+    row = await db.run_read(_first_ready, link, acked)
     return None if row is None else Queued(row.digest, int(row.size), int(row.pos))
+
+
+_QUEUE = t.blob_queue.c
+_NEXT_READY = (
+    select(_QUEUE.digest, _QUEUE.size, _QUEUE.pos)
+    .where(
+        _QUEUE.link == bindparam("link"),
+        _QUEUE.refused.is_(None),
+        _QUEUE.pos <= bindparam("acked"),
+    )
+    .order_by(_QUEUE.pos, _QUEUE.digest)
+    .limit(1)
+)
+
+
+def _first_ready(conn: Connection, link: str, acked: int) -> Any:
+    return conn.execute(_NEXT_READY, {"link": link, "acked": acked}).first()
 
 
 async def file_data(db: Database, digest: bytes) -> bytes | None:

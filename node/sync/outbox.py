@@ -20,10 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
+from node.background import Broadcast
 from node.storage import schema as t
 from node.storage.db import Database
 from node.storage.events import PARENT, TRUST_TYPES, Accepted
@@ -68,7 +70,7 @@ class Outbox:
         self.db = db
         self.tree = tree
         self.has_parent = has_parent
-        self.changed = asyncio.Condition()
+        self.changed = Broadcast()
         # Per link, bumped when events are queued for it (``_everyone``: for every link),
         # so that an outbox's reader wakes for its own link only (:meth:`generation`).
         self._queued: dict[str, int] = {}
@@ -119,13 +121,12 @@ class Outbox:
     async def notify(self, links: Iterable[str] | None = None) -> None:
         """Wake whoever waits on :attr:`changed`. ``links``: the links events were just
         queued for; None for any change (stopping, a recovery)."""
-        async with self.changed:
-            if links is None:
-                self._everyone += 1
-            else:
-                for link in links:
-                    self._queued[link] = self._queued.get(link, 0) + 1
-            self.changed.notify_all()
+        if links is None:
+            self._everyone += 1
+        else:
+            for link in links:
+                self._queued[link] = self._queued.get(link, 0) + 1
+        self.changed.notify_all()
 
     def generation(self, link: str) -> tuple[int, int]:
         """Changes whenever events may have been queued for ``link``."""
@@ -141,14 +142,13 @@ class Outbox:
         """Until ``link``'s :meth:`generation` is no longer ``seen`` or ``stopping`` is
         set (a stop notifies), at most ``timeout`` seconds."""
 
-        def changed() -> bool:
-            return self.generation(link) != seen or stopping.is_set()
-
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(changed), timeout)
-            except TimeoutError:
-                pass
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.generation(link) == seen and not stopping.is_set():
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return
+            await self.changed.wait(remaining)
 
     # ------------------------------------------------------------- reading
 
@@ -156,12 +156,13 @@ class Outbox:
         self, link: str, after: int, *, limit: int, max_bytes: int
     ) -> tuple[list[bytes], int, bool]:
         """Envelopes routed to ``link`` after ``after``: (raws, last pos, more waiting)."""
-        async with self.db.read() as conn:
-            # Through the driver: a page is a thousand rows, and SQLAlchemy's
-            # per-row processing cost more than SQLite's reading them.
-            rows: Sequence[Any] = (
-                await conn.execute(_PAGE, {"link": link, "after": after, "limit": limit + 1})
-            ).all()
+        # Through the driver: a page is a thousand rows, and SQLAlchemy's per-row
+        # processing cost more than SQLite's reading them. The sync path's short reads
+        # run on the loop's thread (Database.run_read): each through read() was two
+        # hand-offs to a database thread, most of a busy process's CPU (issue 17).
+        rows: Sequence[Any] = await self.db.run_read(
+            _rows, _PAGE, {"link": link, "after": after, "limit": limit + 1}
+        )
         raws: list[bytes] = []
         size = 0
         last = after
@@ -175,18 +176,12 @@ class Outbox:
 
     async def pending_count(self, link: str, after: int) -> int:
         """Events routed to ``link`` after ``after`` (still to send)."""
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.count()).where(t.routes.c.link == link, t.routes.c.pos > after)
-            )
+        value = await self.db.run_read(_scalar, _PENDING, {"link": link, "after": after})
         return int(value or 0)
 
     async def max_route_pos(self, link: str) -> int:
         """The last position ever queued for ``link``."""
-        async with self.db.read() as conn:
-            value = await conn.scalar(
-                select(func.max(t.routes.c.pos)).where(t.routes.c.link == link)
-            )
+        value = await self.db.run_read(_scalar, _MAX_POS, {"link": link})
         return int(value or 0)
 
     # ----------------------------------------------------------- link rows
@@ -272,8 +267,7 @@ class Outbox:
         return await self.db.run_write(body)  # never abandoned: see update_link
 
     async def link_row(self, link: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(t.links).where(t.links.c.link == link))).first()
+        row = await self.db.run_read(_first, _LINK_ROW, {"link": link})
         if row is None:
             return {"link": link, "acked_pos": 0, "applied_pos": 0, "failures": 0}
         return dict(row._mapping)
@@ -332,3 +326,20 @@ _PAGE = text(
 )
 """A link's outbox after a position: plain SQL, whose rows SQLAlchemy hands over as
 the driver gives them (no per-row processing by column type)."""
+_PENDING = select(func.count()).where(
+    t.routes.c.link == bindparam("link"), t.routes.c.pos > bindparam("after")
+)
+_MAX_POS = select(func.max(t.routes.c.pos)).where(t.routes.c.link == bindparam("link"))
+_LINK_ROW = select(t.links).where(t.links.c.link == bindparam("link"))
+
+
+def _rows(conn: Connection, statement: Executable, params: dict[str, Any]) -> Sequence[Any]:
+    return conn.execute(statement, params).all()
+
+
+def _scalar(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
+    return conn.execute(statement, params).scalar()
+
+
+def _first(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
+    return conn.execute(statement, params).first()
