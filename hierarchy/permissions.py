@@ -11,7 +11,9 @@ Two questions, both must say yes:
      own units (``not_ancestor``).
    * update, withdraw, decide_plan, review, close: only the assigner
      (``not_assigner``) — so a child can never close its own item.
-   * deploy, feedback, plan, resolve, decompose: only the assignee (``not_assignee``).
+   * deploy, feedback, plan, request_extension, resolve, decompose: only the assignee
+     (``not_assignee``); decide_extension, like decide_plan, only the assigner.
+   * urge, instruct: the assigner or any node above it (``not_supervisor``).
 
 2. May this *person* do it? (their role inside the node, :mod:`hierarchy.roles`)
    ``role_forbidden`` when the role never does it; ``wrong_unit`` when a unit
@@ -30,6 +32,7 @@ from hierarchy.errors import Refusal
 from hierarchy.roles import (
     ASSIGNEE_ACTIONS,
     ASSIGNER_ACTIONS,
+    SUPERVISOR_ACTIONS,
     UNIT_ACTIONS,
     UNIT_ROLES,
     Action,
@@ -101,6 +104,10 @@ def node_may(tree: Tree, node: str, action: Action, item: ItemScope) -> Refusal 
         return Refusal(errors.NOT_ASSIGNER, f"only {item.assigner} may {action}")
     if action in ASSIGNEE_ACTIONS and node != item.assignee:
         return Refusal(errors.NOT_ASSIGNEE, f"only {item.assignee} may {action}")
+    if action in SUPERVISOR_ACTIONS and not tree.in_subtree(node, item.assigner):
+        return Refusal(
+            errors.NOT_SUPERVISOR, f"only {item.assigner} or a node above it may {action}"
+        )
     return None
 
 

@@ -4,12 +4,15 @@ A node (one government) holds units: its general office and its departments
 (the horizontal coverage, 横向到边). People act with one role inside one node:
 
 ==========  =================================================================
-leader      assigns, updates, withdraws, decomposes, approves plans, deploys,
-            reviews and closes (the assigning leader's word is final)
-supervisor  the supervision office (督查室): registers and assigns items,
-            reviews feedback and closes them, and reports for the node as a whole
-unit_head   the head (一把手) of one unit: deploys and reports for that unit only
-operator    the unit's operator (联络员): reports for that unit only
+leader      assigns, updates, withdraws, decomposes, approves plans and
+            extensions, deploys, reviews and closes (the assigning leader's word is
+            final); urges, and alone writes instructions (批示)
+supervisor  the supervision office (督查室): registers and assigns items, urges
+            (催办), decides extensions, reviews feedback and closes them, and
+            reports for the node as a whole (an extension request too)
+unit_head   the head (一把手) of one unit: deploys and reports for that unit only,
+            and asks for an extension of its items
+operator    the unit's operator (联络员): as the unit head
 viewer      reads
 ==========  =================================================================
 
@@ -41,6 +44,10 @@ class Action(StrEnum):
     REVIEW = "review"
     CLOSE = "close"
     DECOMPOSE = "decompose"
+    URGE = "urge"
+    INSTRUCT = "instruct"
+    REQUEST_EXTENSION = "request_extension"
+    DECIDE_EXTENSION = "decide_extension"
     READ = "read"
 
 
@@ -54,14 +61,32 @@ class Role(StrEnum):
 
 #: Actions of the assigning side: only the node that assigned the item does them.
 ASSIGNER_ACTIONS = frozenset(
-    {Action.UPDATE, Action.WITHDRAW, Action.DECIDE_PLAN, Action.REVIEW, Action.CLOSE}
+    {
+        Action.UPDATE,
+        Action.WITHDRAW,
+        Action.DECIDE_PLAN,
+        Action.DECIDE_EXTENSION,
+        Action.REVIEW,
+        Action.CLOSE,
+    }
 )
 #: Actions of the handling side: only the node the item is assigned to does them.
 ASSIGNEE_ACTIONS = frozenset(
-    {Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.RESOLVE, Action.DECOMPOSE}
+    {
+        Action.DEPLOY,
+        Action.FEEDBACK,
+        Action.PLAN,
+        Action.REQUEST_EXTENSION,
+        Action.RESOLVE,
+        Action.DECOMPOSE,
+    }
 )
+#: Actions of the supervising side: the assigner or any node above it does them.
+SUPERVISOR_ACTIONS = frozenset({Action.URGE, Action.INSTRUCT})
 #: Handling actions a unit-bound role does only for an item of its own unit.
-UNIT_ACTIONS = frozenset({Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.RESOLVE})
+UNIT_ACTIONS = frozenset(
+    {Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.REQUEST_EXTENSION, Action.RESOLVE}
+)
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
     Role.LEADER: frozenset(
@@ -71,9 +96,12 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
             Action.WITHDRAW,
             Action.DECOMPOSE,
             Action.DECIDE_PLAN,
+            Action.DECIDE_EXTENSION,
             Action.DEPLOY,
             Action.REVIEW,
             Action.CLOSE,
+            Action.URGE,
+            Action.INSTRUCT,
             Action.READ,
         }
     ),
@@ -89,14 +117,19 @@ ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = {
             Action.RESOLVE,
             Action.REVIEW,
             Action.CLOSE,
+            Action.URGE,
+            Action.REQUEST_EXTENSION,
+            Action.DECIDE_EXTENSION,
             Action.READ,
         }
     ),
     Role.UNIT_HEAD: frozenset(
-        {Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.RESOLVE, Action.READ}
+        {Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.REQUEST_EXTENSION, Action.RESOLVE,
+         Action.READ}
     ),
     Role.OPERATOR: frozenset(
-        {Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.RESOLVE, Action.READ}
+        {Action.DEPLOY, Action.FEEDBACK, Action.PLAN, Action.REQUEST_EXTENSION, Action.RESOLVE,
+         Action.READ}
     ),
     Role.VIEWER: frozenset({Action.READ}),
 }

@@ -247,6 +247,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("scores.returned", 1.0, "Points deducted for each resolution returned (退回)."),
     Setting("scores.unfinished", 2.0, "Points deducted per item open and overdue at quarter end."),
+    Setting("scores.urged", 0.5, "Points deducted for each urge (催办) on the unit's item."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

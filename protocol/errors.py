@@ -108,6 +108,11 @@ CALENDAR_UNCOVERED = "calendar_uncovered"
 WRONG_RECIPIENT = "wrong_recipient"
 WRONG_ITEM = "wrong_item"
 DUPLICATE_SEQUENCE = "duplicate_sequence"
+NOT_SUPERVISOR = "not_supervisor"
+"""An urge or instruction signed by a node that is neither the item's assigner nor
+one of its ancestors."""
+EXTENSION_TOO_LATE = "extension_too_late"
+"""An extension requested once the resolve deadline has passed."""
 
 # Certificates and trust (continued)
 BAD_REVOCATION = "bad_revocation"

@@ -1,4 +1,4 @@
-"""Item events: the ten kinds of change an item goes through, and their wire form.
+"""Item events: the fourteen kinds of change an item goes through, and their wire form.
 
 Every event is authored and signed by exactly one node and travels as a signed
 envelope (see :mod:`protocol.envelope`) whose body is a strict msgpack map. The
@@ -94,7 +94,11 @@ and the line and paragraph separators."""
 MEDIA_TYPE_PATTERN: Final = r"[a-z0-9!#$&^_.+-]{1,63}/[a-z0-9!#$&^_.+-]{1,63}"
 """A media type as a node records it (lower case, no parameters)."""
 
+EVENT_ID_PATTERN: Final = r"[0-9a-f]{64}"
+"""An event id: the SHA-256 of its envelope bytes, in lowercase hex."""
+
 NODE_ID_RE: Final = re.compile(f"{NODE_ID_PATTERN}\\Z")
+EVENT_ID_RE: Final = re.compile(f"{EVENT_ID_PATTERN}\\Z")
 MEDIA_TYPE_RE: Final = re.compile(f"{MEDIA_TYPE_PATTERN}\\Z")
 UNIT_RE: Final = NODE_ID_RE
 CODE_RE: Final = re.compile(f"{CODE_PATTERN}\\Z")
@@ -191,6 +195,7 @@ _check_ms = _int_in(0, MAX_MS)
 _check_unit = _matches(UNIT_RE, "unit code")
 _check_file_name = _string(1, MAX_FILE_NAME, _BAD_LINE)
 _check_media_type = _matches(MEDIA_TYPE_RE, "media type")
+_check_event_id = _matches(EVENT_ID_RE, "event id (64 lowercase hex digits)")
 
 
 def _check_item(name: str, value: object) -> None:
@@ -272,6 +277,7 @@ _CHECKS: Final[Mapping[str, Check]] = {
     "files": _check_files,
     "milestones": _check_milestones,
     "deadlines": _check_deadlines,
+    "event_id": _check_event_id,
 }
 
 
@@ -530,6 +536,9 @@ class Feedback(ItemEvent):
     files: tuple[FileRef, ...] | None = field(default=None, metadata=_k("files", optional=True))
     """Name, size and type of each attachment, in the order of ``attachments``
     (absent in reports written before files were named)."""
+    answers: str | None = field(default=None, metadata=_k("event_id", optional=True))
+    """The event id of the leader's instruction (:class:`Instructed`) this report
+    answers (落实批示情况); absent when it answers none."""
 
     def _check(self) -> None:
         if not self.text.strip():
@@ -606,6 +615,76 @@ class Closed(ItemEvent):
     note: str = field(metadata=_k("text"))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Urged(ItemEvent):
+    """The assigner, or a node above it, urges the handling node on (催办).
+
+    Signed by the assigner or any ancestor of it (a supervisor); addressed to the
+    assignee. ``author`` names the person who urged, as the signing node knows them."""
+
+    TYPE: ClassVar[str] = "item.urged"
+
+    author: str = field(metadata=_k("title"))
+    text: str = field(metadata=_k("reason"))
+
+    def _check(self) -> None:
+        if not self.text.strip():
+            raise _bad("text", "an urge says what is wanted")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instructed(ItemEvent):
+    """A leader of the assigner, or of a node above it, writes an instruction (批示).
+
+    Signed and addressed as :class:`Urged`; the handling node's feedback may answer it
+    (:attr:`Feedback.answers`)."""
+
+    TYPE: ClassVar[str] = "item.instructed"
+
+    author: str = field(metadata=_k("title"))
+    text: str = field(metadata=_k("text"))
+
+    def _check(self) -> None:
+        if not self.text.strip():
+            raise _bad("text", "an instruction must say something")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtensionRequested(ItemEvent):
+    """The handling node asks, before the resolve deadline, to move it (延期申请):
+    why, to when, and what has been done so far."""
+
+    TYPE: ClassVar[str] = "item.extension_requested"
+
+    reason: str = field(metadata=_k("reason"))
+    deadline: int = field(metadata=_k("ms"))
+    progress: str = field(metadata=_k("text"))
+
+    def _check(self) -> None:
+        if not self.reason.strip():
+            raise _bad("reason", "an extension request says why")
+        if not self.progress.strip():
+            raise _bad("progress", "an extension request says what is done so far")
+        if self.deadline <= self.at:
+            raise _bad("deadline", "must fall after the request")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtensionDecided(ItemEvent):
+    """The assigner approves or refuses the pending extension request ``request``
+    (its event id); a refusal says why. An approval moves the resolve deadline."""
+
+    TYPE: ClassVar[str] = "item.extension_decided"
+
+    request: str = field(metadata=_k("event_id"))
+    approved: bool = field(metadata=_k("bool"))
+    reason: str = field(metadata=_k("reason"))
+
+    def _check(self) -> None:
+        if not self.approved and not self.reason.strip():
+            raise _bad("reason", "required when an extension is refused")
+
+
 Event = (
     Assigned
     | Updated
@@ -617,6 +696,10 @@ Event = (
     | Resolved
     | Reviewed
     | Closed
+    | Urged
+    | Instructed
+    | ExtensionRequested
+    | ExtensionDecided
 )
 
 EVENT_TYPES: Final[Mapping[str, type[Event]]] = {
@@ -632,6 +715,10 @@ EVENT_TYPES: Final[Mapping[str, type[Event]]] = {
         Resolved,
         Reviewed,
         Closed,
+        Urged,
+        Instructed,
+        ExtensionRequested,
+        ExtensionDecided,
     )
 }
 """Envelope type string -> event class."""
@@ -821,6 +908,7 @@ _WIRE_TYPES: Final[Mapping[str, Any]] = {
         Meta(min_length=1, max_length=MAX_MILESTONES),
     ],
     "deadlines": _WIRE_DEADLINES,
+    "event_id": Annotated[str, Meta(min_length=64, max_length=64)],
 }
 """Each field kind as a type msgspec checks: everything of its check (``_CHECKS``) but
 what :data:`_AFTER` checks afterwards."""
@@ -899,6 +987,7 @@ _AFTER: Final[Mapping[str, Callable[[Any], bool]]] = {
     "files": lambda value: len({f.digest for f in value}) == len(value),
     "milestones": _plan,
     "deadlines": _ordered,
+    "event_id": lambda value: EVENT_ID_RE.match(value) is not None,
 }
 """What each field kind's check (with Milestone's and Deadlines') asks that its type in
 :data:`_WIRE_TYPES` does not: false, or a ProtocolError, when it fails."""

@@ -19,12 +19,23 @@ Status transitions (docs/rules.md has the table)::
     resolved --reviewed return--> returned
     any open status --withdrawn--> withdrawn        (not once accepted)
 
+The supervision acts change no status (docs/rules.md, "Urging, instructions,
+extensions"): ``item.urged`` (while the item waits on its handling node: assigned,
+deployed, reporting, planned, returned) and ``item.instructed`` (while open) are
+listed on the item; a feedback may answer one instruction (``answers``).
+``item.extension_requested`` (same statuses as an urge, one pending at a time,
+before the resolve deadline — after it the reason is ``extension_too_late`` —
+and for a later date) waits for ``item.extension_decided`` naming it, whose
+approval moves the resolve deadline to the date asked (the old one stays in
+the extension's record).
+
 Deadline bookkeeping: ``deploy`` is done by ``item.deployed``; ``first_feedback``
 by the first ``item.feedback`` or ``item.resolved``; ``resolve`` by
 ``item.resolved`` and undone again when the resolution is returned. Done times
 are the author's ``at``. ``met`` compares the done time with the current due,
-so an assigner who extends a deadline (``item.updated``, or by approving a
-plan, whose last milestone becomes the resolve deadline) changes it.
+so an assigner who extends a deadline (by approving an extension or a plan,
+whose last milestone becomes the resolve deadline; or by ``item.updated``, which
+nodes no longer sign for deadlines but which still folds) changes it.
 """
 
 from __future__ import annotations
@@ -42,14 +53,18 @@ from protocol.events import (
     Closed,
     Deployed,
     Event,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
     FileRef,
+    Instructed,
     Milestone,
     PlanDecided,
     PlanSubmitted,
     Resolved,
     Reviewed,
     Updated,
+    Urged,
     Withdrawn,
 )
 from protocol.ownership import Refusal, check_signer
@@ -68,6 +83,8 @@ class Status(StrEnum):
 
 
 _HANDLING: Final = frozenset({Status.DEPLOYED, Status.REPORTING, Status.PLANNED, Status.RETURNED})
+_WAITING: Final = _HANDLING | {Status.ASSIGNED}
+"""Open and waiting on the handling node: what an urge or an extension request is for."""
 _OPEN: Final = _HANDLING | {Status.ASSIGNED, Status.RESOLVED}
 DONE: Final = frozenset({Status.ACCEPTED, Status.CLOSED, Status.WITHDRAWN})
 
@@ -116,6 +133,55 @@ class Report:
     milestone: int | None
     files: tuple[FileRef, ...] = ()
     """Name, size and type of each attachment, when the report gave them."""
+    answers: str | None = None
+    """The event id of the instruction this report answers (落实批示情况)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Urge:
+    """One urge (催办): when, by which node and person, what was said."""
+
+    event_id: str
+    at: int
+    by: str
+    author: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instruction:
+    """One leader's instruction (批示) and the reports that answered it."""
+
+    event_id: str
+    at: int
+    by: str
+    author: str
+    text: str
+    answered_by: tuple[str, ...] = ()
+    """Event ids of the feedback reports naming it in ``answers``, in fold order."""
+
+
+class ExtensionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extension:
+    """One extension request (延期申请) and its decision."""
+
+    event_id: str
+    at: int
+    reason: str
+    progress: str
+    deadline: int
+    """The resolve deadline asked for."""
+    old_due: int
+    """The resolve deadline when it was asked."""
+    status: ExtensionStatus = ExtensionStatus.PENDING
+    decided_at: int | None = None
+    decision: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +215,9 @@ class ItemState:
     resolution_attachments: tuple[bytes, ...] = ()
     resolution_files: tuple[FileRef, ...] = ()
     cascade: str | None = None
+    urges: tuple[Urge, ...] = ()
+    instructions: tuple[Instruction, ...] = ()
+    extensions: tuple[Extension, ...] = ()
     review_outcome: str | None = None
     review_reason: str | None = None
     reviewed_at: int | None = None
@@ -164,6 +233,12 @@ class ItemState:
     @property
     def done(self) -> bool:
         return self.status in DONE
+
+    @property
+    def extension_pending(self) -> Extension | None:
+        """The extension request awaiting the assigner's decision, if any."""
+        last = self.extensions[-1] if self.extensions else None
+        return last if last is not None and last.status is ExtensionStatus.PENDING else None
 
     @property
     def plan_pending(self) -> bool:
@@ -247,8 +322,26 @@ class ItemState:
                     "attachments": [a.hex() for a in r.attachments],
                     "milestone": r.milestone,
                     "files": files(r.files),
+                    "answers": r.answers,
                 }
                 for r in self.feedback
+            ],
+            "urges": [
+                {"event_id": u.event_id, "at": u.at, "by": u.by, "author": u.author,
+                 "text": u.text}
+                for u in self.urges
+            ],
+            "instructions": [
+                {"event_id": i.event_id, "at": i.at, "by": i.by, "author": i.author,
+                 "text": i.text, "answered_by": list(i.answered_by)}
+                for i in self.instructions
+            ],
+            "extensions": [
+                {"event_id": x.event_id, "at": x.at, "reason": x.reason,
+                 "progress": x.progress, "deadline": x.deadline, "old_due": x.old_due,
+                 "status": x.status.value, "decided_at": x.decided_at,
+                 "decision": x.decision}
+                for x in self.extensions
             ],
             "progress": self.progress,
             "resolution": self.resolution,
@@ -291,6 +384,10 @@ def _transition(state: ItemState, event: Event) -> Refusal | None:
         case Feedback():
             if status not in _HANDLING:
                 return _invalid(state, event, "feedback is for a deployed, open item")
+            if event.answers is not None and all(
+                i.event_id != event.answers for i in state.instructions
+            ):
+                return _invalid(state, event, "no such instruction on this item")
             if event.milestone is not None and (
                 state.approved_plan is None
                 or event.milestone >= len(state.approved_plan.milestones)
@@ -315,6 +412,33 @@ def _transition(state: ItemState, event: Event) -> Refusal | None:
         case Closed():
             if status is not Status.ACCEPTED:
                 return _invalid(state, event, "only an accepted item is closed")
+        case Urged():
+            if status not in _WAITING:
+                return _invalid(state, event, "only an item waiting on its handling node is urged")
+        case Instructed():
+            if status not in _OPEN:
+                return _invalid(state, event, "instructions are for an open item")
+        case ExtensionRequested():
+            if status not in _WAITING:
+                return _invalid(state, event, "an extension is for an item being handled")
+            if state.extension_pending is not None:
+                return _invalid(state, event, "an extension request already awaits a decision")
+            if event.at >= state.resolve.due:
+                return Refusal(
+                    reason=errors.EXTENSION_TOO_LATE,
+                    detail=f"{event.TYPE}: the resolve deadline passed before the request; "
+                    "an extension is asked before the deadline",
+                )
+            if event.deadline <= state.resolve.due:
+                return _invalid(state, event, "the new deadline must be later than the current one")
+        case ExtensionDecided():
+            pending = state.extension_pending
+            if pending is None:
+                return _invalid(state, event, "no extension request awaits a decision")
+            if pending.event_id != event.request:
+                return _invalid(state, event, "the request decided is not the pending one")
+            if status not in _OPEN:
+                return _invalid(state, event, "the item is no longer open")
     return None
 
 
@@ -423,13 +547,20 @@ def _changes(s: ItemState, event_id: str, ev: Event) -> dict[str, Any]:
             reached = s.milestones_reached
             if ev.milestone is not None:
                 reached = tuple(sorted({*reached, ev.milestone}))
-            return {
+            changes = {
                 "status": Status.REPORTING if s.status is Status.DEPLOYED else s.status,
                 "first_feedback": _first(s.first_feedback, ev.at),
                 "feedback": (*s.feedback, _report(event_id, ev)),
                 "progress": ev.progress,
                 "milestones_reached": reached,
             }
+            if ev.answers is not None:
+                changes["instructions"] = tuple(
+                    replace(i, answered_by=(*i.answered_by, event_id))
+                    if i.event_id == ev.answers else i
+                    for i in s.instructions
+                )
+            return changes
         case PlanSubmitted():
             plan = Plan(
                 event_id=event_id, milestones=ev.milestones, note=ev.note, submitted_at=ev.at
@@ -477,6 +608,32 @@ def _changes(s: ItemState, event_id: str, ev: Event) -> dict[str, Any]:
             return changes
         case Closed():
             return {"status": Status.CLOSED, "closed_at": ev.at, "end_note": ev.note}
+        case Urged():
+            urge = Urge(event_id=event_id, at=ev.at, by=ev.origin, author=ev.author, text=ev.text)
+            return {"urges": (*s.urges, urge)}
+        case Instructed():
+            instruction = Instruction(
+                event_id=event_id, at=ev.at, by=ev.origin, author=ev.author, text=ev.text
+            )
+            return {"instructions": (*s.instructions, instruction)}
+        case ExtensionRequested():
+            asked = Extension(
+                event_id=event_id, at=ev.at, reason=ev.reason, progress=ev.progress,
+                deadline=ev.deadline, old_due=s.resolve.due,
+            )
+            return {"extensions": (*s.extensions, asked)}
+        case ExtensionDecided():
+            pending = s.extensions[-1]
+            answered = replace(
+                pending,
+                status=ExtensionStatus.APPROVED if ev.approved else ExtensionStatus.REFUSED,
+                decided_at=ev.at,
+                decision=ev.reason,
+            )
+            changes = {"extensions": (*s.extensions[:-1], answered)}
+            if ev.approved:
+                changes["resolve"] = Deadline(due=pending.deadline, done_at=s.resolve.done_at)
+            return changes
     raise AssertionError(f"unhandled {ev.TYPE}")  # pragma: no cover - Assigned never gets here
 
 
@@ -489,6 +646,7 @@ def _report(event_id: str, ev: Feedback) -> Report:
         attachments=ev.attachments,
         milestone=ev.milestone,
         files=ev.files or (),
+        answers=ev.answers,
     )
 
 

@@ -1,8 +1,15 @@
 """Who may sign which item event: the single-writer rule of DESIGN.md section 4.
 
 An item has two parties. The assigning node owns the assignment fields and the
-verdicts (assign, update, withdraw, decide a plan, review, close); the assigned
-node owns the handling (deploy, feedback, plan, resolve). An event signed by
+verdicts (assign, update, withdraw, decide a plan or an extension, review,
+close); the assigned node owns the handling (deploy, feedback, plan, request an
+extension, resolve). Urging (催办) and instructing (批示) belong to the
+supervisors: the assigner or any node above it, always addressed to the
+assignee. Whether a node is above the assigner is a question of the tree, which
+this module does not hold: :func:`check_signer` takes it as ``above``, and the
+node asks it at every hop before it stores such an event (as it asks who may
+assign to whom); the fold, over stored events, only refuses the assignee
+urging itself. An event signed by
 anyone else changes nothing: it is refused with a stable reason and kept for
 audit. The envelope layer has already checked that the signer's key belongs to
 ``event.origin``; this module checks that the origin holds the role the kind
@@ -14,6 +21,7 @@ every check passes for it and ``to`` equals ``origin``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -25,12 +33,16 @@ from protocol.events import (
     Closed,
     Deployed,
     Event,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
+    Instructed,
     PlanDecided,
     PlanSubmitted,
     Resolved,
     Reviewed,
     Updated,
+    Urged,
     Withdrawn,
 )
 
@@ -38,6 +50,8 @@ from protocol.events import (
 class Role(StrEnum):
     ASSIGNER = "assigner"
     ASSIGNEE = "assignee"
+    SUPERVISOR = "supervisor"
+    """The assigner or any of its ancestors."""
 
 
 ROLES: Final[dict[str, Role]] = {
@@ -47,7 +61,11 @@ ROLES: Final[dict[str, Role]] = {
     PlanDecided.TYPE: Role.ASSIGNER,
     Reviewed.TYPE: Role.ASSIGNER,
     Closed.TYPE: Role.ASSIGNER,
+    ExtensionDecided.TYPE: Role.ASSIGNER,
     Deployed.TYPE: Role.ASSIGNEE,
+    ExtensionRequested.TYPE: Role.ASSIGNEE,
+    Urged.TYPE: Role.SUPERVISOR,
+    Instructed.TYPE: Role.SUPERVISOR,
     Feedback.TYPE: Role.ASSIGNEE,
     PlanSubmitted.TYPE: Role.ASSIGNEE,
     Resolved.TYPE: Role.ASSIGNEE,
@@ -80,12 +98,25 @@ def role_of(kind: str | Event) -> Role:
     return role
 
 
-def check_signer(event: Event, assigner: str, assignee: str) -> Refusal | None:
+def check_signer(
+    event: Event,
+    assigner: str,
+    assignee: str,
+    above: Callable[[str], bool] | None = None,
+) -> Refusal | None:
     """None when ``event.origin`` may sign this kind for the item between
     ``assigner`` and ``assignee`` and ``event.to`` names the other party;
-    otherwise the refusal (``not_assigner``, ``not_assignee``, ``wrong_recipient``).
+    otherwise the refusal (``not_assigner``, ``not_assignee``, ``not_supervisor``,
+    ``wrong_recipient``).
+
+    ``above(node)`` says whether ``node`` is a proper ancestor of ``assigner``: the
+    node passes it when it receives an urge or instruction; None (the fold) accepts
+    any signer but the assignee (see the module docstring).
     """
-    if role_of(event) is Role.ASSIGNER:
+    role = role_of(event)
+    if role is Role.SUPERVISOR:
+        return _check_supervisor(event, assigner, assignee, above)
+    if role is Role.ASSIGNER:
         signer, other, reason = assigner, assignee, errors.NOT_ASSIGNER
     else:
         signer, other, reason = assignee, assigner, errors.NOT_ASSIGNEE
@@ -98,5 +129,23 @@ def check_signer(event: Event, assigner: str, assignee: str) -> Refusal | None:
         return Refusal(
             reason=errors.WRONG_RECIPIENT,
             detail=f"{event.TYPE} from {signer} must be addressed to {other}, not {event.to}",
+        )
+    return None
+
+
+def _check_supervisor(
+    event: Event, assigner: str, assignee: str, above: Callable[[str], bool] | None
+) -> Refusal | None:
+    origin = event.origin
+    if origin != assigner and (origin == assignee or (above is not None and not above(origin))):
+        return Refusal(
+            reason=errors.NOT_SUPERVISOR,
+            detail=f"{event.TYPE} is signed by the assigner {assigner} or a node above it, "
+            f"not {origin}",
+        )
+    if event.to != assignee:
+        return Refusal(
+            reason=errors.WRONG_RECIPIENT,
+            detail=f"{event.TYPE} must be addressed to the assignee {assignee}, not {event.to}",
         )
     return None

@@ -22,14 +22,18 @@ from protocol.events import (
     Deadlines,
     Deployed,
     Event,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
     FileRef,
+    Instructed,
     Milestone,
     PlanDecided,
     PlanSubmitted,
     Resolved,
     Reviewed,
     Updated,
+    Urged,
     Withdrawn,
     decode_event,
     encode_event,
@@ -157,6 +161,23 @@ def _kind(cls: type, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[E
     )
 
 
+event_ids = st.binary(min_size=32, max_size=32).map(bytes.hex)
+
+
+@st.composite
+def extension_requests(draw: st.DrawFn) -> ExtensionRequested:
+    header = draw(headers())
+    at = min(int(header["at"]), MAX_MS - 1)  # type: ignore[call-overload]
+    return ExtensionRequested(
+        **{**header, "at": at},  # type: ignore[arg-type]
+        reason=draw(short_texts),
+        deadline=draw(st.integers(at + 1, MAX_MS)),
+        progress=draw(non_blank_texts),
+    )
+
+
+short_texts = non_blank_texts.filter(lambda s: len(s) <= 2000)
+
 KINDS: dict[type, st.SearchStrategy[Event]] = {
     Assigned: assigned(),
     Updated: updated(),
@@ -167,6 +188,7 @@ KINDS: dict[type, st.SearchStrategy[Event]] = {
         text=non_blank_texts,
         progress=st.integers(0, 100),
         milestone=st.none() | st.integers(0, 63),
+        answers=st.none() | event_ids,
     ),
     PlanSubmitted: _kind(PlanSubmitted, milestones=milestones(), note=texts),
     PlanDecided: _kind(PlanDecided, approved=st.just(True), reason=texts)
@@ -175,6 +197,13 @@ KINDS: dict[type, st.SearchStrategy[Event]] = {
     Reviewed: _kind(Reviewed, outcome=st.just("accept"), reason=texts)
     | _kind(Reviewed, outcome=st.just("return"), reason=non_blank_texts),
     Closed: _kind(Closed, note=texts),
+    Urged: _kind(Urged, author=titles, text=short_texts),
+    Instructed: _kind(Instructed, author=titles, text=non_blank_texts),
+    ExtensionRequested: extension_requests(),
+    ExtensionDecided: _kind(ExtensionDecided, request=event_ids, approved=st.just(True),
+                            reason=texts)
+    | _kind(ExtensionDecided, request=event_ids, approved=st.just(False),
+            reason=short_texts),
 }
 """A strategy of valid events for every kind."""
 events = st.one_of(*KINDS.values())

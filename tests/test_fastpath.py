@@ -37,14 +37,18 @@ from protocol.events import (
     Deadlines,
     Deployed,
     Event,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
     FileRef,
+    Instructed,
     Milestone,
     PlanDecided,
     PlanSubmitted,
     Resolved,
     Reviewed,
     Updated,
+    Urged,
     Withdrawn,
     decode_event,
     encode_event,
@@ -132,6 +136,9 @@ _STRINGS = [
     # choices
     "general", "major", "explicit", "natural", "working", "accept", "return", "General",
     "minor", "major ",
+    # event ids
+    "ab" * 32, "AB" * 32, "ab" * 31 + "a", "ab" * 33, "ab" * 31 + "ag", "ab" * 31 + "a\n",
+    "ab" * 31 + "中",
 ]
 _INTS = [
     -1, 0, 1, 5, 63, 64, 99, 100, 101, MAX_MS, MAX_MS + 1, MAX_COUNTER, MAX_COUNTER + 1,
@@ -168,6 +175,7 @@ EDGES: list[object] = [*_STRINGS, *_INTS, *_OTHERS]
 
 
 _DEADLINES = Deadlines(deploy=2_000, feedback=3_000, resolve=4_000)
+_EVENT_ID = "ab" * 32
 _HEAD: dict[str, Any] = {"item": "14-000007", "seq": 9, "lamport": 4, "at": 1_000}
 _UP = {**_HEAD, "origin": "140105001", "to": "14"}
 _DOWN = {**_HEAD, "origin": "14", "to": "140105001"}
@@ -188,6 +196,7 @@ SAMPLES: list[Event] = [
     Feedback(
         **_UP, text="进展", progress=40, attachments=(b"\x05" * 32,), milestone=0,
         files=(FileRef(digest=b"\x05" * 32, name="照片.jpg", size=1024, type="image/jpeg"),),
+        answers=_EVENT_ID,
     ),
     PlanSubmitted(
         **_UP, note="计划",
@@ -197,6 +206,10 @@ SAMPLES: list[Event] = [
     Resolved(**_UP, text="已解决", attachments=(), files=()),
     Reviewed(**_DOWN, outcome="return", reason="重做"),
     Closed(**_DOWN, note="销号"),
+    Urged(**_DOWN, author="省督查室", text="请加快"),
+    Instructed(**_DOWN, author="王副省长", text="务必按期完成"),
+    ExtensionRequested(**_UP, reason="雨季", deadline=5_000, progress="完成一半"),
+    ExtensionDecided(**_DOWN, request=_EVENT_ID, approved=False, reason="不同意"),
 ]
 """One event of each kind, with every optional field set."""
 
@@ -279,6 +292,11 @@ def test_the_edges_reach_every_check_the_types_leave_out() -> None:
         assert not taken(title="a\u2028")  # _AFTER title
     assert taken(to="140105002", assignee="140105002")
     assert taken(description="第一段\n第二段\u3000", title="修\u3000路")
+    decided = _body(SAMPLES[-1])
+    for request, fast in (("ab" * 32, True), ("AB" * 32, False), ("ab" * 31 + "ag", False)):
+        body = codec.encode({**decided, "request": request})
+        assert (EVENT_PATHS.fast("item.extension_decided", body) is not None) is fast  # _AFTER
+        assert agree("item.extension_decided", body) is fast
 
 
 # -- several faults, and other encodings of the same value ------------------------------------

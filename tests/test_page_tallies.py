@@ -62,6 +62,7 @@ from protocol.events import (
     Resolved,
     Reviewed,
     Updated,
+    Urged,
     Withdrawn,
     encode_event,
     make_item_id,
@@ -145,6 +146,8 @@ class Histories:
             steps = steps[: rng.randint(0, len(steps))]  # many stay open somewhere
             if rng.random() < 0.15:
                 steps.insert(rng.randint(0, len(steps)), rng.choice(("extend", "unit")))
+            for _ in range(rng.choice((0, 0, 0, 1, 2))):  # urges (催办): points too
+                steps.insert(rng.randint(0, len(steps)), "urge")
             if rng.random() < 0.05:
                 steps.append(rng.choice(("withdraw", "deploy")))  # often refused
         behind = rng.random() < 0.06  # the handler's clock runs behind
@@ -176,6 +179,8 @@ class Histories:
                 ev = self.make(Closed, **up, at=t, note="销号")
             elif step == "withdraw":
                 ev = self.make(Withdrawn, **up, at=t, reason="调整")
+            elif step == "urge":
+                ev = self.make(Urged, **up, at=t, author="督查室", text="请加快进度")
             elif step == "extend":
                 ev = self.make(Updated, **up, at=t, deadlines=Deadlines(
                     deploy=due.deploy, feedback=due.feedback, resolve=due.resolve + 20 * DAY))

@@ -170,6 +170,9 @@ def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
         "red_from": red_from,
         "search_text": search.lower(),
         "cascade": state.cascade,
+        "urges": len(state.urges),
+        "last_urged_at": state.urges[-1].at if state.urges else None,
+        "last_urged_by": state.urges[-1].by if state.urges else None,
     }
 
 

@@ -180,7 +180,7 @@ FINISHED: Final = Tally(t.tally_finished, ("quarter", "path", "unit"), ("n",))
 ROW_TALLIES: Final = (NODES, QUARTERS, WEEKS, OPEN, FINISHED)
 SCORE_COUNTERS: Final = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
-    "resolved_excellent", "resolved_qualified", "returned", "unfinished",
+    "resolved_excellent", "resolved_qualified", "returned", "unfinished", "urged",
     "node_items", "unit_items",
 )
 SCORES: Final = Tally(t.score_tallies, ("quarter", "path", "unit"), SCORE_COUNTERS)

@@ -305,6 +305,17 @@ def _latest_feedback(state: Mapping[str, Any]) -> str:
     return f"{excel.local_time(at):%Y-%m-%d} {text}"
 
 
+def _urges(state: Mapping[str, Any], names: Names) -> str:
+    """"催办2次，最近 2026-12-08 09:00 张三（山西省）": how often the item was urged (催办),
+    and the last time by whom; "" if never."""
+    urges = state.get("urges") or ()
+    if not urges:
+        return ""
+    last = urges[-1]
+    return (f"催办{len(urges)}次，最近 {excel.local_time(last['at']):%Y-%m-%d %H:%M} "
+            f"{last['author']}（{names.node(last['by'])}）")
+
+
 def _ledger_row(row: Any, names: Names, now: int) -> excel.LedgerRow:
     """One printed row; an accepted or closed item shows 100 % progress."""
     state = json.loads(row.state)
@@ -327,6 +338,7 @@ def _ledger_row(row: Any, names: Names, now: int) -> excel.LedgerRow:
         colour=str(colour),
         latest_feedback=_latest_feedback(state),
         overdue=colour is deadlines.Colour.RED,
+        urges=_urges(state, names),
     )
 
 

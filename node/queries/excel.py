@@ -53,6 +53,7 @@ COLUMNS: Final = (
     ("预警", 8),
     ("最新反馈", 48),
     ("是否逾期", 10),
+    ("催办情况", 30),
 )
 HEADERS: Final = tuple(name for name, _ in COLUMNS)
 WARNING_COLUMN: Final = HEADERS.index("预警") + 1
@@ -86,6 +87,8 @@ class LedgerRow:
     colour: str
     latest_feedback: str
     overdue: bool
+    urges: str = ""
+    """How often the item was urged (催办), and the last time by whom; "" if never."""
 
 
 def local_time(ms: int) -> datetime:
@@ -143,6 +146,7 @@ def _values(number: int, row: LedgerRow) -> list[object]:
         WARNING_TEXT.get(row.colour, row.colour),
         _clip(row.latest_feedback),
         "是" if row.overdue else "否",
+        row.urges,
     ]
 
 

@@ -50,6 +50,7 @@ RULE: Final = {
     "resolved_qualified": "办结评定合格",
     "returned": "被退回",
     "unfinished": "季度末逾期未完成",
+    "urged": "被催办",
 }
 
 

@@ -271,6 +271,9 @@ LIST_COLUMNS = (
     t.items.c.done,
     t.items.c.yellow_from,
     t.items.c.red_from,
+    t.items.c.urges,
+    t.items.c.last_urged_at,
+    t.items.c.last_urged_by,
 )
 
 
@@ -298,6 +301,11 @@ def summary(row: Any, now: int) -> dict[str, Any]:
         "resolve_in_s": None if row.done else (row.resolve_due - now) // 1000,
         "assigned_at": iso(row.assigned_at),
         "updated_at": iso(row.updated_at),
+        "urges": {
+            "count": row.urges,
+            "last_at": None if row.last_urged_at is None else iso(row.last_urged_at),
+            "last_by": row.last_urged_by,
+        },
     }
 
 

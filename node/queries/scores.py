@@ -19,10 +19,12 @@ resolved_excellent accepted on the first review, resolved by the deadline     +
 resolved_qualified accepted after a return, or resolved late                  +
 returned           each ``item.reviewed`` with outcome "return"               -
 unfinished         open at the quarter's end with a 1-3-7 deadline passed     -
+urged              each ``item.urged`` (催办) the handling unit receives       -
 ================== ======================================================== =====
 
 A step is measured against the deadline in force when it was done (for the
-resolution: when it was accepted), so a line never changes once earned. A line
+resolution: when it was accepted; an approved extension request or plan moves
+it), so a line never changes once earned. A line
 belongs to the quarter (China time) of its event's ``at``, and to the unit
 handling the item at that moment (``assignee_unit``, else ``lead_unit``) of the
 assignee node. ``unfinished`` is dated at the quarter's last millisecond;
@@ -37,7 +39,17 @@ from decimal import Decimal
 from typing import Final
 
 from node.queries.periods import Quarter
-from protocol.events import Assigned, Deployed, Event, PlanDecided, Resolved, Reviewed, Updated
+from protocol.events import (
+    Assigned,
+    Deployed,
+    Event,
+    ExtensionDecided,
+    PlanDecided,
+    Resolved,
+    Reviewed,
+    Updated,
+    Urged,
+)
 from protocol.fold import ItemState, Status, apply, can_apply, sort_key
 
 Pair = tuple[str, Event]
@@ -51,8 +63,9 @@ RULES: Final = (
     "resolved_qualified",
     "returned",
     "unfinished",
+    "urged",
 )
-DEDUCTIONS: Final = frozenset({"late_deploy", "late_feedback", "returned", "unfinished"})
+DEDUCTIONS: Final = frozenset({"late_deploy", "late_feedback", "returned", "unfinished", "urged"})
 MAX_POINTS: Final = Decimal(1000)
 
 
@@ -68,6 +81,7 @@ class ScoreRules:
     resolved_qualified: Decimal = Decimal("1")
     returned: Decimal = Decimal("1")
     unfinished: Decimal = Decimal("2")
+    urged: Decimal = Decimal("0.5")
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -172,7 +186,7 @@ def walk(pairs: Iterable[Pair]) -> list[_Step]:
                 due_set_by = dict.fromkeys(("deploy", "feedback", "resolve"), event_id)
             case Updated() if event.deadlines is not None:
                 due_set_by = dict.fromkeys(("deploy", "feedback", "resolve"), event_id)
-            case PlanDecided() if event.approved:
+            case PlanDecided() | ExtensionDecided() if event.approved:
                 due_set_by = {**due_set_by, "resolve": event_id}
             case Resolved():
                 resolution = event_id
@@ -226,6 +240,9 @@ def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
             due = before.first_feedback.due
             rule = "feedback_on_time" if event.at <= due else "late_feedback"
             add(step, rule, _ids(step.event_id, step.due_set_by["feedback"]), "feedback", due)
+        if isinstance(event, Urged):
+            add(step, "urged", _ids(step.event_id, step.due_set_by["resolve"]), "resolve",
+                before.resolve.due)
         if isinstance(event, Reviewed):
             if event.outcome == "return":
                 add(step, "returned", _ids(step.event_id, step.resolution), "resolve",

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from node.config import ConfigError
+from protocol.fold import Instruction, ItemState, Urge
 from protocol.rules import CHINA_TZ, DEFAULT_POLICY, HOUR, Reminder, ReminderPolicy
 
 Key = tuple[str, str, int, str, int]
@@ -87,6 +88,45 @@ class Settings:
         )
 
 
+URGE: Final = "urge"
+INSTRUCTION: Final = "instruction"
+NOTICES: Final = frozenset({URGE, INSTRUCTION})
+"""The ``deadline`` (and ``kind``) of a notice: an urge (催办) or a leader's instruction
+(批示) that reached the handling node, sent once at the next pass whenever it comes."""
+
+
+def _tag(event_id: str) -> int:
+    """A notice's ``milestone`` column: 28 bits of its event id, so two notices of one
+    item written in the same millisecond keep two keys."""
+    return int(event_id[:7], 16)
+
+
+def notices(state: ItemState) -> tuple[Reminder, ...]:
+    """The urges and instructions on ``state`` as reminders due at once (``at`` 0: an
+    author's clock ahead of ours delays nothing), each keyed by its time and event id."""
+    out = [
+        Reminder(at=0, deadline=URGE, kind=URGE, due=u.at, milestone=_tag(u.event_id))
+        for u in state.urges
+    ]
+    out.extend(
+        Reminder(at=0, deadline=INSTRUCTION, kind=INSTRUCTION, due=i.at,
+                 milestone=_tag(i.event_id))
+        for i in state.instructions
+    )
+    return tuple(out)
+
+
+def notice_of(state: ItemState, reminder: Reminder) -> Urge | Instruction | None:
+    """The urge or instruction a notice from :func:`notices` stands for."""
+    acts: tuple[Urge | Instruction, ...] = (
+        state.urges if reminder.deadline == URGE else state.instructions
+    )
+    for act in acts:
+        if act.at == reminder.due and _tag(act.event_id) == reminder.milestone:
+            return act
+    return None
+
+
 def key_of(item: str, reminder: Reminder) -> Key:
     milestone = NO_MILESTONE if reminder.milestone is None else reminder.milestone
     return (item, reminder.deadline, milestone, reminder.kind, reminder.due)
@@ -130,7 +170,8 @@ def plan_new(
     return [
         Planned(
             reminder=r,
-            late=now - max(r.at, known_since) > late_after,
+            # A notice goes out when it reaches us: never late.
+            late=r.deadline not in NOTICES and now - max(r.at, known_since) > late_after,
             superseded=r.kind == "due_soon" and (r.deadline, r.milestone, r.due) in overdue,
         )
         for r in sorted(due, key=lambda r: (r.at, r.kind, r.deadline, r.milestone or 0))
@@ -249,6 +290,29 @@ def render(
 
 
 # -- retries ---------------------------------------------------------------------------------
+
+
+def render_notice(
+    *, language: str, title: str, kind: str, by: str, author: str, text: str
+) -> tuple[str, str]:
+    """(subject, text) of an urge or an instruction sent to the handling unit: who
+    (the person, and the node that signed), on which item, and what they wrote."""
+    short = _short(title)
+    said = " ".join(text.split())
+    if len(said) > 200:
+        said = said[:199] + "…"
+    if language == "en":
+        if kind == URGE:
+            return (f"[Duban] Urged: {short}",
+                    f'[Duban urge] {author} ({by}) urges item "{short}": {said}')
+        return (f"[Duban] Leader's instruction: {short}",
+                f'[Duban instruction] {author} ({by}) on item "{short}": {said} '
+                "Please carry it out and report.")
+    if kind == URGE:
+        return (f"【督办催办】《{short}》",
+                f"【督办催办】{author}（{by}）催办事项《{short}》：{said}")
+    return (f"【领导批示】《{short}》",
+            f"【领导批示】{author}（{by}）对事项《{short}》批示：{said} 请抓好落实并反馈落实情况。")
 
 
 def retry_delay(attempts: int, *, initial: int, cap: int, rng: random.Random) -> int:

@@ -8,6 +8,10 @@ start and then every ``reminders.tick_seconds`` (tests call it after moving a
   units included) that are not accepted, closed or withdrawn; their reminders
   come from :func:`protocol.rules.reminders` on the current folded state, so
   a step done has none and an extended deadline has new ones.
+- **Urges and instructions too.** Each urge (催办) and leader's instruction (批示)
+  on such an item is a notice (:func:`node.reminders.schedule.notices`): due at
+  once, recorded and sent like a reminder, once, to the same people, never
+  marked late.
 - **Each reminder once.** A reminder that fell due is recorded in ``reminders``
   under its key ``(item, deadline, milestone, kind, due)`` in the same
   transaction that queues its messages (one per recipient per channel, plus
@@ -50,15 +54,19 @@ from node.items.projection import item_events
 from node.reminders.channels import DeliveryError, Notifier, Outgoing
 from node.reminders.schedule import (
     NO_MILESTONE,
+    NOTICES,
     Key,
     Person,
     Planned,
     Settings,
     key_of,
     message_key,
+    notice_of,
+    notices,
     plan_new,
     recipients,
     render,
+    render_notice,
     retry_delay,
 )
 from node.storage import schema as t
@@ -197,7 +205,7 @@ class Reminders:
                 continue
             if state.done or state.assignee != self.me:
                 continue
-            found = reminders(state, self.settings.policy)
+            found = reminders(state, self.settings.policy) + notices(state)
             self._open[item] = _Open(
                 digest=digests[item],
                 state=state,
@@ -308,13 +316,20 @@ class Reminders:
             steps = state.approved_plan.milestones
             if 0 <= r.milestone < len(steps):
                 milestone_title = steps[r.milestone].title
-        subject, text = render(
-            language=self.settings.language,
-            title=state.title,
-            reminder=r,
-            late=plan.late,
-            milestone_title=milestone_title,
-        )
+        act = notice_of(state, r) if r.deadline in NOTICES else None
+        if act is not None:
+            subject, text = render_notice(
+                language=self.settings.language, title=state.title, kind=r.kind, by=act.by,
+                author=act.author, text=act.text,
+            )
+        else:
+            subject, text = render(
+                language=self.settings.language,
+                title=state.title,
+                reminder=r,
+                late=plan.late,
+                milestone_title=milestone_title,
+            )
         people = list(people)
 
         def row(channel: str, person: str, recipient: str, body: str | None) -> dict[str, Any]:

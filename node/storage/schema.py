@@ -152,6 +152,10 @@ items = Table(
     Column("search_text", Text, nullable=False, default=""),
     # The level the item goes down to (Assigned.cascade), None when it does not cascade.
     Column("cascade", String(32)),
+    # Urges (催办) on the item: how many, and the last one's time and signing node.
+    Column("urges", Integer, nullable=False, default=0),
+    Column("last_urged_at", BigInteger),
+    Column("last_urged_by", String(64)),
 )
 # The ledger's access paths (node/queries/ledger.py; docs/performance.md, "Ledger"). The
 # ledger's cheap filter columns ride along in the wide indexes, so filters are checked
@@ -449,7 +453,7 @@ tally_marks = Table(
 # counted per rule, from its events; summed per (quarter, path, unit) in score_tallies.
 _SCORE_COUNTERS = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
-    "resolved_excellent", "resolved_qualified", "returned", "unfinished",
+    "resolved_excellent", "resolved_qualified", "returned", "unfinished", "urged",
     "node_items", "unit_items",
 )
 score_rows = Table(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -43,7 +43,7 @@ from protocol import envelope, errors
 from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
 from protocol.events import Assigned
-from protocol.ownership import check_signer
+from protocol.ownership import Role, check_signer, role_of
 from protocol.units import UNITS_TYPE, UnitList, verify_units
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class _Candidate:
     message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
     links: list[str] = field(default_factory=list)  # the outboxes it is queued for
     misassigned: tuple[str, str] | None = None  # an assignment its origin may not make
+    # An urge or instruction: the path from the root to its addressee (the assignee),
+    # on which its signer must stand at or above the item's assigner.
+    chain: tuple[str, ...] | None = None
     units: UnitList | None = None  # the unit list it carries, checked but for its version
 
 
@@ -259,6 +262,8 @@ class Ingestor:
                     allowed = may_assign[pair] = self.tree.in_subtree(*pair)
                 if not allowed:
                     c.misassigned = (NOT_ANCESTOR, f"{ev.origin} may not assign to {ev.assignee}")
+            elif ev is not None and role_of(ev) is Role.SUPERVISOR:
+                c.chain = tuple(self.tree.path_of(ev.to).split("/")[:-1])
         batch.checked = checked
         return batch
 
@@ -365,7 +370,9 @@ class Ingestor:
                         f"{ev.origin} seq {ev.seq} already names another event",
                     )
                     continue
-                reason = c.misassigned if isinstance(ev, Assigned) else _unowned(ev, parties)
+                reason = (
+                    c.misassigned if isinstance(ev, Assigned) else _unowned(ev, parties, c.chain)
+                )
                 if reason is not None:
                     refuse(c.index, c.env.raw, c.env, *reason)
                     continue
@@ -482,12 +489,24 @@ def _log_refusals(source: str, result: BatchResult) -> None:
     )
 
 
-def _unowned(ev: object, parties: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+def _unowned(
+    ev: object, parties: dict[str, tuple[str, str]], chain: tuple[str, ...] | None = None
+) -> tuple[str, str] | None:
     """Why an event about an item may not be stored (its item's assignment unknown
-    here, or a signer not party to it); None if it may."""
+    here, or a signer not party to it); None if it may. ``chain``: for an urge or an
+    instruction, the path from the root to its addressee, on which its signer must
+    stand above the assigner (``not_supervisor`` otherwise, at every hop)."""
     item = getattr(ev, "item", "")
     known = parties.get(item)
     if known is None:
         return errors.UNKNOWN_ITEM, f"no assignment of {item} is known here"
-    refusal = check_signer(ev, *known)  # type: ignore[arg-type]
+    above = None if chain is None else _above_in(chain, known[0])
+    refusal = check_signer(ev, *known, above)  # type: ignore[arg-type]
     return None if refusal is None else (refusal.reason, refusal.detail)
+
+
+def _above_in(chain: tuple[str, ...], assigner: str) -> Callable[[str], bool]:
+    """Whether a node is a proper ancestor of ``assigner``, by the path ``chain`` from
+    the root through it (an assigner not on it has no ancestor there)."""
+    above = frozenset(chain[: chain.index(assigner)]) if assigner in chain else frozenset()
+    return above.__contains__

@@ -43,8 +43,9 @@ from node.workflow.attachments import NewFile, Quotas
 from node.workflow.drafts import act, assign
 from protocol import rules
 from protocol.errors import ProtocolError
-from protocol.events import Assigned, Event, ItemEvent
+from protocol.events import MAX_TITLE, Assigned, Event, ItemEvent
 from protocol.fold import ItemState, can_apply
+from protocol.ownership import Role, role_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ INHERIT_MARGIN_MS = 60_000
 def actor_of(me: str, user: User) -> Actor:
     """``user`` of node ``me`` as ``hierarchy.permissions`` sees them."""
     return Actor(node=me, role=user.role, unit=user.unit, person=user.name)
+
+
+def author_of(user: User) -> str:
+    """How an urge or instruction names the person who wrote it (signed, shown at every
+    node that holds it): their display name, else their account name."""
+    return " ".join((user.display_name or user.name).split())[:MAX_TITLE] or user.name
 
 
 def scope_of(state: ItemState) -> ItemScope:
@@ -322,7 +329,11 @@ class Workflow:
         fields cite) are stored only if the event is, in its transaction. Returns the
         event and the item's state after it (the item folded once)."""
         assigner, assignee = await self.permitted(user, item, action)
-        to = assignee if self.me == assigner else assigner
+        supervising = role_of(kind.TYPE) is Role.SUPERVISOR
+        # The assigner's and a supervisor's events go to the assignee, the assignee's up.
+        to = assignee if self.me == assigner or supervising else assigner
+        if supervising:
+            fields["author"] = author_of(user)
         draft = act(kind, me=self.me, item=item, to=to, **fields)
         actor = actor_of(self.me, user)
 

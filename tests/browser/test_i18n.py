@@ -7,7 +7,7 @@ from pathlib import Path
 
 from node.http.web import i18n, item, ledger
 from protocol import rules
-from protocol.fold import Status
+from protocol.fold import ExtensionStatus, Status
 
 WEB = Path(__file__).resolve().parents[2] / "node" / "http" / "web"
 # _("key") in templates, t("key") / self("key") in Python.
@@ -24,6 +24,7 @@ def test_every_key_used_is_in_the_catalogue() -> None:
         "act.": [*(name for name, *_ in item.ACTIONS), *item.POSTED],
         "sort.": list(ledger.SORT_CHOICES),
         "item.deadline.": ["deploy", "feedback", "resolve"],
+        "item.extension.": [status.value for status in ExtensionStatus],
     }
     for prefix, names in dynamic.items():
         assert prefix in used

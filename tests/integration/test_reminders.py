@@ -471,11 +471,15 @@ async def test_done_steps_cancel_pending_messages_and_failures_give_up_visibly(
             report = await tick(node)  # feedback given: the head's overdue retry is cancelled
             assert (report.cancelled, report.recorded, report.sent) == (1, 1, 1)
 
-            # The assigner moves the deadline: the old reminder's retry is cancelled, no
-            # overdue notice for the old deadline, a new reminder for the new one.
+            # The unit asks for an extension and the assigner approves it: the old
+            # reminder's retry is cancelled, no overdue notice for the old deadline, a new
+            # reminder for the new one.
             clock.set(T0 + 6 * 24 * HOUR + HOUR)
             new_deadline = T0 + 10 * 24 * HOUR
-            await sup.post(f"/api/v1/items/{item}/update", {"deadline": new_deadline})
+            await operator.post(f"/api/v1/items/{item}/request_extension", {
+                "text": "需协调上游", "deadline": new_deadline, "progress": "已完成一半",
+            })
+            await sup.post(f"/api/v1/items/{item}/decide_extension", {"approve": True})
             clock.set(T0 + 7 * 24 * HOUR + HOUR)
             report = await tick(node)
             assert (report.cancelled, report.recorded) == (1, 0)

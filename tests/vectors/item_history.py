@@ -1,13 +1,15 @@
 """Known-answer vector: one item's whole signed history and its folded state.
 
 The province "14" assigns a major item to the township "140105001" just before
-the 2026 National Day holiday (working-day calendar); the township deploys,
-reports, submits a plan that the province approves, reports a milestone,
-resolves, is returned once, resolves again, is accepted and the province closes
-the item. A last event, the township trying to close the item itself, shows a
-refusal. Keys come from fixed seeds and Ed25519 is deterministic, so every byte
-is reproducible: another implementation must produce the same envelopes, event
-ids and state.
+the 2026 National Day holiday (working-day calendar); the township deploys, the
+province urges it (催办), the township reports, a provincial leader writes an
+instruction (批示), the township submits a plan that the province approves,
+reports a milestone answering the instruction, asks for an extension that the
+province approves (the resolve deadline moves), resolves, is returned once,
+resolves again, is accepted and the province closes the item. A last event, the
+township trying to close the item itself, shows a refusal. Keys come from fixed
+seeds and Ed25519 is deterministic, so every byte is reproducible: another
+implementation must produce the same envelopes, event ids and state.
 
 Run ``python tests/vectors/item_history.py`` to regenerate item_history.json.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,13 +28,17 @@ from protocol.events import (
     Closed,
     Deployed,
     Event,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
     FileRef,
+    Instructed,
     Milestone,
     PlanDecided,
     PlanSubmitted,
     Resolved,
     Reviewed,
+    Urged,
     encode_event,
 )
 from protocol.fold import fold
@@ -61,8 +68,32 @@ def _jsonable(value: object) -> object:
     return value
 
 
+def keys() -> dict[str, SigningKey]:
+    return {node: SigningKey.from_seed(seed(node)) for node in (PROVINCE, TOWNSHIP)}
+
+
 def events() -> list[Event]:
-    """The history, in the order the parties wrote it."""
+    """The history, in the order the parties wrote it (Lamport clocks 1, 2, ...)."""
+    history = _history()
+    history = [replace(e, lamport=i) for i, e in enumerate(history, start=1)]
+    # The milestone report answers the instruction: it names the instruction's event id.
+    # The decision names the request's event id.
+    [instruction] = [e for e in history if isinstance(e, Instructed)]
+    [request] = [e for e in history if isinstance(e, ExtensionRequested)]
+    signers = keys()
+    answered = envelope.sign(signers[PROVINCE], *encode_event(instruction)).event_id
+    asked = envelope.sign(signers[TOWNSHIP], *encode_event(request)).event_id
+    out: list[Event] = []
+    for e in history:
+        if isinstance(e, Feedback) and e.milestone == 0:
+            e = replace(e, answers=answered)
+        elif isinstance(e, ExtensionDecided):
+            e = replace(e, request=asked)
+        out.append(e)
+    return out
+
+
+def _history() -> list[Event]:
     item = f"{PROVINCE}-000123"
     assigned_at = china_ms(2026, 9, 29, 10)
     deadlines = compute_deadlines(assigned_at=assigned_at, item_class="major", calendar="working")
@@ -91,6 +122,10 @@ def events() -> list[Event]:
         Deployed(
             **up, seq=41, lamport=2, at=china_ms(2026, 9, 29, 16, 30), note="已召开专题会部署"
         ),
+        Urged(
+            **down, seq=124, lamport=1, at=china_ms(2026, 10, 8, 9), author="省政府督查室",
+            text="请抓紧反馈办理情况",
+        ),
         Feedback(
             **up,
             seq=42,
@@ -99,6 +134,10 @@ def events() -> list[Event]:
             text="完成现场摸排",
             progress=10,
             attachments=(photo,),
+        ),
+        Instructed(
+            **down, seq=125, lamport=1, at=china_ms(2026, 10, 9, 10), author="王副省长",
+            text="汛期前务必完成主体工程,确保群众安全。",
         ),
         PlanSubmitted(
             **up,
@@ -125,9 +164,18 @@ def events() -> list[Event]:
             attachments=(),
             milestone=0,
         ),
+        ExtensionRequested(
+            **up, seq=45, lamport=1, at=china_ms(2026, 12, 15, 10),
+            reason="验收单位排期推迟", deadline=china_ms(2027, 1, 15, 18),
+            progress="主体施工已完成,待第三方验收",
+        ),
+        ExtensionDecided(
+            **down, seq=132, lamport=1, at=china_ms(2026, 12, 16, 9), request="0" * 64,
+            approved=True, reason="同意延期",
+        ),
         Resolved(
             **up,
-            seq=45,
+            seq=46,
             lamport=7,
             at=china_ms(2026, 12, 20, 15),
             text="改造完成",
@@ -143,7 +191,7 @@ def events() -> list[Event]:
         ),
         Resolved(
             **up,
-            seq=46,
+            seq=47,
             lamport=9,
             at=china_ms(2026, 12, 24, 16),
             text="改造完成,补充验收签字页",
@@ -154,18 +202,18 @@ def events() -> list[Event]:
             **down, seq=141, lamport=10, at=china_ms(2026, 12, 25, 10), outcome="accept", reason=""
         ),
         Closed(**down, seq=142, lamport=11, at=china_ms(2026, 12, 25, 10, 5), note="销号"),
-        Closed(**up, seq=47, lamport=12, at=china_ms(2026, 12, 25, 11), note="越权销号"),
+        Closed(**up, seq=48, lamport=12, at=china_ms(2026, 12, 25, 11), note="越权销号"),
     ]
 
 
 def build() -> dict[str, object]:
     """The vector as a JSON-able dict (bytes as hex)."""
-    keys = {node: SigningKey.from_seed(seed(node)) for node in (PROVINCE, TOWNSHIP)}
+    keys_ = keys()
     signed = []
     pairs = []
     for event in events():
         type_, body = encode_event(event)
-        env = envelope.sign(keys[event.origin], type_, body)
+        env = envelope.sign(keys_[event.origin], type_, body)
         pairs.append((env.event_id, event))
         signed.append(
             {
@@ -184,7 +232,7 @@ def build() -> dict[str, object]:
                 "public_key": key.public_key.hex(),
                 "key_id": key.key_id.hex(),
             }
-            for node, key in keys.items()
+            for node, key in keys_.items()
         },
         "events": signed,
         "state": fold(pairs).to_dict(),

@@ -37,6 +37,7 @@ from protocol.events import (
     CLASSES,
     CODE_PATTERN,
     DIGEST_LEN,
+    EVENT_ID_PATTERN,
     ITEM_ID_PATTERN,
     LINE_CONTROLS,
     MAX_ATTACHMENTS,
@@ -105,6 +106,7 @@ Units = Annotated[
     ),
 ]
 Digest = Annotated[str, Meta(pattern=DIGEST)]
+EventId = Annotated[str, Meta(pattern=f"^{EVENT_ID_PATTERN}$")]
 Digests = Annotated[
     tuple[Digest, ...],
     Meta(
@@ -331,6 +333,14 @@ class Feedback(Body):
     progress: Percent
     milestone: Index | None = None
     attachments: Digests = ()
+    answers: (
+        Annotated[
+            EventId,
+            Meta(description="The event id of the leader's instruction (批示) this report "
+                             "answers (落实批示情况)."),
+        ]
+        | None
+    ) = None
 
     def check(self, at: str = "") -> None:
         _distinct(self.attachments, f"{at}attachments")
@@ -408,20 +418,12 @@ class Withdraw(Body):
 
 
 class Update(Body):
-    """Change title, description, deadline or units of an open item (at least one)."""
+    """Change title, description or units of an open item (at least one). The deadline
+    moves only by an approved extension request (``request_extension``,
+    ``decide_extension``): a ``deadline`` here is refused (``deadline_by_extension``)."""
 
     title: Title | None = None
     description: MaybeText | None = None
-    deadline: (
-        Annotated[
-            Moment,
-            Meta(
-                description="The new resolve deadline; deploy and feedback deadlines are "
-                "pulled in to it if later." + _FUTURE
-            ),
-        ]
-        | None
-    ) = None
     lead_unit: Code | None = None
     co_units: Units | None = None
 
@@ -430,16 +432,55 @@ class Update(Body):
     def check(self, at: str = "") -> None:
         if all(
             value is None
-            for value in (self.title, self.description, self.deadline, self.lead_unit,
-                          self.co_units)
+            for value in (self.title, self.description, self.lead_unit, self.co_units)
         ):
             raise ApiError(
                 400,
                 "missing_field",
-                "give at least one of title, description, deadline, lead_unit, co_units",
+                "give at least one of title, description, lead_unit, co_units",
                 f"{at}body" if at else "body",
             )
         _distinct(self.co_units or (), f"{at}co_units")
+
+
+class Urge(Body):
+    """Urge the handling unit (催办): the assigner or a node above it; the unit's head
+    and operator are notified at once."""
+
+    text: Annotated[Reason, Meta(description="What is wanted, briefly.")]
+
+
+class Instruct(Body):
+    """A leader's instruction (批示) on the item: shown at the top of the item at every
+    node holding it; the handling unit is notified and answers it in a feedback."""
+
+    text: Annotated[Text, Meta(description="The instruction.")]
+
+
+class RequestExtension(Body):
+    """Ask the assigner, before the resolve deadline, to move it (延期申请)."""
+
+    text: Annotated[Reason, Meta(description="Why the deadline cannot be met.")]
+    deadline: Annotated[
+        Moment, Meta(description="The resolve deadline asked for: later than the current one.")
+    ]
+    progress: Annotated[Text, Meta(description="What has been done so far.")]
+
+
+class DecideExtension(Body):
+    """Approve or refuse the pending extension request; a refusal says why."""
+
+    approve: bool
+    text: Annotated[MaybeReason, Meta(description="Required when refusing.")] = ""
+
+    schema_extra: ClassVar[dict[str, Any]] = {
+        "if": {"properties": {"approve": {"const": False}}, "required": ["approve"]},
+        "then": {"required": ["text"], "properties": {"text": {"minLength": 1}}},
+    }
+
+    def check(self, at: str = "") -> None:
+        if not self.approve and not self.text:
+            raise bad(f"{at}text", "is required when refusing: say why", "missing_field")
 
 
 ACTIONS: dict[str, type[Body]] = {
@@ -453,6 +494,10 @@ ACTIONS: dict[str, type[Body]] = {
     "close": Close,
     "withdraw": Withdraw,
     "update": Update,
+    "urge": Urge,
+    "instruct": Instruct,
+    "request_extension": RequestExtension,
+    "decide_extension": DecideExtension,
     "decompose": Decompose,
 }
 """``POST /api/v1/items/{item}/{action}``: the body of each action."""

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from hierarchy.roles import ROLE_ACTIONS, Action
 from node.clock import Clock, iso, parse_moment
 from node.config import Config
-from node.errors import Forbidden, Invalid, NotFound, TooLarge, bad
+from node.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, bad
 from node.http.api import bodies
 from node.http.api.auth import current_user
 from node.http.api.validate import decode, read_body, read_bytes, read_json
@@ -35,10 +35,12 @@ from protocol.events import (
     ITEM_RE,
     SOURCES,
     Closed,
-    Deadlines,
     Deployed,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
     FileRef,
+    Instructed,
     ItemEvent,
     Milestone,
     PlanDecided,
@@ -46,11 +48,15 @@ from protocol.events import (
     Resolved,
     Reviewed,
     Updated,
+    Urged,
     Withdrawn,
     decode_event,
 )
 
 logger = logging.getLogger(__name__)
+
+DEADLINE_BY_EXTENSION = "deadline_by_extension"
+"""An update that tries to move the deadline: only an approved extension does."""
 
 #: The actions that carry files, and the permission each needs.
 REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
@@ -373,6 +379,13 @@ async def action_fields(
     kind = bodies.ACTIONS.get(action) if action != "decompose" else None
     if kind is None:
         raise NotFound("unknown_action", f"{action[:40]!r} is not an item action")
+    if action == "update" and isinstance(data, dict) and "deadline" in data:
+        raise Invalid(
+            DEADLINE_BY_EXTENSION,
+            "deadline: a deadline moves only by an extension request the assigner "
+            "approves (request_extension, then decide_extension)",
+            "deadline",
+        )
     body = decode(data, kind)
     match body:
         case bodies.Deploy():
@@ -385,6 +398,7 @@ async def action_fields(
                 "attachments": tuple(f.digest for f in named),
                 "files": named,
                 "milestone": body.milestone,
+                "answers": body.answers,
             }
         case bodies.Plan():
             return Action.PLAN, PlanSubmitted, {
@@ -408,7 +422,27 @@ async def action_fields(
         case bodies.Withdraw():
             return Action.WITHDRAW, Withdrawn, {"reason": body.reason}
         case bodies.Update():
-            return Action.UPDATE, Updated, await _update_fields(body, wf, item, clock)
+            return Action.UPDATE, Updated, _update_fields(body)
+        case bodies.Urge():
+            return Action.URGE, Urged, {"text": body.text}
+        case bodies.Instruct():
+            return Action.INSTRUCT, Instructed, {"text": body.text}
+        case bodies.RequestExtension():
+            deadline = parse_moment(body.deadline, "deadline")
+            if deadline <= clock.now_ms():
+                raise bad("deadline", "must be in the future")
+            return Action.REQUEST_EXTENSION, ExtensionRequested, {
+                "reason": body.text, "deadline": deadline, "progress": body.progress,
+            }
+        case bodies.DecideExtension():
+            pending = (await wf.state(item)).extension_pending
+            if pending is None:
+                raise Conflict(
+                    "invalid_transition", "no extension request awaits a decision on this item"
+                )
+            return Action.DECIDE_EXTENSION, ExtensionDecided, {
+                "request": pending.event_id, "approved": body.approve, "reason": body.text,
+            }
     raise AssertionError(f"no event for {type(body).__name__}")  # pragma: no cover
 
 
@@ -425,10 +459,8 @@ def _milestones(body: bodies.Plan) -> tuple[Milestone, ...]:
     return tuple(out)
 
 
-async def _update_fields(
-    body: bodies.Update, wf: Workflow, item: str, clock: Clock
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {
+def _update_fields(body: bodies.Update) -> dict[str, Any]:
+    return {
         name: value
         for name, value in (
             ("title", body.title),
@@ -438,17 +470,6 @@ async def _update_fields(
         )
         if value is not None
     }
-    if body.deadline is not None:
-        state = await wf.state(item)
-        resolve = parse_moment(body.deadline, "deadline")
-        if resolve <= clock.now_ms():
-            raise bad("deadline", "must be in the future")
-        fields["deadlines"] = Deadlines(
-            deploy=min(state.deploy.due, resolve),
-            feedback=min(state.first_feedback.due, resolve),
-            resolve=resolve,
-        )
-    return fields
 
 
 async def _decompose(request: web.Request, user: Any, item: str) -> web.Response:

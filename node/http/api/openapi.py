@@ -71,6 +71,7 @@ REASONS: dict[int, dict[str, str]] = {
         "unknown_attachment": "an attachment digest that was never uploaded here",
         "deadline_after_parent": "a sub-item's deadline is later than its item's own",
         "bad_cascade": "cascade is not a level below this node's (and the assignee's)",
+        "deadline_by_extension": "update: a deadline moves only by an approved extension",
     },
     401: {
         "auth_required": "no bearer token and no session cookie",
@@ -85,6 +86,7 @@ REASONS: dict[int, dict[str, str]] = {
         "not_ancestor": "assigning is only to this node's units or its descendants",
         "not_assigner": "only the assigning node does this",
         "not_assignee": "only the handling node does this",
+        "not_supervisor": "urge, instruct: only the assigning node or a node above it",
         "role_forbidden": "the person's role does not allow this",
         "wrong_unit": "a unit-bound person acts only for their own unit",
         "not_in_subtree": "a unit list asked for a node outside this node's subtree",
@@ -103,6 +105,7 @@ REASONS: dict[int, dict[str, str]] = {
         "invalid_transition": "the action does not fit the item's status",
         "item_closed": "the item is closed",
         "item_withdrawn": "the item is withdrawn",
+        "extension_too_late": "request_extension: the resolve deadline has passed",
         "not_cascade": "pass_down: the item names no level to go down to",
         "wrong_level": "pass_down: this node is not above the item's cascade level",
         "no_children": "pass_down: no child of this node is at or above that level",
@@ -129,6 +132,10 @@ ACTION_SIDES: dict[str, str] = {
     "close": "assigning node",
     "withdraw": "assigning node",
     "update": "assigning node",
+    "urge": "assigning node or a node above it (a leader or the supervision office)",
+    "instruct": "assigning node or a node above it (a leader)",
+    "request_extension": "handling node, before the resolve deadline",
+    "decide_extension": "assigning node",
     "decompose": "handling node",
 }
 """Who does each item action (its body is ``bodies.ACTIONS[action]``)."""
@@ -215,6 +222,15 @@ def components(requests: dict[str, Schema]) -> Schema:
                              "description": "Seconds to the resolve deadline (negative: late)."},
             "assigned_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
+            "urges": {
+                "type": "object",
+                "description": "Urges (催办): how many, and the last one's time and node.",
+                "properties": {
+                    "count": {"type": "integer", "minimum": 0},
+                    "last_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_by": {"type": ["string", "null"]},
+                },
+            },
         },
     }
     reasons = "\n".join(

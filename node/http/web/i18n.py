@@ -543,6 +543,57 @@ CATALOG: dict[str, tuple[str, str]] = {
     ),
     "reason.internal": ("服务器出错，错误已记录。", "The server failed; the error is logged."),
     "reason.other": ("操作未完成（{reason}）。", "Not done ({reason})."),
+    # Urges, instructions, extensions (issue 18)
+    "item.instructions": ("领导批示", "Leaders' instructions"),
+    "item.instruction.answered": ("已反馈落实情况（{n}次）", "answered ({n})"),
+    "item.instruction.waiting": ("待反馈落实情况", "awaiting an answer"),
+    "item.urges": ("催办", "Urged"),
+    "ledger.urged": ("已催办{n}次", "urged {n}×"),
+    "item.urges.summary": (
+        "已催办 {n} 次，最近一次 {when}，{who}（{node}）",
+        "{n} times; last {when} by {who} ({node})",
+    ),
+    "item.extension": ("延期申请", "Extension request"),
+    "item.extension.pending": (
+        "申请延期至 {deadline}（原时限 {old}），待交办单位审批",
+        "asked to move the deadline to {deadline} (now {old}); awaiting a decision",
+    ),
+    "item.extension.pending_status": ("待审批", "pending"),
+    "item.extension.approved": ("同意延期", "approved"),
+    "item.extension.refused": ("不同意延期", "refused"),
+    "item.ext.to": ("申请延期至 {when}", "asked until {when}"),
+    "item.tl.urge": ("催办：{who}（{node}）", "Urged by {who} ({node})"),
+    "item.tl.extension": ("延期申请", "Extension request"),
+    "item.tl.extension.asked": ("时限 {old} → {new}", "deadline {old} → {new}"),
+    "act.urge": ("催办", "Urge"),
+    "act.urge.text": ("催办意见", "What is wanted"),
+    "act.instruct": ("领导批示", "Leader's instruction"),
+    "act.instruct.text": ("批示内容", "Instruction"),
+    "act.request_extension": ("申请延期", "Ask for an extension"),
+    "act.request_extension.hint": (
+        "须在办结时限（{due}）前申请；交办单位同意后时限顺延。",
+        "Ask before the deadline ({due}); it moves once the assigner approves.",
+    ),
+    "act.request_extension.text": ("申请理由", "Why"),
+    "act.request_extension.deadline": ("申请延期至", "New deadline"),
+    "act.request_extension.progress": ("目前进展", "Done so far"),
+    "act.decide_extension": ("审批延期申请", "Decide the extension request"),
+    "act.decide_extension.text": ("审批意见（不同意时必填）", "Remark (required to refuse)"),
+    "act.extension.approve": ("同意延期", "Approve"),
+    "act.extension.refuse": ("不同意", "Refuse"),
+    "act.answers_none": ("（不对应批示）", "(answers no instruction)"),
+    "reason.not_supervisor": (
+        "只有交办单位或其上级单位可以催办、批示。",
+        "Only the assigning node or a node above it may urge or instruct.",
+    ),
+    "reason.extension_too_late": (
+        "已过办结时限，不能再申请延期，请尽快办理。",
+        "The deadline has passed: an extension is asked before it. Act at once.",
+    ),
+    "reason.deadline_by_extension": (
+        "办结时限只能通过延期申请、经交办单位同意后调整。",
+        "A deadline moves only by an extension request the assigner approves.",
+    ),
 }
 
 STATUS = {
@@ -628,6 +679,10 @@ EVENT = {
     "item.resolved": ("申请办结", "Resolved"),
     "item.reviewed": ("审核", "Reviewed"),
     "item.closed": ("销号", "Closed"),
+    "item.urged": ("催办", "Urged"),
+    "item.instructed": ("领导批示", "Instruction"),
+    "item.extension_requested": ("申请延期", "Extension requested"),
+    "item.extension_decided": ("审批延期", "Extension decided"),
 }
 OUTCOME = {"accept": ("通过", "accepted"), "return": ("退回", "returned")}
 CHANNEL = {
@@ -668,6 +723,8 @@ FIELD = {
     "reason": ("理由", "Reason"),
     "outcome": ("审核结果", "Outcome"),
     "attachments": ("附件", "Attachments"),
+    "answers": ("落实批示情况", "Answers the instruction"),
+    "approve": ("审批结果", "Decision"),
     "name": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "scope": ("范围", "Scope"),

@@ -75,15 +75,20 @@ from protocol.events import (
     Closed,
     Deployed,
     Event,
+    ExtensionDecided,
+    ExtensionRequested,
     Feedback,
+    Instructed,
     Milestone,
     PlanDecided,
     PlanSubmitted,
     Resolved,
     Reviewed,
+    Urged,
     Withdrawn,
 )
 from protocol.fold import ItemState, can_apply
+from protocol.ownership import Role, role_of
 
 DAY_MS = 86_400_000
 PLAN_ROWS = 4
@@ -100,10 +105,16 @@ ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
     ("review", Action.REVIEW, Reviewed, {"outcome": "accept", "reason": ""}),
     ("close", Action.CLOSE, Closed, {"note": "-"}),
     ("withdraw", Action.WITHDRAW, Withdrawn, {"reason": "-"}),
+    ("urge", Action.URGE, Urged, {"author": "-", "text": "-"}),
+    ("instruct", Action.INSTRUCT, Instructed, {"author": "-", "text": "-"}),
+    ("request_extension", Action.REQUEST_EXTENSION, ExtensionRequested,
+     {"reason": "-", "progress": "-"}),
+    ("decide_extension", Action.DECIDE_EXTENSION, ExtensionDecided,
+     {"approved": True, "reason": ""}),
 )
 # What the forms post to (decide posts to approve or reject).
 POSTED = ("deploy", "feedback", "plan", "approve", "reject", "resolve", "review", "close",
-          "withdraw")
+          "withdraw", "urge", "instruct", "request_extension", "decide_extension")
 NUMERIC = ("progress", "milestone")
 
 
@@ -114,15 +125,21 @@ def allowed_actions(
     item's state at ``now``."""
     actor = actor_of(me, user)
     scope = scope_of(state)
-    to = state.assignee if me == state.assigner else state.assigner
     out = []
     for name, step, kind, fields in ACTIONS:
+        supervising = role_of(kind.TYPE) is Role.SUPERVISOR
+        to = state.assignee if me == state.assigner or supervising else state.assigner
         try:
             if check(tree, actor, step, scope) is not None:
                 continue
             extra = dict(fields)
             if kind is PlanSubmitted:
                 extra["milestones"] = (Milestone(title="-", due=now + DAY_MS),)
+            elif kind is ExtensionRequested:
+                extra["deadline"] = max(state.resolve.due, now) + DAY_MS
+            elif kind is ExtensionDecided:
+                pending = state.extension_pending
+                extra["request"] = pending.event_id if pending is not None else "0" * 64
             probe = kind(
                 item=state.item, origin=me, seq=_PROBE_SEQ, lamport=_PROBE_SEQ, at=now,
                 to=to, **extra,
@@ -141,7 +158,9 @@ def _ms(iso_text: str | None) -> int | None:
 
 
 def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
-    """The deadlines in time order, each pending / overdue / done on time / done late."""
+    """The deadlines in time order, each pending / overdue / done on time / done late,
+    with the urges (催办) and extension requests (延期申请, with the deadline before and
+    the one asked) between them, at the time they were written (state ``act``)."""
     steps: list[dict[str, Any]] = [
         {"key": "assigned", "due": state.assigned_at, "done_at": state.assigned_at, "met": True}
     ]
@@ -167,6 +186,15 @@ def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
                     "reached": reached,
                 }
             )
+    acts: list[dict[str, Any]] = [
+        {"key": "urge", "due": u.at, "by": u.by, "author": u.author, "text": u.text,
+         "state": "act"}
+        for u in state.urges
+    ]
+    for x in state.extensions:
+        acts.append({"key": "extension", "due": x.at, "deadline": x.deadline,
+                     "old_due": x.old_due, "status": x.status.value, "text": x.reason,
+                     "decision": x.decision, "decided_at": x.decided_at, "state": "act"})
     for step in steps:
         if step["met"] is True:
             step["state"] = "ok"
@@ -176,7 +204,7 @@ def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
             step["state"] = "skipped"
         else:
             step["state"] = "overdue" if step["due"] < now else "pending"
-    return sorted(steps, key=lambda s: (s["due"], s["key"] != "assigned"))
+    return sorted([*steps, *acts], key=lambda s: (s["due"], s["key"] != "assigned"))
 
 
 async def attachment_names(db: Database, digests: set[str]) -> dict[str, dict[str, Any]]:
@@ -317,7 +345,11 @@ async def _item_page(
         s=state,
         item_id=item,
         colour=str(state.colour(now)),
-        names={n: node_name(tree, n) for n in (state.assigner, state.assignee)},
+        names={
+            n: node_name(tree, n)
+            for n in (state.assigner, state.assignee,
+                      *(u.by for u in state.urges), *(i.by for i in state.instructions))
+        },
         timeline=timeline(state, now),
         history=history,
         verified=all(h["verified"] for h in history),
@@ -455,6 +487,8 @@ def action_body(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
             fields[key] = int(text) if text.isascii() and text.isdigit() else text
         else:
             fields[key] = value
+    if action == "decide_extension":
+        fields["approve"] = str(form.get("approve") or "") == "true"
     if action == "plan":
         milestones = []
         for i in range(PLAN_ROWS):
