@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text
@@ -139,3 +140,31 @@ async def test_one_connections_jobs_never_overlap(tmp_path: Path) -> None:
         assert order == ["first", "second"]
     finally:
         await conn.close()
+
+
+async def test_databases_of_a_process_share_compiled_statements(tmp_path: Path) -> None:
+    """A statement compiled for one node's database is not compiled again for another's
+    (SQLAlchemy keys its cache by dialect instance and engine): both on the loop's
+    reader and through ``read()``."""
+    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    statement = select(schema.meta.c.value).where(schema.meta.c.key == "shared-cache-probe")
+
+    def hit(conn: Any) -> Any:
+        result: CursorResult[Any] = conn.execute(statement)
+        result.all()
+        return result.context.cache_hit
+
+    first, second = await _open(tmp_path / "a.db"), await _open(tmp_path / "b.db")
+    try:
+        await first.run_read(hit)
+        assert await second.run_read(hit) == CacheStats.CACHE_HIT
+        async with first.read() as conn:
+            await conn.execute(statement)
+        async with second.read() as conn:
+            result = await conn.execute(statement)
+            assert result.context.cache_hit == CacheStats.CACHE_HIT
+    finally:
+        await first.close()
+        await second.close()

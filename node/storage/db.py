@@ -398,6 +398,7 @@ def _sqlite_engine(url: URL, *, writer: bool) -> AsyncEngine:
         max_overflow=0 if writer else 8,
     )
     _sqlite_setup(engine.sync_engine, writer=writer)
+    _share_compiled(engine.sync_engine)
     return engine
 
 
@@ -412,7 +413,30 @@ def _sqlite_sync_engine(url: URL, *, writer: bool) -> Engine:
         connect_args={"check_same_thread": False},
     )
     _sqlite_setup(engine, writer=writer)
+    _share_compiled(engine)
     return engine
+
+
+_SHARED_COMPILED: dict[type, tuple[Any, Any]] = {}
+
+
+def _share_compiled(engine: Engine) -> None:
+    """Let ``engine`` use the dialect and the compiled-statement cache of the first
+    SQLite engine of its driver in this process.
+
+    SQLAlchemy keys its cache of compiled statements by the dialect *instance* and
+    keeps one cache per engine: every node compiled each of its statements once more
+    for each of its four engines, which in a process of 45 fresh nodes was a fifth of
+    the cascade's CPU (compiling, in py-spy's samples; docs/performance.md) and in a
+    process hosting a county's townships would be the same work hundreds of times,
+    and the memory of hundreds of caches. The dialects are alike: the same driver
+    and SQLite library, no per-engine dialect option. Each engine keeps its own
+    pool and its own connect-time setup (the original dialect's ``on_connect``)."""
+    shared = _SHARED_COMPILED.get(type(engine.dialect))
+    if shared is None:
+        _SHARED_COMPILED[type(engine.dialect)] = (engine.dialect, engine._compiled_cache)
+    else:
+        engine.dialect, engine._compiled_cache = shared
 
 
 def _sqlite_setup(engine: Engine, *, writer: bool) -> None:
