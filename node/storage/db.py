@@ -459,6 +459,9 @@ def _sqlite_setup(engine: Engine, *, writer: bool) -> None:
                 cursor.execute("PRAGMA query_only=ON")
         finally:
             cursor.close()
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if writer and isinstance(driver, sqlite_async.Connection):
+            driver.run_inline(SQLITE_BUSY_TIMEOUT_MS)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
