@@ -7,7 +7,9 @@ The CPU work (parsing and decoding — for a large batch in a worker process,
 in ``cryptography`` releases the GIL) happens before the write lock is taken, and
 so does everything that asks the tree (scope, who may assign to whom, each
 event's routes). The write transaction only re-checks what another writer could
-have changed (duplicates, forked sequences, items' assignments) and stores; it
+have changed (duplicates, forked sequences, items' assignments, and which children a
+trust record for every child goes to: a join may commit between prepare and store,
+and its child must get the batch's records, issue 22) and stores; it
 runs as one synchronous body (``Database.run_write``: on SQLite, on the writer's
 thread, while the event loop prepares the next batch). Each refused event is
 refused alone, kept with its reason, and never blocks the rest of its batch.
@@ -75,6 +77,7 @@ class _Candidate:
     accepted: Accepted
     message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
     links: list[str] = field(default_factory=list)  # the outboxes it is queued for
+    every_child: bool = False  # a trust record for every child: taken again at commit
     misassigned: tuple[str, str] | None = None  # an assignment its origin may not make
     units: UnitList | None = None  # the unit list it carries, checked but for its version
 
@@ -252,6 +255,8 @@ class Ingestor:
         for c, links in zip(checked, routes, strict=True):
             c.links = links
             ev = c.accepted.event
+            if ev is None:
+                c.every_child = self.outbox.to_every_child(c.accepted)
             if isinstance(ev, Assigned):
                 pair = (ev.origin, ev.assignee)
                 allowed = may_assign.get(pair)
@@ -374,7 +379,10 @@ class Ingestor:
                 if isinstance(ev, Assigned):
                     parties[ev.item] = (ev.assigner, ev.assignee)
             final.append(c.accepted)
-            links.append(c.links)
+            # A child may have enrolled since prepare (its join holds the write lock
+            # between two batches): who "every child" is, is decided now.
+            links.append(self.outbox.with_children_now(c.links, source) if c.every_child
+                         else c.links)
         stored = log.record_batch(
             conn,
             source=source,
