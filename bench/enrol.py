@@ -9,7 +9,9 @@ enrols one node at a time, as before issue 22; the default is localtree's own bo
 a level's nodes at once. Each join (``node.setup.join_parent``: the code's lookup,
 the signed request, the new database with its migrations, its trust records) is
 timed; the figures: the whole creation, the first and last ten joins, and the slope
-of a join's time against the number of nodes already running (least squares).
+of a join's time against the number of nodes already running (least squares; with
+joins at once a join's time includes waiting for the others, so read the slope with
+``--at-once 1``).
 
 To measure code without ``at_once`` (older), run with that code first on the path:
 ``PYTHONPATH=/path/to/old/tree python bench/enrol.py --at-once 1``.
@@ -70,9 +72,10 @@ async def run(shape: Shape, at_once: int | None) -> None:
     localtree.join_parent = timed_join  # type: ignore[assignment]
     kwargs: dict[str, Any] = {}
     if at_once is not None:
-        if "at_once" not in inspect.signature(localtree.build).parameters:
+        if "at_once" in inspect.signature(localtree.build).parameters:
+            kwargs["at_once"] = at_once
+        elif at_once != 1:
             raise SystemExit("this code's localtree.build enrols in order: use --at-once 1")
-        kwargs["at_once"] = at_once
     elif "at_once" in inspect.signature(localtree.build).parameters:
         at_once = localtree.ENROL_AT_ONCE
     else:
