@@ -40,7 +40,7 @@ from node.storage.events import (
 )
 from node.sync.catchup.decoder import Decoder
 from node.sync.outbox import Outbox
-from node.sync.routing import KnownTree
+from node.sync.routing import KnownTree, to_every_child, trust_subject, with_children_now
 from protocol import envelope, errors
 from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
@@ -255,8 +255,8 @@ class Ingestor:
         for c, links in zip(checked, routes, strict=True):
             c.links = links
             ev = c.accepted.event
-            if ev is None:
-                c.every_child = self.outbox.to_every_child(c.accepted)
+            if c.env.type in TRUST_TYPES:
+                c.every_child = to_every_child(self.tree, trust_subject(c.env))
             if isinstance(ev, Assigned):
                 pair = (ev.origin, ev.assignee)
                 allowed = may_assign.get(pair)
@@ -381,7 +381,7 @@ class Ingestor:
             final.append(c.accepted)
             # A child may have enrolled since prepare (its join holds the write lock
             # between two batches): who "every child" is, is decided now.
-            links.append(self.outbox.with_children_now(c.links, source) if c.every_child
+            links.append(with_children_now(self.tree, c.links, source) if c.every_child
                          else c.links)
         stored = log.record_batch(
             conn,

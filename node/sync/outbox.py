@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from node.storage import schema as t
 from node.storage.db import Database
 from node.storage.events import PARENT, TRUST_TYPES, Accepted
-from node.sync.routing import KnownTree, routes_for, to_every_child, trust_subject
+from node.sync.routing import KnownTree, routes_for, trust_subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class Outbox:
         node knows it now. Worked out on the event loop, which alone changes the tree.
         A trust record about this node or an ancestor goes to every child known now;
         a received batch's commit adds the children enrolled since
-        (:meth:`with_children_now`)."""
+        (``node.sync.routing.with_children_now``)."""
         # An event's links depend on its ``to`` and, for a trust record, on the node it
         # is about (a unit list has no ``to`` and is no trust record: it goes up only).
         links_to: dict[tuple[str | None, bool], list[str]] = {}
@@ -99,23 +99,6 @@ class Outbox:
                 )
             out.append(links)
         return out
-
-    def to_every_child(self, accepted: Accepted) -> bool:
-        """Whether ``accepted`` is a trust record that goes to every child (about this
-        node or an ancestor): its children are taken again when it is stored."""
-        return (
-            accepted.event is None
-            and accepted.env.type in TRUST_TYPES
-            and to_every_child(self.tree, trust_subject(accepted.env))
-        )
-
-    def with_children_now(self, links: list[str], source: str) -> list[str]:
-        """``links`` and every child of this node now that is not among them nor
-        ``source``. Safe on the writer's thread (:attr:`KnownTree.children_now`): a
-        received batch calls it inside its write transaction, so a child whose join
-        committed before gets the batch's records (issue 22)."""
-        extra = [c for c in self.tree.children_now if c != source and c not in links]
-        return links + extra if extra else links
 
     async def route_trust_records(self, conn: AsyncConnection, link: str) -> None:
         """Queue for ``link`` (a child just enrolled) the trust records it needs and was

@@ -154,6 +154,15 @@ def to_every_child(tree: KnownTree, subject: str | None) -> bool:
     return subject is not None and tree.in_subtree(subject, tree.me)
 
 
+def with_children_now(tree: KnownTree, links: list[str], source: str) -> list[str]:
+    """``links`` and every child of this node now that is not among them nor ``source``.
+    Safe on the writer's thread (:attr:`KnownTree.children_now`): a received batch calls
+    it inside its write transaction for a record :func:`to_every_child`, so a child
+    whose join committed before gets the batch's records (issue 22)."""
+    extra = [c for c in tree.children_now if c != source and c not in links]
+    return links + extra if extra else links
+
+
 def routes_for(
     tree: KnownTree,
     *,
