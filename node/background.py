@@ -193,6 +193,37 @@ class Background:
         return [w.health.to_dict() for w in self.watches.values()]
 
 
+class Broadcast:
+    """Wakes every task waiting on it; no lock (all on the event loop's thread).
+
+    In place of an ``asyncio.Condition`` waited on through ``asyncio.wait_for``: a
+    timeout or a cancel that lands while the condition re-acquires its lock raises
+    "Lock is not acquired" in the waiter (seen at shutdown under load, the long-poll
+    of ``/sync/v1/down``). A waiter here holds only a future of its own."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify_all(self) -> None:
+        """Wake every task waiting now."""
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Until the next :meth:`notify_all` or ``timeout`` seconds; whether it came."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait((waiter,), timeout=timeout)
+            return waiter.done() and not waiter.cancelled()
+        finally:
+            self._waiters.discard(waiter)
+            if not waiter.done():
+                waiter.cancel()
+
+
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if ``stopping`` is set meanwhile."""
     if stopping.is_set():

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from node.background import Backoff, Watch, run_forever
+from node.background import Backoff, Broadcast, Watch, run_forever
 from node.clock import ManualClock
 from node.storage.disk_full import storage_full
 
@@ -117,3 +117,23 @@ def test_backoff_doubles_to_its_cap_with_full_jitter() -> None:
         delays = [backoff.delay(failures) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling / 2
+
+
+async def test_broadcast_wakes_every_waiter_and_forgets_cancelled_ones() -> None:
+    """notify_all wakes all who wait now (not later ones); a timeout says it did not
+    come; waiters cancelled at any moment leave nothing behind and raise nothing but
+    their cancel (asyncio.Condition under wait_for raised "Lock is not acquired")."""
+    signal = Broadcast()
+    waiters = [asyncio.ensure_future(signal.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    signal.notify_all()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert await signal.wait(0.01) is False
+    for delay in (0, 0.001, 0.005):
+        doomed = [asyncio.ensure_future(signal.wait(0.005)) for _ in range(20)]
+        await asyncio.sleep(delay)
+        for task in doomed:
+            task.cancel()
+        outcomes = await asyncio.gather(*doomed, return_exceptions=True)
+        assert all(o is False or isinstance(o, asyncio.CancelledError) for o in outcomes)
+    assert not signal._waiters

@@ -32,7 +32,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from node.background import Watch, run_forever, sleep_unless
+from node.background import Broadcast, Watch, run_forever, sleep_unless
 from node.clock import Clock
 from node.items import tallies
 from node.items.materialiser import SyncActivity, give_way
@@ -58,13 +58,13 @@ WATCH_NAME: Final = "tallies keeper"
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What tells the keeper that rows may have been written: ``commits``, a condition
+    """What tells the keeper that rows may have been written: ``commits``, a broadcast
     notified after every commit that stored events (``Outbox.changed``: own writes and
     received batches), and ``folded_past(pos)``, which returns once received events past
     ``pos`` are folded into rows, with ``folded_pos()`` the position folded now
     (``EventLog``)."""
 
-    commits: asyncio.Condition
+    commits: Broadcast
     folded_past: Callable[[int], Awaitable[int]]
     folded_pos: Callable[[], int]
 
@@ -110,8 +110,7 @@ class TallyKeeper:
             return []
 
         async def committed() -> None:
-            async with changes.commits:
-                await changes.commits.wait()
+            await changes.commits.wait()
 
         waits: list[asyncio.Future[object]] = [
             asyncio.ensure_future(committed()),

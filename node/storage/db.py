@@ -38,7 +38,6 @@ import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from node.errors import NodeError
+from node.storage import sqlite_async
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +177,9 @@ class Database:
         self._reader = reader
         self._sync_writer = sync_writer
         self._sync_reader = sync_reader
-        self._writer_thread = (
-            ThreadPoolExecutor(1, thread_name_prefix="duban-writer") if sync_writer else None
-        )
+        # run_write's bodies go to the process's database threads (one at a time per
+        # node: the write lock), so a node has no thread of its own.
+        self._writer_thread = sqlite_async.executor() if sync_writer else None
         self._write_lock = asyncio.Lock()
         self._pg_locks: dict[str, AsyncConnection] = {}
         self._file_locks: dict[str, int] = {}
@@ -318,7 +318,6 @@ class Database:
         sync_writer, thread = self._sync_writer, self._writer_thread
         if sync_writer is not None and thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, sync_writer.dispose)
-            thread.shutdown()
 
     async def __aenter__(self) -> Database:
         return self
@@ -390,10 +389,13 @@ def _read_schema_state(conn: Connection) -> SchemaState:
 
 
 def _sqlite_engine(url: URL, *, writer: bool) -> AsyncEngine:
-    """An aiosqlite engine whose transactions SQLAlchemy begins itself (see
+    """An engine of SQLAlchemy's aiosqlite dialect, its connections those of
+    :mod:`node.storage.sqlite_async` (one job per statement, on the process's shared
+    database threads), whose transactions SQLAlchemy begins itself (see
     :func:`_sqlite_setup`)."""
     engine = create_async_engine(
         url,
+        async_creator=sqlite_async.creator(url, reader=not writer),
         pool_size=1 if writer else 4,
         max_overflow=0 if writer else 8,
     )
@@ -406,7 +408,10 @@ def _sqlite_sync_engine(url: URL, *, writer: bool) -> Engine:
     the same file through the plain ``sqlite3`` driver, one connection, used on one
     thread only (the writer's, or the event loop's)."""
     engine = create_engine(
-        url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
+        url.set(drivername="sqlite+pysqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
     )
     _sqlite_setup(engine, writer=writer)
     return engine

@@ -25,6 +25,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from node.background import Broadcast
 from node.storage import schema as t
 from node.storage.db import Database
 from node.storage.events import PARENT, TRUST_TYPES, Accepted
@@ -69,7 +70,7 @@ class Outbox:
         self.db = db
         self.tree = tree
         self.has_parent = has_parent
-        self.changed = asyncio.Condition()
+        self.changed = Broadcast()
         # Per link, bumped when events are queued for it (``_everyone``: for every link),
         # so that an outbox's reader wakes for its own link only (:meth:`generation`).
         self._queued: dict[str, int] = {}
@@ -130,13 +131,12 @@ class Outbox:
     async def notify(self, links: Iterable[str] | None = None) -> None:
         """Wake whoever waits on :attr:`changed`. ``links``: the links events were just
         queued for; None for any change (stopping, a recovery)."""
-        async with self.changed:
-            if links is None:
-                self._everyone += 1
-            else:
-                for link in links:
-                    self._queued[link] = self._queued.get(link, 0) + 1
-            self.changed.notify_all()
+        if links is None:
+            self._everyone += 1
+        else:
+            for link in links:
+                self._queued[link] = self._queued.get(link, 0) + 1
+        self.changed.notify_all()
 
     def generation(self, link: str) -> tuple[int, int]:
         """Changes whenever events may have been queued for ``link``."""
@@ -152,14 +152,13 @@ class Outbox:
         """Until ``link``'s :meth:`generation` is no longer ``seen`` or ``stopping`` is
         set (a stop notifies), at most ``timeout`` seconds."""
 
-        def changed() -> bool:
-            return self.generation(link) != seen or stopping.is_set()
-
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(changed), timeout)
-            except TimeoutError:
-                pass
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.generation(link) == seen and not stopping.is_set():
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return
+            await self.changed.wait(remaining)
 
     # ------------------------------------------------------------- reading
 
