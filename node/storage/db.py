@@ -31,10 +31,12 @@ Errors raised by statements inside ``write()``/``read()`` bodies (an
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,8 +44,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -565,15 +567,43 @@ def _classify(db: Database, state: SchemaState) -> str | None:
     return None
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once per process: ``command.upgrade`` reads every
+    revision file again for each database, a good part of creating a node (bench/enrol.py)."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def _upgrade(conn: Connection) -> None:
+    """``command.upgrade(config, "head")`` on ``conn``, with the scripts read once."""
     config = alembic_config()
     config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    script = _scripts()
+
+    def upgrade(rev: Any, context: Any) -> Any:
+        return script._upgrade_revs("head", rev)
+
+    with EnvironmentContext(config, script, fn=upgrade, destination_rev="head"):
+        script.run_env()
+
+
+_MIGRATING = threading.Lock()
+"""Held while a migration runs in this process. Alembic's ``context`` and ``op`` are
+module globals: two upgrades at once (nodes enrolling concurrently in one process)
+ran one's operations in the other's database ("table routes already exists")."""
 
 
 async def _upgrade_to_head(db: Database) -> None:
-    async with db.write() as conn:
-        await conn.run_sync(_upgrade)
+    # A thread lock, as nodes may run in several event loops of one process; taken
+    # without blocking the loop (a migration's statements switch back to it) and
+    # without a thread that could take it after its waiter was cancelled.
+    while not _MIGRATING.acquire(blocking=False):
+        await asyncio.sleep(0.005)
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(_upgrade)
+    finally:
+        _MIGRATING.release()
 
 
 async def open_database(url: str | URL, *, create: bool = False) -> Database:
