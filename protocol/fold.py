@@ -241,6 +241,24 @@ class ItemState:
         return last if last is not None and last.status is ExtensionStatus.PENDING else None
 
     @property
+    def unanswered_instructions(self) -> tuple[Instruction, ...]:
+        """The instructions no feedback has answered yet (the handling unit's to-do)."""
+        return tuple(i for i in self.instructions if not i.answered_by)
+
+    @property
+    def unanswered_urges(self) -> tuple[Urge, ...]:
+        """The urges since the handling node's last feedback, in fold order: an urge
+        waits on the handling unit until its next report (feedback, or the resolution,
+        which ends the waiting anyway)."""
+        if not self.urges:
+            return ()
+        if not self.feedback:
+            return self.urges
+        position = {event_id: i for i, event_id in enumerate(self.applied)}
+        last = position[self.feedback[-1].event_id]
+        return tuple(u for u in self.urges if position[u.event_id] > last)
+
+    @property
     def plan_pending(self) -> bool:
         return self.plan is not None and self.plan.status is PlanStatus.SUBMITTED
 

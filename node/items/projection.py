@@ -135,6 +135,9 @@ async def write_files(
 
 def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
     yellow_from, red_from = rules.colour_thresholds(state)
+    extension = state.extension_pending
+    instructions = state.unanswered_instructions
+    urges = state.unanswered_urges
     search = " ".join(
         part
         for part in (
@@ -173,6 +176,9 @@ def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
         "urges": len(state.urges),
         "last_urged_at": state.urges[-1].at if state.urges else None,
         "last_urged_by": state.urges[-1].by if state.urges else None,
+        "extension_asked_at": extension.at if extension is not None else None,
+        "instruction_open_at": instructions[0].at if instructions else None,
+        "urge_open_at": urges[0].at if urges else None,
     }
 
 
