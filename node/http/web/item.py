@@ -47,13 +47,14 @@ from node.http.api.items import (
     verified_history,
 )
 from node.http.api.validate import decode
-from node.http.errors import status_of
+from node.http.errors import seconds, status_of
 from node.http.services import ACCOUNTS, CASCADE, CLOCK, CONFIG, DB, LEDGER, ROLLUP, TREE
 from node.http.web import csrf
 from node.http.web.decompose import may_decompose
 from node.http.web.i18n import CATALOG, I18n
 from node.http.web.render import (
     STATIC_URL,
+    error_message,
     form_of,
     node_name,
     page,
@@ -336,6 +337,10 @@ async def _item_page(
     actions = allowed_actions(me, now, tree, user, state)
     pending = [(i, m) for i, m in state.pending_milestones()]
     done_msg = request.query.get("done")
+    said: dict[str, Any] = {"error": error}
+    if error is not None and failed is not None:
+        said = {"error": act_error(translator(request), error, failed),
+                "error_field": error.field, "error_detail": error.detail}
     return await render(
         request,
         "item.html",
@@ -378,13 +383,23 @@ async def _item_page(
         may_decompose=may_decompose(me, tree, user, state),
         pending_milestones=pending,
         plan_rows=range(PLAN_ROWS),
-        error=error,
+        **said,
         failed=failed,
         values=values or {},
         done_key=("new.title" if done_msg == "assign" else f"act.{done_msg}")
         if done_msg in (*POSTED, "assign", "pass_down")
         else None,
     )
+
+
+def act_error(tr: I18n, error: NodeError, act: str) -> str:
+    """A refusal in ``act``'s form, naming the field by that form's own label
+    (``act.instruct.text`` is "批示内容", not the feedback's "办理情况")."""
+    label = f"act.{act}.{error.field}"
+    if error.field and label in CATALOG and f"reason.{error.reason}" in CATALOG:
+        wait = seconds(error.retry_after) if error.retry_after is not None else ""
+        return tr(f"reason.{error.reason}", field=tr(label), wait=wait)
+    return error_message(tr, error)
 
 
 @page
