@@ -704,6 +704,7 @@ DEADLINE = {
     "feedback": ("首次反馈", "First feedback"),
     "resolve": ("办结", "Resolve"),
     "milestone": ("方案节点", "Plan milestone"),
+    "monthly": ("按月反馈进展", "Monthly progress report"),
 }
 REMINDER_KIND = {"due_soon": ("即将到期提醒", "due soon"), "overdue": ("逾期提醒", "overdue")}
 FIELD = {
