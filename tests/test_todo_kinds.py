@@ -41,7 +41,8 @@ def test_roles_see_the_kinds_their_permissions_allow() -> None:
     assert {"plan", "extension"} <= leader and "feedback" not in leader
     assert "instruction" not in leader and "urged" not in leader
     operator = {k.name for k in kinds_for(Who(name="o", role=Role.OPERATOR, unit="env"), s)}
-    assert operator == {"deploy", "feedback", "redo", "due_soon", "instruction", "urged"}
+    assert operator == {"deploy", "feedback", "redo", "due_soon", "instruction", "urged",
+                        "monthly"}
     # Every kind an operator sees is one of the unit-bound actions: scoped to their unit.
     assert all(k.action in UNIT_ACTIONS for k in KINDS if k.name in operator)
 

@@ -21,10 +21,11 @@ from protocol.fold import fold
 from protocol.rules import HOUR
 from tests.test_fold import ASSIGNED, T0, Pair, down, up
 from tests.test_fold_acts import DEPLOYED, REQUEST_AT, above, request, urge
+from tests.test_monthly import APPROVED, FIRST, FIRST_DUE, PLAN
 
 MIGRATION = (Path(__file__).parents[1] / "node" / "storage" / "migrations" / "versions"
              / "0010_waiting_acts.py")
-COLUMNS = ("extension_asked_at", "instruction_open_at", "urge_open_at")
+COLUMNS = ("extension_asked_at", "instruction_open_at", "urge_open_at", "monthly_due")
 
 
 def migration() -> ModuleType:
@@ -54,7 +55,7 @@ def test_each_waits_until_what_answers_it() -> None:
     assert columns([ASSIGNED, DEPLOYED]) == dict.fromkeys(COLUMNS)
     waiting = columns([ASSIGNED, DEPLOYED, INSTRUCTED, URGED, ASKED])
     assert waiting == {"extension_asked_at": REQUEST_AT, "instruction_open_at": T0 + 2 * HOUR,
-                       "urge_open_at": T0 + 3 * HOUR}
+                       "urge_open_at": T0 + 3 * HOUR, "monthly_due": None}
     # A feedback answers the urge, not the instruction it does not name.
     plain = report(4, 6, REQUEST_AT + HOUR)
     after = columns([ASSIGNED, DEPLOYED, INSTRUCTED, URGED, ASKED, plain])
@@ -79,6 +80,10 @@ def test_the_migration_computes_what_row_of_does(rng: random.Random, cut: int) -
                    approved=rng.random() < .5, reason="理由")
     again = down(Urged, 5, 9, REQUEST_AT + 4 * HOUR, **urge())
     history = [ASSIGNED, DEPLOYED, INSTRUCTED, URGED, ASKED, answer, decided, again][: 2 + cut]
+    if rng.random() < .5:  # under an approved plan: a monthly report owed
+        history = [ASSIGNED, DEPLOYED, PLAN, FIRST, APPROVED]
+        if cut % 2:
+            history.append(report(4, 6, FIRST_DUE - 86_400_000 * (cut + 1)))
     rng.shuffle(history)
     state = fold(history)
     row = row_of(state, lambda node: node + "/")
@@ -100,10 +105,12 @@ def test_the_migration_fills_existing_rows(tmp_path: Path) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "0009")
     busy = row_of(fold([ASSIGNED, DEPLOYED, INSTRUCTED, URGED, ASKED]), lambda n: n + "/")
+    planned = row_of(fold([ASSIGNED, DEPLOYED, PLAN, FIRST, APPROVED]), lambda n: n + "/")
+    planned["item_id"] = "14-000008"
     quiet = row_of(fold([ASSIGNED, DEPLOYED]), lambda n: n + "/")
     quiet["item_id"] = "14-000009"
     with sqlite3.connect(path) as db:
-        for row in (busy, quiet):
+        for row in (busy, quiet, planned):
             kept = {k: v for k, v in row.items() if k not in COLUMNS}
             db.execute(f"INSERT INTO items ({', '.join(kept)}) VALUES "
                        f"({', '.join('?' * len(kept))})", list(kept.values()))
@@ -115,5 +122,6 @@ def test_the_migration_fills_existing_rows(tmp_path: Path) -> None:
         rows = db.execute(f"SELECT item_id, {', '.join(COLUMNS)} FROM items").fetchall()
     got = {r[0]: tuple(r[1:]) for r in rows}
     assert got == {busy["item_id"]: tuple(busy[c] for c in COLUMNS),
-                   "14-000009": (None, None, None)}
+                   "14-000009": (None, None, None, None),
+                   "14-000008": (None, None, None, FIRST_DUE)}
     assert busy["urge_open_at"] is not None

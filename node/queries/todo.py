@@ -48,6 +48,7 @@ from node.storage import schema as t
 from node.storage.db import Database
 from node.sync.routing import KnownTree
 from protocol.fold import Status
+from protocol.rules import DEFAULT_POLICY
 
 Side = Literal["assignee", "assigner"]
 
@@ -164,6 +165,12 @@ def _urge_open(_: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
     return (c["urge_open_at"].is_not(None),)
 
 
+def _monthly_soon(s: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
+    # From the reminder before the date (rules.ReminderPolicy.monthly_before) on.
+    return (c["monthly_due"].is_not(None),
+            c["monthly_due"] <= s.now + DEFAULT_POLICY.monthly_before)
+
+
 _HANDLING = (Status.DEPLOYED, Status.REPORTING, Status.PLANNED, Status.RETURNED)
 _WAITING = (Status.ASSIGNED, *_HANDLING)
 
@@ -192,6 +199,8 @@ KINDS: Final[tuple[Kind, ...]] = (
     Kind(name="instruction", label="todo.kind.instruction", side="assignee",
          action=Action.FEEDBACK, statuses=_HANDLING, due="resolve_due",
          order="instruction_open_at", since="instruction_open_at", where=_instruction_open),
+    Kind(name="monthly", label="todo.kind.monthly", side="assignee", action=Action.FEEDBACK,
+         statuses=_HANDLING, due="monthly_due", order="monthly_due", where=_monthly_soon),
     Kind(name="urged", label="todo.kind.urged", side="assignee", action=Action.FEEDBACK,
          statuses=_WAITING, due="resolve_due", order="urge_open_at", since="urge_open_at",
          where=_urge_open),
@@ -249,7 +258,7 @@ def page_statement(kind: Kind, who: Who, s: Scope, limit: int = PER_KIND) -> Sel
     c = t.items.c
     return (
         select(*LIST_COLUMNS, c.cascade, c.extension_asked_at, c.instruction_open_at,
-               c.urge_open_at)
+               c.urge_open_at, c.monthly_due)
         .where(*conditions(kind, who, s))
         .order_by(c[kind.order].asc(), c.item_id.asc())
         .limit(limit)

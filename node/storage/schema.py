@@ -162,6 +162,8 @@ items = Table(
     Column("extension_asked_at", BigInteger),
     Column("instruction_open_at", BigInteger),
     Column("urge_open_at", BigInteger),
+    # When the next monthly progress report is due under an approved plan (None: none owed).
+    Column("monthly_due", BigInteger),
 )
 # The ledger's access paths (node/queries/ledger.py; docs/performance.md, "Ledger"). The
 # ledger's cheap filter columns ride along in the wide indexes, so filters are checked

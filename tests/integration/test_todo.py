@@ -25,6 +25,7 @@ from node.clock import ManualClock
 from node.demo.localtree import RunningNode
 from node.http.services import TODO
 from node.queries.todo import KIND_NAMES, KINDS, Who, kinds_for, page_statement, total_statement
+from protocol.rules import DAY, add_month
 from tests.api_client import Api, person
 from tests.federation import build, eventually, folded
 
@@ -364,5 +365,75 @@ async def test_urges_instructions_and_extension_requests_wait_for_who_answers_th
             await county_sup.post(f"/api/v1/items/{item}/decide_extension",
                                   {"approve": False, "text": "理由不充分"})
             assert (await kinds(county_sup))["extension"] == []
+    finally:
+        await fed.stop()
+
+
+async def test_a_monthly_report_is_due_under_an_approved_plan(tmp_path: Path) -> None:
+    """The county approves the township's plan: a progress report is then owed monthly.
+    Three days before the date it waits in the unit's to-do ("monthly") and the item is
+    yellow at every node; a week after the date without one, red; the report
+    (``POST /monthly_report``, a feedback signed ``monthly``) sets the next date a month
+    on and the item is green again. Without an approved plan it is refused."""
+    clock = ManualClock(T0)
+    fed = await build(tmp_path, clock, CHAIN)
+    try:
+        town, county = fed[TOWN], fed["140105"]
+        async with aiohttp.ClientSession() as session:
+            env_op = Api(session, town, await person(town, "env_op", "operator", "env"))
+            fin_op = Api(session, town, await person(town, "fin_op", "operator", "fin"))
+            sup = Api(session, county, await person(county, "county_sup", "supervisor"))
+            item = (await sup.post("/api/v1/items", {
+                "title": "老旧管网改造", "assignee": TOWN, "lead_unit": "env", "class": "major",
+            }, expect=201))["id"]
+            await wait_status(env_op, item, "assigned")
+            await env_op.post(f"/api/v1/items/{item}/deploy", {"note": "已部署"})
+            await env_op.post(f"/api/v1/items/{item}/feedback", {"text": "已排查", "progress": 10})
+            assert await env_op.refused("POST", f"/api/v1/items/{item}/monthly_report", {
+                "text": "本月进展", "progress": 20}, 409) == "invalid_transition"
+            finish = datetime.fromtimestamp(T0 / 1000, CHINA) + timedelta(days=150)
+            await env_op.post(f"/api/v1/items/{item}/plan", {
+                "milestones": [{"title": "完工", "due": finish.date().isoformat()}]})
+
+            async def plan_arrived() -> bool:
+                got = await sup.call("GET", f"/api/v1/items/{item}", expect=None)
+                return bool(got.get("item", {}).get("plan"))
+
+            await eventually(plan_arrived, what="the plan at the county")
+            leader = Api(session, county, await person(county, "county_leader", "leader"))
+            await leader.post(f"/api/v1/items/{item}/approve", {})
+            await wait_status(env_op, item, "planned")
+            await folded(town)
+            got = await env_op.get(f"/api/v1/items/{item}")
+            approved_at = got["item"]["approved_plan"]["decided_at"]
+            due = add_month(approved_at, "natural")[0]
+            assert got["colour"] == "green" and (await kinds(env_op))["monthly"] == []
+
+            clock.set(due - 2 * DAY)  # inside the 3 days before: reminded, yellow, listed
+            assert (await kinds(env_op))["monthly"] == [item]
+            assert (await kinds(fin_op))["monthly"] == []
+            entry = next(k for k in (await env_op.get("/api/v1/todo"))["kinds"]
+                         if k["kind"] == "monthly")["items"][0]
+            assert entry["due_in_s"] == 2 * DAY // 1000
+            assert (await env_op.get(f"/api/v1/items/{item}"))["colour"] == "yellow"
+            clock.set(due + 3 * DAY)  # missed: still yellow for a week
+            assert (await env_op.get(f"/api/v1/items/{item}"))["colour"] == "yellow"
+            clock.set(due + 8 * DAY)  # then red, here and at the assigner
+            for api in (env_op, sup):
+                assert (await api.get(f"/api/v1/items/{item}"))["colour"] == "red"
+            red = await sup.get("/api/v1/items?colour=red")
+            assert [r["id"] for r in red["items"]] == [item]
+
+            done = await env_op.post(f"/api/v1/items/{item}/monthly_report", {
+                "text": "本月完成管网铺设三公里", "progress": 35})
+            assert done["event"] == "item.feedback"
+            got = await env_op.get(f"/api/v1/items/{item}")
+            assert got["item"]["feedback"][-1]["monthly"] is True
+            assert got["colour"] == "green" and (await kinds(env_op))["monthly"] == []
+
+            async def green_above() -> bool:
+                return (await sup.get(f"/api/v1/items/{item}"))["colour"] == "green"
+
+            await eventually(green_above, what="green again at the county")
     finally:
         await fed.stop()

@@ -100,6 +100,8 @@ _SPLIT = re.compile(r"[,，、;；\s]+")
 ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
     ("deploy", Action.DEPLOY, Deployed, {"note": "-"}),
     ("feedback", Action.FEEDBACK, Feedback, {"text": "-", "progress": 0, "attachments": ()}),
+    ("monthly_report", Action.FEEDBACK, Feedback,
+     {"text": "-", "progress": 0, "attachments": (), "monthly": True}),
     ("plan", Action.PLAN, PlanSubmitted, {"note": ""}),
     ("decide", Action.DECIDE_PLAN, PlanDecided, {"approved": True, "reason": ""}),
     ("resolve", Action.RESOLVE, Resolved, {"text": "-", "attachments": ()}),
@@ -114,8 +116,9 @@ ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
      {"approved": True, "reason": ""}),
 )
 # What the forms post to (decide posts to approve or reject).
-POSTED = ("deploy", "feedback", "plan", "approve", "reject", "resolve", "review", "close",
-          "withdraw", "urge", "instruct", "request_extension", "decide_extension")
+POSTED = ("deploy", "feedback", "monthly_report", "plan", "approve", "reject", "resolve",
+          "review", "close", "withdraw", "urge", "instruct", "request_extension",
+          "decide_extension")
 NUMERIC = ("progress", "milestone")
 
 
@@ -187,6 +190,10 @@ def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
                     "reached": reached,
                 }
             )
+        if state.monthly_due is not None:
+            # The next monthly progress report (docs/rules.md, "Monthly progress").
+            steps.append({"key": "monthly", "due": state.monthly_due, "done_at": None,
+                          "met": None})
     acts: list[dict[str, Any]] = [
         {"key": "urge", "due": u.at, "by": u.by, "author": u.author, "text": u.text,
          "state": "act"}

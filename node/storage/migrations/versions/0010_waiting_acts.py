@@ -6,6 +6,9 @@
   handling unit's "instructions to answer");
 - ``items.urge_open_at``: the first urge since the handling node's last feedback (the
   handling unit's "urges received");
+- ``items.monthly_due``: when the next monthly progress report is due under an
+  approved plan (``ItemState.monthly_due``: a natural month, China time, after the
+  approval or the latest feedback; the handling unit's "monthly report due");
 - ``ix_items_assigner`` on ``items (assigner, done, status, item_id)``: the open items
   one node assigned, by status (plans, reviews and extensions to decide).
 
@@ -21,8 +24,10 @@ Create Date: 2026-12-09
 
 from __future__ import annotations
 
+import calendar
 import json
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +38,20 @@ down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_COLUMNS = ("extension_asked_at", "instruction_open_at", "urge_open_at")
-_EMPTY = (b'"urges": []', b'"instructions": []', b'"extensions": []')
+_COLUMNS = ("extension_asked_at", "instruction_open_at", "urge_open_at", "monthly_due")
+_EMPTY = (b'"urges": []', b'"instructions": []', b'"extensions": []', b'"approved_plan": null')
+_HANDLING = ("deployed", "reporting", "planned", "returned")
+_CHINA = timezone(timedelta(hours=8))
+
+
+def add_month(ms: int) -> int:
+    """``protocol.rules.add_month(ms, "natural")``: the same day and time a month on,
+    China time, clamped to the month's last day."""
+    now = datetime.fromtimestamp(ms / 1000, _CHINA)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    target = now.replace(year=year, month=month,
+                         day=min(now.day, calendar.monthrange(year, month)[1]))
+    return ms + round((target - now).total_seconds() * 1000)
 
 
 def waiting(state: dict[str, Any]) -> dict[str, int | None]:
@@ -48,7 +65,12 @@ def waiting(state: dict[str, Any]) -> dict[str, int | None]:
         position = {event_id: n for n, event_id in enumerate(state["applied"])}
         last = position[feedback[-1]["event_id"]]
         urges = [u for u in urges if position[u["event_id"]] > last]
+    plan = state.get("approved_plan")
+    monthly = None
+    if plan and plan.get("decided_at") is not None and state.get("status") in _HANDLING:
+        monthly = add_month(max(plan["decided_at"], feedback[-1]["at"] if feedback else 0))
     return {
+        "monthly_due": monthly,
         "extension_asked_at": pending["at"] if pending else None,
         "instruction_open_at": open_instructions[0]["at"] if open_instructions else None,
         "urge_open_at": urges[0]["at"] if urges else None,
