@@ -65,14 +65,25 @@ __all__ = [
 
 
 async def settled(fed: LocalTree, certificates: int) -> bool:
-    """Every running node knows ``certificates`` certificates (the whole tree's) and
-    has nothing pending on any link; stopped nodes are passed over."""
-    for node in fed.nodes.values():
-        if node.runner is None:
-            continue
+    """The root knows ``certificates`` certificates (the whole tree's), every running
+    node knows the ones it needs — its ancestors' and its subtree's (trust records go
+    nowhere else: docs/sync.md, "Routing") — and has nothing pending on any link;
+    stopped nodes are passed over."""
+    running = [node for node in fed.nodes.values() if node.runner is not None]
+    roots = [n for n in running if n.ctx.trust.current(n.ctx.me).parent is None]
+    whole = roots[0].ctx.tree if roots else None
+    for node in running:
         ctx = node.ctx
-        if len(ctx.trust.nodes()) < certificates:
-            return False
+        if whole is None:
+            if len(ctx.trust.nodes()) < certificates:
+                return False
+        else:
+            if node is roots[0] and len(ctx.trust.nodes()) < certificates:
+                return False
+            if node.id in whole.tree:
+                needed = set(whole.tree.path_from_root(node.id)) | set(whole.subtree(node.id))
+                if not needed <= set(ctx.trust.nodes()):
+                    return False
         links = ctx.outbox.all_links()
         if any(s.pending_out for s in await ctx.outbox.link_statuses(links)):
             return False

@@ -6,6 +6,7 @@ server; children enroll over HTTP exactly as ``duban join`` does.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,27 @@ class LocalTree:
             await node.stop()
 
 
+ENROL_AT_ONCE = 16
+"""How many nodes of one level enroll and start at once in :func:`build`: each join is
+a write at its parent, a few round trips and a new database; more at once only queue
+(one process, one event loop, two cores here)."""
+
+
+def levels(shape: Shape) -> list[Shape]:
+    """``shape`` cut into its depths, root first, each in ``shape``'s order: the nodes
+    of one depth may enroll at once, their parents being all running."""
+    depth: dict[str, int] = {}
+    out: list[Shape] = []
+    for entry in shape:
+        node_id, parent = entry[0], entry[1]
+        d = 0 if parent is None else depth[parent] + 1
+        depth[node_id] = d
+        while len(out) <= d:
+            out.append([])
+        out[d].append(entry)
+    return out
+
+
 async def build(
     root: Path,
     clock: Clock,
@@ -101,35 +123,58 @@ async def build(
     ports: dict[str, int] | None = None,
     extra_for: dict[str, dict[str, Any]] | None = None,
     streaming: Streaming = contextlib.nullcontext,
+    at_once: int = ENROL_AT_ONCE,
 ) -> LocalTree:
     """Create and start every node of ``shape`` under ``root``; ``ports`` 0 = any free.
 
     ``extra`` settings apply to every node, ``extra_for[node]`` to one node only;
-    ``streaming`` is handed to each node's sync client (``create_app``)."""
+    ``streaming`` is handed to each node's sync client (``create_app``). The nodes of
+    one level enroll (over HTTP, as ``duban join`` does) and start concurrently, at most
+    ``at_once`` at a time; levels go in order. ``tree.nodes`` keeps ``shape``'s order.
+    If a node fails, the ones started are stopped and the error raised."""
     tree = LocalTree(root, clock)
-    for node_id, parent, name, level in shape:
+    gate = asyncio.Semaphore(max(1, at_once))
+
+    async def create(node_id: str, parent: str | None, name: str, level: str) -> RunningNode:
         data = root / node_id
         port = (ports or {}).get(node_id, 0)
         settings = {**(extra or {}), **(extra_for or {}).get(node_id, {})}
         if port:
             settings["server.listen"] = f"127.0.0.1:{port}"
-        if parent is None:
-            config = await init_root(
-                data, node=node_id, name=name, level=level, clock=clock, extra=settings
+        async with gate:
+            if parent is None:
+                config = await init_root(
+                    data, node=node_id, name=name, level=level, clock=clock, extra=settings
+                )
+            else:
+                up = tree.nodes[parent]
+                code = await issue_code(
+                    up.ctx.db, up.ctx.me, up.ctx.clock, up.ctx.config,
+                    child=node_id, name=name, level=level,
+                )
+                config = await join_parent(
+                    data, parent_url=up.url, code=code,
+                    root=str(up.config["node.root_fingerprint"]), clock=clock, extra=settings,
+                )
+            running = RunningNode(node_id, data, config, clock, port=port, streaming=streaming)
+            await running.start()
+        return running
+
+    try:
+        for level_shape in levels(shape):
+            made = await asyncio.gather(
+                *(create(*entry) for entry in level_shape), return_exceptions=True
             )
-        else:
-            up = tree.nodes[parent]
-            code = await issue_code(
-                up.ctx.db, up.ctx.me, up.ctx.clock, up.ctx.config,
-                child=node_id, name=name, level=level,
-            )
-            config = await join_parent(
-                data, parent_url=up.url, code=code,
-                root=str(up.config["node.root_fingerprint"]), clock=clock, extra=settings,
-            )
-        running = RunningNode(node_id, data, config, clock, port=port, streaming=streaming)
-        await running.start()
-        tree.nodes[node_id] = running
+            for running in made:
+                if isinstance(running, RunningNode):
+                    tree.nodes[running.id] = running
+            for failed in made:
+                if isinstance(failed, BaseException):
+                    raise failed
+    except BaseException:
+        await tree.stop()
+        raise
+    tree.nodes = {node_id: tree.nodes[node_id] for node_id, *_ in shape}
     return tree
 
 

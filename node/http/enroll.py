@@ -8,7 +8,10 @@ transaction, so ``duban invite`` (another process) and a running node agree.
   the root fingerprint (so ``duban join`` needs only the URL and the code).
 - ``POST /enroll/v1/join`` — body: the signed join request; answers the
   certificate and the chain to the root. The new certificate is stored as a
-  trust record and travels up the tree like any event.
+  trust record and travels up the tree like any event; the child's outbox is
+  queued the records it needs and may not have (its ancestors' chain, its known
+  subtree's when enrolled again), in the same transaction
+  (``Outbox.route_trust_records``; docs/sync.md, "Routing").
 """
 
 from __future__ import annotations

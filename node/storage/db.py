@@ -31,10 +31,12 @@ Errors raised by statements inside ``write()``/``read()`` bodies (an
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,8 +44,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -398,6 +400,7 @@ def _sqlite_engine(url: URL, *, writer: bool) -> AsyncEngine:
         max_overflow=0 if writer else 8,
     )
     _sqlite_setup(engine.sync_engine, writer=writer)
+    _share_compiled(engine.sync_engine)
     return engine
 
 
@@ -412,7 +415,30 @@ def _sqlite_sync_engine(url: URL, *, writer: bool) -> Engine:
         connect_args={"check_same_thread": False},
     )
     _sqlite_setup(engine, writer=writer)
+    _share_compiled(engine)
     return engine
+
+
+_SHARED_COMPILED: dict[type, tuple[Any, Any]] = {}
+
+
+def _share_compiled(engine: Engine) -> None:
+    """Let ``engine`` use the dialect and the compiled-statement cache of the first
+    SQLite engine of its driver in this process.
+
+    SQLAlchemy keys its cache of compiled statements by the dialect *instance* and
+    keeps one cache per engine: every node compiled each of its statements once more
+    for each of its four engines, which in a process of 45 fresh nodes was a fifth of
+    the cascade's CPU (compiling, in py-spy's samples; docs/performance.md) and in a
+    process hosting a county's townships would be the same work hundreds of times,
+    and the memory of hundreds of caches. The dialects are alike: the same driver
+    and SQLite library, no per-engine dialect option. Each engine keeps its own
+    pool and its own connect-time setup (the original dialect's ``on_connect``)."""
+    shared = _SHARED_COMPILED.get(type(engine.dialect))
+    if shared is None:
+        _SHARED_COMPILED[type(engine.dialect)] = (engine.dialect, engine._compiled_cache)
+    else:
+        engine.dialect, engine._compiled_cache = shared
 
 
 def _sqlite_setup(engine: Engine, *, writer: bool) -> None:
@@ -435,6 +461,9 @@ def _sqlite_setup(engine: Engine, *, writer: bool) -> None:
                 cursor.execute("PRAGMA query_only=ON")
         finally:
             cursor.close()
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if writer and isinstance(driver, sqlite_async.Connection):
+            driver.run_inline(SQLITE_BUSY_TIMEOUT_MS)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -538,15 +567,43 @@ def _classify(db: Database, state: SchemaState) -> str | None:
     return None
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts, read once per process: ``command.upgrade`` reads every
+    revision file again for each database, a good part of creating a node (bench/enrol.py)."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def _upgrade(conn: Connection) -> None:
+    """``command.upgrade(config, "head")`` on ``conn``, with the scripts read once."""
     config = alembic_config()
     config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    script = _scripts()
+
+    def upgrade(rev: Any, context: Any) -> Any:
+        return script._upgrade_revs("head", rev)
+
+    with EnvironmentContext(config, script, fn=upgrade, destination_rev="head"):
+        script.run_env()
+
+
+_MIGRATING = threading.Lock()
+"""Held while a migration runs in this process. Alembic's ``context`` and ``op`` are
+module globals: two upgrades at once (nodes enrolling concurrently in one process)
+ran one's operations in the other's database ("table routes already exists")."""
 
 
 async def _upgrade_to_head(db: Database) -> None:
-    async with db.write() as conn:
-        await conn.run_sync(_upgrade)
+    # A thread lock, as nodes may run in several event loops of one process; taken
+    # without blocking the loop (a migration's statements switch back to it) and
+    # without a thread that could take it after its waiter was cancelled.
+    while not _MIGRATING.acquire(blocking=False):
+        await asyncio.sleep(0.005)
+    try:
+        async with db.write() as conn:
+            await conn.run_sync(_upgrade)
+    finally:
+        _MIGRATING.release()
 
 
 async def open_database(url: str | URL, *, create: bool = False) -> Database:

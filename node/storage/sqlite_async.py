@@ -79,6 +79,14 @@ def _executemany(
     return None, cursor.description, cursor.rowcount, cursor.lastrowid
 
 
+def _begin_waiting(raw: sqlite3.Connection, begin: str, busy_ms: int) -> None:
+    raw.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    try:
+        raw.execute(begin)
+    finally:
+        raw.execute("PRAGMA busy_timeout=0")
+
+
 class Cursor:
     """A cursor whose rows arrive with its execute."""
 
@@ -109,13 +117,11 @@ class Cursor:
         if _BEGIN.match(sql):
             conn.begin_later(sql)
             return self._took((None, None, -1, self.lastrowid))
-        begin = conn.take_begin()
-        return self._took(await conn.run(_execute, self._cursor, begin, sql, params))
+        return self._took(await conn.statement(_execute, self._cursor, sql, params))
 
     async def executemany(self, sql: str, params: Iterable[Any]) -> Cursor:
-        begin = self._conn.take_begin()
         rows = list(params)
-        return self._took(await self._conn.run(_executemany, self._cursor, begin, sql, rows))
+        return self._took(await self._conn.statement(_executemany, self._cursor, sql, rows))
 
     async def fetchall(self) -> list[Any]:
         rows, self._rows = self._rows, []
@@ -165,6 +171,46 @@ class Connection:
         self._tx = _InPlace()
         self._pool = pool
         self._last: asyncio.Future[Any] | None = None
+        self._inline = False
+        self._busy_ms = 0
+
+    def run_inline(self, busy_ms: int) -> None:
+        """From now on run statements on the calling thread (the event loop's), commits
+        still on the pool: for the one writer connection of a node.
+
+        Inside a write transaction a statement only changes pages in SQLite's cache:
+        the disk is written and synced at the commit, which stays on the pool. Only a
+        BEGIN may wait, for another process holding the write lock (a ``duban``
+        command on the same file): it is tried here without waiting, and if the lock
+        is held, again on the pool, waiting up to ``busy_ms`` as before. Each
+        statement then costs what SQLite takes for it, not a hand-off to a thread and
+        back (with the GIL, often more than the statement)."""
+        self._conn.execute("PRAGMA busy_timeout=0")
+        self._busy_ms = busy_ms
+        self._inline = True
+
+    async def statement(
+        self,
+        fn: Callable[[sqlite3.Cursor, str | None, str, Any], T],
+        cursor: sqlite3.Cursor,
+        sql: str,
+        params: Any,
+    ) -> T:
+        """One statement (with the BEGIN held back, if any) and its rows."""
+        begin = self.take_begin()
+        if not self._inline:
+            return await self.run(fn, cursor, begin, sql, params)
+        last = self._last
+        if last is not None and not last.done():
+            await asyncio.wait([last])
+        if begin is not None:
+            try:
+                self._conn.execute(begin)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                await self.run(_begin_waiting, self._conn, begin, self._busy_ms)
+        return fn(cursor, None, sql, params)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the pool, after this connection's job before it ended."""
@@ -209,6 +255,10 @@ class Connection:
         await self._end(self._conn.commit)
 
     async def rollback(self) -> None:
+        if self._inline and self.idle():  # discards the cache's pages: no disk to wait for
+            self.take_begin()
+            self._conn.rollback()
+            return
         await self._end(self._conn.rollback)
 
     async def _end(self, end: Callable[[], None]) -> None:

@@ -7,7 +7,9 @@ The CPU work (parsing and decoding — for a large batch in a worker process,
 in ``cryptography`` releases the GIL) happens before the write lock is taken, and
 so does everything that asks the tree (scope, who may assign to whom, each
 event's routes). The write transaction only re-checks what another writer could
-have changed (duplicates, forked sequences, items' assignments) and stores; it
+have changed (duplicates, forked sequences, items' assignments, and which children a
+trust record for every child goes to: a join may commit between prepare and store,
+and its child must get the batch's records, issue 22) and stores; it
 runs as one synchronous body (``Database.run_write``: on SQLite, on the writer's
 thread, while the event loop prepares the next batch). Each refused event is
 refused alone, kept with its reason, and never blocks the rest of its batch.
@@ -38,7 +40,7 @@ from node.storage.events import (
 )
 from node.sync.catchup.decoder import Decoder
 from node.sync.outbox import Outbox
-from node.sync.routing import KnownTree
+from node.sync.routing import KnownTree, to_every_child, trust_subject, with_children_now
 from protocol import envelope, errors
 from protocol.decoded import Decoded
 from protocol.errors import ProtocolError, printable
@@ -75,6 +77,7 @@ class _Candidate:
     accepted: Accepted
     message: bytes | ProtocolError | None  # what its signature covers (or why nothing)
     links: list[str] = field(default_factory=list)  # the outboxes it is queued for
+    every_child: bool = False  # a trust record for every child: taken again at commit
     misassigned: tuple[str, str] | None = None  # an assignment its origin may not make
     # An urge or instruction: the path from the root to its addressee (the assignee),
     # on which its signer must stand at or above the item's assigner.
@@ -255,6 +258,8 @@ class Ingestor:
         for c, links in zip(checked, routes, strict=True):
             c.links = links
             ev = c.accepted.event
+            if c.env.type in TRUST_TYPES:
+                c.every_child = to_every_child(self.tree, trust_subject(c.env))
             if isinstance(ev, Assigned):
                 pair = (ev.origin, ev.assignee)
                 allowed = may_assign.get(pair)
@@ -381,7 +386,10 @@ class Ingestor:
                 if isinstance(ev, Assigned):
                     parties[ev.item] = (ev.assigner, ev.assignee)
             final.append(c.accepted)
-            links.append(c.links)
+            # A child may have enrolled since prepare (its join holds the write lock
+            # between two batches): who "every child" is, is decided now.
+            links.append(with_children_now(self.tree, c.links, source) if c.every_child
+                         else c.links)
         stored = log.record_batch(
             conn,
             source=source,

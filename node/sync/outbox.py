@@ -16,6 +16,7 @@ Readers of an outbox (the parent's long-polls, the child's push loop) wait on
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from node.background import Broadcast
 from node.storage import schema as t
 from node.storage.db import Database
 from node.storage.events import PARENT, TRUST_TYPES, Accepted
-from node.sync.routing import KnownTree, routes_for
+from node.sync.routing import KnownTree, routes_for, trust_subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,31 +81,41 @@ class Outbox:
 
     def links(self, accepted: Sequence[Accepted], source: str) -> list[list[str]]:
         """Each event's links (the outboxes it is queued for), from the tree as this
-        node knows it now. Worked out on the event loop, which alone changes the tree."""
-        # An event's links depend on its ``to`` and whether it is a trust record alone
-        # (a unit list has no ``to`` and is no trust record: it goes up only).
+        node knows it now. Worked out on the event loop, which alone changes the tree.
+        A trust record about this node or an ancestor goes to every child known now;
+        a received batch's commit adds the children enrolled since
+        (``node.sync.routing.with_children_now``)."""
+        # An event's links depend on its ``to`` and, for a trust record, on the node it
+        # is about (a unit list has no ``to`` and is no trust record: it goes up only).
         links_to: dict[tuple[str | None, bool], list[str]] = {}
         out: list[list[str]] = []
         for a in accepted:
-            to = a.event.to if a.event is not None else None
             trust = a.event is None and a.env.type in TRUST_TYPES
+            to = trust_subject(a.env) if trust else a.event.to if a.event is not None else None
             links = links_to.get((to, trust))
             if links is None:
                 links = links_to[(to, trust)] = routes_for(
-                    self.tree, source=source, is_trust_record=trust, to=to,
+                    self.tree, source=source, is_trust_record=trust,
+                    to=None if trust else to, subject=to if trust else None,
                     has_parent=self.has_parent,
                 )
             out.append(links)
         return out
 
     async def route_trust_records(self, conn: AsyncConnection, link: str) -> None:
-        """Queue every trust record held here for ``link`` (a child just enrolled), so it
-        learns the whole tree, not only its own chain: records accepted before it
-        existed were routed to the children of that time only."""
+        """Queue for ``link`` (a child just enrolled) the trust records it needs and was
+        not sent yet: its ancestors' chain, and its known subtree's records if it is
+        enrolled again (:meth:`KnownTree.holds_for`). Records about other nodes (its
+        siblings, cousins) it never needs: it verifies only what its ancestors and its
+        subtree sign. In the join's transaction: a received batch stored before it is
+        queued here, one stored after it routes to the child itself."""
+        wanted = [hashlib.sha256(raw).digest() for raw in self.tree.holds_for(link)]
+        if not wanted:
+            return
         routed = select(t.routes.c.pos).where(t.routes.c.link == link)
         rows = await conn.execute(
             select(t.events.c.pos).where(
-                t.events.c.type.in_(TRUST_TYPES), t.events.c.pos.not_in(routed)
+                t.events.c.event_id.in_(wanted), t.events.c.pos.not_in(routed)
             )
         )
         missing = [{"link": link, "pos": r[0]} for r in rows]

@@ -56,12 +56,13 @@ async def test_refusals_by_rule_and_role(tree: LocalTree) -> None:
         await eventually(at_town, what="item at the township")
         before = {n: await event_count(tree[n]) for n in ("14", "1401", "1402", TOWN)}
 
-        # A sibling: cannot read another subtree, cannot assign into it, does not hold it.
-        assert await sibling.refused("GET", "/api/v1/items?scope=1401", None, 403) == \
-            "not_in_scope"
+        # A sibling: cannot read another subtree (does not even know it: trust records
+        # stay in their subtree), cannot assign into it, does not hold it.
+        assert await sibling.refused("GET", "/api/v1/items?scope=1401", None, 404) == \
+            "unknown_node"
         assert await sibling.refused("POST", "/api/v1/items",
-                                     {"title": "越权", "assignee": "140101"}, 403) == \
-            "not_ancestor"
+                                     {"title": "越权", "assignee": "140101"}, 400) == \
+            "unknown_assignee"
         assert await sibling.refused("GET", f"/api/v1/items/{item}", None, 404) == \
             "unknown_item"
         # Upward or sideways assignment is refused too.

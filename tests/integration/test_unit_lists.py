@@ -68,8 +68,9 @@ async def test_unit_lists_reach_every_ancestor_and_newer_replace_older(tmp_path:
             assert got["units"][1] == {"code": "office", "name": "党政办", "office": True}
             other = Api(s, fed[OTHER_COUNTY],
                         await person(fed[OTHER_COUNTY], "xian", "supervisor"))
-            assert await other.refused("GET", f"/api/v1/units?node={TOWNSHIP}", None, 403) == \
-                "not_in_subtree"
+            # A cousin is not even known there: trust records stay in their subtree.
+            assert await other.refused("GET", f"/api/v1/units?node={TOWNSHIP}", None, 404) == \
+                "unknown_node"
             assert await other.refused("GET", "/api/v1/units?node=99", None, 404) == \
                 "unknown_node"
             # A subtree node that never published: said so, not an empty list.
