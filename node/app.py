@@ -165,6 +165,7 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
         clock=ctx.clock,
         quotas=Quotas.from_config(ctx.config),
         cascaded=cascade.wake,
+        noticed=ctx.notices.set,
     )
     boards = boards_of(ctx.config)
     app[services.LEDGER] = Ledger(ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards)
@@ -191,6 +192,7 @@ async def reminder_scheduler(app: web.Application) -> AsyncIterator[None]:
         service = Reminders(
             me=ctx.me, db=ctx.db, clock=ctx.clock, rows_current=ctx.store.rows_current,
             notifiers=build_notifiers(ctx.config, session), settings=settings,
+            woken=ctx.notices,
         )
         app[reminders_http.REMINDERS] = service
         if settings.enabled:

@@ -55,6 +55,8 @@ class NodeContext:
     background: Background = field(default_factory=Background)
     # Whether sync is busy (background work gives way to a catch-up).
     activity: SyncActivity = field(default_factory=SyncActivity)
+    # Set when an urge or instruction is folded here: the reminder scheduler's wake-up.
+    notices: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def me(self) -> str:
@@ -138,9 +140,11 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         has_parent = bool(records) and trust.has_node(me) and trust.current(me).parent is not None
         tree = KnownTree(trust, me)
         outbox = Outbox(db, tree, has_parent=has_parent)
+        notices = asyncio.Event()
         store = EventLog(
             db, me=me, key=key, clock=clock, router=outbox, projection=Projection(
-                tree.path_of, files_named=BlobQueue(clock).named if has_parent else None
+                tree.path_of, files_named=BlobQueue(clock).named if has_parent else None,
+                noticed=notices.set,
             ),
             max_clock_ahead=int(config["sync.max_clock_ahead"]),
             refused_keep_events=int(config["sync.refused_keep_events"]),
@@ -169,6 +173,7 @@ async def open_node(config: Config, clock: Clock, *, create: bool = False) -> No
         executor=executor,
         accounts=Accounts(db, publisher=UnitPublisher(store, key, me)),
         activity=activity,
+        notices=notices,
     )
 
 

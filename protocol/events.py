@@ -539,10 +539,15 @@ class Feedback(ItemEvent):
     answers: str | None = field(default=None, metadata=_k("event_id", optional=True))
     """The event id of the leader's instruction (:class:`Instructed`) this report
     answers (落实批示情况); absent when it answers none."""
+    monthly: bool | None = field(default=None, metadata=_k("bool", optional=True))
+    """True: the month's progress report under an approved plan (按月反馈进展情况);
+    absent otherwise (never false: one value, one encoding)."""
 
     def _check(self) -> None:
         if not self.text.strip():
             raise _bad("text", "feedback must say something")
+        if self.monthly is False:
+            raise _bad("monthly", "true or absent")
         _check_named(self.attachments, self.files)
 
 

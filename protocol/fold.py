@@ -19,9 +19,11 @@ Status transitions (docs/rules.md has the table)::
     resolved --reviewed return--> returned
     any open status --withdrawn--> withdrawn        (not once accepted)
 
-The supervision acts change no status (docs/rules.md, "Urging, instructions,
-extensions"): ``item.urged`` (while the item waits on its handling node: assigned,
-deployed, reporting, planned, returned) and ``item.instructed`` (while open) are
+Under an approved plan a progress report is owed monthly (``monthly_due``); a
+feedback may be signed ``monthly`` only then. The supervision acts change no
+status (docs/rules.md, "Urging, instructions, extensions"): ``item.urged``
+(while the item waits on its handling node: assigned, deployed, reporting,
+planned, returned) and ``item.instructed`` (while open) are
 listed on the item; a feedback may answer one instruction (``answers``).
 ``item.extension_requested`` (same statuses as an urge, one pending at a time,
 before the resolve deadline — after it the reason is ``extension_too_late`` —
@@ -135,6 +137,8 @@ class Report:
     """Name, size and type of each attachment, when the report gave them."""
     answers: str | None = None
     """The event id of the instruction this report answers (落实批示情况)."""
+    monthly: bool = False
+    """Signed as the month's progress report under an approved plan."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,6 +245,36 @@ class ItemState:
         return last if last is not None and last.status is ExtensionStatus.PENDING else None
 
     @property
+    def unanswered_instructions(self) -> tuple[Instruction, ...]:
+        """The instructions no feedback has answered yet (the handling unit's to-do)."""
+        return tuple(i for i in self.instructions if not i.answered_by)
+
+    @property
+    def unanswered_urges(self) -> tuple[Urge, ...]:
+        """The urges since the handling node's last feedback, in fold order: an urge
+        waits on the handling unit until its next report (feedback, or the resolution,
+        which ends the waiting anyway)."""
+        if not self.urges:
+            return ()
+        if not self.feedback:
+            return self.urges
+        position = {event_id: i for i, event_id in enumerate(self.applied)}
+        last = position[self.feedback[-1].event_id]
+        return tuple(u for u in self.urges if position[u.event_id] > last)
+
+    @property
+    def monthly_due(self) -> int | None:
+        """When the next monthly progress report is due under the approved plan
+        (按月反馈进展情况; docs/rules.md): one natural month after the plan's approval
+        or after the latest feedback since then, whichever is later; None without an
+        approved plan, or once the item is resolved or done."""
+        plan = self.approved_plan
+        if plan is None or plan.decided_at is None or self.status not in _HANDLING:
+            return None
+        since = max(plan.decided_at, self.feedback[-1].at if self.feedback else 0)
+        return rules.add_month(since, "natural")[0]
+
+    @property
     def plan_pending(self) -> bool:
         return self.plan is not None and self.plan.status is PlanStatus.SUBMITTED
 
@@ -323,6 +357,7 @@ class ItemState:
                     "milestone": r.milestone,
                     "files": files(r.files),
                     "answers": r.answers,
+                    "monthly": r.monthly,
                 }
                 for r in self.feedback
             ],
@@ -388,6 +423,8 @@ def _transition(state: ItemState, event: Event) -> Refusal | None:
                 i.event_id != event.answers for i in state.instructions
             ):
                 return _invalid(state, event, "no such instruction on this item")
+            if event.monthly and state.approved_plan is None:
+                return _invalid(state, event, "a monthly report is for an approved plan")
             if event.milestone is not None and (
                 state.approved_plan is None
                 or event.milestone >= len(state.approved_plan.milestones)
@@ -647,6 +684,7 @@ def _report(event_id: str, ev: Feedback) -> Report:
         milestone=ev.milestone,
         files=ev.files or (),
         answers=ev.answers,
+        monthly=bool(ev.monthly),
     )
 
 

@@ -220,6 +220,10 @@ class ReminderPolicy:
     resolve_week_before: int = 24 * HOUR
     resolve_month_before: int = 48 * HOUR
     milestone_before: int = 24 * HOUR
+    monthly_before: int = 3 * DAY
+    """Before a monthly progress report is due (按月反馈): reminded, and yellow."""
+    monthly_red_after: int = 7 * DAY
+    """After a monthly report's date passed without one: yellow until then, red after."""
     overdue: bool = True
 
     def __post_init__(self) -> None:
@@ -229,6 +233,8 @@ class ReminderPolicy:
             "resolve_week_before",
             "resolve_month_before",
             "milestone_before",
+            "monthly_before",
+            "monthly_red_after",
         ):
             value = getattr(self, name)
             if type(value) is not int or not 0 <= value <= 365 * DAY:
@@ -251,8 +257,9 @@ class Colour(StrEnum):
 class Reminder:
     """One reminder: when to send it, about which deadline, and of what kind.
 
-    ``deadline`` is "deploy", "feedback", "resolve" or "milestone" (then
-    ``milestone`` is its index in the approved plan); ``kind`` is "due_soon"
+    ``deadline`` is "deploy", "feedback", "resolve", "milestone" (then
+    ``milestone`` is its index in the approved plan) or "monthly" (the monthly
+    progress report under an approved plan, :attr:`ItemState.monthly_due`); ``kind`` is "due_soon"
     (the window opens) or "overdue" (the deadline passed, step undone).
     ``(deadline, milestone, kind, due)`` identifies a reminder for de-duplication.
     """
@@ -288,7 +295,20 @@ def _windows(state: ItemState, policy: ReminderPolicy) -> list[tuple[str, int | 
             out.append((name, None, deadline.due, window))
     for index, milestone in state.pending_milestones():
         out.append(("milestone", index, milestone.due, policy.milestone_before))
+    monthly = state.monthly_due
+    if monthly is not None:
+        out.append(("monthly", None, monthly, policy.monthly_before))
     return out
+
+
+def _red_from(name: str, due: int, policy: ReminderPolicy) -> int | None:
+    """The first instant an undone step makes the item red: just after its due, a
+    monthly report ``monthly_red_after`` later, a milestone never (yellow only)."""
+    if name == "milestone":
+        return None
+    if name == "monthly":
+        return due + policy.monthly_red_after + 1
+    return due + 1
 
 
 def reminders(state: ItemState, policy: ReminderPolicy = DEFAULT_POLICY) -> tuple[Reminder, ...]:
@@ -311,14 +331,17 @@ def colour(state: ItemState, at: int, policy: ReminderPolicy = DEFAULT_POLICY) -
     """The item's colour at instant ``at`` (unix ms).
 
     grey: accepted, closed or withdrawn. red: a deploy, feedback or resolve
-    deadline has passed (``at`` > due) with its step undone. yellow: inside the
-    reminder window of an undone deadline or milestone, or past a plan
-    milestone not reported reached. green: otherwise.
+    deadline has passed (``at`` > due) with its step undone, or a monthly progress
+    report under an approved plan is more than ``monthly_red_after`` late. yellow:
+    inside the reminder window of an undone deadline, milestone or monthly report,
+    or past a plan milestone not reported reached, or a monthly report late by less
+    than ``monthly_red_after``. green: otherwise.
     """
     if state.status in _DONE_STATUSES:
         return Colour.GREY
     windows = _windows(state, policy)
-    if any(at > due for name, _, due, _ in windows if name != "milestone"):
+    reds = (_red_from(name, due, policy) for name, _, due, _ in windows)
+    if any(red is not None and at >= red for red in reds):
         return Colour.RED
     if any(at >= due - window for _, _, due, window in windows):
         return Colour.YELLOW
@@ -337,7 +360,7 @@ def colour_thresholds(
     windows = _windows(state, policy)
     if not windows:
         return None, None
-    reds = [due + 1 for name, _, due, _ in windows if name != "milestone"]
+    reds = [r for name, _, due, _ in windows if (r := _red_from(name, due, policy)) is not None]
     yellow = min(due - window for _, _, due, window in windows)
     return yellow, (min(reds) if reds else None)
 

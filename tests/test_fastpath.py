@@ -196,7 +196,7 @@ SAMPLES: list[Event] = [
     Feedback(
         **_UP, text="进展", progress=40, attachments=(b"\x05" * 32,), milestone=0,
         files=(FileRef(digest=b"\x05" * 32, name="照片.jpg", size=1024, type="image/jpeg"),),
-        answers=_EVENT_ID,
+        answers=_EVENT_ID, monthly=True,
     ),
     PlanSubmitted(
         **_UP, note="计划",

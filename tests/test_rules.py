@@ -320,10 +320,13 @@ def test_colour_with_plan_milestones() -> None:
     assert kinds == [
         ("milestone", 0, "due_soon"),
         ("milestone", 0, "overdue"),
+        ("monthly", None, "due_soon"),  # a month after the approval (tests/test_monthly.py)
+        ("monthly", None, "overdue"),
         ("resolve", None, "due_soon"),
         ("resolve", None, "overdue"),
     ]
-    assert [r.deadline for r in reached.reminders()] == ["resolve", "resolve"]
+    assert [r.deadline for r in reached.reminders()] == [
+        "monthly", "monthly", "resolve", "resolve"]
 
 
 @settings(max_examples=300, deadline=None)

@@ -38,9 +38,11 @@ def test_roles_see_the_kinds_their_permissions_allow() -> None:
         assert names == {k.name for k in KINDS if role_allows(role, k.action)}, role
     assert kinds_for(Who(name="v", role=Role.VIEWER, unit=None), s) == ()
     leader = {k.name for k in kinds_for(Who(name="l", role=Role.LEADER, unit=None), s)}
-    assert "plan" in leader and "feedback" not in leader
+    assert {"plan", "extension"} <= leader and "feedback" not in leader
+    assert "instruction" not in leader and "urged" not in leader
     operator = {k.name for k in kinds_for(Who(name="o", role=Role.OPERATOR, unit="env"), s)}
-    assert operator == {"deploy", "feedback", "redo", "due_soon"}
+    assert operator == {"deploy", "feedback", "redo", "due_soon", "instruction", "urged",
+                        "monthly"}
     # Every kind an operator sees is one of the unit-bound actions: scoped to their unit.
     assert all(k.action in UNIT_ACTIONS for k in KINDS if k.name in operator)
 

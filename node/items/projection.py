@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,8 +26,11 @@ from node.items import tallies
 from node.storage import schema as t
 from protocol import envelope, rules
 from protocol.errors import ProtocolError
-from protocol.events import Event, FileRef, decode_event
+from protocol.events import Event, FileRef, Instructed, Urged, decode_event
 from protocol.fold import ItemState, apply, fold
+
+NOTICE_EVENTS: Final = frozenset({Urged, Instructed})
+"""Events the handling unit is told of at once (Projection's ``noticed``)."""
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +138,9 @@ async def write_files(
 
 def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
     yellow_from, red_from = rules.colour_thresholds(state)
+    extension = state.extension_pending
+    instructions = state.unanswered_instructions
+    urges = state.unanswered_urges
     search = " ".join(
         part
         for part in (
@@ -173,6 +179,10 @@ def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
         "urges": len(state.urges),
         "last_urged_at": state.urges[-1].at if state.urges else None,
         "last_urged_by": state.urges[-1].by if state.urges else None,
+        "extension_asked_at": extension.at if extension is not None else None,
+        "instruction_open_at": instructions[0].at if instructions else None,
+        "urge_open_at": urges[0].at if urges else None,
+        "monthly_due": state.monthly_due,
     }
 
 
@@ -239,9 +249,18 @@ class Projection:
     kept in each row for subtree queries; ``files_named``: told of files newly named by
     a report (:func:`write_files`), in the writing transaction."""
 
-    def __init__(self, path_of: PathOf, files_named: FilesNamed | None = None) -> None:
+    def __init__(
+        self,
+        path_of: PathOf,
+        files_named: FilesNamed | None = None,
+        noticed: Callable[[], None] | None = None,
+    ) -> None:
         self.path_of = path_of
         self.files_named = files_named
+        self.noticed = noticed
+        """Called when a received urge or instruction is folded (the reminder scheduler
+        sends its notice at once: node/reminders/scheduler.py). Called inside the
+        folding transaction: a reader waits for the rows (``EventLog.rows_current``)."""
 
     async def refold(
         self,
@@ -249,7 +268,12 @@ class Projection:
         item_ids: Iterable[str],
         known: Mapping[int, tuple[str, Event]] | None = None,
     ) -> None:
-        await materialise(conn, item_ids, self.path_of, known, self.files_named)
+        ids = item_ids if isinstance(item_ids, set | frozenset) else set(item_ids)
+        await materialise(conn, ids, self.path_of, known, self.files_named)
+        if self.noticed is not None and known and any(
+            type(ev) in NOTICE_EVENTS and ev.item in ids for _, ev in known.values()
+        ):
+            self.noticed()
 
     async def states(
         self, conn: AsyncConnection, item_ids: Iterable[str]

@@ -11,19 +11,20 @@ navigation all read this table, so a new kind is one more entry:
 
 1. add a :class:`Kind` to :data:`KINDS` (its ``name`` is the API's code, its
    ``label`` the i18n key of its heading, ``node/http/web/i18n.py``);
-2. if it waits on something the ``items`` columns do not show (a pending
-   extension request, an instruction not yet answered), give it a ``where``
-   over the columns or over the folded state (:func:`state_field`), as ``plan``
-   does;
+2. if it waits on something besides a status, give it a ``where`` over the
+   columns (as ``extension`` reads ``extension_asked_at``) or over the folded
+   state (:func:`state_field`, as ``plan`` does);
 3. name it in a test of ``tests/integration/test_todo.py`` (``tests/test_todo_kinds.py``
    fails for a kind no integration test names, or with no label in both languages).
 
 Everything is read through indexes of ``items``, never by folding: an
 assignee-side kind is a range of ``ix_items_assignee`` (the items addressed to
-this node); an assigner-side kind is a range of the primary key, since an item's
-id is ``<assigner>-<seq>`` (``protocol.events.Assigned`` checks it): the items
-this node ever assigned. A province's mirror of a million items is thus never
-scanned; the work grows with this node's own items. On SQLite every other
+this node); an assigner-side kind is a range of ``ix_items_assigner`` (the open
+items this node assigned, in the kind's statuses). What waits besides a deadline
+is a column that ``node.items.projection.row_of`` fills from the folded state
+(``extension_asked_at``, ``instruction_open_at``, ``urge_open_at``), checked on
+the rows the index chose. A province's mirror of a million items is thus never
+scanned; the work grows with this node's own open items. On SQLite every other
 column is written opaque (``node.queries.ledger.columns``), so the planner takes
 that index and no other. ``docs/pages.md`` ("待办") has the table in words.
 """
@@ -47,6 +48,7 @@ from node.storage import schema as t
 from node.storage.db import Database
 from node.sync.routing import KnownTree
 from protocol.fold import Status
+from protocol.rules import DEFAULT_POLICY
 
 Side = Literal["assignee", "assigner"]
 
@@ -100,6 +102,8 @@ class Kind:
     """The ``items`` column of the deadline shown (deploy_due, feedback_due, resolve_due)."""
     order: str
     """The ``items`` column sorted on, oldest first: the deadline, or when it arrived."""
+    since: str = "updated_at"
+    """The ``items`` column of when the work arrived (waiting since)."""
     where: Where = _none
     shown: Callable[[Scope], bool] = _always
     """Whether the kind is listed at all on this node (a node policy may do it for people)."""
@@ -149,7 +153,26 @@ def _plan_submitted(s: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
     return (state_field(("plan", "status"), s.dialect) == "submitted",)
 
 
+def _extension_pending(_: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
+    return (c["extension_asked_at"].is_not(None),)
+
+
+def _instruction_open(_: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
+    return (c["instruction_open_at"].is_not(None),)
+
+
+def _urge_open(_: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
+    return (c["urge_open_at"].is_not(None),)
+
+
+def _monthly_soon(s: Scope, c: Columns) -> Sequence[ColumnElement[bool]]:
+    # From the reminder before the date (rules.ReminderPolicy.monthly_before) on.
+    return (c["monthly_due"].is_not(None),
+            c["monthly_due"] <= s.now + DEFAULT_POLICY.monthly_before)
+
+
 _HANDLING = (Status.DEPLOYED, Status.REPORTING, Status.PLANNED, Status.RETURNED)
+_WAITING = (Status.ASSIGNED, *_HANDLING)
 
 KINDS: Final[tuple[Kind, ...]] = (
     Kind(name="deploy", label="todo.kind.deploy", side="assignee", action=Action.DEPLOY,
@@ -170,6 +193,17 @@ KINDS: Final[tuple[Kind, ...]] = (
          where=_plan_submitted),
     Kind(name="review", label="todo.kind.review", side="assigner", action=Action.REVIEW,
          statuses=(Status.RESOLVED,), due="resolve_due", order="updated_at"),
+    Kind(name="extension", label="todo.kind.extension", side="assigner",
+         action=Action.DECIDE_EXTENSION, statuses=_WAITING, due="resolve_due",
+         order="extension_asked_at", since="extension_asked_at", where=_extension_pending),
+    Kind(name="instruction", label="todo.kind.instruction", side="assignee",
+         action=Action.FEEDBACK, statuses=_HANDLING, due="resolve_due",
+         order="instruction_open_at", since="instruction_open_at", where=_instruction_open),
+    Kind(name="monthly", label="todo.kind.monthly", side="assignee", action=Action.FEEDBACK,
+         statuses=_HANDLING, due="monthly_due", order="monthly_due", where=_monthly_soon),
+    Kind(name="urged", label="todo.kind.urged", side="assignee", action=Action.FEEDBACK,
+         statuses=_WAITING, due="resolve_due", order="urge_open_at", since="urge_open_at",
+         where=_urge_open),
 )
 """Every kind of work, in the order the page shows them."""
 KIND_NAMES: Final = tuple(k.name for k in KINDS)
@@ -183,15 +217,13 @@ def kinds_for(who: Who, scope: Scope) -> tuple[Kind, ...]:
 
 def conditions(kind: Kind, who: Who, s: Scope) -> list[ColumnElement[bool]]:
     """The WHERE clause of ``kind`` for ``who``: the side, the statuses, the unit, the rest."""
-    key = "assignee" if kind.side == "assignee" else "item_id"
-    c = columns({key}) if s.dialect == "sqlite" else t.items.c
+    keys = {"assignee"} if kind.side == "assignee" else {"assigner", "done", "status"}
+    c = columns(keys) if s.dialect == "sqlite" else t.items.c
     out: list[ColumnElement[bool]] = []
     if kind.side == "assignee":
         out.append(c["assignee"] == s.me)
     else:
-        # The ids "<me>-<seq>": a range of the primary key ("." follows "-"); a node
-        # whose id extends ours with "-" shares the range, hence the exact check.
-        out.extend((c["item_id"] >= s.me + "-", c["item_id"] < s.me + "."))
+        # ix_items_assigner: this node's open items of the kind's statuses, exactly.
         out.append(c["assigner"] == s.me)
     out.append(c["done"].is_(False))
     out.append(c["status"].in_([str(x) for x in kind.statuses]))
@@ -225,7 +257,8 @@ def total_statement(who: Who, s: Scope) -> ColumnElement[int]:
 def page_statement(kind: Kind, who: Who, s: Scope, limit: int = PER_KIND) -> Select[Any]:
     c = t.items.c
     return (
-        select(*LIST_COLUMNS, c.cascade)
+        select(*LIST_COLUMNS, c.cascade, c.extension_asked_at, c.instruction_open_at,
+               c.urge_open_at, c.monthly_due)
         .where(*conditions(kind, who, s))
         .order_by(c[kind.order].asc(), c.item_id.asc())
         .limit(limit)
@@ -240,7 +273,7 @@ def entry(kind: Kind, row: Any, now: int) -> dict[str, Any]:
         "kind": kind.name,
         "due": iso(due),
         "due_in_s": None if due is None else (due - now) // 1000,
-        "waiting_since": iso(row.updated_at),
+        "waiting_since": iso(row._mapping[kind.since]),
         "cascade": row.cascade,
     }
 

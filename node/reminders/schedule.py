@@ -235,8 +235,10 @@ def recipients(
 # -- words -----------------------------------------------------------------------------------
 
 _STEPS: Final = {
-    "zh": {"deploy": "研究部署", "feedback": "首次反馈", "resolve": "落实解决"},
-    "en": {"deploy": "deploy", "feedback": "first feedback", "resolve": "resolution"},
+    "zh": {"deploy": "研究部署", "feedback": "首次反馈", "resolve": "落实解决",
+           "monthly": "按月反馈进展"},
+    "en": {"deploy": "deploy", "feedback": "first feedback", "resolve": "resolution",
+           "monthly": "monthly progress report"},
 }
 
 

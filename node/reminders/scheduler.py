@@ -11,7 +11,10 @@ start and then every ``reminders.tick_seconds`` (tests call it after moving a
 - **Urges and instructions too.** Each urge (催办) and leader's instruction (批示)
   on such an item is a notice (:func:`node.reminders.schedule.notices`): due at
   once, recorded and sent like a reminder, once, to the same people, never
-  marked late.
+  marked late. A pass starts as soon as one is folded here (received) or signed
+  here (the ``woken`` event), not at the next tick; the record under its key keeps
+  it once however many passes see it. A notice among events the materialiser
+  had to read back (more than its in-memory cap waiting) waits for the tick.
 - **Each reminder once.** A reminder that fell due is recorded in ``reminders``
   under its key ``(item, deadline, milestone, kind, due)`` in the same
   transaction that queues its messages (one per recipient per channel, plus
@@ -123,9 +126,11 @@ class Reminders:
         notifiers: Mapping[str, Notifier],
         settings: Settings,
         rng: random.Random | None = None,
+        woken: asyncio.Event | None = None,
     ) -> None:
         """``rows_current()`` returns once the item rows hold every event received so
-        far (the scan reads rows)."""
+        far (the scan reads rows); ``woken`` is set when an urge or instruction is
+        folded (or signed) here, and starts a pass before the tick."""
         self.me = me
         self.db = db
         self.clock = clock
@@ -135,6 +140,7 @@ class Reminders:
         self.rng = rng or random.Random()
         self.last_run: int | None = None
         self._lock = asyncio.Lock()
+        self.woken = woken
         self._open: dict[str, _Open] = {}
         self._recorded: set[Key] = set()
 
@@ -145,12 +151,25 @@ class Reminders:
         retried with ``watch``'s backoff (``node.background``), which the caller caps
         at a tick."""
         tick = self.settings.tick_ms / 1000
+        woken = self.woken
 
         async def once() -> None:
+            if woken is not None:
+                # Cleared before the pass: whatever is folded from now on is either
+                # seen by this pass's scan or sets it again for the next.
+                woken.clear()
             await self.run_once()
 
         async def rest() -> None:
-            await sleep_unless(stopping, tick)
+            if woken is None:
+                await sleep_unless(stopping, tick)
+                return
+            waits = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(stopping.wait())]
+            try:
+                await asyncio.wait(waits, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
         await run_forever(watch, once, stopping, between=rest)
 

@@ -156,6 +156,14 @@ items = Table(
     Column("urges", Integer, nullable=False, default=0),
     Column("last_urged_at", BigInteger),
     Column("last_urged_by", String(64)),
+    # What waits on a person besides the deadlines (the to-do, node/queries/todo.py): the
+    # pending extension request's time, the oldest unanswered instruction's time, the first
+    # urge since the handling node's last feedback; None when nothing waits.
+    Column("extension_asked_at", BigInteger),
+    Column("instruction_open_at", BigInteger),
+    Column("urge_open_at", BigInteger),
+    # When the next monthly progress report is due under an approved plan (None: none owed).
+    Column("monthly_due", BigInteger),
 )
 # The ledger's access paths (node/queries/ledger.py; docs/performance.md, "Ledger"). The
 # ledger's cheap filter columns ride along in the wide indexes, so filters are checked
@@ -174,6 +182,8 @@ Index("ix_items_progress", _c.progress, _c.item_id, _c.assignee_path, _c.status,
 # One node's own items (depth=node, the reminder scheduler), in deadline order.
 Index("ix_items_assignee", _c.assignee, _c.resolve_due, _c.item_id, _c.done, _c.status)
 Index("ix_items_parent", items.c.parent_item)
+# The items one node assigned, open ones apart, by status (the to-do's assigner side).
+Index("ix_items_assigner", _c.assigner, _c.done, _c.status, _c.item_id)
 
 node_seen = Table(
     "node_seen",

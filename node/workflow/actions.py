@@ -131,6 +131,7 @@ class Workflow:
         clock: Clock,
         quotas: Quotas,
         cascaded: Callable[[], None] | None = None,
+        noticed: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.events = events
@@ -141,6 +142,9 @@ class Workflow:
         self.cascaded = cascaded
         """Called after this node signs an item with a cascade: the node's
         :class:`node.workflow.cascade.Cascade` looks for items to pass down."""
+        self.noticed = noticed
+        """Called after this node signs an urge or an instruction: the reminder
+        scheduler sends its notice now if the item is handled here (a unit's item)."""
 
     @property
     def me(self) -> str:
@@ -342,6 +346,8 @@ class Workflow:
 
         done = await self._sign([draft], user=user, files=uploads, gate=gate)
         [(event, _)] = done
+        if supervising and self.noticed is not None:
+            self.noticed()
         return event, done.states[item]
 
     async def decompose(self, user: User, item: str, parts: list[dict[str, Any]]) -> list[Assigned]:

@@ -83,7 +83,7 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         assert await gov.locator("#form-decide_extension").count() == 0
         await gov.fill("#form-instruct textarea[name=text]", "  ")
         error = await _refused(gov, "#form-instruct")
-        assert error.startswith("请填写"), error
+        assert error == "请填写“批示内容”。", error  # the form's own label, not "办理情况"
         await gov.fill("#form-instruct textarea[name=text]", INSTRUCTION)
         await _submit(gov, "#form-instruct", "instruct")
         assert INSTRUCTION in await text_of(gov, "#instructions")
@@ -142,7 +142,7 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         assert await xian.locator("#form-urge").count() == 1  # the assigner urges too
         await _both_widths(xian, shots, "acts-county-decide")
         error = await _refused(xian, "#form-decide_extension", "button[value=false]")
-        assert error.startswith("请填写"), error
+        assert error == "请填写“审批意见（不同意时必填）”。", error
         await xian.fill("#form-decide_extension textarea[name=text]", "同意，务必按期完成")
         await _submit(xian, "#form-decide_extension", "decide_extension",
                       "button[value=true]")

@@ -25,6 +25,7 @@ from node.clock import ManualClock
 from node.demo.localtree import RunningNode
 from node.http.services import TODO
 from node.queries.todo import KIND_NAMES, KINDS, Who, kinds_for, page_statement, total_statement
+from protocol.rules import DAY, add_month
 from tests.api_client import Api, person
 from tests.federation import build, eventually, folded
 
@@ -229,6 +230,19 @@ async def test_the_to_do_reads_indexes_not_the_whole_table(tmp_path: Path) -> No
         assert plans
         for plan in plans:
             assert "SCAN items" not in plan, plan  # nor a whole index of it
+        # The assigner's kinds (plans, reviews, extensions) take the open items it
+        # assigned, by status: ix_items_assigner, not the range of all it ever assigned.
+        async with node.ctx.db.read() as conn:
+            leader = Who(name="x", role=Role.LEADER, unit=None)
+            for kind in kinds_for(leader, scope):
+                if kind.side != "assigner":
+                    continue
+                sql = str(page_statement(kind, leader, scope).compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+                rows = (await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all()
+                plan = " | ".join(str(r[-1]) for r in rows)
+                used = "USING INDEX ix_items_assigner (assigner=? AND done=? AND status=?)"
+                assert used in plan, (kind.name, plan)
     finally:
         await fed.stop()
 
@@ -265,5 +279,161 @@ async def test_the_to_do_on_each_database(tmp_path: Path, db_url: str) -> None:
             assert await nav_count(gov) == 2  # the plan, and the own unit's item to deploy
             await gov.post(f"/api/v1/items/{down}/approve", {})
             assert (await kinds(gov))["plan"] == []
+    finally:
+        await fed.stop()
+
+
+async def test_urges_instructions_and_extension_requests_wait_for_who_answers_them(
+    tmp_path: Path,
+) -> None:
+    """The province urges and instructs on an item the county assigned to a township
+    unit: both wait in that unit's to-do ("urged", "instruction"), not in another
+    unit's; a feedback answering the instruction clears both. The township's extension
+    request waits in the county's office ("extension") until decided; the province,
+    which did not assign the item, never lists it."""
+    clock = ManualClock(T0)
+    fed = await build(tmp_path, clock, CHAIN)
+    try:
+        town, county, prov = fed[TOWN], fed["140105"], fed["14"]
+        async with aiohttp.ClientSession() as session:
+            async def api(node: RunningNode, name: str, role: str, unit: str | None = None
+                          ) -> Api:
+                return Api(session, node, await person(node, name, role, unit))
+
+            env_op = await api(town, "env_op", "operator", "env")
+            fin_op = await api(town, "fin_op", "operator", "fin")
+            town_leader = await api(town, "town_leader", "leader")
+            county_sup = await api(county, "county_sup", "supervisor")
+            county_op = await api(county, "county_op", "operator", "env")
+            prov_sup = await api(prov, "prov_sup", "supervisor")
+            gov = await api(prov, "governor", "leader")
+
+            item = (await county_sup.post("/api/v1/items", {
+                "title": "背街小巷环境整治", "assignee": TOWN, "lead_unit": "env",
+            }, expect=201))["id"]
+            await wait_status(env_op, item, "assigned")
+            await env_op.post(f"/api/v1/items/{item}/deploy", {"note": "已部署"})
+            await wait_status(prov_sup, item, "deployed")
+
+            # An urge: for the unit that handles the item, until its next feedback.
+            await prov_sup.post(f"/api/v1/items/{item}/urge", {"text": "请加快进度"})
+
+            async def urged_waits() -> bool:
+                await folded(town)
+                return (await kinds(env_op)).get("urged") == [item]
+
+            await eventually(urged_waits, what="the urge in the unit's to-do")
+            assert (await kinds(fin_op))["urged"] == []
+            assert "urged" not in await kinds(town_leader)  # a leader does not report
+            entry = next(k for k in (await env_op.get("/api/v1/todo"))["kinds"]
+                         if k["kind"] == "urged")["items"][0]
+            assert entry["waiting_since"] is not None
+
+            # An instruction: until a feedback answers it (a feedback not answering it
+            # clears the urge, not the instruction).
+            await gov.post(f"/api/v1/items/{item}/instruct", {"text": "务必按期完成"})
+
+            async def instruction_waits() -> bool:
+                await folded(town)
+                return (await kinds(env_op)).get("instruction") == [item]
+
+            await eventually(instruction_waits, what="the instruction in the unit's to-do")
+            assert (await kinds(fin_op))["instruction"] == []
+            await env_op.post(f"/api/v1/items/{item}/feedback", {"text": "已排查", "progress": 20})
+            after = await kinds(env_op)
+            assert after["urged"] == [] and after["instruction"] == [item]
+            got = await env_op.get(f"/api/v1/items/{item}")
+            [instruction] = got["item"]["instructions"]
+            assert (instruction["author"], instruction["by"]) == ("governor", "14")
+            await env_op.post(f"/api/v1/items/{item}/feedback", {
+                "text": "已落实批示", "progress": 40, "answers": instruction["event_id"]})
+            assert (await kinds(env_op))["instruction"] == []
+            assert await nav_count(env_op) == 0
+
+            # An extension request: for the assigner's office, until it decides.
+            day = datetime.fromtimestamp(T0 / 1000, CHINA) + timedelta(days=20)
+            await env_op.post(f"/api/v1/items/{item}/request_extension", {
+                "text": "施工受阻", "deadline": day.date().isoformat(), "progress": "完成一半"})
+
+            async def extension_waits() -> bool:
+                return (await kinds(county_sup)).get("extension") == [item]
+
+            await eventually(extension_waits, what="the request in the county's to-do")
+            assert "extension" not in await kinds(county_op)  # operators do not decide
+            assert (await kinds(prov_sup))["extension"] == []  # not the assigner
+            assert await nav_count(county_sup) == 1
+            await county_sup.post(f"/api/v1/items/{item}/decide_extension",
+                                  {"approve": False, "text": "理由不充分"})
+            assert (await kinds(county_sup))["extension"] == []
+    finally:
+        await fed.stop()
+
+
+async def test_a_monthly_report_is_due_under_an_approved_plan(tmp_path: Path) -> None:
+    """The county approves the township's plan: a progress report is then owed monthly.
+    Three days before the date it waits in the unit's to-do ("monthly") and the item is
+    yellow at every node; a week after the date without one, red; the report
+    (``POST /monthly_report``, a feedback signed ``monthly``) sets the next date a month
+    on and the item is green again. Without an approved plan it is refused."""
+    clock = ManualClock(T0)
+    fed = await build(tmp_path, clock, CHAIN)
+    try:
+        town, county = fed[TOWN], fed["140105"]
+        async with aiohttp.ClientSession() as session:
+            env_op = Api(session, town, await person(town, "env_op", "operator", "env"))
+            fin_op = Api(session, town, await person(town, "fin_op", "operator", "fin"))
+            sup = Api(session, county, await person(county, "county_sup", "supervisor"))
+            item = (await sup.post("/api/v1/items", {
+                "title": "老旧管网改造", "assignee": TOWN, "lead_unit": "env", "class": "major",
+            }, expect=201))["id"]
+            await wait_status(env_op, item, "assigned")
+            await env_op.post(f"/api/v1/items/{item}/deploy", {"note": "已部署"})
+            await env_op.post(f"/api/v1/items/{item}/feedback", {"text": "已排查", "progress": 10})
+            assert await env_op.refused("POST", f"/api/v1/items/{item}/monthly_report", {
+                "text": "本月进展", "progress": 20}, 409) == "invalid_transition"
+            finish = datetime.fromtimestamp(T0 / 1000, CHINA) + timedelta(days=150)
+            await env_op.post(f"/api/v1/items/{item}/plan", {
+                "milestones": [{"title": "完工", "due": finish.date().isoformat()}]})
+
+            async def plan_arrived() -> bool:
+                got = await sup.call("GET", f"/api/v1/items/{item}", expect=None)
+                return bool(got.get("item", {}).get("plan"))
+
+            await eventually(plan_arrived, what="the plan at the county")
+            leader = Api(session, county, await person(county, "county_leader", "leader"))
+            await leader.post(f"/api/v1/items/{item}/approve", {})
+            await wait_status(env_op, item, "planned")
+            await folded(town)
+            got = await env_op.get(f"/api/v1/items/{item}")
+            approved_at = got["item"]["approved_plan"]["decided_at"]
+            due = add_month(approved_at, "natural")[0]
+            assert got["colour"] == "green" and (await kinds(env_op))["monthly"] == []
+
+            clock.set(due - 2 * DAY)  # inside the 3 days before: reminded, yellow, listed
+            assert (await kinds(env_op))["monthly"] == [item]
+            assert (await kinds(fin_op))["monthly"] == []
+            entry = next(k for k in (await env_op.get("/api/v1/todo"))["kinds"]
+                         if k["kind"] == "monthly")["items"][0]
+            assert entry["due_in_s"] == 2 * DAY // 1000
+            assert (await env_op.get(f"/api/v1/items/{item}"))["colour"] == "yellow"
+            clock.set(due + 3 * DAY)  # missed: still yellow for a week
+            assert (await env_op.get(f"/api/v1/items/{item}"))["colour"] == "yellow"
+            clock.set(due + 8 * DAY)  # then red, here and at the assigner
+            for api in (env_op, sup):
+                assert (await api.get(f"/api/v1/items/{item}"))["colour"] == "red"
+            red = await sup.get("/api/v1/items?colour=red")
+            assert [r["id"] for r in red["items"]] == [item]
+
+            done = await env_op.post(f"/api/v1/items/{item}/monthly_report", {
+                "text": "本月完成管网铺设三公里", "progress": 35})
+            assert done["event"] == "item.feedback"
+            got = await env_op.get(f"/api/v1/items/{item}")
+            assert got["item"]["feedback"][-1]["monthly"] is True
+            assert got["colour"] == "green" and (await kinds(env_op))["monthly"] == []
+
+            async def green_above() -> bool:
+                return (await sup.get(f"/api/v1/items/{item}"))["colour"] == "green"
+
+            await eventually(green_above, what="green again at the county")
     finally:
         await fed.stop()

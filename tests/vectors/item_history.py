@@ -163,6 +163,7 @@ def _history() -> list[Event]:
             progress=40,
             attachments=(),
             milestone=0,
+            monthly=True,
         ),
         ExtensionRequested(
             **up, seq=45, lamport=1, at=china_ms(2026, 12, 15, 10),

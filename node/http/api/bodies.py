@@ -346,6 +346,18 @@ class Feedback(Body):
         _distinct(self.attachments, f"{at}attachments")
 
 
+class MonthlyReport(Body):
+    """The month's progress report under an approved plan (按月反馈进展情况): a feedback
+    signed ``monthly``."""
+
+    text: Annotated[Text, Meta(description="This month's progress.")]
+    progress: Percent
+    attachments: Digests = ()
+
+    def check(self, at: str = "") -> None:
+        _distinct(self.attachments, f"{at}attachments")
+
+
 class Milestone(Body):
     """One dated step of a plan."""
 
@@ -486,6 +498,7 @@ class DecideExtension(Body):
 ACTIONS: dict[str, type[Body]] = {
     "deploy": Deploy,
     "feedback": Feedback,
+    "monthly_report": MonthlyReport,
     "plan": Plan,
     "approve": Approve,
     "reject": Reject,

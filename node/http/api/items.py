@@ -59,7 +59,8 @@ DEADLINE_BY_EXTENSION = "deadline_by_extension"
 """An update that tries to move the deadline: only an approved extension does."""
 
 #: The actions that carry files, and the permission each needs.
-REPORTS = {"feedback": Action.FEEDBACK, "resolve": Action.RESOLVE}
+REPORTS = {"feedback": Action.FEEDBACK, "monthly_report": Action.FEEDBACK,
+           "resolve": Action.RESOLVE}
 
 
 def _wf(request: web.Request) -> Workflow:
@@ -399,6 +400,15 @@ async def action_fields(
                 "files": named,
                 "milestone": body.milestone,
                 "answers": body.answers,
+            }
+        case bodies.MonthlyReport():
+            named = files + await _cited(db, body.attachments)
+            return Action.FEEDBACK, Feedback, {
+                "text": body.text,
+                "progress": body.progress,
+                "attachments": tuple(f.digest for f in named),
+                "files": named,
+                "monthly": True,
             }
         case bodies.Plan():
             return Action.PLAN, PlanSubmitted, {

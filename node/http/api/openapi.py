@@ -124,6 +124,7 @@ REASONS: dict[int, dict[str, str]] = {
 ACTION_SIDES: dict[str, str] = {
     "deploy": "handling node",
     "feedback": "handling node",
+    "monthly_report": "handling node, under an approved plan",
     "plan": "handling node",
     "approve": "assigning node",
     "reject": "assigning node",

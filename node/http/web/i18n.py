@@ -53,6 +53,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "todo.kind.due_soon": ("即将到期或已逾期", "Due soon or overdue"),
     "todo.kind.plan": ("待审批方案", "Plans to approve"),
     "todo.kind.review": ("待审核办结", "Resolutions to review"),
+    "todo.kind.extension": ("待审批延期申请", "Extension requests to decide"),
+    "todo.kind.instruction": ("待落实领导批示", "Instructions to answer"),
+    "todo.kind.urged": ("收到催办待反馈", "Urged: feedback owed"),
+    "todo.kind.monthly": ("待按月反馈进展", "Monthly progress report due"),
     "messages.title": ("消息中心", "Messages"),
     "messages.unread": ("{n}条未读", "{n} unread"),
     "messages.all": ("全部", "All"),
@@ -164,6 +168,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "item.assigned_at": ("交办", "Assigned"),
     "item.deadline.deploy": ("1天内研究部署", "Deploy within 1 day"),
     "item.deadline.feedback": ("3天内反馈办理情况", "First feedback within 3 days"),
+    "item.deadline.monthly": ("按月反馈进展", "Monthly progress report"),
     "item.deadline.resolve": ("落实解决", "Resolve"),
     "item.done_on_time": ("已按时完成 {when}", "done on time {when}"),
     "item.done_late": ("逾期完成 {when}", "done late {when}"),
@@ -263,6 +268,12 @@ CATALOG: dict[str, tuple[str, str]] = {
     # -- action forms
     "act.deploy": ("研究部署", "Deploy"),
     "act.feedback": ("反馈办理情况", "Report progress"),
+    "act.monthly_report": ("按月反馈进展", "Monthly progress report"),
+    "act.monthly_report.text": ("本月进展情况", "Progress this month"),
+    "act.monthly_report.due": ("方案已批准，须按月反馈进展；本次应于{due}前反馈。",
+                               "Under the approved plan, progress is reported monthly; "
+                               "this one is due by {due}."),
+    "item.monthly": ("【月度进展】", "[Monthly]"),
     "act.plan": ("提交解决方案", "Submit a plan"),
     "act.approve": ("批准方案", "Approve the plan"),
     "act.reject": ("不批准方案", "Reject the plan"),
@@ -704,6 +715,7 @@ DEADLINE = {
     "feedback": ("首次反馈", "First feedback"),
     "resolve": ("办结", "Resolve"),
     "milestone": ("方案节点", "Plan milestone"),
+    "monthly": ("按月反馈进展", "Monthly progress report"),
 }
 REMINDER_KIND = {"due_soon": ("即将到期提醒", "due soon"), "overdue": ("逾期提醒", "overdue")}
 FIELD = {

@@ -47,13 +47,14 @@ from node.http.api.items import (
     verified_history,
 )
 from node.http.api.validate import decode
-from node.http.errors import status_of
+from node.http.errors import seconds, status_of
 from node.http.services import ACCOUNTS, CASCADE, CLOCK, CONFIG, DB, LEDGER, ROLLUP, TREE
 from node.http.web import csrf
 from node.http.web.decompose import may_decompose
 from node.http.web.i18n import CATALOG, I18n
 from node.http.web.render import (
     STATIC_URL,
+    error_message,
     form_of,
     node_name,
     page,
@@ -99,6 +100,8 @@ _SPLIT = re.compile(r"[,，、;；\s]+")
 ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
     ("deploy", Action.DEPLOY, Deployed, {"note": "-"}),
     ("feedback", Action.FEEDBACK, Feedback, {"text": "-", "progress": 0, "attachments": ()}),
+    ("monthly_report", Action.FEEDBACK, Feedback,
+     {"text": "-", "progress": 0, "attachments": (), "monthly": True}),
     ("plan", Action.PLAN, PlanSubmitted, {"note": ""}),
     ("decide", Action.DECIDE_PLAN, PlanDecided, {"approved": True, "reason": ""}),
     ("resolve", Action.RESOLVE, Resolved, {"text": "-", "attachments": ()}),
@@ -113,8 +116,9 @@ ACTIONS: tuple[tuple[str, Action, type[Event], dict[str, Any]], ...] = (
      {"approved": True, "reason": ""}),
 )
 # What the forms post to (decide posts to approve or reject).
-POSTED = ("deploy", "feedback", "plan", "approve", "reject", "resolve", "review", "close",
-          "withdraw", "urge", "instruct", "request_extension", "decide_extension")
+POSTED = ("deploy", "feedback", "monthly_report", "plan", "approve", "reject", "resolve",
+          "review", "close", "withdraw", "urge", "instruct", "request_extension",
+          "decide_extension")
 NUMERIC = ("progress", "milestone")
 
 
@@ -186,6 +190,10 @@ def timeline(state: ItemState, now: int) -> list[dict[str, Any]]:
                     "reached": reached,
                 }
             )
+        if state.monthly_due is not None:
+            # The next monthly progress report (docs/rules.md, "Monthly progress").
+            steps.append({"key": "monthly", "due": state.monthly_due, "done_at": None,
+                          "met": None})
     acts: list[dict[str, Any]] = [
         {"key": "urge", "due": u.at, "by": u.by, "author": u.author, "text": u.text,
          "state": "act"}
@@ -336,6 +344,10 @@ async def _item_page(
     actions = allowed_actions(me, now, tree, user, state)
     pending = [(i, m) for i, m in state.pending_milestones()]
     done_msg = request.query.get("done")
+    said: dict[str, Any] = {"error": error}
+    if error is not None and failed is not None:
+        said = {"error": act_error(translator(request), error, failed),
+                "error_field": error.field, "error_detail": error.detail}
     return await render(
         request,
         "item.html",
@@ -378,13 +390,23 @@ async def _item_page(
         may_decompose=may_decompose(me, tree, user, state),
         pending_milestones=pending,
         plan_rows=range(PLAN_ROWS),
-        error=error,
+        **said,
         failed=failed,
         values=values or {},
         done_key=("new.title" if done_msg == "assign" else f"act.{done_msg}")
         if done_msg in (*POSTED, "assign", "pass_down")
         else None,
     )
+
+
+def act_error(tr: I18n, error: NodeError, act: str) -> str:
+    """A refusal in ``act``'s form, naming the field by that form's own label
+    (``act.instruct.text`` is "批示内容", not the feedback's "办理情况")."""
+    label = f"act.{act}.{error.field}"
+    if error.field and label in CATALOG and f"reason.{error.reason}" in CATALOG:
+        wait = seconds(error.retry_after) if error.retry_after is not None else ""
+        return tr(f"reason.{error.reason}", field=tr(label), wait=wait)
+    return error_message(tr, error)
 
 
 @page
