@@ -341,6 +341,15 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def threads_and_fds(pid: int) -> tuple[int, int]:
+    """The process's threads and open file descriptors."""
+    threads = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            threads = int(line.split()[1])
+    return threads, len(os.listdir(f"/proc/{pid}/fd"))
+
+
 async def post_item(url: str, token: str) -> None:
     async with aiohttp.ClientSession() as session, session.post(
         url + "/api/v1/items",
@@ -493,8 +502,10 @@ def main() -> None:
               f"{sorted(arrived)[len(arrived) // 2] - start:.3f} s")
         for ids, proc in zip(groups, procs, strict=True):
             rss = rss_mib(proc.pid)
+            threads, fds = threads_and_fds(proc.pid)
             print(f"process {ids[0]:>4} ({len(ids):>3} nodes): RSS {rss:7.1f} MiB, "
-                  f"{rss / len(ids):6.2f} MiB per node")
+                  f"{rss / len(ids):6.2f} MiB per node; {threads} threads, {fds} fds "
+                  f"({fds / len(ids):.1f} per node)")
         time.sleep(2.0)
         before = sum(cpu_seconds(p.pid) for p in procs)
         time.sleep(args.idle)

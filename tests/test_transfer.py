@@ -326,3 +326,44 @@ def test_a_dead_worker_costs_nothing_but_time() -> None:
 
     for got in asyncio.run(run()):
         assert got == expected
+
+
+def test_an_idle_worker_stops_and_a_later_catch_up_starts_another() -> None:
+    """A worker given nothing for ``idle_seconds`` exits (a node that caught up once
+    must not keep a process for good); the next large batch starts a new one."""
+    raws = _many(MIN_EVENTS + 10)
+    expected = [_view(d) for d in decode_all(raws, SKIP)]
+
+    async def until_ready(decoder: Decoder) -> None:
+        for _ in range(600):
+            if decoder.ready():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the decoding worker did not start")
+
+    async def run() -> tuple[list[list[tuple[Any, ...]]], int | None]:
+        decoder = Decoder(1, idle_seconds=0.3)
+        try:
+            decoder.start()
+            await until_ready(decoder)
+            first = await decoder.decode(raws, SKIP)
+            proc = decoder._proc
+            assert proc is not None and decoder.in_worker == 1
+            for _ in range(100):
+                if proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.05)
+            code = proc.returncode
+            assert not decoder.ready() and decoder._proc is None
+            second = await decoder.decode(raws, SKIP)  # in place; starts another worker
+            await until_ready(decoder)
+            third = await decoder.decode(raws, SKIP)
+            assert decoder.in_worker == 2 and decoder._proc is not proc
+            return [[_view(d) for d in got] for got in (first, second, third)], code
+        finally:
+            await decoder.close()
+
+    decoded, code = asyncio.run(run())
+    assert code is not None, "the idle worker did not exit"
+    for got in decoded:
+        assert got == expected

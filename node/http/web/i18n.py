@@ -69,6 +69,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "reminders.late": ("补发", "sent late"),
     "reminders.system": ("系统接口", "webhook"),
     "reminders.no_recipient": ("未送达任何人", "reached nobody"),
+    "reminders.no_recipient_why": (
+        "（承办单位未设负责人或联络员，或其手机号、邮箱未填写，请在人员管理中补充）",
+        " (the unit has no head or operator, or no phone or email for them)"),
     "reminders.superseded": ("已由逾期提醒替代", "replaced by the overdue notice"),
     "common.node": ("节点", "Node"),
     "common.none": ("无", "none"),

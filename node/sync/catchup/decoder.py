@@ -16,7 +16,8 @@ catch-up is coming, or else with the first large batch. Until it says it is
 ready, batches are decoded in place, so starting it never delays one that is
 waited for; a batch fetched ahead waits for the worker instead, until it is
 waited for. Should it die or answer nonsense, that batch is decoded in place and
-a later one starts another worker.
+a later one starts another worker. A worker left without work for ``IDLE_SECONDS``
+stops; the next catch-up starts one again.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ logger = logging.getLogger(__name__)
 MIN_EVENTS = 200
 """Smaller batches are decoded in place: the round trip would cost about what it saves."""
 
+IDLE_SECONDS = 60.0
+"""A worker given nothing to decode for this long stops (a later catch-up starts
+another): kept for a node's life, a province of 1,485 nodes that had each caught up
+once held that many idle processes (issue 22, ~31 GB)."""
+
 
 def _worker_path() -> str:
     """The worker's import path: this process's, where ``protocol`` was found first.
@@ -54,8 +60,11 @@ def _worker_path() -> str:
 class Decoder:
     """Decodes received batches, the large ones in a worker process once it is ready."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, idle_seconds: float = IDLE_SECONDS) -> None:
         self.enabled = processes > 0
+        self.idle_seconds = idle_seconds
+        self._idle: asyncio.TimerHandle | None = None
+        self._stopping_idle: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
         self._ready = False
@@ -113,6 +122,7 @@ class Decoder:
         whenever the event loop was busy preparing a batch."""
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        self._rest_later(cancel=True)
         request = marshal.dumps((list(raws), skip), transfer.MARSHAL_VERSION)
         reply: asyncio.Future[list[transfer.Packed]] = asyncio.get_running_loop().create_future()
         self._replies.append(reply)
@@ -124,9 +134,28 @@ class Decoder:
             packed = await reply
         finally:
             reply.cancel()  # if the caller gave up, its reply is read and dropped
+            self._rest_later()
         if not isinstance(packed, list) or len(packed) != len(raws):
             raise ValueError("the worker's reply does not match the request")
         return packed
+
+    def _rest_later(self, *, cancel: bool = False) -> None:
+        """Stop the worker ``idle_seconds`` from now unless it is asked again (or
+        ``cancel``: it is being asked now)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if cancel or self._proc is None:
+            return
+        self._idle = asyncio.get_running_loop().call_later(self.idle_seconds, self._rest)
+
+    def _rest(self) -> None:
+        self._idle = None
+        if self._replies or self._proc is None:
+            return  # asked meanwhile
+        logger.info("decoding worker idle for %.0f s: stopped", self.idle_seconds)
+        self._ready = False  # a batch from now on is decoded in place or starts another
+        self._stopping_idle = asyncio.ensure_future(self.close())
 
     async def _read_replies(self, stdout: asyncio.StreamReader) -> None:
         """Hand each reply to its request, in order, while requests wait for one."""
@@ -166,9 +195,13 @@ class Decoder:
             await self.close()
             return
         self._ready = True
+        self._rest_later()  # started for a catch-up that may not come
 
     async def close(self) -> None:
         """Stop the worker (a later large batch starts another, unless it never started)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         proc, self._proc, self._ready = self._proc, None, False
         starting, self._starting = self._starting, None
         if starting is not None and not starting.done() and starting is not asyncio.current_task():
