@@ -94,6 +94,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Bytes of an attachment sent up to the parent in one request (docs/sync.md, "
         "\"Attachments\").",
     ),
+    Setting(
+        "sync.blob_partial_days",
+        7.0,
+        "Drop the parts of a file a child is sending when no chunk of it has arrived for "
+        "this many days (docs/sync.md, \"Attachments\"); 0 keeps them until it comes back.",
+    ),
     Setting("sync.refused_keep_events", 10_000, "Refused events kept for audit, per link."),
     Setting(
         "sync.refused_keep_bytes", 16_000_000, "Bytes of refused events kept for audit, per link."
