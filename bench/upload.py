@@ -21,7 +21,7 @@ Printed:
 The bench never fails on a time. Ports: ``--base-port`` (county), +1 (township),
 +2 (the proxy); 9510 by default.
 
-Run: python bench/upload.py [--rate 20480] [--size 1048576] [--chunk 262144]
+Run: python bench/upload.py [--rate 20480] [--size 1048576] [--chunk 65536]
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=20 * 1024, help="bytes/s each way")
     parser.add_argument("--size", type=int, default=1024 * 1024)
-    parser.add_argument("--chunk", type=int, default=262_144, help="sync.blob_chunk_bytes")
+    parser.add_argument("--chunk", type=int, default=65_536, help="sync.blob_chunk_bytes")
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between page reads")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--base-port", type=int, default=9510)

@@ -90,9 +90,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "sync.blob_chunk_bytes",
-        262_144,
+        65_536,
         "Bytes of an attachment sent up to the parent in one request (docs/sync.md, "
-        "\"Attachments\").",
+        "\"Attachments\"): at 20 KiB/s, 64 KiB moves the parent's progress every ~3 s.",
     ),
     Setting(
         "sync.blob_partial_days",
