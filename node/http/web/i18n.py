@@ -604,6 +604,10 @@ CATALOG: dict[str, tuple[str, str]] = {
         "已过办结时限，不能再申请延期，请尽快办理。",
         "The deadline has passed: an extension is asked before it. Act at once.",
     ),
+    "reason.grade_needs_reason": (
+        "所选评价与按规则默认的评价不同，请填写理由。",
+        "The grade differs from the rules' default: give a reason.",
+    ),
     "reason.deadline_by_extension": (
         "办结时限只能通过延期申请、经交办单位同意后调整。",
         "A deadline moves only by an extension request the assigner approves.",
