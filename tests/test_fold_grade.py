@@ -90,3 +90,30 @@ def test_a_return_is_never_graded() -> None:
     with pytest.raises(ProtocolError):
         Reviewed(item=ITEM, origin=ASSIGNER, to=ASSIGNEE, seq=2, lamport=4, at=T0,
                  outcome="accept", reason="", grade="good")
+
+
+# -- the grade in the incentive scores (node/queries/scores.py) -----------------------------
+
+
+def _rules(pairs: list[Pair]) -> list[str]:
+    from node.queries.scores import ScoreRules, event_lines, walk
+
+    return sorted(line.rule for line in event_lines(walk(pairs), ScoreRules())
+                  if line.rule.startswith("resolved_"))
+
+
+def test_the_signed_grade_decides_the_award() -> None:
+    base = [ASSIGNED, DEPLOYED, resolved(T0 + 2 * DAY)]
+
+    def accepted(grade: str | None, reason: str = "") -> Pair:
+        fields: dict[str, object] = {"grade": grade} if grade else {}
+        return down(Reviewed, 2, 4, T0 + 3 * DAY, outcome="accept", reason=reason, **fields)
+
+    assert _rules([*base, accepted("excellent")]) == ["resolved_excellent"]
+    assert _rules([*base, accepted(None)]) == ["resolved_excellent"]  # signed before grades
+    assert _rules([*base, accepted("qualified", "一般")]) == ["resolved_qualified"]
+    assert _rules([*base, accepted("unqualified", "质量不达标")]) == []  # no award
+    late = [ASSIGNED, DEPLOYED, resolved(T0 + 8 * DAY)]
+    raised = down(Reviewed, 2, 4, T0 + 9 * DAY, outcome="accept", reason="客观原因",
+                  grade="excellent")
+    assert _rules([*late, raised]) == ["resolved_excellent"]

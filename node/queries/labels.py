@@ -39,6 +39,7 @@ CLASS: Final = {
     "major": "重大复杂问题（1个月）",
     "explicit": "明确时限",
 }
+GRADE: Final = {"excellent": "优秀", "qualified": "合格", "unqualified": "不合格"}
 COLOUR: Final = {"green": "绿", "yellow": "黄", "red": "红", "grey": "—"}
 DEADLINE: Final = {"deploy": "研究部署", "feedback": "首次反馈", "resolve": "落实解决"}
 RULE: Final = {

@@ -15,8 +15,8 @@ deploy_on_time     ``item.deployed`` at or before the deploy deadline          +
 late_deploy        ``item.deployed`` after it                                  -
 feedback_on_time   the first feedback (or resolution) by the feedback deadline +
 late_feedback      the first feedback (or resolution) after it                 -
-resolved_excellent accepted on the first review, resolved by the deadline     +
-resolved_qualified accepted after a return, or resolved late                  +
+resolved_excellent accepted and graded excellent (优秀)                         +
+resolved_qualified accepted and graded qualified (合格)                         +
 returned           each ``item.reviewed`` with outcome "return"               -
 unfinished         open at the quarter's end with a 1-3-7 deadline passed     -
 urged              each ``item.urged`` (催办) the handling unit receives       -
@@ -50,7 +50,7 @@ from protocol.events import (
     Updated,
     Urged,
 )
-from protocol.fold import ItemState, Status, apply, can_apply, sort_key
+from protocol.fold import ItemState, Status, apply, can_apply, default_grade, sort_key
 
 Pair = tuple[str, Event]
 
@@ -65,6 +65,8 @@ RULES: Final = (
     "unfinished",
     "urged",
 )
+_GRADE_RULES: Final = {"excellent": "resolved_excellent", "qualified": "resolved_qualified"}
+"""The award of each closing grade; an acceptance graded unqualified (不合格) earns none."""
 DEDUCTIONS: Final = frozenset({"late_deploy", "late_feedback", "returned", "unfinished", "urged"})
 MAX_POINTS: Final = Decimal(1000)
 
@@ -248,10 +250,13 @@ def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
                 add(step, "returned", _ids(step.event_id, step.resolution), "resolve",
                     before.resolve.due)
             else:
-                excellent = before.returns == 0 and bool(after.resolve.met)
-                rule = "resolved_excellent" if excellent else "resolved_qualified"
-                events = _ids(step.event_id, step.resolution, step.due_set_by["resolve"])
-                add(step, rule, events, "resolve", after.resolve.due)
+                # The signed grade (评价) decides; an acceptance signed before grades
+                # gets the rules' default, which is what the node then computed.
+                grade = event.grade or default_grade(before)
+                award = _GRADE_RULES.get(grade)
+                if award is not None:
+                    events = _ids(step.event_id, step.resolution, step.due_set_by["resolve"])
+                    add(step, award, events, "resolve", after.resolve.due)
     return lines
 
 

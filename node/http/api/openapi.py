@@ -235,6 +235,16 @@ def components(requests: dict[str, Schema]) -> Schema:
                     "last_by": {"type": ["string", "null"]},
                 },
             },
+            "grade": {
+                "type": ["string", "null"],
+                "enum": ["excellent", "qualified", "unqualified", None],
+                "description": "The closing grade (评价) the accepting review signed.",
+            },
+            "points": {
+                "type": ["number", "null"],
+                "description": "The item's incentive points (积分): the sum of the point "
+                "lines its events earned (docs/reports.md), every quarter together.",
+            },
         },
     }
     reasons = "\n".join(
