@@ -602,6 +602,12 @@ class Ledger:
             }
         return out
 
+    async def points(self, item: str) -> int | float | None:
+        """One item's points (:func:`points_of`), as a JSON number."""
+        async with self.db.read() as conn:
+            value = (await points_of(conn, [item], self.rules))[item]
+        return None if value is None else number(value)
+
     async def list_items(self, params: Any) -> dict[str, Any]:
         """One page of the ledger for the query ``params`` (``GET /api/v1/items``):
         NotFound for an unknown scope, Forbidden for one outside this node's subtree."""
