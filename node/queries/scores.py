@@ -20,6 +20,8 @@ resolved_qualified accepted and graded qualified (合格)                       
 returned           each ``item.reviewed`` with outcome "return"               -
 unfinished         open at the quarter's end with a 1-3-7 deadline passed     -
 urged              each ``item.urged`` (催办) the handling unit receives       -
+monthly_missed     each monthly report date under an approved plan passed    -
+                   before the next report (feedback or resolution)
 ================== ======================================================== =====
 
 A step is measured against the deadline in force when it was done (for the
@@ -44,6 +46,7 @@ from protocol.events import (
     Deployed,
     Event,
     ExtensionDecided,
+    Feedback,
     PlanDecided,
     Resolved,
     Reviewed,
@@ -51,6 +54,7 @@ from protocol.events import (
     Urged,
 )
 from protocol.fold import ItemState, Status, apply, can_apply, default_grade, sort_key
+from protocol.rules import add_month
 
 Pair = tuple[str, Event]
 
@@ -64,10 +68,15 @@ RULES: Final = (
     "returned",
     "unfinished",
     "urged",
+    "monthly_missed",
 )
 _GRADE_RULES: Final = {"excellent": "resolved_excellent", "qualified": "resolved_qualified"}
 """The award of each closing grade; an acceptance graded unqualified (不合格) earns none."""
-DEDUCTIONS: Final = frozenset({"late_deploy", "late_feedback", "returned", "unfinished", "urged"})
+DEDUCTIONS: Final = frozenset(
+    {"late_deploy", "late_feedback", "returned", "unfinished", "urged", "monthly_missed"}
+)
+MAX_MISSED_MONTHS: Final = 120
+"""The most monthly reports one late report counts as missed (ten years of them)."""
 MAX_POINTS: Final = Decimal(1000)
 
 
@@ -84,6 +93,7 @@ class ScoreRules:
     returned: Decimal = Decimal("1")
     unfinished: Decimal = Decimal("2")
     urged: Decimal = Decimal("0.5")
+    monthly_missed: Decimal = Decimal("0.5")
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -158,6 +168,9 @@ class _Step:
     after: ItemState
     due_set_by: Mapping[str, str]
     resolution: str | None
+    monthly_from: str | None = None
+    """The event the monthly report date in force before this one counts from (the
+    plan's approval, or the latest feedback since)."""
 
 
 def walk(pairs: Iterable[Pair]) -> list[_Step]:
@@ -183,16 +196,23 @@ def walk(pairs: Iterable[Pair]) -> list[_Step]:
             after = apply(state, event_id, event)
             if len(after.applied) == len(state.applied):
                 continue
+        monthly_from = due_set_by.get("monthly")
         match event:
             case Assigned():
                 due_set_by = dict.fromkeys(("deploy", "feedback", "resolve"), event_id)
             case Updated() if event.deadlines is not None:
                 due_set_by = dict.fromkeys(("deploy", "feedback", "resolve"), event_id)
-            case PlanDecided() | ExtensionDecided() if event.approved:
+            case PlanDecided() if event.approved:
+                due_set_by = {**due_set_by, "resolve": event_id, "monthly": event_id}
+            case ExtensionDecided() if event.approved:
                 due_set_by = {**due_set_by, "resolve": event_id}
+            case Feedback():
+                due_set_by = {**due_set_by, "monthly": event_id}
             case Resolved():
                 resolution = event_id
-        steps.append(_Step(event_id, event, state, after, dict(due_set_by), resolution))
+        steps.append(
+            _Step(event_id, event, state, after, dict(due_set_by), resolution, monthly_from)
+        )
         state = after
     return steps
 
@@ -242,6 +262,13 @@ def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
             due = before.first_feedback.due
             rule = "feedback_on_time" if event.at <= due else "late_feedback"
             add(step, rule, _ids(step.event_id, step.due_set_by["feedback"]), "feedback", due)
+        if isinstance(event, Feedback | Resolved) and before.monthly_due is not None:
+            # Each monthly report date (按月反馈) passed before this report: one missed.
+            due, missed = before.monthly_due, 0
+            while event.at > due and missed < MAX_MISSED_MONTHS:
+                add(step, "monthly_missed", _ids(step.event_id, step.monthly_from),
+                    "monthly", due)
+                due, missed = add_month(due, "natural")[0], missed + 1
         if isinstance(event, Urged):
             add(step, "urged", _ids(step.event_id, step.due_set_by["resolve"]), "resolve",
                 before.resolve.due)

@@ -466,7 +466,7 @@ tally_marks = Table(
 _SCORE_COUNTERS = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
     "resolved_excellent", "resolved_qualified", "returned", "unfinished", "urged",
-    "node_items", "unit_items",
+    "monthly_missed", "node_items", "unit_items",
 )
 score_rows = Table(
     "score_rows",
