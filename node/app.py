@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 
 from node.background import stop_task
 from node.clock import Clock, SystemClock
-from node.config import Config
+from node.config import Config, ConfigError
 from node.context import NodeContext, open_node
 from node.http import blobs as blobs_http
 from node.http import enroll as enroll_http
@@ -258,6 +258,26 @@ async def cascade_service(app: web.Application) -> AsyncIterator[None]:
             follow.cancel()
 
 
+async def partial_files_expiry(app: web.Application) -> AsyncIterator[None]:
+    """An ``app.cleanup_ctx`` entry: drops the parts of files from children whose upload
+    stopped more than ``sync.blob_partial_days`` ago (node/sync/blobs.py), unless 0."""
+    ctx = app[NODE]
+    days = float(ctx.config["sync.blob_partial_days"])
+    if days < 0:
+        raise ConfigError(f"sync.blob_partial_days must be 0 (off) or more, got {days:g}")
+    task = None
+    stopping = asyncio.Event()
+    if days > 0:
+        expiry = blobs.PartialExpiry(ctx.db, ctx.clock, int(days * 86_400_000))
+        watch = ctx.watch(blobs.EXPIRY_WATCH, blobs.logger)
+        task = asyncio.create_task(expiry.run(watch, stopping), name=f"file parts expiry {ctx.me}")
+    try:
+        yield
+    finally:
+        stopping.set()
+        await stop_task(task, grace=5.0)
+
+
 def create_app(
     config: Config,
     clock: Clock | None = None,
@@ -333,6 +353,7 @@ def create_app(
     app.cleanup_ctx.append(reminder_scheduler)
     app.cleanup_ctx.append(tally_keeper)
     app.cleanup_ctx.append(cascade_service)
+    app.cleanup_ctx.append(partial_files_expiry)
     app.on_shutdown.append(release_long_polls)
     sync_server.add_routes(app)
     blobs_http.add_routes(app)

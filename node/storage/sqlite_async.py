@@ -18,7 +18,9 @@ pooled connection of every node while they sleep (issue 22: ~4 threads a node).
 - keeps one connection's jobs in order: a job starts only after the one before it
   on that connection ended, even when the task that started that one was
   cancelled while it ran (the connection is then rolled back or closed after it,
-  never beside it).
+  never beside it);
+- for a node's one writer connection (:meth:`Connection.run_inline`), run the
+  statements on the event loop's thread and only the commit on the pool.
 
 Only what the dialect and :mod:`node.storage.db` use is provided.
 """
@@ -39,6 +41,8 @@ from sqlalchemy.engine import URL
 T = TypeVar("T")
 
 _BEGIN: Final = re.compile(r"\s*BEGIN\b", re.IGNORECASE)
+_WAIT_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+"""A BEGIN that failed with these found the write lock held: it waits on the pool."""
 
 POOL_THREADS: Final = 8
 """Threads of the process's database pool: enough for a few slow page reads beside
@@ -207,7 +211,7 @@ class Connection:
             try:
                 self._conn.execute(begin)
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if getattr(exc, "sqlite_errorcode", None) not in _WAIT_CODES:
                     raise
                 await self.run(_begin_waiting, self._conn, begin, self._busy_ms)
         return fn(cursor, None, sql, params)

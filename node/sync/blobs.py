@@ -20,21 +20,27 @@ Promises (docs/sync.md, "Attachments"):
   ``not_named`` and ``hash_mismatch`` are permanent (:data:`PERMANENT`): the child
   marks its queue row refused, shown on its links page, and sends it no more;
   anything else is retried with backoff.
+- **a partial file does not stay for good.** Parts of a file whose upload has not
+  advanced for ``sync.blob_partial_days`` are dropped (:class:`PartialExpiry`), which
+  frees their room in the node's quota; a child that comes back later asks ``held``,
+  gets 0 and starts that file over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.clock import Clock
+from node.background import Watch, run_forever, sleep_unless
+from node.clock import Clock, iso
 from node.errors import Conflict, Forbidden, Invalid, TooLarge, Unavailable
 from node.storage import schema as t
 from node.storage.db import Database
@@ -398,3 +404,111 @@ class Receiver:
             )
         logger.info("file %s (%d bytes) complete from %s", digest.hex()[:12], size, child)
         return {"held": size, "complete": True}
+
+
+# ------------------------------------------------- partial files that stopped
+
+
+EXPIRY_WATCH: Final = "file parts expiry"
+"""The expiry's task, as the status pages name it."""
+LOOK_SECONDS: Final = 3600.0
+"""The longest the expiry sleeps between looks at the clock. A look that finds
+nothing due reads nothing: the database is read only when a partial is due (and
+once at start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """The parts of one file dropped by the expiry."""
+
+    digest: bytes
+    size: int
+    """Bytes of parts dropped."""
+    source: str
+    last_ms: int
+    """When its last chunk arrived."""
+
+
+class PartialExpiry:
+    """Drops the parts of files (``blob_parts``) whose upload has not advanced for
+    ``max_age_ms`` (``sync.blob_partial_days``): a child that never comes back must not
+    hold its parent's quota for good.
+
+    A file's age is that of its newest chunk, so an upload that advances is never
+    touched. The expiry remembers when the next partial falls due (the oldest
+    newest-chunk plus ``max_age_ms``; with none left, now plus ``max_age_ms``: a part
+    that arrives later falls due later still) and reads the database only then; in
+    between it wakes every ``look_seconds`` at most to compare the clock (an injected
+    clock may jump). The drop runs in the single write transaction, so a chunk being
+    stored at the same moment is either seen (the file is kept) or comes after (it
+    starts the file over, as a ``wrong_offset`` tells its sender)."""
+
+    def __init__(
+        self, db: Database, clock: Clock, max_age_ms: int, *, look_seconds: float = LOOK_SECONDS
+    ) -> None:
+        if max_age_ms <= 0:
+            raise ValueError("max_age_ms must be positive")
+        self.db = db
+        self.clock = clock
+        self.max_age_ms = max_age_ms
+        self.look_seconds = look_seconds
+        self.next_due: int | None = None
+        """When the next partial falls due (clock ms); None until the first look."""
+
+    async def step(self) -> list[Dropped]:
+        """Drop what is due now (nothing read when nothing can be due)."""
+        now = self.clock.now_ms()
+        if self.next_due is not None and now < self.next_due:
+            return []
+        cutoff = now - self.max_age_ms
+        dropped, oldest = await self.db.run_write(lambda conn: self._drop(conn, cutoff))
+        self.next_due = now + self.max_age_ms if oldest is None else oldest + self.max_age_ms
+        days = self.max_age_ms / 86_400_000
+        for d in dropped:
+            logger.info(
+                "dropped %d bytes of file %s from %s: no chunk since %s "
+                "(sync.blob_partial_days = %g); a later upload starts it over",
+                d.size, d.digest.hex()[:12], d.source, iso(d.last_ms), days,
+            )
+        return dropped
+
+    @staticmethod
+    def _drop(conn: Connection, cutoff: int) -> tuple[list[Dropped], int | None]:
+        """Delete the parts of every file whose newest chunk is at or before ``cutoff``;
+        returns them and the newest-chunk time of the oldest file kept."""
+        p = t.blob_parts.c
+        rows = conn.execute(
+            select(
+                p.digest, func.max(p.received_at), func.sum(func.length(p.data)),
+                func.max(p.source),
+            ).group_by(p.digest)
+        ).all()
+        dropped = [
+            Dropped(bytes(r[0]), int(r[2] or 0), str(r[3]), int(r[1]))
+            for r in rows
+            if int(r[1]) <= cutoff
+        ]
+        kept = [int(r[1]) for r in rows if int(r[1]) > cutoff]
+        if dropped:
+            conn.execute(
+                delete(t.blob_parts).where(p.digest.in_([d.digest for d in dropped]))
+            )
+        return dropped, min(kept, default=None)
+
+    def wait_seconds(self) -> float:
+        """How long to sleep before the next look."""
+        if self.next_due is None:
+            return 0.0
+        due_in = (self.next_due - self.clock.now_ms()) / 1000
+        return min(self.look_seconds, max(due_in, 0.0))
+
+    async def run(self, watch: Watch, stopping: asyncio.Event) -> None:
+        """Look until ``stopping`` is set, under ``watch`` (failures logged, backed off)."""
+
+        async def step() -> None:
+            await self.step()
+
+        async def between() -> None:
+            await sleep_unless(stopping, self.wait_seconds())
+
+        await run_forever(watch, step, stopping, between=between)

@@ -104,16 +104,22 @@
       var submitter = event.submitter;
       if (submitter && submitter.name) { data.append(submitter.name, submitter.value); }
       var xhr = new XMLHttpRequest();
-      var started = Date.now();
+      // The rate is measured from the first progress event, not from the click: the
+      // first bytes go at once into buffers (the socket's, the browser's), and counted
+      // as sent they made the first estimates much too short on a slow line.
+      var first = null;
       xhr.open("POST", form.action);
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable || e.total === 0) { return; }
         var percent = Math.floor((e.loaded / e.total) * 100);
-        var elapsed = (Date.now() - started) / 1000;
+        var now = Date.now();
+        if (first === null) { first = {at: now, loaded: e.loaded}; }
+        var elapsed = (now - first.at) / 1000;
+        var moved = e.loaded - first.loaded;
         bar.value = percent;
         if (percent >= 100) { say(msgs.saving, false); return; }
-        if (elapsed >= 1 && e.loaded > 0) {
-          var rate = e.loaded / elapsed;
+        if (elapsed >= 1 && moved > 0) {
+          var rate = moved / elapsed;
           say(fill(msgs.progress, {percent: percent, left: left((e.total - e.loaded) / rate)}),
               false);
         } else {
