@@ -168,11 +168,12 @@ def provide(app: web.Application, ctx: NodeContext) -> None:
         noticed=ctx.notices.set,
     )
     boards = boards_of(ctx.config)
-    app[services.LEDGER] = Ledger(ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards)
     # Unusable [scores] settings refuse the start here, naming the setting.
-    app[services.REPORTS] = Reports(
-        ctx.db, ctx.clock, ctx.tree, ctx.accounts, score_rules(ctx.config), boards
+    rules = score_rules(ctx.config)
+    app[services.LEDGER] = Ledger(
+        ctx.db, ctx.clock, ctx.tree, ctx.presence.connected, boards, rules
     )
+    app[services.REPORTS] = Reports(ctx.db, ctx.clock, ctx.tree, ctx.accounts, rules, boards)
     app[services.FIGURES] = Figures(ctx.db, ctx.clock, ctx.tree)
     app[services.ROLLUP] = Rollup(ctx.db, ctx.clock, ctx.tree)
     app[services.TODO] = Todo(

@@ -244,16 +244,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "scores.resolved_excellent",
         3.0,
-        "Points for a resolution graded excellent: accepted on first review, on time.",
+        "Points for a resolution graded excellent (by default: accepted on first review, "
+        "on time).",
     ),
     Setting(
         "scores.resolved_qualified",
         1.0,
-        "Points for a resolution graded qualified: accepted after a return, or late.",
+        "Points for a resolution graded qualified (by default: accepted after a return, "
+        "or late).",
     ),
     Setting("scores.returned", 1.0, "Points deducted for each resolution returned (退回)."),
     Setting("scores.unfinished", 2.0, "Points deducted per item open and overdue at quarter end."),
     Setting("scores.urged", 0.5, "Points deducted for each urge (催办) on the unit's item."),
+    Setting(
+        "scores.monthly_missed",
+        0.5,
+        "Points deducted for each monthly progress report date (按月反馈) an approved plan's "
+        "item passed before its next report.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -113,6 +113,8 @@ NOT_SUPERVISOR = "not_supervisor"
 one of its ancestors."""
 EXTENSION_TOO_LATE = "extension_too_late"
 """An extension requested once the resolve deadline has passed."""
+GRADE_NEEDS_REASON = "grade_needs_reason"
+"""A closing grade other than the rules' default, with no reason given."""
 
 # Certificates and trust (continued)
 BAD_REVOCATION = "bad_revocation"

@@ -49,6 +49,8 @@ SOURCES: Final = ("plenary", "executive", "office", "topical", "instruction", "o
 CLASSES: Final = ("general", "major", "explicit")
 CALENDARS: Final = ("natural", "working")
 OUTCOMES: Final = ("accept", "return")
+GRADES: Final = ("excellent", "qualified", "unqualified")
+"""The closing review's grade (评价): 优秀, 合格, 不合格 (docs/rules.md, "The grade")."""
 
 MAX_TITLE = 200
 MAX_TEXT = 20_000
@@ -272,6 +274,7 @@ _CHECKS: Final[Mapping[str, Check]] = {
     "class": _one_of(CLASSES),
     "calendar": _one_of(CALENDARS),
     "outcome": _one_of(OUTCOMES),
+    "grade": _one_of(GRADES),
     "units": _check_units,
     "digests": _check_digests,
     "files": _check_files,
@@ -599,16 +602,24 @@ def _check_named(attachments: tuple[bytes, ...], files: tuple[FileRef, ...] | No
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reviewed(ItemEvent):
-    """The assigner accepts the resolution or returns it for rework (退回)."""
+    """The assigner accepts the resolution or returns it for rework (退回).
+
+    An acceptance may carry the closing ``grade`` (评价); absent in acceptances
+    signed before grades, and never on a return. A grade other than the rules'
+    default (:func:`protocol.fold.default_grade`) needs a ``reason``: the fold
+    checks that, as it needs the item's history."""
 
     TYPE: ClassVar[str] = "item.reviewed"
 
     outcome: str = field(metadata=_k("outcome"))
     reason: str = field(metadata=_k("reason"))
+    grade: str | None = field(default=None, metadata=_k("grade", optional=True))
 
     def _check(self) -> None:
         if self.outcome == "return" and not self.reason.strip():
             raise _bad("reason", "required when returning")
+        if self.outcome == "return" and self.grade is not None:
+            raise _bad("grade", "only an accepted resolution is graded")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -902,6 +913,7 @@ _WIRE_TYPES: Final[Mapping[str, Any]] = {
     "class": _one_of_type(CLASSES),
     "calendar": _one_of_type(CALENDARS),
     "outcome": _one_of_type(OUTCOMES),
+    "grade": _one_of_type(GRADES),
     "units": Annotated[tuple[str, ...], Meta(max_length=MAX_UNITS)],
     "digests": Annotated[tuple[_DIGEST_TYPE, ...], Meta(max_length=MAX_ATTACHMENTS)],
     "files": Annotated[

@@ -225,6 +225,10 @@ class ItemState:
     review_outcome: str | None = None
     review_reason: str | None = None
     reviewed_at: int | None = None
+    grade: str | None = None
+    """The closing grade (评价) of the accepted resolution: one of
+    :data:`~protocol.events.GRADES`, or None (not accepted, or accepted before
+    grades were signed; :func:`default_grade` says what the rules would give)."""
     returns: int = 0
     closed_at: int | None = None
     withdrawn_at: int | None = None
@@ -385,6 +389,7 @@ class ItemState:
             "review_outcome": self.review_outcome,
             "review_reason": self.review_reason,
             "reviewed_at": self.reviewed_at,
+            "grade": self.grade,
             "returns": self.returns,
             "closed_at": self.closed_at,
             "withdrawn_at": self.withdrawn_at,
@@ -393,6 +398,17 @@ class ItemState:
             "applied": list(self.applied),
             "refused": [list(r) for r in self.refused],
         }
+
+
+def default_grade(state: ItemState) -> str:
+    """The grade (评价) the rules give a resolution awaiting review, if accepted now
+    (docs/rules.md, "The grade"): ``excellent`` when it was never returned and
+    was made by the resolve deadline in force; ``qualified`` otherwise. The rules
+    never default to ``unqualified``: that is the reviewer's judgement, with a
+    reason."""
+    done = state.resolve.done_at
+    on_time = done is not None and done <= state.resolve.due
+    return "excellent" if on_time and state.returns == 0 else "qualified"
 
 
 # -- checking ------------------------------------------------------------------------------
@@ -446,6 +462,16 @@ def _transition(state: ItemState, event: Event) -> Refusal | None:
         case Reviewed():
             if status is not Status.RESOLVED:
                 return _invalid(state, event, "nothing awaits review")
+            if (
+                event.grade is not None
+                and event.grade != default_grade(state)
+                and not event.reason.strip()
+            ):
+                return Refusal(
+                    reason=errors.GRADE_NEEDS_REASON,
+                    detail=f"{event.TYPE}: the grade {event.grade} differs from the "
+                    f"rules' default {default_grade(state)}; the reviewer says why",
+                )
         case Closed():
             if status is not Status.ACCEPTED:
                 return _invalid(state, event, "only an accepted item is closed")
@@ -638,6 +664,7 @@ def _changes(s: ItemState, event_id: str, ev: Event) -> dict[str, Any]:
             }
             if ev.outcome == "accept":
                 changes["status"] = Status.ACCEPTED
+                changes["grade"] = ev.grade
             else:
                 changes["status"] = Status.RETURNED
                 changes["returns"] = s.returns + 1

@@ -135,7 +135,7 @@ _STRINGS = [
     f"14-{MAX_COUNTER + 1}", "14-" + "9" * 20, "14-000001\n", "-000001",
     # choices
     "general", "major", "explicit", "natural", "working", "accept", "return", "General",
-    "minor", "major ",
+    "minor", "major ", "excellent", "qualified", "unqualified", "Excellent", "优秀",
     # event ids
     "ab" * 32, "AB" * 32, "ab" * 31 + "a", "ab" * 33, "ab" * 31 + "ag", "ab" * 31 + "a\n",
     "ab" * 31 + "中",
@@ -204,7 +204,7 @@ SAMPLES: list[Event] = [
     ),
     PlanDecided(**_DOWN, approved=False, reason="太慢"),
     Resolved(**_UP, text="已解决", attachments=(), files=()),
-    Reviewed(**_DOWN, outcome="return", reason="重做"),
+    Reviewed(**_DOWN, outcome="accept", reason="提前完成且质量好", grade="excellent"),
     Closed(**_DOWN, note="销号"),
     Urged(**_DOWN, author="省督查室", text="请加快"),
     Instructed(**_DOWN, author="王副省长", text="务必按期完成"),
@@ -292,6 +292,19 @@ def test_the_edges_reach_every_check_the_types_leave_out() -> None:
         assert not taken(title="a\u2028")  # _AFTER title
     assert taken(to="140105002", assignee="140105002")
     assert taken(description="第一段\n第二段\u3000", title="修\u3000路")
+    reviewed = _body(next(e for e in SAMPLES if isinstance(e, Reviewed)))
+    for changes, fast in (
+        ({}, True),
+        ({"grade": "unqualified"}, True),
+        ({"outcome": "return"}, False),  # Reviewed._check: a return is not graded
+        ({"outcome": "return", "grade": ...}, True),
+        ({"grade": "Excellent"}, False),
+    ):
+        body = codec.encode(
+            {k: v for k, v in {**reviewed, **changes}.items() if v is not ...}
+        )
+        assert (EVENT_PATHS.fast("item.reviewed", body) is not None) is fast
+        assert agree("item.reviewed", body) is fast
     decided = _body(SAMPLES[-1])
     for request, fast in (("ab" * 32, True), ("AB" * 32, False), ("ab" * 31 + "ag", False)):
         body = codec.encode({**decided, "request": request})

@@ -251,7 +251,7 @@ def test_quarter_ranking_worked_out_by_hand() -> None:
     assert units["finance"].counts == {
         "deploy_on_time": 2, "late_deploy": 0, "feedback_on_time": 1, "late_feedback": 1,
         "resolved_excellent": 1, "resolved_qualified": 1, "returned": 1, "unfinished": 0,
-        "urged": 0,
+        "urged": 0, "monthly_missed": 0,
     }
     nodes = {s.node: s for s in result.nodes}
     assert (nodes["14"].gained, nodes["14"].deducted, nodes["14"].items) == (

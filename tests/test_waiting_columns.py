@@ -111,7 +111,8 @@ def test_the_migration_fills_existing_rows(tmp_path: Path) -> None:
     quiet["item_id"] = "14-000009"
     with sqlite3.connect(path) as db:
         for row in (busy, quiet, planned):
-            kept = {k: v for k, v in row.items() if k not in COLUMNS}
+            # Only 0009's columns: not 0010's, nor later revisions' (0011: grade).
+            kept = {k: v for k, v in row.items() if k not in COLUMNS and k != "grade"}
             db.execute(f"INSERT INTO items ({', '.join(kept)}) VALUES "
                        f"({', '.join('?' * len(kept))})", list(kept.values()))
     with engine.begin() as conn:

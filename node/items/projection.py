@@ -183,6 +183,7 @@ def row_of(state: ItemState, path_of: PathOf) -> dict[str, Any]:
         "instruction_open_at": instructions[0].at if instructions else None,
         "urge_open_at": urges[0].at if urges else None,
         "monthly_due": state.monthly_due,
+        "grade": state.grade,
     }
 
 

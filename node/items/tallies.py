@@ -181,7 +181,7 @@ ROW_TALLIES: Final = (NODES, QUARTERS, WEEKS, OPEN, FINISHED)
 SCORE_COUNTERS: Final = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
     "resolved_excellent", "resolved_qualified", "returned", "unfinished", "urged",
-    "node_items", "unit_items",
+    "monthly_missed", "node_items", "unit_items",
 )
 SCORES: Final = Tally(t.score_tallies, ("quarter", "path", "unit"), SCORE_COUNTERS)
 RANKING: Final = Tally(t.tally_ranking, ("path", "unit"), SCORE_COUNTERS)

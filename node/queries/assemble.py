@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, case, func, or_, select
@@ -316,7 +317,7 @@ def _urges(state: Mapping[str, Any], names: Names) -> str:
             f"{last['author']}（{names.node(last['by'])}）")
 
 
-def _ledger_row(row: Any, names: Names, now: int) -> excel.LedgerRow:
+def _ledger_row(row: Any, names: Names, now: int, points: Decimal | None) -> excel.LedgerRow:
     """One printed row; an accepted or closed item shows 100 % progress."""
     state = json.loads(row.state)
     colour = deadlines.colour_at(row.done, row.yellow_from, row.red_from, now)
@@ -339,6 +340,8 @@ def _ledger_row(row: Any, names: Names, now: int) -> excel.LedgerRow:
         latest_feedback=_latest_feedback(state),
         overdue=colour is deadlines.Colour.RED,
         urges=_urges(state, names),
+        grade=labels.name(labels.GRADE, state.get("grade")) if state.get("grade") else "",
+        points=points,
     )
 
 
@@ -586,7 +589,9 @@ class Reports:
                         "too_many_rows",
                         f"{total} items match; narrow the filters to at most {MAX_EXPORT_ROWS}",
                     )
-            rows = [_ledger_row(row, names, now) for row in await conn.execute(stmt)]
+            found = list(await conn.execute(stmt))
+            points = await ledger.points_of(conn, [r.item_id for r in found], self.rules)
+            rows = [_ledger_row(row, names, now, points[row.item_id]) for row in found]
         stamp = datetime.fromtimestamp(now / 1000, CHINA_TZ)
         title = f"{names.node(scope)}“13710”督办事项台账"
         info = (

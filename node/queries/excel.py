@@ -16,6 +16,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from openpyxl import Workbook
@@ -25,6 +26,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.cell_range import CellRange
 
+from node.queries.scores import number as json_number
 from protocol.rules import CHINA_TZ
 
 SHEET: Final = "台账"
@@ -54,6 +56,8 @@ COLUMNS: Final = (
     ("最新反馈", 48),
     ("是否逾期", 10),
     ("催办情况", 30),
+    ("评价", 8),
+    ("积分", 8),
 )
 HEADERS: Final = tuple(name for name, _ in COLUMNS)
 WARNING_COLUMN: Final = HEADERS.index("预警") + 1
@@ -64,7 +68,7 @@ _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _WRAP = Alignment(wrap_text=True, vertical="top")
 _CENTRE = Alignment(horizontal="center", vertical="top", wrap_text=True)
-_CENTRED_COLUMNS = frozenset({"序号", "当前状态", "办理进度", "预警", "是否逾期"})
+_CENTRED_COLUMNS = frozenset({"序号", "当前状态", "办理进度", "预警", "是否逾期", "评价", "积分"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +93,10 @@ class LedgerRow:
     overdue: bool
     urges: str = ""
     """How often the item was urged (催办), and the last time by whom; "" if never."""
+    grade: str = ""
+    """The closing grade (评价) in Chinese; "" while not graded."""
+    points: Decimal | None = None
+    """The points its events earned (ledger.points_of); None while being scored again."""
 
 
 def local_time(ms: int) -> datetime:
@@ -147,6 +155,8 @@ def _values(number: int, row: LedgerRow) -> list[object]:
         _clip(row.latest_feedback),
         "是" if row.overdue else "否",
         row.urges,
+        row.grade,
+        "计算中" if row.points is None else json_number(row.points),
     ]
 
 

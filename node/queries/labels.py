@@ -39,8 +39,11 @@ CLASS: Final = {
     "major": "重大复杂问题（1个月）",
     "explicit": "明确时限",
 }
+GRADE: Final = {"excellent": "优秀", "qualified": "合格", "unqualified": "不合格"}
 COLOUR: Final = {"green": "绿", "yellow": "黄", "red": "红", "grey": "—"}
-DEADLINE: Final = {"deploy": "研究部署", "feedback": "首次反馈", "resolve": "落实解决"}
+DEADLINE: Final = {
+    "deploy": "研究部署", "feedback": "首次反馈", "resolve": "落实解决", "monthly": "按月反馈",
+}
 RULE: Final = {
     "deploy_on_time": "按时研究部署",
     "late_deploy": "逾期研究部署",
@@ -51,6 +54,7 @@ RULE: Final = {
     "returned": "被退回",
     "unfinished": "季度末逾期未完成",
     "urged": "被催办",
+    "monthly_missed": "未按月反馈",
 }
 
 

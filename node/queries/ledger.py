@@ -18,10 +18,11 @@ is: when its newest event reached us, and the state of the link it comes over.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +32,8 @@ from sqlalchemy.sql.expression import UnaryExpression
 from node.clock import Clock, iso, parse_moment
 from node.config import Config
 from node.errors import Forbidden, NotFound, bad
+from node.items.projection import item_events
+from node.queries.scores import RULES, ScoreRules, event_lines, number, walk
 from node.storage import schema as t
 from node.storage.db import Database
 from node.storage.events import PARENT
@@ -274,6 +277,7 @@ LIST_COLUMNS = (
     t.items.c.urges,
     t.items.c.last_urged_at,
     t.items.c.last_urged_by,
+    t.items.c.grade,
 )
 
 
@@ -306,7 +310,48 @@ def summary(row: Any, now: int) -> dict[str, Any]:
             "last_at": None if row.last_urged_at is None else iso(row.last_urged_at),
             "last_by": row.last_urged_by,
         },
+        "grade": row.grade,
     }
+
+
+EVENT_RULES: Final = tuple(rule for rule in RULES if rule != "unfinished")
+"""The rules whose lines an item's own events earn (the item's points)."""
+
+
+async def points_of(
+    conn: AsyncConnection, ids: Sequence[str], rules: ScoreRules
+) -> dict[str, Decimal | None]:
+    """Each item's points (积分): the sum of the point lines its events earned, every
+    quarter together (docs/reports.md; ``unfinished``, a quarter's judgement of the
+    handling unit, is not an item's). Read from the keeper's counts (``score_rows``);
+    an item written since it was last scored (``score_exceptions``) is replayed from
+    its events here. None only for an item with no stored event."""
+    out: dict[str, Decimal | None] = {}
+    s, e = t.score_rows.c, t.score_exceptions.c
+    for i in range(0, len(ids), _POINTS_CHUNK):
+        chunk = list(ids[i : i + _POINTS_CHUNK])
+        for item in chunk:
+            out[item] = Decimal(0)
+        sums = select(s.item_id, *(func.sum(s[r]).label(r) for r in EVENT_RULES)).where(
+            s.item_id.in_(chunk)
+        ).group_by(s.item_id)
+        for row in await conn.execute(sums):
+            out[row.item_id] = sum(
+                (rules.points(r) * int(row._mapping[r] or 0) for r in EVENT_RULES), Decimal(0)
+            )
+        dirty = [item for (item,) in await conn.execute(
+            select(e.item_id).where(e.item_id.in_(chunk))
+        )]
+        grouped = await item_events(conn, dirty) if dirty else {}
+        for item in dirty:
+            pairs = grouped.get(item)
+            out[item] = None if not pairs else sum(
+                (line.points for line in event_lines(walk(pairs), rules)), Decimal(0)
+            )
+    return out
+
+
+_POINTS_CHUNK: Final = 500
 
 
 class Access(StrEnum):
@@ -505,12 +550,14 @@ class Ledger:
         tree: KnownTree,
         connected: Callable[[str], bool],
         boards: tuple[str, ...],
+        rules: ScoreRules | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.tree = tree
         self.connected = connected
         self.boards = boards
+        self.rules = rules or ScoreRules()
 
     async def freshness(
         self, nodes: set[str], conn: AsyncConnection | None = None
@@ -555,6 +602,12 @@ class Ledger:
             }
         return out
 
+    async def points(self, item: str) -> int | float | None:
+        """One item's points (:func:`points_of`), as a JSON number."""
+        async with self.db.read() as conn:
+            value = (await points_of(conn, [item], self.rules))[item]
+        return None if value is None else number(value)
+
     async def list_items(self, params: Any) -> dict[str, Any]:
         """One page of the ledger for the query ``params`` (``GET /api/v1/items``):
         NotFound for an unknown scope, Forbidden for one outside this node's subtree."""
@@ -573,6 +626,10 @@ class Ledger:
         async with self.db.read() as conn:
             page = await fetch_page(conn, query, path, now, me=me, dialect=self.db.dialect)
             items = [summary(r, now) for r in page.rows]
+            points = await points_of(conn, [i["id"] for i in items], self.rules)
+            for entry in items:
+                value = points[entry["id"]]
+                entry["points"] = None if value is None else number(value)
             nodes = await self.freshness({i["assignee"] for i in items} | {query.scope}, conn)
         return {
             "items": items,

@@ -15,11 +15,13 @@ deploy_on_time     ``item.deployed`` at or before the deploy deadline          +
 late_deploy        ``item.deployed`` after it                                  -
 feedback_on_time   the first feedback (or resolution) by the feedback deadline +
 late_feedback      the first feedback (or resolution) after it                 -
-resolved_excellent accepted on the first review, resolved by the deadline     +
-resolved_qualified accepted after a return, or resolved late                  +
+resolved_excellent accepted and graded excellent (优秀)                         +
+resolved_qualified accepted and graded qualified (合格)                         +
 returned           each ``item.reviewed`` with outcome "return"               -
 unfinished         open at the quarter's end with a 1-3-7 deadline passed     -
 urged              each ``item.urged`` (催办) the handling unit receives       -
+monthly_missed     each monthly report date under an approved plan passed    -
+                   before the next report (feedback or resolution)
 ================== ======================================================== =====
 
 A step is measured against the deadline in force when it was done (for the
@@ -44,13 +46,15 @@ from protocol.events import (
     Deployed,
     Event,
     ExtensionDecided,
+    Feedback,
     PlanDecided,
     Resolved,
     Reviewed,
     Updated,
     Urged,
 )
-from protocol.fold import ItemState, Status, apply, can_apply, sort_key
+from protocol.fold import ItemState, Status, apply, can_apply, default_grade, sort_key
+from protocol.rules import add_month
 
 Pair = tuple[str, Event]
 
@@ -64,8 +68,15 @@ RULES: Final = (
     "returned",
     "unfinished",
     "urged",
+    "monthly_missed",
 )
-DEDUCTIONS: Final = frozenset({"late_deploy", "late_feedback", "returned", "unfinished", "urged"})
+_GRADE_RULES: Final = {"excellent": "resolved_excellent", "qualified": "resolved_qualified"}
+"""The award of each closing grade; an acceptance graded unqualified (不合格) earns none."""
+DEDUCTIONS: Final = frozenset(
+    {"late_deploy", "late_feedback", "returned", "unfinished", "urged", "monthly_missed"}
+)
+MAX_MISSED_MONTHS: Final = 120
+"""The most monthly reports one late report counts as missed (ten years of them)."""
 MAX_POINTS: Final = Decimal(1000)
 
 
@@ -82,6 +93,7 @@ class ScoreRules:
     returned: Decimal = Decimal("1")
     unfinished: Decimal = Decimal("2")
     urged: Decimal = Decimal("0.5")
+    monthly_missed: Decimal = Decimal("0.5")
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -156,6 +168,9 @@ class _Step:
     after: ItemState
     due_set_by: Mapping[str, str]
     resolution: str | None
+    monthly_from: str | None = None
+    """The event the monthly report date in force before this one counts from (the
+    plan's approval, or the latest feedback since)."""
 
 
 def walk(pairs: Iterable[Pair]) -> list[_Step]:
@@ -181,16 +196,23 @@ def walk(pairs: Iterable[Pair]) -> list[_Step]:
             after = apply(state, event_id, event)
             if len(after.applied) == len(state.applied):
                 continue
+        monthly_from = due_set_by.get("monthly")
         match event:
             case Assigned():
                 due_set_by = dict.fromkeys(("deploy", "feedback", "resolve"), event_id)
             case Updated() if event.deadlines is not None:
                 due_set_by = dict.fromkeys(("deploy", "feedback", "resolve"), event_id)
-            case PlanDecided() | ExtensionDecided() if event.approved:
+            case PlanDecided() if event.approved:
+                due_set_by = {**due_set_by, "resolve": event_id, "monthly": event_id}
+            case ExtensionDecided() if event.approved:
                 due_set_by = {**due_set_by, "resolve": event_id}
+            case Feedback():
+                due_set_by = {**due_set_by, "monthly": event_id}
             case Resolved():
                 resolution = event_id
-        steps.append(_Step(event_id, event, state, after, dict(due_set_by), resolution))
+        steps.append(
+            _Step(event_id, event, state, after, dict(due_set_by), resolution, monthly_from)
+        )
         state = after
     return steps
 
@@ -240,6 +262,13 @@ def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
             due = before.first_feedback.due
             rule = "feedback_on_time" if event.at <= due else "late_feedback"
             add(step, rule, _ids(step.event_id, step.due_set_by["feedback"]), "feedback", due)
+        if isinstance(event, Feedback | Resolved) and before.monthly_due is not None:
+            # Each monthly report date (按月反馈) passed before this report: one missed.
+            due, missed = before.monthly_due, 0
+            while event.at > due and missed < MAX_MISSED_MONTHS:
+                add(step, "monthly_missed", _ids(step.event_id, step.monthly_from),
+                    "monthly", due)
+                due, missed = add_month(due, "natural")[0], missed + 1
         if isinstance(event, Urged):
             add(step, "urged", _ids(step.event_id, step.due_set_by["resolve"]), "resolve",
                 before.resolve.due)
@@ -248,10 +277,13 @@ def event_lines(steps: Sequence[_Step], rules: ScoreRules) -> list[PointLine]:
                 add(step, "returned", _ids(step.event_id, step.resolution), "resolve",
                     before.resolve.due)
             else:
-                excellent = before.returns == 0 and bool(after.resolve.met)
-                rule = "resolved_excellent" if excellent else "resolved_qualified"
-                events = _ids(step.event_id, step.resolution, step.due_set_by["resolve"])
-                add(step, rule, events, "resolve", after.resolve.due)
+                # The signed grade (评价) decides; an acceptance signed before grades
+                # gets the rules' default, which is what the node then computed.
+                grade = event.grade or default_grade(before)
+                award = _GRADE_RULES.get(grade)
+                if award is not None:
+                    events = _ids(step.event_id, step.resolution, step.due_set_by["resolve"])
+                    add(step, award, events, "resolve", after.resolve.due)
     return lines
 
 

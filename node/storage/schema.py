@@ -164,6 +164,8 @@ items = Table(
     Column("urge_open_at", BigInteger),
     # When the next monthly progress report is due under an approved plan (None: none owed).
     Column("monthly_due", BigInteger),
+    # The closing grade (评价) the accepting review signed; None before (revision 0011).
+    Column("grade", String(16)),
 )
 # The ledger's access paths (node/queries/ledger.py; docs/performance.md, "Ledger"). The
 # ledger's cheap filter columns ride along in the wide indexes, so filters are checked
@@ -464,7 +466,7 @@ tally_marks = Table(
 _SCORE_COUNTERS = (
     "deploy_on_time", "late_deploy", "feedback_on_time", "late_feedback",
     "resolved_excellent", "resolved_qualified", "returned", "unfinished", "urged",
-    "node_items", "unit_items",
+    "monthly_missed", "node_items", "unit_items",
 )
 score_rows = Table(
     "score_rows",

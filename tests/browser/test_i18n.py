@@ -7,6 +7,7 @@ from pathlib import Path
 
 from node.http.web import i18n, item, ledger
 from protocol import rules
+from protocol.events import GRADES
 from protocol.fold import ExtensionStatus, Status
 
 WEB = Path(__file__).resolve().parents[2] / "node" / "http" / "web"
@@ -25,6 +26,7 @@ def test_every_key_used_is_in_the_catalogue() -> None:
         "sort.": list(ledger.SORT_CHOICES),
         "item.deadline.": ["deploy", "feedback", "resolve"],
         "item.extension.": [status.value for status in ExtensionStatus],
+        "grade.": list(GRADES),
     }
     for prefix, names in dynamic.items():
         assert prefix in used

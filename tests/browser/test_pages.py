@@ -156,7 +156,7 @@ async def test_walk_through_assign_report_review_close(
         assert "签名已验证" in history and "签名验证失败" not in history
         await up.click("#form-review button[value=return]")
         error = await text_of(up, "#form-review .form-error")
-        assert "请填写“理由”" in error, error
+        assert "请填写“审核意见（退回或改变默认评价时必填）”" in error, error
         await shot(up, shots, "item-review-error-desktop")
         await up.click("#form-review button[value=accept]")
         await up.wait_for_url(re.compile(r".*\?done=review(#.*)?$"))

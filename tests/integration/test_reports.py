@@ -402,30 +402,30 @@ async def check_excel(viewer: Api, ids: dict[str, str]) -> None:
     assert HEADERS == (
         "序号", "事项编号", "事项名称", "板块", "来源", "事项类别", "交办单位", "承办单位",
         "责任单位（牵头单位）", "协办单位", "交办时间", "办理时限", "当前状态", "办理进度",
-        "预警", "最新反馈", "是否逾期", "催办情况",
+        "预警", "最新反馈", "是否逾期", "催办情况", "评价", "积分",
     )
     assert ws.freeze_panes == "A4"
-    assert ws.auto_filter.ref == "A3:R8"
+    assert ws.auto_filter.ref == "A3:T8"
     assert ws.column_dimensions["C"].width == dict(COLUMNS)["事项名称"]
     assert ws["A3"].font.b is True
     assert rows(ws) == [
         [1, ids["E"], "排查燃气安全隐患", "日常管理事项", "专题会议", "一般性问题（7天）",
          "山西省", "太原市", None, None, datetime(2026, 9, 1, 9), datetime(2026, 9, 8, 9),
-         "已办结", 1, "—", "2026-09-07 【办结】隐患已全部整改", "否", None],
+         "已办结", 1, "—", "2026-09-07 【办结】隐患已全部整改", "否", None, "优秀", 4.5],
         [2, ids["A"], "落实减税降费政策", "重点工作任务", "政府常务会议", "一般性问题（7天）",
          "山西省", "山西省", "财政厅", "生态环境厅", datetime(2026, 9, 7, 9),
          datetime(2026, 9, 14, 9), "已销号", 1, "—", "2026-09-10 【办结】政策已全部落实到位",
-         "否", None],
+         "否", None, "优秀", 4.5],
         [3, ids["B"], "整治入河排污口", "日常管理事项", "领导批示", "一般性问题（7天）",
          "山西省", "山西省", "生态环境厅", None, datetime(2026, 9, 7, 9),
-         datetime(2026, 9, 14, 9), "已部署", 0, "红", None, "是", None],
+         datetime(2026, 9, 14, 9), "已部署", 0, "红", None, "是", None, None, -0.5],
         [4, ids["C"], "解决企业用地手续问题", "重点招商项目", "政府办公会议", "一般性问题（7天）",
          "山西省", "太原市", None, None, datetime(2026, 9, 7, 9), datetime(2026, 9, 14, 9),
-         "已办结", 1, "—", "2026-09-13 【办结】已补充不动产证复印件", "否", None],
+         "已办结", 1, "—", "2026-09-13 【办结】已补充不动产证复印件", "否", None, "合格", 1.5],
         [5, ids["D"], "推进大气污染联防联控", "重大改革事项", "政府全体会议", "明确时限",
          "山西省", "山西省", "财政厅", None, datetime(2026, 9, 9, 9),
          datetime(2026, 10, 30, 18), "办理中", 0.2, "绿", "2026-09-11 已制定联防联控方案",
-         "否", None],
+         "否", None, None, 1.5],
     ]
     fills = {ws.cell(row=r, column=15).value: ws.cell(row=r, column=15).fill.fgColor.rgb
              for r in range(4, 9)}
@@ -451,7 +451,7 @@ async def check_excel(viewer: Api, ids: dict[str, str]) -> None:
         assert got == [i["id"] for i in ledger["items"]], query
         assert got == [ids[name] for name in expected], query
     ws, _ = await xlsx(viewer, "?status=withdrawn")
-    assert rows(ws) == [] and ws.auto_filter.ref == "A3:R4"
+    assert rows(ws) == [] and ws.auto_filter.ref == "A3:T4"
     ws, _ = await xlsx(viewer, "?q=%01%1F%E6%8E%92")  # characters no worksheet can hold
     assert rows(ws) == [] and "q=排；" in ws["A2"].value
 

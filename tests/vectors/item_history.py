@@ -6,10 +6,11 @@ province urges it (催办), the township reports, a provincial leader writes an
 instruction (批示), the township submits a plan that the province approves,
 reports a milestone answering the instruction, asks for an extension that the
 province approves (the resolve deadline moves), resolves, is returned once,
-resolves again, is accepted and the province closes the item. A last event, the
-township trying to close the item itself, shows a refusal. Keys come from fixed
-seeds and Ed25519 is deterministic, so every byte is reproducible: another
-implementation must produce the same envelopes, event ids and state.
+resolves again, is accepted with the grade excellent (优秀; the rules' default
+after a return is qualified, so the province says why) and the province closes
+the item. A last event, the township trying to close the item itself, shows a
+refusal. Keys come from fixed seeds and Ed25519 is deterministic, so every byte
+is reproducible: another implementation must produce the same envelopes, event ids and state.
 
 Run ``python tests/vectors/item_history.py`` to regenerate item_history.json.
 """
@@ -200,7 +201,8 @@ def _history() -> list[Event]:
             files=(FileRef(digest=report, name="验收报告.pdf", size=2048, type="application/pdf"),),
         ),
         Reviewed(
-            **down, seq=141, lamport=10, at=china_ms(2026, 12, 25, 10), outcome="accept", reason=""
+            **down, seq=141, lamport=10, at=china_ms(2026, 12, 25, 10), outcome="accept",
+            reason="返工后资料齐全,群众满意度高", grade="excellent",
         ),
         Closed(**down, seq=142, lamport=11, at=china_ms(2026, 12, 25, 10, 5), note="销号"),
         Closed(**up, seq=48, lamport=12, at=china_ms(2026, 12, 25, 11), note="越权销号"),

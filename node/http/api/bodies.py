@@ -38,6 +38,7 @@ from protocol.events import (
     CODE_PATTERN,
     DIGEST_LEN,
     EVENT_ID_PATTERN,
+    GRADES,
     ITEM_ID_PATTERN,
     LINE_CONTROLS,
     MAX_ATTACHMENTS,
@@ -399,10 +400,20 @@ class Resolve(Body):
 
 
 class Review(Body):
-    """Accept or return a resolution; returning needs a reason."""
+    """Accept or return a resolution; returning needs a reason. An acceptance is graded
+    (评价): ``grade`` defaults to the rules' grade (docs/rules.md, "The grade"); a
+    different one needs a ``reason`` (``grade_needs_reason``)."""
 
     outcome: Outcome
-    reason: Annotated[MaybeReason, Meta(description="Required when returning.")] | None = None
+    reason: Annotated[
+        MaybeReason,
+        Meta(description="Required when returning, and for a grade other than the default."),
+    ] | None = None
+    grade: Annotated[
+        Literal[GRADES],  # type: ignore[valid-type]
+        Meta(description="excellent (优秀), qualified (合格) or unqualified (不合格); "
+             "only when accepting. Absent: the rules' default."),
+    ] | None = None
 
     schema_extra: ClassVar[dict[str, Any]] = {
         "if": {"properties": {"outcome": {"const": "return"}}, "required": ["outcome"]},
@@ -410,6 +421,8 @@ class Review(Body):
     }
 
     def check(self, at: str = "") -> None:
+        if self.outcome == "return" and self.grade is not None:
+            raise bad(f"{at}grade", "only an accepted resolution is graded")
         if self.outcome == "return":
             if self.reason is None:
                 raise bad(f"{at}reason", "is required when returning", "missing_field")

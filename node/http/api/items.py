@@ -30,7 +30,7 @@ from node.workflow.actions import Workflow
 from node.workflow.attachments import NewFile
 from protocol import envelope
 from protocol.certs import TrustStore
-from protocol.errors import ProtocolError
+from protocol.errors import GRADE_NEEDS_REASON, ProtocolError
 from protocol.events import (
     ITEM_RE,
     SOURCES,
@@ -52,6 +52,7 @@ from protocol.events import (
     Withdrawn,
     decode_event,
 )
+from protocol.fold import default_grade
 
 logger = logging.getLogger(__name__)
 
@@ -424,9 +425,7 @@ async def action_fields(
                 "text": body.text, "attachments": tuple(f.digest for f in named), "files": named,
             }
         case bodies.Review():
-            return Action.REVIEW, Reviewed, {
-                "outcome": body.outcome, "reason": body.reason or ""
-            }
+            return Action.REVIEW, Reviewed, await _review_fields(body, wf, item)
         case bodies.Close():
             return Action.CLOSE, Closed, {"note": body.note}
         case bodies.Withdraw():
@@ -454,6 +453,23 @@ async def action_fields(
                 "request": pending.event_id, "approved": body.approve, "reason": body.text,
             }
     raise AssertionError(f"no event for {type(body).__name__}")  # pragma: no cover
+
+
+async def _review_fields(body: bodies.Review, wf: Workflow, item: str) -> dict[str, Any]:
+    """A review's fields: an acceptance carries its grade, the rules' default unless
+    the reviewer chose another and said why (``grade_needs_reason``)."""
+    reason = body.reason or ""
+    if body.outcome != "accept":
+        return {"outcome": body.outcome, "reason": reason}
+    default = default_grade(await wf.state(item))
+    grade = body.grade or default
+    if grade != default and not reason:
+        raise Invalid(
+            GRADE_NEEDS_REASON,
+            f"reason: the grade {grade} differs from the rules' default {default}: say why",
+            "reason",
+        )
+    return {"outcome": body.outcome, "reason": reason, "grade": grade}
 
 
 def _milestones(body: bodies.Plan) -> tuple[Milestone, ...]:

@@ -72,6 +72,7 @@ REASONS: dict[int, dict[str, str]] = {
         "deadline_after_parent": "a sub-item's deadline is later than its item's own",
         "bad_cascade": "cascade is not a level below this node's (and the assignee's)",
         "deadline_by_extension": "update: a deadline moves only by an approved extension",
+        "grade_needs_reason": "review: a grade other than the rules' default needs a reason",
     },
     401: {
         "auth_required": "no bearer token and no session cookie",
@@ -106,6 +107,8 @@ REASONS: dict[int, dict[str, str]] = {
         "item_closed": "the item is closed",
         "item_withdrawn": "the item is withdrawn",
         "extension_too_late": "request_extension: the resolve deadline has passed",
+        "grade_needs_reason": "review: the default grade changed (a plan decided) before "
+        "signing: the grade differs from it and no reason is given",
         "not_cascade": "pass_down: the item names no level to go down to",
         "wrong_level": "pass_down: this node is not above the item's cascade level",
         "no_children": "pass_down: no child of this node is at or above that level",
@@ -231,6 +234,16 @@ def components(requests: dict[str, Schema]) -> Schema:
                     "last_at": {"type": ["string", "null"], "format": "date-time"},
                     "last_by": {"type": ["string", "null"]},
                 },
+            },
+            "grade": {
+                "type": ["string", "null"],
+                "enum": ["excellent", "qualified", "unqualified", None],
+                "description": "The closing grade (评价) the accepting review signed.",
+            },
+            "points": {
+                "type": ["number", "null"],
+                "description": "The item's incentive points (积分): the sum of the point "
+                "lines its events earned (docs/reports.md), every quarter together.",
             },
         },
     }

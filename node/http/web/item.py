@@ -88,7 +88,7 @@ from protocol.events import (
     Urged,
     Withdrawn,
 )
-from protocol.fold import ItemState, can_apply
+from protocol.fold import ItemState, can_apply, default_grade
 from protocol.ownership import Role, role_of
 
 DAY_MS = 86_400_000
@@ -368,6 +368,8 @@ async def _item_page(
         files=await file_entries(db, state),
         reminders_sent=await sent_reminders(db, item),
         evidence=review_evidence(state) if "review" in actions else [],
+        default_grade=default_grade(state) if "review" in actions else None,
+        points=await request.app[LEDGER].points(item),
         limits=upload_limits(request.app[CONFIG]),
         upload_msgs=upload_messages(translator(request)),
         upload_js=request.app[STATIC_URL]["upload_js"],
@@ -509,6 +511,8 @@ def action_body(action: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
             fields[key] = int(text) if text.isascii() and text.isdigit() else text
         else:
             fields[key] = value
+    if action == "review" and fields.get("outcome") == "return":
+        fields.pop("grade", None)  # the form's select goes with either button
     if action == "decide_extension":
         fields["approve"] = str(form.get("approve") or "") == "true"
     if action == "plan":
