@@ -10,7 +10,6 @@ with what was typed kept. Every page is checked at 1366 px and at 390 px.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,16 @@ import aiohttp
 
 from node.clock import SystemClock
 from tests.api_client import Api, deployed_item, person
-from tests.browser.test_pages import add_person, no_overflow, shot, sign_in, text_of, until
+from tests.browser.test_pages import (
+    WIDTHS,
+    add_person,
+    at_both_widths,
+    refused_form,
+    sign_in,
+    submit_form,
+    text_of,
+    until,
+)
 from tests.federation import build
 
 PROVINCE, COUNTY, TOWNSHIP = "14", "140105", "140105001"
@@ -28,27 +36,8 @@ SHAPE = [
     (COUNTY, PROVINCE, "小店区", "county"),
     (TOWNSHIP, COUNTY, "坞城街道", "township"),
 ]
-WIDTHS = ({"width": 1366, "height": 900}, {"width": 390, "height": 844})
 CHINA = timezone(timedelta(hours=8))
 INSTRUCTION = "务必在汛期前完成排水改造，确保群众安全。"
-
-
-async def _submit(page: Any, form: str, action: str, button: str = "button[type=submit]") -> None:
-    async with page.expect_navigation(url=re.compile(rf".*\?done={action}(#.*)?$")):
-        await page.click(f"{form} {button}")
-
-
-async def _refused(page: Any, form: str, button: str = "button[type=submit]") -> str:
-    async with page.expect_navigation():
-        await page.click(f"{form} {button}")
-    return await text_of(page, f"{form} .form-error")
-
-
-async def _both_widths(page: Any, shots: Path, name: str) -> None:
-    for viewport in WIDTHS:
-        await page.set_viewport_size(viewport)
-        await no_overflow(page)
-        await shot(page, shots, f"{name}-{viewport['width']}")
 
 
 async def test_urge_instruct_and_extend_from_the_item_page(
@@ -82,10 +71,10 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         assert await gov.locator("#form-urge").count() == 1
         assert await gov.locator("#form-decide_extension").count() == 0
         await gov.fill("#form-instruct textarea[name=text]", "  ")
-        error = await _refused(gov, "#form-instruct")
+        error = await refused_form(gov, "#form-instruct")
         assert error == "请填写“批示内容”。", error  # the form's own label, not "办理情况"
         await gov.fill("#form-instruct textarea[name=text]", INSTRUCTION)
-        await _submit(gov, "#form-instruct", "instruct")
+        await submit_form(gov, "#form-instruct", "instruct")
         assert INSTRUCTION in await text_of(gov, "#instructions")
         assert "王副省长" in await text_of(gov, "#instructions")
 
@@ -95,14 +84,14 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         assert await sup.locator("#form-instruct").count() == 0  # a supervisor does not instruct
         long_text = "请加快进度" * 401
         await sup.fill("#form-urge textarea[name=text]", long_text)
-        await _refused(sup, "#form-urge")
+        await refused_form(sup, "#form-urge")
         assert await sup.input_value("#form-urge textarea[name=text]") == long_text
         await sup.fill("#form-urge textarea[name=text]", "请本周内反馈整改进展")
-        await _submit(sup, "#form-urge", "urge")
+        await submit_form(sup, "#form-urge", "urge")
         summary = await text_of(sup, "#urges")
         assert "已催办 1 次" in summary and "省政府督查室" in summary, summary
         assert "请本周内反馈整改进展" in await text_of(sup, "#timeline")
-        await _both_widths(sup, shots, "acts-province-urged")
+        await at_both_widths(sup, shots, "acts-province-urged")
         await sup.goto(f"{fed[PROVINCE].url}/ledger")
         assert "已催办1次" in await text_of(sup, f"tr[data-item='{item}']")
 
@@ -115,7 +104,7 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         await zhen.fill("#form-feedback textarea[name=text]", "已按批示制定汛期前改造计划")
         await zhen.fill("#form-feedback input[name=progress]", "30")
         await zhen.select_option("#form-feedback select[name=answers]", index=1)
-        await _submit(zhen, "#form-feedback", "feedback")
+        await submit_form(zhen, "#form-feedback", "feedback")
         assert "已反馈落实情况（1次）" in await text_of(zhen, "#instructions")
 
         today = datetime.now(CHINA)
@@ -126,25 +115,25 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         await zhen.fill(f"{form} textarea[name=text]", "汛期提前，施工受阻")
         await zhen.fill(f"{form} input[name=deadline]", too_early)
         await zhen.fill(f"{form} textarea[name=progress]", "完成三个小区")
-        error = await _refused(zhen, form)
+        error = await refused_form(zhen, form)
         assert "状态" in error, error  # earlier than the current deadline: refused
         assert await zhen.input_value(f"{form} textarea[name=text]") == "汛期提前，施工受阻"
         assert await zhen.input_value(f"{form} textarea[name=progress]") == "完成三个小区"
         await zhen.fill(f"{form} input[name=deadline]", new_day)
-        await _submit(zhen, form, "request_extension")
+        await submit_form(zhen, form, "request_extension")
         assert "待交办单位审批" in await text_of(zhen, "#extension-pending")
         assert await zhen.locator(form).count() == 0  # one pending at a time
-        await _both_widths(zhen, shots, "acts-township")
+        await at_both_widths(zhen, shots, "acts-township")
 
         # -- the county decides: refusing needs a reason; then it approves.
         xian = await open_as(COUNTY, "xian")
         await until(xian, url[COUNTY], "#extension-request", "汛期提前")
         assert await xian.locator("#form-urge").count() == 1  # the assigner urges too
-        await _both_widths(xian, shots, "acts-county-decide")
-        error = await _refused(xian, "#form-decide_extension", "button[value=false]")
+        await at_both_widths(xian, shots, "acts-county-decide")
+        error = await refused_form(xian, "#form-decide_extension", "button[value=false]")
         assert error == "请填写“审批意见（不同意时必填）”。", error
         await xian.fill("#form-decide_extension textarea[name=text]", "同意，务必按期完成")
-        await _submit(xian, "#form-decide_extension", "decide_extension",
+        await submit_form(xian, "#form-decide_extension", "decide_extension",
                       "button[value=true]")
         timeline = await text_of(xian, "#timeline")
         assert "同意延期" in timeline and "→" in timeline, timeline
@@ -157,7 +146,7 @@ async def test_urge_instruct_and_extend_from_the_item_page(
         history = await text_of(gov, "#history")
         for word in ("领导批示", "催办", "申请延期", "审批延期"):
             assert word in history, word
-        await _both_widths(gov, shots, "acts-province-after")
+        await at_both_widths(gov, shots, "acts-province-after")
         # English is available.
         await gov.goto(url[PROVINCE] + "?lang=en")
         assert "Leaders' instructions" in await text_of(gov, "#instructions")

@@ -12,7 +12,6 @@ at the province and, after sync, at the city.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,32 +20,22 @@ import aiohttp
 
 from node.clock import SystemClock
 from tests.api_client import Api, deployed_item, person
-from tests.browser.test_pages import add_person, no_overflow, shot, sign_in, text_of, until
+from tests.browser.test_pages import (
+    WIDTHS,
+    add_person,
+    at_both_widths,
+    refused_form,
+    sign_in,
+    submit_form,
+    text_of,
+    until,
+)
 from tests.federation import build, eventually
 
 PROVINCE, CITY = "14", "1401"
 SHAPE = [(PROVINCE, None, "山西省", "province"), (CITY, PROVINCE, "太原市", "city")]
-WIDTHS = ({"width": 1366, "height": 900}, {"width": 390, "height": 844})
 CHINA = timezone(timedelta(hours=8))
 REPORT = "本月完成两个小区管网改造，累计完成40%。"
-
-
-async def _submit(page: Any, form: str, action: str, button: str = "button[type=submit]") -> None:
-    async with page.expect_navigation(url=re.compile(rf".*\?done={action}(#.*)?$")):
-        await page.click(f"{form} {button}")
-
-
-async def _refused(page: Any, form: str, button: str = "button[type=submit]") -> str:
-    async with page.expect_navigation():
-        await page.click(f"{form} {button}")
-    return await text_of(page, f"{form} .form-error")
-
-
-async def _both_widths(page: Any, shots: Path, name: str) -> None:
-    for viewport in WIDTHS:
-        await page.set_viewport_size(viewport)
-        await no_overflow(page)
-        await shot(page, shots, f"{name}-{viewport['width']}")
 
 
 async def test_monthly_report_and_grade_from_the_item_page(
@@ -99,33 +88,33 @@ async def test_monthly_report_and_grade_from_the_item_page(
         assert await shi.input_value(f"{form} input[name=progress]") == "40"
         assert shi.url == url[CITY]
         await shi.fill(f"{form} textarea[name=text]", REPORT)
-        await _submit(shi, form, "monthly_report")
+        await submit_form(shi, form, "monthly_report")
         history = await text_of(shi, "#history")
         assert "【月度进展】" in history and REPORT in history, history
-        await _both_widths(shi, shots, "monthly-city")
+        await at_both_widths(shi, shots, "monthly-city")
         await shi.fill("#form-resolve textarea[name=text]", "改造全部完成")
-        await _submit(shi, "#form-resolve", "resolve")
+        await submit_form(shi, "#form-resolve", "resolve")
 
         # -- the province: the review form's default grade; another needs a reason.
         sup = await open_as(PROVINCE, "duchashi")
         await until(sup, url[PROVINCE], "#form-review", "按规则默认：优秀")
         assert await sup.input_value("#review-grade") == "excellent"
-        await _both_widths(sup, shots, "grade-review-form")
+        await at_both_widths(sup, shots, "grade-review-form")
         await sup.select_option("#review-grade", "unqualified")
-        error = await _refused(sup, "#form-review", "button[value=accept]")
+        error = await refused_form(sup, "#form-review", "button[value=accept]")
         assert error == "所选评价与按规则默认的评价不同，请填写理由。", error
         assert await sup.input_value("#review-grade") == "unqualified"  # the choice kept
         await sup.fill("#form-review textarea[name=reason]", "台账资料不全")
-        await _submit(sup, "#form-review", "review", "button[value=accept]")
+        await submit_form(sup, "#form-review", "review", "button[value=accept]")
         assert "不合格" in await text_of(sup, "#grade")
         assert "台账资料不全" in await text_of(sup, "#grade")
         await sup.wait_for_selector("#points")
         assert "不合格" in await text_of(sup, "#history")
-        await _both_widths(sup, shots, "grade-province")
+        await at_both_widths(sup, shots, "grade-province")
 
         # -- the city sees the grade after sync.
         await until(shi, url[CITY], "#grade", "不合格")
-        await _both_widths(shi, shots, "grade-city")
+        await at_both_widths(shi, shots, "grade-city")
     finally:
         for ctx in contexts:
             await ctx.close()

@@ -83,6 +83,33 @@ async def no_overflow(page: Any) -> None:
     assert width <= inner, f"{page.url}: {width}px wide in a {inner}px viewport"
 
 
+WIDTHS = ({"width": 1366, "height": 900}, {"width": 390, "height": 844})
+"""Desktop and phone, the widths every page is checked at."""
+
+
+async def submit_form(
+    page: Any, form: str, action: str, button: str = "button[type=submit]"
+) -> None:
+    """Submit ``form`` and wait for the item page to come back with ``?done=action``."""
+    async with page.expect_navigation(url=re.compile(rf".*\?done={action}(#.*)?$")):
+        await page.click(f"{form} {button}")
+
+
+async def refused_form(page: Any, form: str, button: str = "button[type=submit]") -> str:
+    """Submit ``form``, expecting it back refused: the text of its error."""
+    async with page.expect_navigation():
+        await page.click(f"{form} {button}")
+    return await text_of(page, f"{form} .form-error")
+
+
+async def at_both_widths(page: Any, shots: Path, name: str) -> None:
+    """The page fits, and a screenshot of it, at each of :data:`WIDTHS`."""
+    for viewport in WIDTHS:
+        await page.set_viewport_size(viewport)
+        await no_overflow(page)
+        await shot(page, shots, f"{name}-{viewport['width']}")
+
+
 async def test_walk_through_assign_report_review_close(
     tmp_path: Path, browser: Any, shots: Path
 ) -> None:
