@@ -290,18 +290,19 @@ def test_no_worker_when_configured_so() -> None:
     assert asyncio.run(run()) == 0
 
 
+async def until_ready(decoder: Decoder) -> None:
+    for _ in range(600):  # the worker starts in well under a minute
+        if decoder.ready():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the decoding worker did not start")
+
+
 def test_a_dead_worker_costs_nothing_but_time() -> None:
     """The worker killed between batches: the next batch is decoded in place, the same,
     and a later one starts a new worker."""
     raws = _many(MIN_EVENTS + 10)
     expected = [_view(d) for d in decode_all(raws, SKIP)]
-
-    async def until_ready(decoder: Decoder) -> None:
-        for _ in range(600):
-            if decoder.ready():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError("the decoding worker did not start")
 
     async def run() -> list[list[tuple[Any, ...]]]:
         decoder = Decoder(1)
@@ -333,13 +334,6 @@ def test_an_idle_worker_stops_and_a_later_catch_up_starts_another() -> None:
     must not keep a process for good); the next large batch starts a new one."""
     raws = _many(MIN_EVENTS + 10)
     expected = [_view(d) for d in decode_all(raws, SKIP)]
-
-    async def until_ready(decoder: Decoder) -> None:
-        for _ in range(600):
-            if decoder.ready():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError("the decoding worker did not start")
 
     async def run() -> tuple[list[list[tuple[Any, ...]]], int | None]:
         decoder = Decoder(1, idle_seconds=0.3)
