@@ -102,8 +102,18 @@ async def refused_form(page: Any, form: str, button: str = "button[type=submit]"
     return await text_of(page, f"{form} .form-error")
 
 
+async def no_raw_labels(page: Any) -> None:
+    """No catalogue text left unformatted ("{deadline}") and no code doubled in place
+    of a label ("urgeurge") on the page."""
+    text = str(await page.locator("body").inner_text())
+    assert not re.search(r"\{[a-z_]+\}", text), f"{page.url}: an unformatted label"
+    assert not re.search(r"\b([a-z_]{3,})\1\b", text), f"{page.url}: a code shown twice"
+
+
 async def at_both_widths(page: Any, shots: Path, name: str) -> None:
-    """The page fits, and a screenshot of it, at each of :data:`WIDTHS`."""
+    """The page fits, shows no raw label, and a screenshot of it, at each of
+    :data:`WIDTHS`."""
+    await no_raw_labels(page)
     for viewport in WIDTHS:
         await page.set_viewport_size(viewport)
         await no_overflow(page)

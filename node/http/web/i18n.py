@@ -732,7 +732,13 @@ DEADLINE = {
     "milestone": ("方案节点", "Plan milestone"),
     "monthly": ("按月反馈进展", "Monthly progress report"),
 }
-REMINDER_KIND = {"due_soon": ("即将到期提醒", "due soon"), "overdue": ("逾期提醒", "overdue")}
+REMINDER_KIND = {
+    "due_soon": ("即将到期提醒", "due soon"),
+    "overdue": ("逾期提醒", "overdue"),
+    # Notices (node/reminders/schedule.py NOTICES): their deadline and kind are the act.
+    "urge": ("催办通知", "Urge notice"),
+    "instruction": ("领导批示通知", "Instruction notice"),
+}
 FIELD = {
     "title": ("事项名称", "Title"),
     "description": ("具体要求", "Requirement"),
